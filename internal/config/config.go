@@ -1,0 +1,245 @@
+// Package config loads and validates parley's single TOML configuration
+// file. Start-up must fail loudly on anything suspicious (unknown keys,
+// impossible values) because a silently ignored typo in a server config
+// tends to surface much later as a security or availability problem.
+package config
+
+import (
+	"encoding"
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Config is the whole server configuration. Each field's toml tag is its key
+// in the file; parley.example.toml documents every key.
+type Config struct {
+	Hosts          []string `toml:"hosts"`           // served domains
+	AnonymousHosts []string `toml:"anonymous_hosts"` // domains where SASL ANONYMOUS gives throwaway accounts (XEP-0175)
+	DataDir        string   `toml:"data_dir"`
+
+	Listen struct {
+		C2S          string `toml:"c2s"`            // "" disables
+		C2SDirectTLS string `toml:"c2s_direct_tls"` // "" disables (XEP-0368)
+		Admin        string `toml:"admin"`          // loopback only; "" disables
+	} `toml:"listen"`
+
+	TLS struct {
+		Cert            string `toml:"cert"` // "" = self-signed certificate kept in data_dir
+		Key             string `toml:"key"`
+		RequireStartTLS bool   `toml:"require_starttls"`
+	} `toml:"tls"`
+
+	Storage struct {
+		Driver string `toml:"driver"` // "sqlite" or "postgres"
+		DSN    string `toml:"dsn"`    // sqlite: file path (filled in by Validate); postgres: connection string
+	} `toml:"storage"`
+
+	Registration struct {
+		Open              bool `toml:"open"`                 // XEP-0077 in-band registration
+		PerAddressPerHour int  `toml:"per_address_per_hour"` // 0 = no limit
+	} `toml:"registration"`
+
+	Limits struct {
+		MaxStanzaBytes         int      `toml:"max_stanza_bytes"`
+		AuthTimeout            Duration `toml:"auth_timeout"`
+		LoginFailuresPerMinute int      `toml:"login_failures_per_minute"`
+	} `toml:"limits"`
+
+	Log struct {
+		Level string `toml:"level"` // "debug", "info", "warn" or "error"
+	} `toml:"log"`
+}
+
+// Duration is a time.Duration written in the file as a Go duration string
+// such as "60s" or "5m".
+type Duration struct{ time.Duration }
+
+var (
+	_ encoding.TextUnmarshaler = (*Duration)(nil)
+	_ encoding.TextMarshaler   = Duration{}
+)
+
+// UnmarshalText parses a Go duration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("must be a duration such as \"60s\" or \"5m\", got %q", b)
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText writes the duration in the form UnmarshalText accepts, so a
+// Config can be encoded back to TOML (e.g. to show the effective settings).
+func (d Duration) MarshalText() ([]byte, error) {
+	return []byte(d.String()), nil
+}
+
+// Default returns the configuration used when no file is given, and the
+// base that a file's values are decoded over. It builds fresh slices on
+// every call because the TOML decoder reuses a slice's backing array.
+func Default() Config {
+	var c Config
+	c.Hosts = []string{"localhost"}
+	c.DataDir = "./parley-data"
+	c.Listen.C2S = "127.0.0.1:5222"
+	c.Listen.C2SDirectTLS = "127.0.0.1:5223"
+	c.TLS.RequireStartTLS = true
+	c.Storage.Driver = "sqlite"
+	c.Registration.PerAddressPerHour = 5
+	c.Limits.MaxStanzaBytes = 262144
+	c.Limits.AuthTimeout = Duration{60 * time.Second}
+	c.Limits.LoginFailuresPerMinute = 5
+	c.Log.Level = "info"
+	return c
+}
+
+// Load reads and validates the file at path. An empty path means no file:
+// the defaults, validated (which fills in derived values such as the
+// SQLite DSN).
+func Load(path string) (Config, error) {
+	if path == "" {
+		return Parse(nil)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	return Parse(data)
+}
+
+// Parse decodes data over Default() and validates the result.
+func Parse(data []byte) (Config, error) {
+	c := Default()
+	// Decoding into a Primitive first separates syntax errors (reported by
+	// line) from unknown keys and type errors, which are reported by key.
+	var doc toml.Primitive
+	md, err := toml.Decode(string(data), &doc)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return Config{}, &wrapped{fmt.Sprintf("config: line %d: syntax error: %s", pe.Position.Line, pe.Message), err}
+		}
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	if err := checkKeys(md.Keys()); err != nil {
+		return Config{}, err
+	}
+	if err := md.PrimitiveDecode(doc, &c); err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) && pe.LastKey != "" {
+			return Config{}, &wrapped{fmt.Sprintf("config: line %d: %s: %s", pe.Position.Line, pe.LastKey, pe.Message), err}
+		}
+		// The decoder's type-mismatch errors already name the key and the
+		// expected type ("last key ...: incompatible types: ...").
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	// checkKeys matches keys exactly; Undecoded is the decoder's own view and
+	// guards against any key checkKeys might consider known but the decoder
+	// did not store.
+	if err := unknownKeysError(md.Undecoded()); err != nil {
+		return Config{}, err
+	}
+	if err := c.Validate(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// wrapped rewords an error for the admin while keeping the original
+// reachable through errors.As.
+type wrapped struct {
+	msg string
+	err error
+}
+
+func (w *wrapped) Error() string { return w.msg }
+func (w *wrapped) Unwrap() error { return w.err }
+
+// checkKeys rejects keys that are not exactly a Config key. The decoder
+// itself matches keys case-insensitively, so "Hosts" would otherwise be
+// accepted although TOML keys are case-sensitive.
+func checkKeys(found []toml.Key) error {
+	known := make(map[string]bool)
+	for _, k := range keys() {
+		known[k] = true
+	}
+	var unknown []toml.Key
+	for _, k := range found {
+		if !known[k.String()] {
+			unknown = append(unknown, k)
+		}
+	}
+	return unknownKeysError(unknown)
+}
+
+// unknownKeysError reports each unknown key once, skipping keys inside an
+// unknown table since naming the table says it all.
+func unknownKeysError(unknown []toml.Key) error {
+	var errs []error
+	var reported []string
+	for _, k := range unknown {
+		name := k.String()
+		inside := false
+		for _, r := range reported {
+			if strings.HasPrefix(name, r+".") {
+				inside = true
+				break
+			}
+		}
+		if inside {
+			continue
+		}
+		reported = append(reported, name)
+		errs = append(errs, fmt.Errorf("config: unknown key %q", name))
+	}
+	return errors.Join(errs...)
+}
+
+// keys returns every key Config understands, in dotted form ("listen.c2s"),
+// tables included ("listen"). It is derived from the struct tags so the
+// list cannot drift from the struct.
+func keys() []string {
+	var out []string
+	walkKeys(reflect.TypeFor[Config](), "", &out)
+	return out
+}
+
+var textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
+
+func walkKeys(t reflect.Type, prefix string, out *[]string) {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
+		if tag == "" || tag == "-" {
+			continue
+		}
+		key := prefix + tag
+		*out = append(*out, key)
+		// Types decoded from text (Duration) are single values, not tables.
+		if f.Type.Kind() == reflect.Struct && !reflect.PointerTo(f.Type).Implements(textUnmarshaler) {
+			walkKeys(f.Type, key+".", out)
+		}
+	}
+}
+
+// AllHosts returns every served domain: Hosts, then AnonymousHosts.
+func (c Config) AllHosts() []string {
+	out := make([]string, 0, len(c.Hosts)+len(c.AnonymousHosts))
+	out = append(out, c.Hosts...)
+	return append(out, c.AnonymousHosts...)
+}
+
+// IsAnonymousHost reports whether domain is one of AnonymousHosts. domain
+// must be in normalised form (as jid.JID.Domain returns); Validate stores
+// the configured hosts normalised, so a plain comparison suffices.
+func (c Config) IsAnonymousHost(domain string) bool {
+	return slices.Contains(c.AnonymousHosts, domain)
+}

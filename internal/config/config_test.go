@@ -1,0 +1,396 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+func TestDefault(t *testing.T) {
+	c, err := Parse(nil)
+	if err != nil {
+		t.Fatalf("Parse(nil): %v", err)
+	}
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"hosts", c.Hosts, []string{"localhost"}},
+		{"anonymous_hosts", len(c.AnonymousHosts), 0},
+		{"data_dir", c.DataDir, "./parley-data"},
+		{"listen.c2s", c.Listen.C2S, "127.0.0.1:5222"},
+		{"listen.c2s_direct_tls", c.Listen.C2SDirectTLS, "127.0.0.1:5223"},
+		{"listen.admin", c.Listen.Admin, ""},
+		{"tls.cert", c.TLS.Cert, ""},
+		{"tls.key", c.TLS.Key, ""},
+		{"tls.require_starttls", c.TLS.RequireStartTLS, true},
+		{"storage.driver", c.Storage.Driver, "sqlite"},
+		{"storage.dsn", c.Storage.DSN, filepath.Join("parley-data", "parley.db")},
+		{"registration.open", c.Registration.Open, false},
+		{"registration.per_address_per_hour", c.Registration.PerAddressPerHour, 5},
+		{"limits.max_stanza_bytes", c.Limits.MaxStanzaBytes, 262144},
+		{"limits.auth_timeout", c.Limits.AuthTimeout.Duration, 60 * time.Second},
+		{"limits.login_failures_per_minute", c.Limits.LoginFailuresPerMinute, 5},
+		{"log.level", c.Log.Level, "info"},
+	}
+	for _, ch := range checks {
+		if !reflect.DeepEqual(ch.got, ch.want) {
+			t.Errorf("%s = %#v, want %#v", ch.name, ch.got, ch.want)
+		}
+	}
+	// Default() itself leaves derived values to Validate.
+	if d := Default(); d.Storage.DSN != "" {
+		t.Errorf("Default().Storage.DSN = %q, want empty until Validate", d.Storage.DSN)
+	}
+	loaded, err := Load("")
+	if err != nil || !reflect.DeepEqual(loaded, c) {
+		t.Errorf("Load(\"\") = %+v, %v; want %+v", loaded, err, c)
+	}
+}
+
+func TestDefaultSlicesNotShared(t *testing.T) {
+	a := Default()
+	a.Hosts[0] = "changed.example"
+	if b := Default(); b.Hosts[0] != "localhost" {
+		t.Errorf("Default() shares its Hosts slice between calls: got %q", b.Hosts[0])
+	}
+}
+
+func TestParseValues(t *testing.T) {
+	tests := []struct {
+		name  string
+		toml  string
+		check func(t *testing.T, c Config)
+	}{
+		{"hosts replaced and normalised", `hosts = ["Example.COM", "ｅｘａｍｐｌｅ．ｏｒｇ", "example.net."]`, func(t *testing.T, c Config) {
+			want := []string{"example.com", "example.org", "example.net"}
+			if !slices.Equal(c.Hosts, want) {
+				t.Errorf("Hosts = %q, want %q", c.Hosts, want)
+			}
+		}},
+		{"anonymous hosts", "hosts = [\"example.com\"]\nanonymous_hosts = [\"Anon.Example.com\"]", func(t *testing.T, c Config) {
+			if !slices.Equal(c.AllHosts(), []string{"example.com", "anon.example.com"}) {
+				t.Errorf("AllHosts() = %q", c.AllHosts())
+			}
+			if !c.IsAnonymousHost("anon.example.com") || c.IsAnonymousHost("example.com") || c.IsAnonymousHost("other.example") {
+				t.Errorf("IsAnonymousHost wrong for %q", c.AnonymousHosts)
+			}
+		}},
+		{"sqlite dsn follows data_dir", `data_dir = "/var/lib/parley"`, func(t *testing.T, c Config) {
+			if want := filepath.Join("/var/lib/parley", "parley.db"); c.Storage.DSN != want {
+				t.Errorf("DSN = %q, want %q", c.Storage.DSN, want)
+			}
+		}},
+		{"sqlite explicit dsn kept", "[storage]\ndsn = \"/tmp/x.db\"", func(t *testing.T, c Config) {
+			if c.Storage.DSN != "/tmp/x.db" {
+				t.Errorf("DSN = %q", c.Storage.DSN)
+			}
+		}},
+		{"postgres", "[storage]\ndriver = \"postgres\"\ndsn = \"host=db user=parley\"", func(t *testing.T, c Config) {
+			if c.Storage.Driver != "postgres" || c.Storage.DSN != "host=db user=parley" {
+				t.Errorf("Storage = %+v", c.Storage)
+			}
+		}},
+		{"durations", "[limits]\nauth_timeout = \"2m30s\"", func(t *testing.T, c Config) {
+			if c.Limits.AuthTimeout.Duration != 150*time.Second {
+				t.Errorf("AuthTimeout = %v", c.Limits.AuthTimeout)
+			}
+		}},
+		{"only direct tls", "[listen]\nc2s = \"\"\nc2s_direct_tls = \"[::]:5223\"", func(t *testing.T, c Config) {
+			if c.Listen.C2S != "" || c.Listen.C2SDirectTLS != "[::]:5223" {
+				t.Errorf("Listen = %+v", c.Listen)
+			}
+		}},
+		{"admin loopback forms", "[listen]\nadmin = \"[::1]:5280\"", func(t *testing.T, c Config) {
+			if c.Listen.Admin != "[::1]:5280" {
+				t.Errorf("Admin = %q", c.Listen.Admin)
+			}
+		}},
+		{"port zero allowed", "[listen]\nc2s = \"127.0.0.1:0\"\nadmin = \"localhost:0\"", func(t *testing.T, c Config) {
+			if c.Listen.C2S != "127.0.0.1:0" {
+				t.Errorf("C2S = %q", c.Listen.C2S)
+			}
+		}},
+		{"registration unlimited", "[registration]\nopen = true\nper_address_per_hour = 0", func(t *testing.T, c Config) {
+			if !c.Registration.Open || c.Registration.PerAddressPerHour != 0 {
+				t.Errorf("Registration = %+v", c.Registration)
+			}
+		}},
+		{"minimum stanza size", "[limits]\nmax_stanza_bytes = 10000", func(t *testing.T, c Config) {
+			if c.Limits.MaxStanzaBytes != 10000 {
+				t.Errorf("MaxStanzaBytes = %d", c.Limits.MaxStanzaBytes)
+			}
+		}},
+		{"starttls off and log debug", "[tls]\nrequire_starttls = false\n[log]\nlevel = \"debug\"", func(t *testing.T, c Config) {
+			if c.TLS.RequireStartTLS || c.Log.Level != "debug" {
+				t.Errorf("TLS = %+v, Log = %+v", c.TLS, c.Log)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Parse([]byte(tt.toml))
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			tt.check(t, c)
+		})
+	}
+}
+
+func TestTLSFiles(t *testing.T) {
+	dir := t.TempDir()
+	cert := filepath.Join(dir, "cert.pem")
+	key := filepath.Join(dir, "key.pem")
+	for _, p := range []string{cert, key} {
+		if err := os.WriteFile(p, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	missing := filepath.Join(dir, "missing.pem")
+	tests := []struct {
+		name      string
+		cert, key string
+		wantErr   string // "" = valid
+	}{
+		{"both set", cert, key, ""},
+		{"both empty", "", "", ""},
+		{"cert only", cert, "", `config: tls.key: must be set when tls.cert is set`},
+		{"key only", "", key, `config: tls.cert: must be set when tls.key is set`},
+		{"cert missing", missing, key, `config: tls.cert: cannot use "` + missing + `"`},
+		{"key missing", cert, missing, `config: tls.key: cannot use "` + missing + `"`},
+		{"cert is dir", dir, key, `config: tls.cert: "` + dir + `" is a directory`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := Default()
+			c.TLS.Cert, c.TLS.Key = tt.cert, tt.key
+			err := c.Validate()
+			checkErr(t, err, tt.wantErr)
+		})
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		toml string
+		want string
+	}{
+		// Unknown keys, anywhere.
+		{"unknown nested key", "[listen]\nc2ss = \"127.0.0.1:5222\"", `config: unknown key "listen.c2ss"`},
+		{"unknown top key", `host = ["example.com"]`, `config: unknown key "host"`},
+		{"unknown table", "[listener]\nc2s = \"x\"", `config: unknown key "listener"`},
+		{"wrong case", `Hosts = ["example.com"]`, `config: unknown key "Hosts"`},
+		{"key under value", "[limits.auth_timeout]\nx = 1", `config: unknown key "limits.auth_timeout.x"`},
+
+		// Syntax and type errors.
+		{"syntax error line", "hosts = [\"a\"]\n\nx = = 1\n", `config: line 3: syntax error`},
+		{"syntax error unclosed table", "hosts = [\"a\"]\n\n[listen", `config: line 3: syntax error`},
+		{"wrong type", "[limits]\nmax_stanza_bytes = \"big\"", `limits.max_stanza_bytes`},
+		{"wrong type table", `listen = "x"`, `listen`},
+		{"bad duration", "[limits]\n\nauth_timeout = \"soon\"", `config: line 3: limits.auth_timeout: must be a duration such as "60s" or "5m", got "soon"`},
+		{"duration without unit", "[limits]\nauth_timeout = 60", `limits.auth_timeout: must be a duration`},
+
+		// Validation rules, each naming its key.
+		{"no hosts", `hosts = []`, `config: hosts: must list at least one domain`},
+		{"bad host", `hosts = ["exa mple.com"]`, `config: hosts: "exa mple.com" is not a valid domain`},
+		{"host with at", `hosts = ["a@example.com"]`, `config: hosts: "a@example.com" is not a valid domain`},
+		{"host with slash", `hosts = ["example.com/x"]`, `config: hosts: "example.com/x" is not a valid domain`},
+		{"empty host", `hosts = [""]`, `config: hosts: "" is not a valid domain`},
+		{"bad anonymous host", `anonymous_hosts = ["a..b"]`, `config: anonymous_hosts: "a..b" is not a valid domain`},
+		{"duplicate host", `hosts = ["example.com", "EXAMPLE.com"]`, `config: hosts: "example.com" is listed more than once`},
+		{"host also anonymous", "hosts = [\"example.com\"]\nanonymous_hosts = [\"Example.com\"]", `config: anonymous_hosts: "example.com" is already listed in hosts`},
+		{"empty data dir", `data_dir = ""`, `config: data_dir: must not be empty`},
+		{"bad c2s", "[listen]\nc2s = \"localhost\"", `config: listen.c2s: must be "host:port"`},
+		{"bad direct tls port", "[listen]\nc2s_direct_tls = \"127.0.0.1:https\"", `config: listen.c2s_direct_tls: port must be a number`},
+		{"port out of range", "[listen]\nc2s = \"127.0.0.1:70000\"", `config: listen.c2s: port must be a number from 0 to 65535, got "70000"`},
+		{"no client listener", "[listen]\nc2s = \"\"\nc2s_direct_tls = \"\"", `config: listen: at least one of listen.c2s and listen.c2s_direct_tls must be set`},
+		{"same listener twice", "[listen]\nc2s = \"127.0.0.1:5222\"\nc2s_direct_tls = \"127.0.0.1:5222\"", `config: listen.c2s_direct_tls: must differ from listen.c2s`},
+		{"admin public", "[listen]\nadmin = \"0.0.0.0:5280\"", `config: listen.admin: must be a loopback address such as "127.0.0.1:5280", got "0.0.0.0:5280"`},
+		{"admin all interfaces", "[listen]\nadmin = \":5280\"", `config: listen.admin: must be a loopback address`},
+		{"admin host name", "[listen]\nadmin = \"example.com:5280\"", `config: listen.admin: must be a loopback address`},
+		{"admin malformed", "[listen]\nadmin = \"127.0.0.1\"", `config: listen.admin: must be "host:port"`},
+		{"bad driver", "[storage]\ndriver = \"mysql\"", `config: storage.driver: must be "sqlite" or "postgres", got "mysql"`},
+		{"empty driver", "[storage]\ndriver = \"\"", `config: storage.driver: must be "sqlite" or "postgres", got ""`},
+		{"postgres without dsn", "[storage]\ndriver = \"postgres\"", `config: storage.dsn: required when storage.driver is "postgres"`},
+		{"negative registrations", "[registration]\nper_address_per_hour = -1", `config: registration.per_address_per_hour: must be 0 (no limit) or more, got -1`},
+		{"small stanza limit", "[limits]\nmax_stanza_bytes = 9999", `config: limits.max_stanza_bytes: must be at least 10000 (RFC 6120 §13.12), got 9999`},
+		{"zero auth timeout", "[limits]\nauth_timeout = \"0s\"", `config: limits.auth_timeout: must be more than 0, got "0s"`},
+		{"negative auth timeout", "[limits]\nauth_timeout = \"-5s\"", `config: limits.auth_timeout: must be more than 0`},
+		{"zero login failures", "[limits]\nlogin_failures_per_minute = 0", `config: limits.login_failures_per_minute: must be at least 1, got 0`},
+		{"unknown log level", "[log]\nlevel = \"verbose\"", `config: log.level: must be "debug", "info", "warn" or "error", got "verbose"`},
+		{"log level case", "[log]\nlevel = \"INFO\"", `config: log.level:`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Parse([]byte(tt.toml))
+			if err == nil {
+				t.Fatalf("Parse succeeded with %+v, want error containing %q", c, tt.want)
+			}
+			checkErr(t, err, tt.want)
+		})
+	}
+}
+
+func TestSyntaxErrorUnwraps(t *testing.T) {
+	_, err := Parse([]byte("a = "))
+	var pe toml.ParseError
+	if !errors.As(err, &pe) {
+		t.Fatalf("error %v does not wrap toml.ParseError", err)
+	}
+}
+
+func TestAllErrorsReported(t *testing.T) {
+	_, err := Parse([]byte("hosts = []\n[log]\nlevel = \"x\"\n[limits]\nmax_stanza_bytes = 1"))
+	for _, key := range []string{"hosts:", "log.level:", "limits.max_stanza_bytes:"} {
+		if err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("error %v does not mention %s", err, key)
+		}
+	}
+}
+
+func TestLoad(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "parley.toml")
+	if err := os.WriteFile(path, []byte("hosts = [\"example.com\"]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(path)
+	if err != nil || !slices.Equal(c.Hosts, []string{"example.com"}) {
+		t.Errorf("Load = %q, %v", c.Hosts, err)
+	}
+	_, err = Load(filepath.Join(dir, "nope.toml"))
+	if !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Load(missing) error = %v, want os.ErrNotExist", err)
+	}
+}
+
+func TestDurationText(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    time.Duration
+		wantErr bool
+	}{
+		{"60s", time.Minute, false},
+		{"1h2m3s", time.Hour + 2*time.Minute + 3*time.Second, false},
+		{"250ms", 250 * time.Millisecond, false},
+		{"60", 0, true},
+		{"", 0, true},
+		{"fast", 0, true},
+	}
+	for _, tt := range tests {
+		var d Duration
+		err := d.UnmarshalText([]byte(tt.in))
+		if (err != nil) != tt.wantErr || d.Duration != tt.want {
+			t.Errorf("UnmarshalText(%q) = %v, %v; want %v, err %v", tt.in, d.Duration, err, tt.want, tt.wantErr)
+		}
+		if err == nil {
+			text, _ := d.MarshalText()
+			var back Duration
+			if err := back.UnmarshalText(text); err != nil || back != d {
+				t.Errorf("MarshalText round trip of %v: %q, %v", d, text, err)
+			}
+		}
+	}
+}
+
+const examplePath = "../../parley.example.toml"
+
+// TestExampleFile keeps parley.example.toml honest: it must parse, must
+// give exactly the defaults, and must mention every key Config has.
+func TestExampleFile(t *testing.T) {
+	data, err := os.ReadFile(examplePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Parse(data)
+	if err != nil {
+		t.Fatalf("example file does not parse: %v", err)
+	}
+	want, err := Parse(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("example file values differ from defaults:\n got  %+v\n want %+v", got, want)
+	}
+
+	var doc map[string]any
+	md, err := toml.Decode(string(data), &doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inFile := make(map[string]bool)
+	for _, k := range md.Keys() {
+		inFile[k.String()] = true
+	}
+	// Walked here independently of the package's own keys() so a bug there
+	// cannot hide a missing key.
+	var want2 []string
+	var walk func(reflect.Type, string)
+	walk = func(rt reflect.Type, prefix string) {
+		for f := range rt.Fields() {
+			name := prefix + strings.Split(f.Tag.Get("toml"), ",")[0]
+			want2 = append(want2, name)
+			if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeFor[Duration]() {
+				walk(f.Type, name+".")
+			}
+		}
+	}
+	walk(reflect.TypeFor[Config](), "")
+	if len(want2) < 20 {
+		t.Fatalf("struct walk found only %d keys: %q", len(want2), want2)
+	}
+	for _, k := range want2 {
+		if !inFile[k] {
+			t.Errorf("key %q is not documented in %s", k, examplePath)
+		}
+	}
+	if pkg := keys(); !slices.Equal(pkg, want2) {
+		t.Errorf("keys() = %q, want %q", pkg, want2)
+	}
+	// Every key must be explained by a comment directly above it; keys
+	// on consecutive lines (tls.cert and tls.key) may share one.
+	lines := strings.Split(string(data), "\n")
+	isKey := func(l string) bool {
+		l = strings.TrimSpace(l)
+		return l != "" && !strings.HasPrefix(l, "#") && !strings.HasPrefix(l, "[")
+	}
+	for i, line := range lines {
+		if !isKey(line) {
+			continue
+		}
+		j := i - 1
+		for j >= 0 && isKey(lines[j]) {
+			j--
+		}
+		if j < 0 || !strings.HasPrefix(strings.TrimSpace(lines[j]), "#") {
+			t.Errorf("line %d %q has no comment above it", i+1, line)
+		}
+	}
+}
+
+func checkErr(t *testing.T, err error, want string) {
+	t.Helper()
+	if want == "" {
+		if err != nil {
+			t.Errorf("unexpected error: %v", err)
+		}
+		return
+	}
+	if err == nil {
+		t.Errorf("no error, want one containing %q", want)
+		return
+	}
+	if !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q does not contain %q", err, want)
+	}
+}
