@@ -1,0 +1,148 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+
+	"parley/internal/storage"
+	"parley/internal/storage/storagetest"
+)
+
+func newDSN(t *testing.T) string { return storagetest.PostgresDSN(t) }
+
+func openStore(ctx context.Context, dsn string) (storage.Store, error) { return Open(ctx, dsn) }
+
+func TestConformance(t *testing.T) {
+	storagetest.Run(t, storagetest.Opener(newDSN, openStore))
+}
+
+func BenchmarkUsersGet(b *testing.B) {
+	s, err := Open(b.Context(), storagetest.PostgresDSN(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	storagetest.BenchmarkGet(b, s)
+}
+
+func TestOpenRefusesNewerSchema(t *testing.T) {
+	dsn := newDSN(t)
+	s, err := Open(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DB().ExecContext(t.Context(),
+		`INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, 'future', 'x')`, migrator.Latest()+1); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s, err = Open(t.Context(), dsn)
+	if !errors.Is(err, storage.ErrSchemaTooNew) {
+		if s != nil {
+			s.Close()
+		}
+		t.Fatalf("Open: err = %v, want ErrSchemaTooNew", err)
+	}
+	t.Log(err)
+}
+
+// Several server processes starting at once on an empty schema must apply
+// each migration once; the advisory lock serialises them.
+func TestConcurrentOpenOfNewSchema(t *testing.T) {
+	dsn := newDSN(t)
+	const n = 6
+	var wg sync.WaitGroup
+	stores := make([]*Store, n)
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() { stores[i], errs[i] = Open(context.Background(), dsn) })
+	}
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil {
+			t.Errorf("Open %d: %v", i, errs[i])
+			continue
+		}
+		defer stores[i].Close()
+	}
+	if t.Failed() {
+		return
+	}
+	v, err := stores[0].SchemaVersion(t.Context())
+	if err != nil || v != migrator.Latest() {
+		t.Errorf("SchemaVersion = %d, %v; want %d", v, err, migrator.Latest())
+	}
+}
+
+// Tables must land in the schema the DSN names, not in public: that is what
+// lets several instances share a database.
+func TestOpenHonoursSearchPath(t *testing.T) {
+	dsn := newDSN(t)
+	s, err := Open(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var schema string
+	if err := s.DB().QueryRowContext(t.Context(),
+		`SELECT table_schema FROM information_schema.tables WHERE table_name = 'accounts' AND table_schema = current_schema()`).Scan(&schema); err != nil {
+		t.Fatalf("accounts table not in current schema: %v", err)
+	}
+	if !strings.HasPrefix(schema, "parley_test_") {
+		t.Errorf("accounts created in schema %q", schema)
+	}
+}
+
+func TestOpenErrors(t *testing.T) {
+	tests := []struct {
+		name, dsn string
+	}{
+		{"unparsable", "postgres://%zz"},
+		{"unreachable", "postgres://postgres@127.0.0.1:1/postgres?sslmode=disable&connect_timeout=2"},
+		{"missing schema", ""}, // filled in below
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dsn := tc.dsn
+			if dsn == "" {
+				// search_path naming a schema that does not exist leaves
+				// nowhere to create tables: Open must fail, not succeed
+				// with an unusable store.
+				dsn = strings.Replace(newDSN(t), "search_path=parley_test_", "search_path=parley_absent_", 1)
+			}
+			s, err := Open(t.Context(), dsn)
+			if err == nil {
+				s.Close()
+				t.Fatalf("Open(%q) succeeded", dsn)
+			}
+			t.Log(err)
+		})
+	}
+}
+
+// List's order must not depend on the server's locale; the test server may
+// well use C.UTF-8, where the conformance suite alone could not tell.
+func TestJIDColumnsUseByteOrderCollation(t *testing.T) {
+	s, err := Open(t.Context(), newDSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	cols := []struct{ table, column string }{
+		{"accounts", "jid"}, {"accounts", "domain"}, {"credentials", "jid"}, {"credentials", "hash"},
+	}
+	for _, c := range cols {
+		var coll string
+		if err := s.DB().QueryRowContext(t.Context(),
+			`SELECT COALESCE(collation_name, '') FROM information_schema.columns
+			 WHERE table_schema = current_schema() AND table_name = $1 AND column_name = $2`, c.table, c.column).Scan(&coll); err != nil {
+			t.Fatalf("%s.%s: %v", c.table, c.column, err)
+		}
+		if coll != "C" {
+			t.Errorf("%s.%s collation = %q, want C", c.table, c.column, coll)
+		}
+	}
+}

@@ -1,0 +1,225 @@
+package sqlite
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+
+	"parley/internal/storage"
+	"parley/internal/storage/storagetest"
+)
+
+func newPath(t *testing.T) string { return filepath.Join(t.TempDir(), "parley.db") }
+
+func openStore(ctx context.Context, path string) (storage.Store, error) { return Open(ctx, path) }
+
+func TestConformance(t *testing.T) {
+	storagetest.Run(t, storagetest.Opener(newPath, openStore))
+}
+
+func BenchmarkUsersGet(b *testing.B) {
+	s, err := Open(b.Context(), filepath.Join(b.TempDir(), "bench.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	storagetest.BenchmarkGet(b, s)
+}
+
+func TestOpenCreatesPrivateFiles(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "a", "b")
+	path := filepath.Join(dir, "parley.db")
+	s, err := Open(t.Context(), path)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer s.Close()
+	// Write something so the WAL file exists.
+	if err := s.Users().Create(t.Context(), storage.Account{JID: "a@example.com"}); err != nil {
+		t.Fatal(err)
+	}
+	checks := []struct {
+		path string
+		want os.FileMode
+	}{
+		{filepath.Dir(dir), 0o700 | os.ModeDir},
+		{dir, 0o700 | os.ModeDir},
+		{path, 0o600},
+		{path + "-wal", 0o600},
+		{path + "-shm", 0o600},
+	}
+	for _, c := range checks {
+		fi, err := os.Stat(c.path)
+		if err != nil {
+			t.Errorf("stat: %v", err)
+			continue
+		}
+		if fi.Mode() != c.want {
+			t.Errorf("%s: mode %v, want %v", c.path, fi.Mode(), c.want)
+		}
+	}
+}
+
+func TestOpenUsesWAL(t *testing.T) {
+	s, err := Open(t.Context(), newPath(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	pragmas := []struct{ name, want string }{
+		{"journal_mode", "wal"},
+		{"foreign_keys", "1"},
+		{"busy_timeout", strconv.Itoa(busyTimeoutMS)},
+		{"synchronous", "1"}, // NORMAL
+	}
+	for _, p := range pragmas {
+		var got string
+		if err := s.DB().QueryRowContext(t.Context(), "PRAGMA "+p.name).Scan(&got); err != nil {
+			t.Fatalf("PRAGMA %s: %v", p.name, err)
+		}
+		if got != p.want {
+			t.Errorf("PRAGMA %s = %q, want %q", p.name, got, p.want)
+		}
+	}
+	// The reader pool must refuse writes: it has no IMMEDIATE transactions,
+	// so a write there could hit SQLITE_BUSY without waiting.
+	if _, err := s.r.ExecContext(t.Context(), `DELETE FROM accounts`); err == nil {
+		t.Error("write through the reader pool succeeded")
+	}
+}
+
+func TestOpenInvalidPath(t *testing.T) {
+	blocker := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(blocker, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{"", ":memory:", "file:x.db", "x.db?mode=ro", "x#y.db", filepath.Join(blocker, "sub", "parley.db")} {
+		if s, err := Open(t.Context(), path); err == nil {
+			s.Close()
+			t.Errorf("Open(%q) succeeded", path)
+		}
+	}
+}
+
+func TestOpenRefusesNewerSchema(t *testing.T) {
+	path := newPath(t)
+	s, err := Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DB().ExecContext(t.Context(),
+		`INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, 'future', 'x')`, migrator.Latest()+1); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s, err = Open(t.Context(), path)
+	if !errors.Is(err, storage.ErrSchemaTooNew) {
+		if s != nil {
+			s.Close()
+		}
+		t.Fatalf("Open: err = %v, want ErrSchemaTooNew", err)
+	}
+	t.Log(err)
+}
+
+// Several processes starting at once on a new file must agree on one schema.
+func TestConcurrentOpenOfNewFile(t *testing.T) {
+	path := newPath(t)
+	const n = 6
+	var wg sync.WaitGroup
+	stores := make([]*Store, n)
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() { stores[i], errs[i] = Open(context.Background(), path) })
+	}
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil {
+			t.Errorf("Open %d: %v", i, errs[i])
+			continue
+		}
+		defer stores[i].Close()
+	}
+	if t.Failed() {
+		return
+	}
+	v, err := stores[0].SchemaVersion(t.Context())
+	if err != nil || v != migrator.Latest() {
+		t.Errorf("SchemaVersion = %d, %v; want %d", v, err, migrator.Latest())
+	}
+}
+
+// The `parley user add` command writes while the server runs: a real second
+// process, whose file locks SQLite cannot share in memory with this one.
+// The helper process is this test binary re-executed.
+const helperEnv = "PARLEY_SQLITE_HELPER_DB"
+
+func TestTwoProcesses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("spawns a process")
+	}
+	path := newPath(t)
+	s, err := Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+
+	cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestHelperProcess$")
+	cmd.Env = append(os.Environ(), helperEnv+"="+path)
+	out := make(chan error, 1)
+	go func() {
+		b, err := cmd.CombinedOutput()
+		if err != nil {
+			err = fmt.Errorf("%w: %s", err, b)
+		}
+		out <- err
+	}()
+	for i := range helperWrites {
+		jid := fmt.Sprintf("parent%d@example.com", i)
+		if err := s.Users().Create(t.Context(), storage.Account{JID: jid}); err != nil {
+			t.Errorf("Create(%s): %v", jid, err)
+		}
+		if err := s.Users().SetCredentials(t.Context(), jid, []storage.Credential{{Hash: "SHA-256", Iterations: i}}); err != nil {
+			t.Errorf("SetCredentials(%s): %v", jid, err)
+		}
+	}
+	if err := <-out; err != nil {
+		t.Fatalf("helper process: %v", err)
+	}
+	if n, err := s.Users().Count(t.Context(), "example.com"); err != nil || n != 2*helperWrites {
+		t.Errorf("Count = %d, %v; want %d", n, err, 2*helperWrites)
+	}
+}
+
+const helperWrites = 100
+
+func TestHelperProcess(t *testing.T) {
+	path := os.Getenv(helperEnv)
+	if path == "" {
+		t.Skip("only runs as TestTwoProcesses' child")
+	}
+	s, err := Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for i := range helperWrites {
+		jid := fmt.Sprintf("child%d@example.com", i)
+		if err := s.Users().Create(t.Context(), storage.Account{JID: jid, Credentials: []storage.Credential{{Hash: "SHA-1"}}}); err != nil {
+			t.Fatalf("Create(%s): %v", jid, err)
+		}
+		if err := s.Users().SetCredentials(t.Context(), jid, []storage.Credential{{Hash: "SHA-512", Iterations: i}}); err != nil {
+			t.Fatalf("SetCredentials(%s): %v", jid, err)
+		}
+		if _, err := s.Users().Get(t.Context(), fmt.Sprintf("parent%d@example.com", i)); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			t.Fatalf("Get: %v", err)
+		}
+	}
+}
