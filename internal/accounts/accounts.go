@@ -1,0 +1,141 @@
+// Package accounts manages user accounts on top of storage: it turns a
+// password into SCRAM credentials for every supported hash and forgets
+// the password, and it answers the SASL layer's credential look-ups. The
+// server and the `parley user` command share it, so both write accounts
+// the same way.
+package accounts
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"parley/internal/jid"
+	"parley/internal/sasl"
+	"parley/internal/storage"
+)
+
+// Service is the account manager of one store.
+type Service struct {
+	store      storage.Store
+	iterations int
+	now        func() time.Time
+}
+
+func New(store storage.Store) *Service {
+	return &Service{store: store, iterations: sasl.DefaultIterations, now: time.Now}
+}
+
+// ErrBadPassword is returned for a password PRECIS refuses (e.g. empty).
+var ErrBadPassword = errors.New("accounts: the password is empty or has characters that are not allowed")
+
+func (s *Service) credentials(password string) ([]storage.Credential, error) {
+	if password == "" {
+		return nil, ErrBadPassword
+	}
+	out := make([]storage.Credential, 0, len(sasl.Hashes))
+	for _, h := range sasl.Hashes {
+		c, err := sasl.NewCredentials(h, password, s.iterations)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrBadPassword, err)
+		}
+		out = append(out, storage.Credential{Hash: c.Hash, Salt: c.Salt, Iterations: c.Iterations, StoredKey: c.StoredKey, ServerKey: c.ServerKey})
+	}
+	return out, nil
+}
+
+func checkAccountJID(j jid.JID) error {
+	if j.Local() == "" || !j.IsBare() {
+		return fmt.Errorf("accounts: %q is not a bare JID of the form user@domain", j.String())
+	}
+	return nil
+}
+
+// Create adds an account; storage.ErrExists when it is taken.
+func (s *Service) Create(ctx context.Context, bare jid.JID, password string) error {
+	if err := checkAccountJID(bare); err != nil {
+		return err
+	}
+	creds, err := s.credentials(password)
+	if err != nil {
+		return err
+	}
+	if err := s.store.Users().Create(ctx, storage.Account{JID: bare.String(), Created: s.now().UTC(), Credentials: creds}); err != nil {
+		return fmt.Errorf("accounts: creating %s: %w", bare, err)
+	}
+	return nil
+}
+
+// SetPassword replaces every credential of the account.
+func (s *Service) SetPassword(ctx context.Context, bare jid.JID, password string) error {
+	if err := checkAccountJID(bare); err != nil {
+		return err
+	}
+	creds, err := s.credentials(password)
+	if err != nil {
+		return err
+	}
+	if err := s.store.Users().SetCredentials(ctx, bare.String(), creds); err != nil {
+		return fmt.Errorf("accounts: setting the password of %s: %w", bare, err)
+	}
+	return nil
+}
+
+// Delete removes the account and, through the store, its data.
+func (s *Service) Delete(ctx context.Context, bare jid.JID) error {
+	if err := s.store.Users().Delete(ctx, bare.String()); err != nil {
+		return fmt.Errorf("accounts: deleting %s: %w", bare, err)
+	}
+	return nil
+}
+
+// List returns the bare JIDs of a domain ("" for all).
+func (s *Service) List(ctx context.Context, domain string) ([]string, error) {
+	return s.store.Users().List(ctx, domain)
+}
+
+// Exists reports whether bare is an account.
+func (s *Service) Exists(ctx context.Context, bare jid.JID) (bool, error) {
+	_, err := s.store.Users().Get(ctx, bare.String())
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, storage.ErrNotFound):
+		return false, nil
+	}
+	return false, err
+}
+
+// Lookup gives the SASL layer the credentials of localpart@domain for one
+// hash, or sasl.ErrUnknownUser.
+func (s *Service) Lookup(ctx context.Context, domain, localpart, hash string) (sasl.Credentials, error) {
+	bare, err := jid.New(localpart, domain, "")
+	if err != nil {
+		return sasl.Credentials{}, sasl.ErrUnknownUser
+	}
+	a, err := s.store.Users().Get(ctx, bare.String())
+	if errors.Is(err, storage.ErrNotFound) {
+		return sasl.Credentials{}, sasl.ErrUnknownUser
+	}
+	if err != nil {
+		return sasl.Credentials{}, fmt.Errorf("accounts: looking up %s: %w", bare, err)
+	}
+	for _, c := range a.Credentials {
+		if c.Hash == hash {
+			return sasl.Credentials{Hash: c.Hash, Salt: c.Salt, Iterations: c.Iterations, StoredKey: c.StoredKey, ServerKey: c.ServerKey}, nil
+		}
+	}
+	// An account without credentials for this hash cannot log in with
+	// it; to the client that is the same as an unknown user.
+	return sasl.Credentials{}, sasl.ErrUnknownUser
+}
+
+// CreateAnonymous makes a throwaway account with no credentials at all
+// (XEP-0175): nobody can ever log in to it again.
+func (s *Service) CreateAnonymous(ctx context.Context, bare jid.JID) error {
+	if err := s.store.Users().Create(ctx, storage.Account{JID: bare.String(), Created: s.now().UTC()}); err != nil {
+		return fmt.Errorf("accounts: creating anonymous %s: %w", bare, err)
+	}
+	return nil
+}

@@ -1,0 +1,131 @@
+// Package c2s serves client-to-server streams (RFC 6120): STARTTLS or
+// direct TLS (XEP-0368), SASL, resource binding, then the stanza loop that
+// hands everything to the router.
+package c2s
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"parley/internal/accounts"
+	"parley/internal/router"
+	"parley/internal/throttle"
+	"parley/internal/xmlstream"
+)
+
+// Config is everything a client stream needs from the server.
+type Config struct {
+	IsHost          func(domain string) bool // a served domain with accounts
+	IsAnonymousHost func(domain string) bool // a domain where SASL ANONYMOUS gives throwaway accounts
+	TLS             *tls.Config
+	Leaf            *x509.Certificate // our certificate, for tls-server-end-point
+	RequireStartTLS bool
+	Limits          xmlstream.Limits
+	AuthTimeout     time.Duration
+	Accounts        *accounts.Service
+	Router          *router.Router
+	Log             *slog.Logger
+	// FakeSecret makes SASL answers for unknown users look like those for
+	// known ones (see package sasl).
+	FakeSecret []byte
+	// Failed logins tolerated per minute, per account and per address.
+	FailuresPerAccount *throttle.Limiter
+	FailuresPerAddress *throttle.Limiter
+	// MaxOutput bounds the unsent bytes queued for one client.
+	MaxOutput int
+}
+
+// Server accepts client connections on any number of listeners and owns
+// every connection goroutine it starts.
+type Server struct {
+	cfg *Config
+
+	mu        sync.Mutex
+	listeners []net.Listener
+	conns     map[*conn]struct{}
+	stopping  bool
+	wg        sync.WaitGroup
+}
+
+func NewServer(cfg *Config) *Server {
+	return &Server{cfg: cfg, conns: make(map[*conn]struct{})}
+}
+
+// Serve accepts on ln until Stop; directTLS makes every connection start
+// with a TLS handshake (XEP-0368) instead of STARTTLS.
+func (s *Server) Serve(ln net.Listener, directTLS bool) error {
+	s.mu.Lock()
+	if s.stopping {
+		s.mu.Unlock()
+		ln.Close()
+		return net.ErrClosed
+	}
+	s.listeners = append(s.listeners, ln)
+	s.wg.Add(1)
+	s.mu.Unlock()
+	defer s.wg.Done()
+	var delay time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			// Out of descriptors and the like: back off instead of
+			// spinning, as net/http does.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			s.cfg.Log.Warn("c2s: accept failed", "err", err)
+			time.Sleep(delay)
+			continue
+		}
+		delay = 0
+		c := newConn(s.cfg, nc, directTLS)
+		s.mu.Lock()
+		if s.stopping {
+			s.mu.Unlock()
+			nc.Close()
+			continue
+		}
+		s.conns[c] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go func() {
+			defer s.wg.Done()
+			c.serve()
+			s.mu.Lock()
+			delete(s.conns, c)
+			s.mu.Unlock()
+		}()
+	}
+}
+
+// Stop closes the listeners, ends every stream with <system-shutdown/>
+// and waits for the connection goroutines, or for ctx.
+func (s *Server) Stop(ctx context.Context) error {
+	s.mu.Lock()
+	s.stopping = true
+	for _, ln := range s.listeners {
+		ln.Close()
+	}
+	for c := range s.conns {
+		c.shutdown()
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,677 @@
+package c2s
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"parley/internal/jid"
+	"parley/internal/sasl"
+	"parley/internal/stanza"
+	"parley/internal/stream"
+	"parley/internal/xmlstream"
+)
+
+// maxAuthAttempts is how many failed SASL attempts one stream gets before
+// it is closed; RFC 6120 §6.4.5 asks for between 2 and 5.
+const maxAuthAttempts = 3
+
+// writeTimeout bounds one write to a client; a client that reads nothing
+// for that long is gone or hostile.
+const writeTimeout = 30 * time.Second
+
+// conn is one client connection. Its goroutine (serve) owns every field
+// that is not under mu; other goroutines only Deliver to it or end it.
+type conn struct {
+	cfg       *Config
+	directTLS bool
+	addr      string // source IP, for throttling and debug logs only
+	dec       *xmlstream.Decoder
+	out       *stream.OutQueue
+
+	// negotiation state
+	secure     bool
+	tlsState   *tls.ConnectionState
+	domain     string
+	headerSent bool
+	authUser   string // localpart once SASL succeeded
+	anonymous  bool
+	failures   int
+	saslSrv    sasl.Server
+	full       jid.JID // set once, before the session is bound
+	bound      bool
+	ctx        context.Context
+	cancel     context.CancelFunc
+
+	mu     sync.Mutex
+	nc     net.Conn
+	endErr *stream.Error // why another goroutine asked us to end
+}
+
+func newConn(cfg *Config, nc net.Conn, directTLS bool) *conn {
+	addr := nc.RemoteAddr().String()
+	if h, _, err := net.SplitHostPort(addr); err == nil {
+		addr = h
+	}
+	c := &conn{cfg: cfg, nc: nc, directTLS: directTLS, addr: addr}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	return c
+}
+
+func (c *conn) serve() {
+	defer c.cancel()
+	nc := c.netConn()
+	nc.SetDeadline(time.Now().Add(c.cfg.AuthTimeout))
+	c.cfg.Log.Debug("c2s: connection accepted", "addr", c.addr, "direct_tls", c.directTLS)
+	if c.directTLS {
+		tc := tls.Server(nc, c.cfg.TLS)
+		if err := tc.HandshakeContext(c.ctx); err != nil {
+			c.cfg.Log.Debug("c2s: TLS handshake failed", "addr", c.addr, "err", err)
+			nc.Close()
+			return
+		}
+		c.useTLS(tc)
+		nc = tc
+	}
+	c.dec = xmlstream.NewDecoder(nc, c.cfg.Limits)
+	c.out = stream.NewOutQueue(nc, c.cfg.MaxOutput, writeTimeout)
+	err := c.negotiate()
+	if err == nil {
+		c.netConn().SetDeadline(time.Time{})
+		c.cfg.Log.Info("c2s: session started", "jid", c.full.String())
+		err = c.stanzaLoop()
+	}
+	c.finish(err)
+}
+
+func (c *conn) netConn() net.Conn {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.nc
+}
+
+func (c *conn) useTLS(tc *tls.Conn) {
+	cs := tc.ConnectionState()
+	c.mu.Lock()
+	c.nc = tc
+	c.mu.Unlock()
+	c.secure = true
+	c.tlsState = &cs
+}
+
+// end asks the connection's goroutine to close the stream with e: the
+// goroutine is blocked reading, so its read is made to time out now.
+func (c *conn) end(e *stream.Error) {
+	c.mu.Lock()
+	if c.endErr == nil {
+		c.endErr = e
+	}
+	nc := c.nc
+	c.mu.Unlock()
+	nc.SetReadDeadline(time.Unix(1, 0))
+}
+
+func (c *conn) shutdown() { c.end(stream.SystemShutdown()) }
+
+func (c *conn) requestedEnd() *stream.Error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.endErr
+}
+
+// finish closes the stream the way err calls for and cleans up.
+func (c *conn) finish(err error) {
+	var se *stream.Error
+	var xe *xmlstream.Error
+	var ne net.Error
+	switch {
+	case c.requestedEnd() != nil:
+		se = c.requestedEnd()
+	case errors.As(err, &se):
+	case errors.As(err, &xe):
+		se = &stream.Error{Condition: xe.Condition, Text: xe.Text}
+	case errors.As(err, &ne) && ne.Timeout() && !c.bound:
+		se = stream.ConnectionTimeout()
+	}
+	if c.out != nil {
+		var buf []byte
+		if (se != nil || errors.Is(err, xmlstream.ErrStreamEnd)) && !c.headerSent {
+			buf = stream.AppendHeader(buf, stream.Header{ContentNS: stanza.NSClient, ID: stream.NewID(), From: c.domain})
+		}
+		if se != nil {
+			c.cfg.Log.Debug("c2s: stream error", "addr", c.addr, "condition", se.Condition, "text", se.Text)
+			buf = stream.AppendError(buf, se)
+		}
+		if se != nil || errors.Is(err, xmlstream.ErrStreamEnd) {
+			buf = append(buf, stream.Close...)
+		}
+		if len(buf) > 0 {
+			// The queue may be full or broken; then the peer gets nothing.
+			nc := c.netConn()
+			nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
+			c.out.Write(buf)
+			c.out.Flush()
+		}
+		c.out.Close()
+	}
+	if c.bound {
+		c.cfg.Router.Unbind(c)
+		c.cfg.Log.Info("c2s: session ended", "jid", c.full.String())
+	}
+	if c.anonymous && c.authUser != "" {
+		bare, _ := jid.New(c.authUser, c.domain, "")
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := c.cfg.Accounts.Delete(ctx, bare); err != nil {
+			c.cfg.Log.Error("c2s: deleting an anonymous account failed", "err", err)
+		}
+		cancel()
+	}
+	c.netConn().Close()
+}
+
+func (c *conn) write(b []byte) { c.out.Write(b) }
+
+// readHeader reads and checks the client's stream header, then sends ours.
+func (c *conn) readHeader() error {
+	c.headerSent = false
+	h, err := c.dec.ReadHeader()
+	if err != nil {
+		return err
+	}
+	if h.Name.Local != "stream" || h.Name.Space != stanza.NSStream {
+		return stream.InvalidNamespace("the stream element must be {http://etherx.jabber.org/streams}stream")
+	}
+	if h.Prefix == "" {
+		return stream.BadNamespacePrefix("the stream element needs a prefix")
+	}
+	if h.DefaultNS != stanza.NSClient {
+		return stream.InvalidNamespace("the content namespace must be jabber:client")
+	}
+	var to, from, version string
+	for _, a := range h.Attrs {
+		if a.Name.Space != "" {
+			continue
+		}
+		switch a.Name.Local {
+		case "to":
+			to = a.Value
+		case "from":
+			from = a.Value
+		case "version":
+			version = a.Value
+		}
+	}
+	dom, err := jid.New("", to, "")
+	switch {
+	case to == "" || err != nil:
+		return stream.HostUnknown("the stream header must name a domain served here in 'to'")
+	case c.domain != "" && dom.Domain() != c.domain:
+		return stream.NotAuthorized("the 'to' of a restarted stream must not change")
+	case !c.cfg.IsHost(dom.Domain()) && !c.cfg.IsAnonymousHost(dom.Domain()):
+		return stream.HostUnknown("this server does not serve " + to)
+	}
+	c.domain = dom.Domain()
+	if !versionAtLeastOne(version) {
+		return stream.UnsupportedVersion("XMPP version 1.0 is required")
+	}
+	respTo := ""
+	if fj, err := jid.Parse(from); err == nil && from != "" {
+		respTo = fj.String()
+	}
+	c.write(stream.AppendHeader(nil, stream.Header{ContentNS: stanza.NSClient, ID: stream.NewID(), From: c.domain, To: respTo}))
+	c.headerSent = true
+	return nil
+}
+
+func versionAtLeastOne(v string) bool {
+	major, _, ok := strings.Cut(v, ".")
+	if !ok {
+		return false
+	}
+	n, err := strconv.Atoi(major)
+	return err == nil && n >= 1
+}
+
+// negotiate runs the stream until a resource is bound.
+func (c *conn) negotiate() error {
+	for {
+		if err := c.readHeader(); err != nil {
+			return err
+		}
+		c.write(stream.AppendFeatures(nil, stanza.NSClient, c.features()))
+		restart, err := c.negotiateStep()
+		if err != nil {
+			return err
+		}
+		if !restart {
+			return nil
+		}
+	}
+}
+
+func (c *conn) tlsRequired() bool { return !c.secure && c.cfg.RequireStartTLS }
+
+func (c *conn) features() []*xmlstream.Element {
+	var fs []*xmlstream.Element
+	if !c.secure {
+		st := xmlstream.New(stanza.NSTLS, "starttls")
+		if c.cfg.RequireStartTLS {
+			st.AddChild(xmlstream.New(stanza.NSTLS, "required"))
+			// Nothing else is offered before TLS: no mechanism may be
+			// tried, and PLAIN is never offered in the clear.
+			return append(fs, st)
+		}
+		fs = append(fs, st)
+	}
+	if c.authUser == "" {
+		mechs := xmlstream.New(stanza.NSSASL, "mechanisms")
+		for _, m := range sasl.Mechanisms(c.saslConfig()) {
+			mechs.AddChild(xmlstream.New(stanza.NSSASL, "mechanism").AddText(m))
+		}
+		fs = append(fs, mechs)
+		if cb := c.channelBindings(); len(cb) > 0 {
+			el := xmlstream.New(stanza.NSSASLCB, "sasl-channel-binding")
+			for _, t := range []string{"tls-server-end-point", "tls-exporter"} {
+				if cb[t] != nil {
+					el.AddChild(xmlstream.New(stanza.NSSASLCB, "channel-binding", "type", t))
+				}
+			}
+			fs = append(fs, el)
+		}
+		return fs
+	}
+	bind := xmlstream.New(stanza.NSBind, "bind")
+	sess := xmlstream.New(stanza.NSSession, "session")
+	sess.AddChild(xmlstream.New(stanza.NSSession, "optional"))
+	return append(fs, bind, sess)
+}
+
+// negotiateStep reads elements until the stream must restart (after TLS
+// or SASL) or a resource is bound.
+func (c *conn) negotiateStep() (restart bool, err error) {
+	for {
+		el, err := c.dec.Next()
+		if err != nil {
+			return false, err
+		}
+		switch {
+		case el.Name.Space == stanza.NSTLS && el.Name.Local == "starttls" && !c.secure:
+			return true, c.startTLS()
+		case c.tlsRequired():
+			return false, stream.PolicyViolation("STARTTLS is required")
+		case el.Name.Space == stanza.NSSASL && c.authUser == "":
+			ok, err := c.handleSASL(el)
+			if err != nil || ok {
+				return ok, err
+			}
+		case stanza.IsStanza(el, stanza.NSClient) && c.authUser != "":
+			done, err := c.handlePreBind(el)
+			if err != nil || done {
+				return false, err
+			}
+		case stanza.IsStanza(el, stanza.NSClient):
+			return false, stream.NotAuthorized("authenticate first")
+		default:
+			return false, stream.UnsupportedStanzaType("<" + el.Name.Local + "/> in " + el.Name.Space + " is not expected here")
+		}
+	}
+}
+
+func (c *conn) startTLS() error {
+	if c.dec.Buffered() > 0 {
+		// Data sent after <starttls/> before our <proceed/> would be
+		// mixed into the TLS stream: the classic STARTTLS injection.
+		return stream.PolicyViolation("data after <starttls/>")
+	}
+	c.write([]byte("<proceed xmlns='" + stanza.NSTLS + "'/>"))
+	if err := c.out.Flush(); err != nil {
+		return err
+	}
+	tc := tls.Server(c.netConn(), c.cfg.TLS)
+	if err := tc.HandshakeContext(c.ctx); err != nil {
+		c.cfg.Log.Debug("c2s: STARTTLS handshake failed", "addr", c.addr, "err", err)
+		// There is no stream left to send an error on.
+		return io.EOF
+	}
+	c.useTLS(tc)
+	c.dec.Reset(tc)
+	c.out.SetConn(tc)
+	return nil
+}
+
+func (c *conn) channelBindings() map[string]func() ([]byte, error) {
+	if c.tlsState == nil {
+		return nil
+	}
+	cbs := map[string]func() ([]byte, error){}
+	if c.cfg.Leaf != nil {
+		leaf := c.cfg.Leaf
+		cbs["tls-server-end-point"] = func() ([]byte, error) { return sasl.TLSServerEndPoint(leaf) }
+	}
+	if _, err := sasl.TLSExporter(c.tlsState); err == nil {
+		st := c.tlsState
+		cbs["tls-exporter"] = func() ([]byte, error) { return sasl.TLSExporter(st) }
+	}
+	return cbs
+}
+
+func (c *conn) saslConfig() sasl.Config {
+	domain := c.domain
+	accts := c.cfg.Accounts
+	ctx := c.ctx
+	return sasl.Config{
+		Lookup: func(username, hash string) (sasl.Credentials, error) {
+			lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			return accts.Lookup(lctx, domain, username, hash)
+		},
+		FakeSecret:      c.cfg.FakeSecret,
+		TLS:             c.secure,
+		ChannelBindings: c.channelBindings(),
+		Anonymous:       c.cfg.IsAnonymousHost(domain),
+		NewAnonymousUsername: func() (string, error) {
+			var b [8]byte
+			if _, err := rand.Read(b[:]); err != nil {
+				return "", err
+			}
+			return hex.EncodeToString(b[:]), nil
+		},
+	}
+}
+
+func (c *conn) saslFailure(condition, text string) {
+	el := xmlstream.New(stanza.NSSASL, "failure")
+	el.AddChild(xmlstream.New(stanza.NSSASL, condition))
+	if text != "" {
+		el.AddChild(xmlstream.New(stanza.NSSASL, "text").AddText(text))
+	}
+	c.write(el.Append(nil, stanza.NSClient))
+}
+
+// decodeSASLData distinguishes no data (nil) from empty data ("=").
+func decodeSASLData(el *xmlstream.Element) ([]byte, error) {
+	t := strings.TrimSpace(el.Text())
+	switch t {
+	case "":
+		return nil, nil
+	case "=":
+		return []byte{}, nil
+	}
+	return base64.StdEncoding.DecodeString(t)
+}
+
+func encodeSASLData(b []byte) string {
+	if len(b) == 0 {
+		return "="
+	}
+	return base64.StdEncoding.EncodeToString(b)
+}
+
+// handleSASL processes one element of the SASL exchange; ok is true once
+// authentication succeeded and the stream must restart.
+func (c *conn) handleSASL(el *xmlstream.Element) (ok bool, err error) {
+	var data []byte
+	switch el.Name.Local {
+	case "auth":
+		c.saslSrv = nil
+		if !c.cfg.FailuresPerAddress.Allowed(c.addr) {
+			c.saslFailure("temporary-auth-failure", "too many failed logins, try again later")
+			return false, nil
+		}
+		srv, err := sasl.NewServer(el.Attr("mechanism"), c.saslConfig())
+		if err != nil {
+			var f *sasl.Failure
+			if errors.As(err, &f) {
+				c.saslFailure(f.Condition, f.Text)
+				return false, nil
+			}
+			return false, err
+		}
+		c.saslSrv = srv
+	case "response":
+		if c.saslSrv == nil {
+			c.saslFailure("malformed-request", "no authentication in progress")
+			return false, nil
+		}
+	case "abort":
+		c.saslSrv = nil
+		c.saslFailure("aborted", "")
+		return false, nil
+	default:
+		return false, stream.UnsupportedStanzaType("unknown SASL element <" + el.Name.Local + "/>")
+	}
+	data, err = decodeSASLData(el)
+	if err != nil {
+		c.saslSrv = nil
+		c.saslFailure("incorrect-encoding", "")
+		return false, nil
+	}
+	out, done, err := c.saslSrv.Step(data)
+	if err != nil {
+		return false, c.authFailed(err)
+	}
+	if !done {
+		c.write([]byte("<challenge xmlns='" + stanza.NSSASL + "'>" + encodeSASLData(out) + "</challenge>"))
+		return false, nil
+	}
+	return c.authSucceeded(out)
+}
+
+func (c *conn) authFailed(err error) error {
+	user := ""
+	if c.saslSrv != nil {
+		user = c.saslSrv.Username()
+	}
+	c.saslSrv = nil
+	var f *sasl.Failure
+	if !errors.As(err, &f) {
+		c.cfg.Log.Error("c2s: SASL failed", "err", err)
+		f = &sasl.Failure{Condition: "temporary-auth-failure"}
+	}
+	// A client that offers a channel binding we do not have (slixmpp
+	// knows only tls-unique, which TLS 1.3 lacks) fails before any
+	// password is checked; it then tries its next mechanism, so these
+	// failures count neither as guesses nor against the stream's retries.
+	if f.Text == sasl.TextUnsupportedChannelBinding || f.Text == sasl.TextDowngrade {
+		c.saslFailure(f.Condition, f.Text)
+		return nil
+	}
+	if f.Condition == "not-authorized" {
+		c.cfg.FailuresPerAddress.Spend(c.addr)
+		if user != "" {
+			c.cfg.FailuresPerAccount.Spend(user + "@" + c.domain)
+		}
+	}
+	c.saslFailure(f.Condition, f.Text)
+	c.failures++
+	if c.failures >= maxAuthAttempts {
+		return stream.PolicyViolation("too many failed authentication attempts")
+	}
+	return nil
+}
+
+func (c *conn) authSucceeded(additional []byte) (bool, error) {
+	srv := c.saslSrv
+	c.saslSrv = nil
+	user := srv.Username()
+	bare, err := jid.New(user, c.domain, "")
+	if err != nil {
+		c.saslFailure("not-authorized", "")
+		return false, nil
+	}
+	if z := srv.Authzid(); z != "" {
+		if zj, err := jid.Parse(z); err != nil || !zj.Equal(bare) {
+			c.saslFailure("invalid-authzid", "")
+			return false, nil
+		}
+	}
+	// A correct password does not lift the throttle of an account under
+	// a guessing attack; the owner waits a minute like the attacker.
+	if !c.cfg.FailuresPerAccount.Allowed(bare.String()) {
+		c.saslFailure("temporary-auth-failure", "too many failed logins, try again later")
+		return false, nil
+	}
+	if c.cfg.IsAnonymousHost(c.domain) {
+		if err := c.cfg.Accounts.CreateAnonymous(c.ctx, bare); err != nil {
+			c.cfg.Log.Error("c2s: creating an anonymous account failed", "err", err)
+			c.saslFailure("temporary-auth-failure", "")
+			return false, nil
+		}
+		c.anonymous = true
+	}
+	c.authUser = bare.Local()
+	el := xmlstream.New(stanza.NSSASL, "success")
+	if len(additional) > 0 {
+		el.AddText(base64.StdEncoding.EncodeToString(additional))
+	}
+	c.write(el.Append(nil, stanza.NSClient))
+	c.dec.Restart()
+	return true, nil
+}
+
+// handlePreBind answers the stanzas allowed between SASL and binding.
+func (c *conn) handlePreBind(el *xmlstream.Element) (bound bool, err error) {
+	if el.Name.Local != "iq" || el.Attr("type") != "set" {
+		return false, stream.NotAuthorized("bind a resource first")
+	}
+	p := el.FirstElement()
+	if p == nil || p.Name.Space != stanza.NSBind || p.Name.Local != "bind" {
+		return false, stream.NotAuthorized("bind a resource first")
+	}
+	res := ""
+	if r := p.Child(stanza.NSBind, "resource"); r != nil {
+		res = strings.TrimSpace(r.Text())
+	}
+	if res == "" {
+		res = randomResource()
+	}
+	full, err := jid.New(c.authUser, c.domain, res)
+	if err != nil {
+		c.replyError(el, stanza.BadRequest("the resource is not allowed"))
+		return false, nil
+	}
+	c.full = full
+	c.bound = true
+	if old := c.cfg.Router.Bind(c); old != nil {
+		old.Replace()
+	}
+	payload := xmlstream.New(stanza.NSBind, "bind")
+	payload.AddChild(xmlstream.New(stanza.NSBind, "jid").AddText(full.String()))
+	res2 := xmlstream.New(stanza.NSClient, "iq", "type", "result", "id", el.Attr("id"))
+	res2.AddChild(payload)
+	c.write(res2.Append(nil, stanza.NSClient))
+	return true, nil
+}
+
+func randomResource() string {
+	var b [6]byte
+	rand.Read(b[:])
+	return "parley-" + hex.EncodeToString(b[:])
+}
+
+func (c *conn) replyError(el *xmlstream.Element, se *stanza.Error) {
+	if r := stanza.ErrorReply(el, se); r != nil {
+		c.write(r.Append(nil, stanza.NSClient))
+	}
+}
+
+// JID, Deliver and Replace make conn a router.Session.
+func (c *conn) JID() jid.JID { return c.full }
+
+func (c *conn) Deliver(el *xmlstream.Element) {
+	if err := c.out.Write(el.Append(nil, stanza.NSClient)); errors.Is(err, stream.ErrSlowConsumer) {
+		c.end(stream.PolicyViolation("too much unread data"))
+	}
+}
+
+func (c *conn) Replace() {
+	c.end(stream.Conflict("replaced by a new session with the same resource"))
+}
+
+// stanzaLoop handles the bound session until the stream ends.
+func (c *conn) stanzaLoop() error {
+	for {
+		el, err := c.dec.Next()
+		if err != nil {
+			return err
+		}
+		if !stanza.IsStanza(el, stanza.NSClient) {
+			return stream.UnsupportedStanzaType("<" + el.Name.Local + "/> in " + el.Name.Space + " is not a stanza")
+		}
+		if err := c.stampFrom(el); err != nil {
+			return err
+		}
+		if se := checkStanza(el); se != nil {
+			c.replyError(el, se)
+			continue
+		}
+		if c.isSessionIQ(el) {
+			c.write(stanza.Result(el, nil).Append(nil, stanza.NSClient))
+			continue
+		}
+		c.cfg.Router.Route(c.ctx, el)
+	}
+}
+
+// stampFrom enforces RFC 6120 §8.1.2.1: the server sets 'from' to the
+// session's full JID; a client may give its own full or bare JID, and
+// anything else ends the stream with <invalid-from/>.
+func (c *conn) stampFrom(el *xmlstream.Element) error {
+	f := el.Attr("from")
+	if f == "" {
+		el.SetAttr("from", c.full.String())
+		return nil
+	}
+	fj, err := jid.Parse(f)
+	if err != nil || !(fj.Equal(c.full) || fj.Equal(c.full.Bare())) {
+		return stream.InvalidFrom("'from' must be your own address")
+	}
+	el.SetAttr("from", fj.String())
+	return nil
+}
+
+// checkStanza applies the rules every stanza must follow before routing.
+func checkStanza(el *xmlstream.Element) *stanza.Error {
+	if el.Name.Local != "iq" {
+		return nil
+	}
+	if el.Attr("id") == "" {
+		return stanza.BadRequest("an IQ needs an 'id'")
+	}
+	switch el.Attr("type") {
+	case "get", "set":
+		n := 0
+		for range el.Elements() {
+			n++
+		}
+		if n != 1 {
+			return stanza.BadRequest("an IQ get or set has exactly one payload element")
+		}
+	case "result", "error":
+	default:
+		return stanza.BadRequest("unknown IQ type")
+	}
+	return nil
+}
+
+// isSessionIQ recognises legacy session establishment (RFC 3921), which
+// RFC 6121 keeps as an optional no-op for old clients.
+func (c *conn) isSessionIQ(el *xmlstream.Element) bool {
+	if el.Name.Local != "iq" || el.Attr("type") != "set" {
+		return false
+	}
+	if to := el.Attr("to"); to != "" && to != c.domain {
+		return false
+	}
+	p := el.FirstElement()
+	return p != nil && p.Name.Space == stanza.NSSession && p.Name.Local == "session"
+}

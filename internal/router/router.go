@@ -1,0 +1,282 @@
+// Package router knows who is online where and moves stanzas between
+// sessions, the server's own handlers and, later, other servers. It holds
+// no lock while a stanza is handled or written: sessions are found in a
+// sharded table and each session queues its own output.
+package router
+
+import (
+	"context"
+	"errors"
+	"hash/maphash"
+	"log/slog"
+	"sync"
+
+	"parley/internal/jid"
+	"parley/internal/module"
+	"parley/internal/stanza"
+	"parley/internal/storage"
+	"parley/internal/xmlstream"
+)
+
+// Session is a bound client stream as the router sees it.
+type Session interface {
+	// JID is the full JID the session is bound to.
+	JID() jid.JID
+	// Deliver queues el for writing and never blocks; a session that
+	// cannot keep up closes itself rather than grow without bound.
+	Deliver(el *xmlstream.Element)
+	// Replace ends the session because another one took its resource
+	// (RFC 6120 §7.7.2.2): it sends a <conflict/> stream error.
+	Replace()
+}
+
+const shardCount = 64
+
+type shard struct {
+	mu sync.RWMutex
+	// bare JID -> resource -> session
+	m map[jid.JID]map[string]Session
+}
+
+// Router is the routing core of one server process.
+type Router struct {
+	hosts  map[string]bool
+	reg    *module.Registry
+	store  storage.Store
+	log    *slog.Logger
+	seed   maphash.Seed
+	shards [shardCount]shard
+}
+
+func New(hosts []string, reg *module.Registry, store storage.Store, log *slog.Logger) *Router {
+	r := &Router{hosts: make(map[string]bool, len(hosts)), reg: reg, store: store, log: log, seed: maphash.MakeSeed()}
+	for _, h := range hosts {
+		r.hosts[h] = true
+	}
+	for i := range r.shards {
+		r.shards[i].m = make(map[jid.JID]map[string]Session)
+	}
+	return r
+}
+
+func (r *Router) IsLocal(domain string) bool { return r.hosts[domain] }
+
+func (r *Router) shard(bare jid.JID) *shard {
+	h := maphash.String(r.seed, bare.String())
+	return &r.shards[h%shardCount]
+}
+
+// Bind registers s under its full JID and returns the session it replaced,
+// if any. The new session wins, which RFC 6120 §7.7.2.2 allows and which
+// is what a user who reconnects from a phone with a stale session wants.
+func (r *Router) Bind(s Session) (replaced Session) {
+	full := s.JID()
+	bare := full.Bare()
+	sh := r.shard(bare)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	res := sh.m[bare]
+	if res == nil {
+		res = make(map[string]Session, 1)
+		sh.m[bare] = res
+	}
+	replaced = res[full.Resource()]
+	res[full.Resource()] = s
+	return replaced
+}
+
+// ResourceInUse reports whether a session holds full.
+func (r *Router) ResourceInUse(full jid.JID) bool {
+	return r.session(full) != nil
+}
+
+// Unbind removes s, but only if it still holds its resource: a session
+// that was replaced must not remove its successor.
+func (r *Router) Unbind(s Session) {
+	full := s.JID()
+	bare := full.Bare()
+	sh := r.shard(bare)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	res := sh.m[bare]
+	if res[full.Resource()] == s {
+		delete(res, full.Resource())
+		if len(res) == 0 {
+			delete(sh.m, bare)
+		}
+	}
+}
+
+func (r *Router) session(full jid.JID) Session {
+	sh := r.shard(full.Bare())
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	return sh.m[full.Bare()][full.Resource()]
+}
+
+// Sessions returns the sessions of an account.
+func (r *Router) Sessions(bare jid.JID) []Session {
+	sh := r.shard(bare)
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	res := sh.m[bare]
+	out := make([]Session, 0, len(res))
+	for _, s := range res {
+		out = append(out, s)
+	}
+	return out
+}
+
+// Route delivers a stanza whose 'from' has already been set and checked by
+// the stream it came from (or by the server itself).
+func (r *Router) Route(ctx context.Context, el *xmlstream.Element) {
+	from, err := jid.Parse(el.Attr("from"))
+	if err != nil {
+		// Only the server's own code can get here; a session always
+		// stamps a valid from.
+		r.log.Error("router: stanza with an invalid from dropped", "err", err)
+		return
+	}
+	var to jid.JID
+	if t := el.Attr("to"); t != "" {
+		to, err = jid.Parse(t)
+		if err != nil {
+			r.bounce(ctx, from, el, stanza.JIDMalformed("the 'to' address is not a valid JID"))
+			return
+		}
+	}
+	switch {
+	case to.IsZero():
+		r.toAccount(ctx, from, from.Bare(), el)
+	case !r.hosts[to.Domain()]:
+		// Federation is not there yet: say so rather than pretend.
+		r.bounce(ctx, from, el, stanza.RemoteServerNotFound())
+	case to.IsDomain():
+		r.toServer(ctx, from, to, el)
+	case to.IsBare():
+		r.toAccount(ctx, from, to, el)
+	default:
+		r.toFull(ctx, from, to, el)
+	}
+}
+
+func (r *Router) toServer(ctx context.Context, from, to jid.JID, el *xmlstream.Element) {
+	if el.Name.Local == "iq" {
+		r.handleIQ(ctx, module.Server, from, to, el)
+	}
+	// Messages and presence addressed to the server itself have no
+	// handler yet; RFC 6120 §10.3.1 lets the server ignore them.
+}
+
+func (r *Router) toAccount(ctx context.Context, from, to jid.JID, el *xmlstream.Element) {
+	switch el.Name.Local {
+	case "iq":
+		r.handleIQ(ctx, module.Account, from, to, el)
+	case "message":
+		r.messageToBare(ctx, from, to, el)
+	}
+}
+
+func (r *Router) toFull(ctx context.Context, from, to jid.JID, el *xmlstream.Element) {
+	if s := r.session(to); s != nil {
+		s.Deliver(el)
+		return
+	}
+	switch el.Name.Local {
+	case "message":
+		// RFC 6121 §8.5.3.2.1: a message to an unavailable resource is
+		// treated as if it had been sent to the bare JID.
+		r.messageToBare(ctx, from, to.Bare(), el)
+	case "iq":
+		r.bounce(ctx, from, el, stanza.ServiceUnavailable())
+	}
+	// Presence to an unavailable resource is silently dropped (§8.5.3.2.3).
+}
+
+func (r *Router) messageToBare(ctx context.Context, from, to jid.JID, el *xmlstream.Element) {
+	sessions := r.Sessions(to)
+	if len(sessions) == 0 {
+		// Whether or not the account exists, there is no offline storage
+		// yet: RFC 6121 §8.5.2.2 lets the server say service-unavailable
+		// rather than lose the message silently.
+		r.bounce(ctx, from, el, stanza.ServiceUnavailable())
+		return
+	}
+	for _, s := range sessions {
+		s.Deliver(el)
+	}
+}
+
+func (r *Router) accountExists(ctx context.Context, bare jid.JID) bool {
+	_, err := r.store.Users().Get(ctx, bare.String())
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		r.log.Warn("router: account lookup failed", "err", err)
+	}
+	return err == nil
+}
+
+func (r *Router) handleIQ(ctx context.Context, target module.Target, from, to jid.JID, el *xmlstream.Element) {
+	typ := el.Attr("type")
+	if typ != "get" && typ != "set" {
+		// Results and errors addressed to the server answer nothing the
+		// server asked (it asks nothing yet): drop them, never bounce.
+		return
+	}
+	payload := el.FirstElement()
+	if payload == nil {
+		r.bounce(ctx, from, el, stanza.BadRequest("an IQ get or set needs a payload"))
+		return
+	}
+	// The server answers for an account only if it exists (RFC 6121
+	// §8.5.2.2.3); otherwise anyone could probe handlers on any name.
+	if target == module.Account && !from.Bare().Equal(to) && !r.accountExists(ctx, to) {
+		r.bounce(ctx, from, el, stanza.ServiceUnavailable())
+		return
+	}
+	h := r.reg.IQHandler(target, typ, payload.Name)
+	if h == nil {
+		r.bounce(ctx, from, el, stanza.ServiceUnavailable())
+		return
+	}
+	res, err := h(ctx, module.IQ{From: from, To: to, ID: el.Attr("id"), Type: typ, Payload: payload, Stanza: el})
+	if err != nil {
+		se := stanza.AsError(err)
+		if se.Condition == "internal-server-error" {
+			r.log.Error("router: IQ handler failed", "payload", payload.Name.Space, "err", err)
+		}
+		r.bounce(ctx, from, el, se)
+		return
+	}
+	reply := stanza.Result(el, res)
+	if el.Attr("to") == "" {
+		// The request went to the sender's own account implicitly; the
+		// answer comes from that account (RFC 6120 §10.3.3).
+		reply.SetAttr("from", to.String())
+	}
+	reply.SetAttr("to", from.String())
+	r.deliverReply(from, reply)
+}
+
+// bounce answers el with an error, to its sender. An error is never
+// answered with an error, so two servers can never bounce forever.
+func (r *Router) bounce(ctx context.Context, from jid.JID, el *xmlstream.Element, se *stanza.Error) {
+	reply := stanza.ErrorReply(el, se)
+	if reply == nil {
+		return
+	}
+	if reply.Attr("from") == "" {
+		reply.SetAttr("from", from.Bare().String())
+	}
+	r.deliverReply(from, reply)
+}
+
+// deliverReply sends something the server generated back to the full JID
+// of a local sender; nothing to deliver to if that session has gone.
+func (r *Router) deliverReply(to jid.JID, el *xmlstream.Element) {
+	if !r.hosts[to.Domain()] {
+		return
+	}
+	if s := r.session(to); s != nil {
+		s.Deliver(el)
+	}
+}

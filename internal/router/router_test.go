@@ -1,0 +1,190 @@
+package router
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"parley/internal/jid"
+	"parley/internal/module"
+	"parley/internal/storage"
+	"parley/internal/storage/sqlite"
+	"parley/internal/xmlstream"
+)
+
+type fakeSession struct {
+	j        jid.JID
+	mu       sync.Mutex
+	got      []*xmlstream.Element
+	replaced bool
+}
+
+func (f *fakeSession) JID() jid.JID { return f.j }
+func (f *fakeSession) Deliver(el *xmlstream.Element) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.got = append(f.got, el)
+}
+func (f *fakeSession) Replace() { f.replaced = true }
+
+func (f *fakeSession) take() []*xmlstream.Element {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	g := f.got
+	f.got = nil
+	return g
+}
+
+func newRouter(t *testing.T) (*Router, *module.Registry) {
+	t.Helper()
+	store, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	for _, u := range []string{"alice@example.org", "bob@example.org"} {
+		if err := store.Users().Create(context.Background(), storage.Account{JID: u}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reg := module.NewRegistry()
+	return New([]string{"example.org"}, reg, store, slog.New(slog.NewTextHandler(io.Discard, nil))), reg
+}
+
+func session(s string) *fakeSession { return &fakeSession{j: jid.MustParse(s)} }
+
+func msg(from, to string) *xmlstream.Element {
+	m := xmlstream.New("jabber:client", "message", "from", from, "type", "chat", "id", "m1")
+	if to != "" {
+		m.SetAttr("to", to)
+	}
+	m.AddChild(xmlstream.New("jabber:client", "body").AddText("hi"))
+	return m
+}
+
+func errorCondition(el *xmlstream.Element) string {
+	if el.Attr("type") != "error" {
+		return ""
+	}
+	e := el.Child(el.Name.Space, "error")
+	if e == nil || e.FirstElement() == nil {
+		return "?"
+	}
+	return e.FirstElement().Name.Local
+}
+
+func TestRouting(t *testing.T) {
+	r, reg := newRouter(t)
+	ctx := context.Background()
+	alice := session("alice@example.org/phone")
+	bob1 := session("bob@example.org/desk")
+	bob2 := session("bob@example.org/laptop")
+	for _, s := range []*fakeSession{alice, bob1, bob2} {
+		if old := r.Bind(s); old != nil {
+			t.Fatal("unexpected replacement")
+		}
+	}
+	reg.HandleIQ(module.Server, "get", xmlstream.Name{Space: "urn:test", Local: "q"}, func(_ context.Context, iq module.IQ) (*xmlstream.Element, error) {
+		return xmlstream.New("urn:test", "q", "from", iq.From.String()), nil
+	})
+
+	t.Run("full JID", func(t *testing.T) {
+		r.Route(ctx, msg("alice@example.org/phone", "bob@example.org/laptop"))
+		if len(bob2.take()) != 1 || len(bob1.take()) != 0 {
+			t.Fatal("message to a full JID not delivered to exactly that resource")
+		}
+	})
+	t.Run("bare JID", func(t *testing.T) {
+		r.Route(ctx, msg("alice@example.org/phone", "bob@example.org"))
+		if len(bob1.take()) != 1 || len(bob2.take()) != 1 {
+			t.Fatal("message to a bare JID not delivered to every resource")
+		}
+	})
+	t.Run("offline full JID falls back to bare", func(t *testing.T) {
+		r.Route(ctx, msg("alice@example.org/phone", "bob@example.org/gone"))
+		if len(bob1.take()) != 1 {
+			t.Fatal("message to an unavailable resource not treated as to the bare JID")
+		}
+		bob2.take()
+	})
+	t.Run("unknown user", func(t *testing.T) {
+		r.Route(ctx, msg("alice@example.org/phone", "nobody@example.org"))
+		got := alice.take()
+		if len(got) != 1 || errorCondition(got[0]) != "service-unavailable" {
+			t.Fatalf("got %v", got)
+		}
+		if got[0].Attr("from") != "nobody@example.org" || got[0].Attr("to") != "alice@example.org/phone" {
+			t.Errorf("error addressed from %q to %q", got[0].Attr("from"), got[0].Attr("to"))
+		}
+	})
+	t.Run("malformed to", func(t *testing.T) {
+		r.Route(ctx, msg("alice@example.org/phone", "a@b@c"))
+		got := alice.take()
+		if len(got) != 1 || errorCondition(got[0]) != "jid-malformed" {
+			t.Fatalf("got %v", got)
+		}
+	})
+	t.Run("remote domain", func(t *testing.T) {
+		r.Route(ctx, msg("alice@example.org/phone", "x@elsewhere.example"))
+		got := alice.take()
+		if len(got) != 1 || errorCondition(got[0]) != "remote-server-not-found" {
+			t.Fatalf("got %v", got)
+		}
+	})
+	t.Run("errors are never bounced", func(t *testing.T) {
+		m := msg("alice@example.org/phone", "nobody@example.org")
+		m.SetAttr("type", "error")
+		r.Route(ctx, m)
+		if got := alice.take(); len(got) != 0 {
+			t.Fatalf("an error stanza was answered: %v", got)
+		}
+	})
+	t.Run("IQ to the server", func(t *testing.T) {
+		iq := xmlstream.New("jabber:client", "iq", "from", "alice@example.org/phone", "to", "example.org", "type", "get", "id", "i1")
+		iq.AddChild(xmlstream.New("urn:test", "q"))
+		r.Route(ctx, iq)
+		got := alice.take()
+		if len(got) != 1 || got[0].Attr("type") != "result" || got[0].Attr("id") != "i1" || got[0].Child("urn:test", "q") == nil {
+			t.Fatalf("got %v", got)
+		}
+	})
+	t.Run("unknown IQ", func(t *testing.T) {
+		for _, to := range []string{"example.org", "", "bob@example.org", "nobody@example.org", "bob@example.org/gone"} {
+			iq := xmlstream.New("jabber:client", "iq", "from", "alice@example.org/phone", "type", "get", "id", "i2")
+			if to != "" {
+				iq.SetAttr("to", to)
+			}
+			iq.AddChild(xmlstream.New("urn:unknown", "q"))
+			r.Route(ctx, iq)
+			got := alice.take()
+			if len(got) != 1 || errorCondition(got[0]) != "service-unavailable" {
+				t.Fatalf("to %q: got %v", to, got)
+			}
+		}
+	})
+	t.Run("IQ to a full JID is routed", func(t *testing.T) {
+		iq := xmlstream.New("jabber:client", "iq", "from", "alice@example.org/phone", "to", "bob@example.org/desk", "type", "get", "id", "i3")
+		iq.AddChild(xmlstream.New("urn:unknown", "q"))
+		r.Route(ctx, iq)
+		if len(bob1.take()) != 1 {
+			t.Fatal("IQ to a full JID not delivered")
+		}
+	})
+	t.Run("conflict and unbind", func(t *testing.T) {
+		newBob := session("bob@example.org/desk")
+		if old := r.Bind(newBob); old != bob1 {
+			t.Fatal("the replaced session was not returned")
+		}
+		r.Unbind(bob1) // the old one goes away later: must not remove its successor
+		if !r.ResourceInUse(jid.MustParse("bob@example.org/desk")) {
+			t.Fatal("unbinding a replaced session removed its successor")
+		}
+		r.Unbind(newBob)
+		if r.ResourceInUse(jid.MustParse("bob@example.org/desk")) {
+			t.Fatal("session still bound after Unbind")
+		}
+	})
+}

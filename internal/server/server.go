@@ -1,0 +1,184 @@
+// Package server assembles one parley process from its configuration:
+// storage, accounts, the routing core, the modules it is given and the
+// listeners. It owns them all and stops them in reverse order.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"parley/internal/accounts"
+	"parley/internal/c2s"
+	"parley/internal/config"
+	"parley/internal/module"
+	"parley/internal/router"
+	"parley/internal/storage"
+	"parley/internal/storage/backend"
+	"parley/internal/throttle"
+	"parley/internal/tlsconf"
+	"parley/internal/xmlstream"
+)
+
+// Listener is one address the server accepts on, for the start-up message.
+type Listener struct {
+	Name string // "c2s" or "c2s_direct_tls"
+	Addr net.Addr
+}
+
+// Server is a running parley.
+type Server struct {
+	cfg      config.Config
+	log      *slog.Logger
+	store    storage.Store
+	accounts *accounts.Service
+	reg      *module.Registry
+	router   *router.Router
+	c2s      *c2s.Server
+	modules  []module.Module
+	lns      []Listener
+	wg       sync.WaitGroup
+}
+
+// host is the module.Host handed to every module.
+type host struct {
+	*module.Registry
+	r     *router.Router
+	store storage.Store
+	log   *slog.Logger
+}
+
+func (h *host) IsLocal(domain string) bool                       { return h.r.IsLocal(domain) }
+func (h *host) Route(ctx context.Context, el *xmlstream.Element) { h.r.Route(ctx, el) }
+func (h *host) Store() storage.Store                             { return h.store }
+func (h *host) Logger() *slog.Logger                             { return h.log }
+
+// OpenStore opens the configured database; the `parley user` commands use
+// it too, so they work on the same data as the server, also while it runs.
+func OpenStore(ctx context.Context, cfg config.Config) (storage.Store, error) {
+	if cfg.Storage.Driver == "sqlite" {
+		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+			return nil, fmt.Errorf("creating the data directory: %w", err)
+		}
+	}
+	return backend.Open(ctx, cfg.Storage.Driver, cfg.Storage.DSN)
+}
+
+// New opens storage, loads the certificate and starts the modules; it does
+// not listen yet.
+func New(ctx context.Context, cfg config.Config, log *slog.Logger, mods []module.Module) (*Server, error) {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating the data directory %s: %w", cfg.DataDir, err)
+	}
+	secret, err := loadSecret(filepath.Join(cfg.DataDir, "server.secret"))
+	if err != nil {
+		return nil, err
+	}
+	cert, err := tlsconf.Load(cfg.TLS.Cert, cfg.TLS.Key, filepath.Join(cfg.DataDir, "tls"), cfg.AllHosts())
+	if err != nil {
+		return nil, err
+	}
+	store, err := OpenStore(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("opening storage: %w", err)
+	}
+	s := &Server{cfg: cfg, log: log, store: store, accounts: accounts.New(store), reg: module.NewRegistry(), modules: mods}
+	s.router = router.New(cfg.AllHosts(), s.reg, store, log)
+	h := &host{Registry: s.reg, r: s.router, store: store, log: log}
+	for _, m := range mods {
+		if err := m.Start(h); err != nil {
+			store.Close()
+			return nil, fmt.Errorf("starting module %s: %w", m.Name(), err)
+		}
+	}
+	perMinute := cfg.Limits.LoginFailuresPerMinute
+	s.c2s = c2s.NewServer(&c2s.Config{
+		IsHost:             func(d string) bool { return slices.Contains(cfg.Hosts, d) },
+		IsAnonymousHost:    cfg.IsAnonymousHost,
+		TLS:                tlsconf.ServerConfig(cert),
+		Leaf:               cert.Leaf,
+		RequireStartTLS:    cfg.TLS.RequireStartTLS,
+		Limits:             xmlstream.Limits{MaxStanzaBytes: cfg.Limits.MaxStanzaBytes},
+		AuthTimeout:        cfg.Limits.AuthTimeout.Duration,
+		Accounts:           s.accounts,
+		Router:             s.router,
+		Log:                log,
+		FakeSecret:         secret,
+		FailuresPerAccount: throttle.New(perMinute, time.Minute),
+		FailuresPerAddress: throttle.New(perMinute, time.Minute),
+		MaxOutput:          4*cfg.Limits.MaxStanzaBytes + 1<<20,
+	})
+	return s, nil
+}
+
+// Listen opens the configured listeners and serves them until Stop.
+func (s *Server) Listen() error {
+	type spec struct {
+		name, addr string
+		direct     bool
+	}
+	for _, sp := range []spec{{"c2s", s.cfg.Listen.C2S, false}, {"c2s_direct_tls", s.cfg.Listen.C2SDirectTLS, true}} {
+		if sp.addr == "" {
+			continue
+		}
+		ln, err := net.Listen("tcp", sp.addr)
+		if err != nil {
+			return fmt.Errorf("listen.%s: %w", sp.name, err)
+		}
+		s.lns = append(s.lns, Listener{Name: sp.name, Addr: ln.Addr()})
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			if err := s.c2s.Serve(ln, sp.direct); err != nil && !errors.Is(err, net.ErrClosed) {
+				s.log.Error("listener stopped", "listener", sp.name, "err", err)
+			}
+		}()
+	}
+	return nil
+}
+
+func (s *Server) Listeners() []Listener { return s.lns }
+
+// Stop ends every session, stops modules and closes storage.
+func (s *Server) Stop(ctx context.Context) error {
+	err := s.c2s.Stop(ctx)
+	s.wg.Wait()
+	for i := len(s.modules) - 1; i >= 0; i-- {
+		if st, ok := s.modules[i].(module.Stopper); ok {
+			err = errors.Join(err, st.Stop(ctx))
+		}
+	}
+	return errors.Join(err, s.store.Close())
+}
+
+// loadSecret returns the server's own random secret, created on first
+// start and kept outside the database, so that a copy of the database
+// alone does not give it away.
+func loadSecret(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err == nil && len(b) == 32 {
+		return b, nil
+	}
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	if err == nil {
+		return nil, fmt.Errorf("%s is damaged (want 32 bytes, have %d)", path, len(b))
+	}
+	b = make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		return nil, fmt.Errorf("writing %s: %w", path, err)
+	}
+	return b, nil
+}

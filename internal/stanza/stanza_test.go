@@ -1,0 +1,47 @@
+package stanza
+
+import (
+	"testing"
+
+	"parley/internal/xmlstream"
+)
+
+func TestErrorReply(t *testing.T) {
+	iq := xmlstream.New(NSClient, "iq", "from", "a@x/r", "to", "x", "type", "get", "id", "7")
+	iq.AddChild(xmlstream.New("urn:q", "query"))
+	r := ErrorReply(iq, ServiceUnavailable())
+	if r.Attr("to") != "a@x/r" || r.Attr("from") != "x" || r.Attr("type") != "error" || r.Attr("id") != "7" {
+		t.Fatalf("reply attributes: %s", r)
+	}
+	e := r.Child(NSClient, "error")
+	if e == nil || e.Attr("type") != "cancel" || e.Child(NSStanzas, "service-unavailable") == nil {
+		t.Fatalf("error element: %s", r)
+	}
+	if r.Child("urn:q", "query") == nil {
+		t.Error("the request payload was not kept")
+	}
+	for _, typ := range []string{"error", "result"} {
+		x := iq.Copy()
+		x.SetAttr("type", typ)
+		if ErrorReply(x, BadRequest("")) != nil {
+			t.Errorf("an IQ %s was answered with an error", typ)
+		}
+	}
+	m := xmlstream.New(NSClient, "message", "type", "error")
+	if ErrorReply(m, BadRequest("")) != nil {
+		t.Error("an error message was answered with an error")
+	}
+}
+
+func TestAsError(t *testing.T) {
+	if AsError(Forbidden("x")).Condition != "forbidden" {
+		t.Error("stanza error not passed through")
+	}
+	if AsError(errorString("db down")).Condition != "internal-server-error" {
+		t.Error("plain error not mapped to internal-server-error")
+	}
+}
+
+type errorString string
+
+func (e errorString) Error() string { return string(e) }
