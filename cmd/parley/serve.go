@@ -1,0 +1,71 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"parley/internal/config"
+	"parley/internal/module"
+	"parley/internal/server"
+	"parley/modules/disco"
+	"parley/modules/ping"
+)
+
+// modules is the list of features compiled into parley, one line each.
+func modules() []module.Module {
+	return []module.Module{
+		disco.New(),
+		ping.New(),
+	}
+}
+
+func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	cfgPath := fs.String("config", "", "config file (TOML)")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usageError{fmt.Sprintf("serve takes no arguments, got %q", pos[0])}
+	}
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		return err
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.Log.Level)); err != nil {
+		return fmt.Errorf("log.level: %w", err)
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	srv, err := server.New(ctx, cfg, log, modules())
+	if err != nil {
+		return err
+	}
+	if err := srv.Listen(); err != nil {
+		srv.Stop(context.Background())
+		return err
+	}
+	fmt.Fprintf(stdout, "parley %s serving %v with data in %s (%s)\n", version, cfg.AllHosts(), cfg.DataDir, cfg.Storage.Driver)
+	for _, l := range srv.Listeners() {
+		kind := "STARTTLS"
+		if l.Name == "c2s_direct_tls" {
+			kind = "direct TLS"
+		}
+		fmt.Fprintf(stdout, "listening for clients (%s) on %s\n", kind, l.Addr)
+	}
+	<-ctx.Done()
+	fmt.Fprintln(stdout, "shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return srv.Stop(sctx)
+}

@@ -1,0 +1,114 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+
+	"parley/internal/accounts"
+	"parley/internal/config"
+	"parley/internal/jid"
+	"parley/internal/server"
+	"parley/internal/storage"
+)
+
+func cmdUser(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
+	if len(args) == 0 {
+		return usageError{"user needs a subcommand: add, del, passwd or list"}
+	}
+	sub := args[0]
+	fs := flag.NewFlagSet("user "+sub, flag.ContinueOnError)
+	cfgPath := fs.String("config", "", "config file (TOML)")
+	password := fs.String("password", "", "the password (read from standard input when not given)")
+	pos, err := parseFlags(fs, args[1:])
+	if err != nil {
+		return err
+	}
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		return err
+	}
+	store, err := server.OpenStore(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("opening storage: %w", err)
+	}
+	defer store.Close()
+	accts := accounts.New(store)
+
+	if sub == "list" {
+		if len(pos) > 1 {
+			return usageError{"user list takes at most a domain"}
+		}
+		domain := ""
+		if len(pos) == 1 {
+			domain = pos[0]
+		}
+		users, err := accts.List(ctx, domain)
+		if err != nil {
+			return err
+		}
+		for _, u := range users {
+			fmt.Fprintln(stdout, u)
+		}
+		return nil
+	}
+
+	if len(pos) != 1 {
+		return usageError{fmt.Sprintf("user %s needs exactly one JID", sub)}
+	}
+	bare, err := jid.Parse(pos[0])
+	if err != nil || bare.Local() == "" || !bare.IsBare() {
+		return fmt.Errorf("%q is not an account address of the form user@domain", pos[0])
+	}
+	if !slices.Contains(cfg.Hosts, bare.Domain()) {
+		return fmt.Errorf("%s is not one of the configured hosts %v", bare.Domain(), cfg.Hosts)
+	}
+	switch sub {
+	case "add", "passwd":
+		pw := *password
+		if pw == "" {
+			if pw, err = readPassword(stdin); err != nil {
+				return err
+			}
+		}
+		if sub == "add" {
+			err = accts.Create(ctx, bare, pw)
+			if errors.Is(err, storage.ErrExists) {
+				return fmt.Errorf("%s already exists", bare)
+			}
+		} else {
+			err = accts.SetPassword(ctx, bare, pw)
+		}
+	case "del":
+		err = accts.Delete(ctx, bare)
+	default:
+		return usageError{fmt.Sprintf("unknown user subcommand %q", sub)}
+	}
+	if errors.Is(err, storage.ErrNotFound) {
+		return fmt.Errorf("%s does not exist", bare)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s: %s done\n", bare, sub)
+	return nil
+}
+
+// readPassword takes the first line of standard input, so that scripts can
+// pipe a password without it showing in the process list.
+func readPassword(r io.Reader) (string, error) {
+	line, err := bufio.NewReader(r).ReadString('\n')
+	if err != nil && !(errors.Is(err, io.EOF) && line != "") {
+		return "", fmt.Errorf("reading the password from standard input: %w", err)
+	}
+	pw := strings.TrimRight(line, "\r\n")
+	if pw == "" {
+		return "", errors.New("the password is empty")
+	}
+	return pw, nil
+}
