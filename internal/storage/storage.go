@@ -53,6 +53,85 @@ type Users interface {
 // Store is an open database with all of parley's repositories.
 type Store interface {
 	Users() Users
+	Roster() Roster
+	Offline() Offline
+	KV() KV
 	Ping(ctx context.Context) error
 	Close() error
+}
+
+// ErrLimit is returned when a per-user cap would be passed.
+var ErrLimit = errors.New("storage: limit reached")
+
+// RosterItem is one contact in a user's roster (RFC 6121 §2.1.2).
+type RosterItem struct {
+	Contact      string   // bare JID of the contact, normalised by the caller
+	Name         string   // "" when none
+	Groups       []string // sorted, no duplicates (the driver sorts and dedups)
+	Subscription string   // "none", "to", "from" or "both"
+	Ask          bool     // we sent a subscription request the contact has not answered (pending out)
+	Approved     bool     // the owner pre-approved the contact's subscription (RFC 6121 §3.4)
+}
+
+// Pending is an inbound subscription request kept until the owner answers
+// (RFC 6121 §3.1.3), as the stanza that carried it.
+type Pending struct {
+	Contact string // bare JID of the requester
+	Stanza  []byte // the presence stanza as received, serialised
+}
+
+// Roster is the roster repository. Each owner has a roster version that
+// every Put and Delete increases by at least one (XEP-0237); it is 0 for a
+// roster that never changed.
+type Roster interface {
+	Items(ctx context.Context, owner string) (items []RosterItem, version int64, err error) // sorted by Contact
+	Item(ctx context.Context, owner, contact string) (RosterItem, error)                    // ErrNotFound
+	// Put creates or replaces an item and returns the new roster version.
+	// With max > 0, creating an item beyond max items fails with ErrLimit
+	// (replacing an existing item always works).
+	Put(ctx context.Context, owner string, item RosterItem, max int) (version int64, err error)
+	Delete(ctx context.Context, owner, contact string) (version int64, err error) // ErrNotFound
+	Count(ctx context.Context, owner string) (int, error)
+
+	AddPendingIn(ctx context.Context, owner string, p Pending) error  // replaces an older request from the same contact
+	PendingIn(ctx context.Context, owner string) ([]Pending, error)   // oldest first
+	DeletePendingIn(ctx context.Context, owner, contact string) error // no error when absent
+}
+
+// OfflineMessage is a stanza kept for a user who was offline.
+type OfflineMessage struct {
+	ID     int64     // increasing in storage order, per store
+	Stored time.Time // UTC, microsecond precision
+	Data   []byte    // opaque to storage (the offline module seals it)
+}
+
+// Offline is the offline message repository (XEP-0160).
+type Offline interface {
+	// Push appends a message; with max > 0 it fails with ErrLimit when the
+	// owner already has max messages.
+	Push(ctx context.Context, owner string, data []byte, max int) (OfflineMessage, error)
+	List(ctx context.Context, owner string) ([]OfflineMessage, error) // oldest first
+	Delete(ctx context.Context, owner string, ids []int64) error      // ids that do not exist are ignored
+	Count(ctx context.Context, owner string) (int, error)
+	// DeleteBefore removes every message stored before t (retention) and
+	// returns how many went.
+	DeleteBefore(ctx context.Context, t time.Time) (int, error)
+}
+
+// KVEntry is one value of the per-user key-value store.
+type KVEntry struct {
+	Key   string
+	Value []byte
+}
+
+// KV is a small per-user key-value store in namespaces, for features whose
+// data is a few opaque values per user (vCard, private XML, block list,
+// last activity). Keys and namespaces are at most 1024 bytes; values are
+// at most 1 MiB.
+type KV interface {
+	Get(ctx context.Context, owner, ns, key string) ([]byte, error) // ErrNotFound
+	Put(ctx context.Context, owner, ns, key string, value []byte) error
+	Delete(ctx context.Context, owner, ns, key string) error       // ErrNotFound
+	List(ctx context.Context, owner, ns string) ([]KVEntry, error) // sorted by key
+	DeleteAll(ctx context.Context, owner, ns string) error         // no error when empty
 }

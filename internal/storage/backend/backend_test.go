@@ -38,6 +38,16 @@ func TestOpen(t *testing.T) {
 			if _, err := u.Get(t.Context(), "alice@example.com"); err != nil {
 				t.Fatalf("Get: %v", err)
 			}
+			// So are the repositories of later migrations.
+			if _, err := s.Roster().Put(t.Context(), "alice@example.com", storage.RosterItem{Contact: "bob@example.com", Subscription: storage.SubNone}, 0); err != nil {
+				t.Errorf("Roster.Put: %v", err)
+			}
+			if _, err := s.Offline().Push(t.Context(), "alice@example.com", []byte("m"), 1); err != nil {
+				t.Errorf("Offline.Push: %v", err)
+			}
+			if err := s.KV().Put(t.Context(), "alice@example.com", "ns", "k", []byte("v")); err != nil {
+				t.Errorf("KV.Put: %v", err)
+			}
 		})
 	}
 }

@@ -34,5 +34,55 @@ var migrator = storage.Migrator{
 				)`,
 			},
 		},
+		{
+			Version: 2,
+			Name:    "roster, offline messages, key-value store",
+			Statements: []string{
+				// groups is a JSON array of sorted, distinct names
+				// (storage.EncodeGroups), the same encoding as SQLite's.
+				`CREATE TABLE roster_items (
+					owner        TEXT COLLATE "C" NOT NULL REFERENCES accounts (jid) ON DELETE CASCADE ON UPDATE CASCADE,
+					contact      TEXT COLLATE "C" NOT NULL,
+					name         TEXT NOT NULL,
+					groups       TEXT NOT NULL,
+					subscription TEXT NOT NULL CHECK (subscription IN ('none', 'to', 'from', 'both')),
+					ask          BOOLEAN NOT NULL,
+					approved     BOOLEAN NOT NULL,
+					PRIMARY KEY (owner, contact)
+				)`,
+				// The version row doubles as the lock that serialises an
+				// owner's roster writes (see roster.Put).
+				`CREATE TABLE roster_versions (
+					owner   TEXT COLLATE "C" PRIMARY KEY REFERENCES accounts (jid) ON DELETE CASCADE ON UPDATE CASCADE,
+					version BIGINT NOT NULL
+				)`,
+				`CREATE TABLE pending_in (
+					owner   TEXT COLLATE "C" NOT NULL REFERENCES accounts (jid) ON DELETE CASCADE ON UPDATE CASCADE,
+					contact TEXT COLLATE "C" NOT NULL,
+					stanza  BYTEA NOT NULL,
+					seq     BIGSERIAL NOT NULL,
+					PRIMARY KEY (owner, contact)
+				)`,
+				`CREATE INDEX pending_in_order ON pending_in (owner, seq)`,
+				`CREATE TABLE offline_messages (
+					id     BIGSERIAL PRIMARY KEY,
+					owner  TEXT COLLATE "C" NOT NULL REFERENCES accounts (jid) ON DELETE CASCADE ON UPDATE CASCADE,
+					stored TIMESTAMPTZ NOT NULL,
+					data   BYTEA NOT NULL
+				)`,
+				// The offline module seals messages, and ciphertext does
+				// not compress: skip TOAST's compression attempt.
+				`ALTER TABLE offline_messages ALTER COLUMN data SET STORAGE EXTERNAL`,
+				`CREATE INDEX offline_messages_owner ON offline_messages (owner, id)`,
+				`CREATE INDEX offline_messages_stored ON offline_messages (stored)`,
+				`CREATE TABLE kv (
+					owner TEXT COLLATE "C" NOT NULL REFERENCES accounts (jid) ON DELETE CASCADE ON UPDATE CASCADE,
+					ns    TEXT COLLATE "C" NOT NULL,
+					key   TEXT COLLATE "C" NOT NULL,
+					value BYTEA NOT NULL,
+					PRIMARY KEY (owner, ns, key)
+				)`,
+			},
+		},
 	},
 }

@@ -21,8 +21,11 @@ import (
 
 // Store is a PostgreSQL-backed storage.Store. It is safe for concurrent use.
 type Store struct {
-	db    *sql.DB
-	users *users
+	db      *sql.DB
+	users   *users
+	roster  *roster
+	offline *offline
+	kv      *kv
 }
 
 var _ storage.Store = (*Store)(nil)
@@ -52,11 +55,26 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
-	return &Store{db: db, users: &users{db: db}}, nil
+	return &Store{
+		db:      db,
+		users:   &users{db: db},
+		roster:  &roster{db: db},
+		offline: &offline{db: db},
+		kv:      &kv{db: db},
+	}, nil
 }
 
 // Users returns the account repository.
 func (s *Store) Users() storage.Users { return s.users }
+
+// Roster returns the roster repository.
+func (s *Store) Roster() storage.Roster { return s.roster }
+
+// Offline returns the offline message repository.
+func (s *Store) Offline() storage.Offline { return s.offline }
+
+// KV returns the per-user key-value store.
+func (s *Store) KV() storage.KV { return s.kv }
 
 // Ping checks that the server is reachable.
 func (s *Store) Ping(ctx context.Context) error {

@@ -6,6 +6,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
 
 	"parley/internal/storage"
 	"parley/internal/storage/storagetest"
@@ -133,6 +137,9 @@ func TestJIDColumnsUseByteOrderCollation(t *testing.T) {
 	defer s.Close()
 	cols := []struct{ table, column string }{
 		{"accounts", "jid"}, {"accounts", "domain"}, {"credentials", "jid"}, {"credentials", "hash"},
+		{"roster_items", "owner"}, {"roster_items", "contact"}, {"roster_versions", "owner"},
+		{"pending_in", "owner"}, {"pending_in", "contact"}, {"offline_messages", "owner"},
+		{"kv", "owner"}, {"kv", "ns"}, {"kv", "key"},
 	}
 	for _, c := range cols {
 		var coll string
@@ -145,4 +152,47 @@ func TestJIDColumnsUseByteOrderCollation(t *testing.T) {
 			t.Errorf("%s.%s collation = %q, want C", c.table, c.column, coll)
 		}
 	}
+}
+
+// A schema written by a build that only knew version 1 must upgrade in
+// place on Open, keeping its accounts.
+func TestUpgradeFromVersion1(t *testing.T) {
+	dsn := newDSN(t)
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := stdlib.OpenDB(*cfg)
+	v1 := storage.Migrator{Lock: migrator.Lock, Migrations: migrator.Migrations[:1]}
+	if err := v1.Migrate(t.Context(), db); err != nil {
+		t.Fatalf("migrate to v1: %v", err)
+	}
+	storagetest.SeedV1(t, db, "alice@example.com", time.Now())
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(t.Context(), dsn)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer s.Close()
+	storagetest.CheckUpgradedFromV1(t, s, "alice@example.com")
+}
+
+func BenchmarkOfflinePush(b *testing.B) {
+	s, err := Open(b.Context(), storagetest.PostgresDSN(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	storagetest.BenchmarkOfflinePush(b, s)
+}
+
+func BenchmarkKVGet(b *testing.B) {
+	s, err := Open(b.Context(), storagetest.PostgresDSN(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	storagetest.BenchmarkKVGet(b, s)
 }

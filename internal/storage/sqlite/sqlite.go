@@ -46,9 +46,12 @@ const busyTimeoutMS = 5000
 
 // Store is a SQLite-backed storage.Store. It is safe for concurrent use.
 type Store struct {
-	w     *sql.DB // exactly one connection; every write goes here
-	r     *sql.DB // read-only pool
-	users *users
+	w       *sql.DB // exactly one connection; every write goes here
+	r       *sql.DB // read-only pool
+	users   *users
+	roster  *roster
+	offline *offline
+	kv      *kv
 }
 
 var _ storage.Store = (*Store)(nil)
@@ -105,7 +108,18 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		_ = errors.Join(r.Close(), w.Close())
 		return nil, fmt.Errorf("sqlite: %s: prepare: %w", path, err)
 	}
-	return &Store{w: w, r: r, users: &users{w: w, r: r, get: get}}, nil
+	kvGet, err := r.PrepareContext(ctx, kvGetQuery)
+	if err != nil {
+		_ = errors.Join(get.Close(), r.Close(), w.Close())
+		return nil, fmt.Errorf("sqlite: %s: prepare: %w", path, err)
+	}
+	return &Store{
+		w: w, r: r,
+		users:   &users{w: w, r: r, get: get},
+		roster:  &roster{w: w, r: r},
+		offline: &offline{w: w, r: r},
+		kv:      &kv{w: w, r: r, get: kvGet},
+	}, nil
 }
 
 // dsn builds the modernc.org/sqlite DSN. The pragmas are per connection, so
@@ -131,6 +145,15 @@ func dsn(path string, writer bool) string {
 // Users returns the account repository.
 func (s *Store) Users() storage.Users { return s.users }
 
+// Roster returns the roster repository.
+func (s *Store) Roster() storage.Roster { return s.roster }
+
+// Offline returns the offline message repository.
+func (s *Store) Offline() storage.Offline { return s.offline }
+
+// KV returns the per-user key-value store.
+func (s *Store) KV() storage.KV { return s.kv }
+
 // Ping checks that both pools can reach the database.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.w.PingContext(ctx); err != nil {
@@ -144,7 +167,7 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Close closes both pools. The last connection to close checkpoints the WAL.
 func (s *Store) Close() error {
-	return errors.Join(s.users.get.Close(), s.r.Close(), s.w.Close())
+	return errors.Join(s.users.get.Close(), s.kv.get.Close(), s.r.Close(), s.w.Close())
 }
 
 // DB returns the writer handle, for tools and tests that need raw SQL (the

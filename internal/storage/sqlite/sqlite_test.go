@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"parley/internal/storage"
 	"parley/internal/storage/storagetest"
@@ -222,4 +224,46 @@ func TestHelperProcess(t *testing.T) {
 			t.Fatalf("Get: %v", err)
 		}
 	}
+}
+
+// A database written by a build that only knew version 1 must upgrade in
+// place on Open, keeping its accounts.
+func TestUpgradeFromVersion1(t *testing.T) {
+	path := newPath(t)
+	db, err := sql.Open("sqlite", dsn(path, true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1 := storage.Migrator{Migrations: migrator.Migrations[:1]}
+	if err := v1.Migrate(t.Context(), db); err != nil {
+		t.Fatalf("migrate to v1: %v", err)
+	}
+	storagetest.SeedV1(t, db, "alice@example.com", time.Now().UnixMicro())
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(t.Context(), path)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer s.Close()
+	storagetest.CheckUpgradedFromV1(t, s, "alice@example.com")
+}
+
+func BenchmarkOfflinePush(b *testing.B) {
+	s, err := Open(b.Context(), filepath.Join(b.TempDir(), "bench.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	storagetest.BenchmarkOfflinePush(b, s)
+}
+
+func BenchmarkKVGet(b *testing.B) {
+	s, err := Open(b.Context(), filepath.Join(b.TempDir(), "bench.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	storagetest.BenchmarkKVGet(b, s)
 }

@@ -1,6 +1,7 @@
 package storagetest
 
 import (
+	"database/sql"
 	"errors"
 	"strings"
 	"testing"
@@ -101,4 +102,58 @@ func runStore(t *testing.T, open func(t *testing.T) storage.Store) {
 			t.Errorf("Get after Close: err = %v, want a closed-store error", err)
 		}
 	})
+}
+
+// CheckUpgradedFromV1 is for drivers' upgrade tests: s was opened on a
+// database that a version-1 build had migrated and that holds the account
+// jid. The account must have survived and the later repositories must work
+// for it, cascade included.
+func CheckUpgradedFromV1(t *testing.T, s Migratable, jid string) {
+	t.Helper()
+	ctx := t.Context()
+	if v, err := s.SchemaVersion(ctx); err != nil || v < 2 {
+		t.Fatalf("SchemaVersion after upgrade = %d, %v; want >= 2", v, err)
+	}
+	if got := mustGet(t, s.Users(), jid); !credsEqual(got.Credentials, credSet(1)) {
+		t.Errorf("credentials changed by the upgrade: %+v", got.Credentials)
+	}
+	if v := mustPut(t, s.Roster(), jid, item("bob@example.com", storage.SubBoth)); v != 1 {
+		t.Errorf("first roster version after upgrade = %d, want 1", v)
+	}
+	mustPush(t, s.Offline(), jid, []byte("m"))
+	mustKVPut(t, s.KV(), jid, "ns", "k", []byte("v"))
+	if err := s.Users().Delete(ctx, jid); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	for _, table := range []string{"roster_items", "roster_versions", "offline_messages", "kv"} {
+		var n int
+		if err := s.DB().QueryRowContext(ctx, `SELECT COUNT(*) FROM `+table).Scan(&n); err != nil {
+			t.Fatalf("count %s: %v", table, err)
+		}
+		if n != 0 {
+			t.Errorf("%s has %d rows after the account was deleted", table, n)
+		}
+	}
+}
+
+// SeedV1 creates an account with credSet(1) through the version-1 schema,
+// i.e. with SQL, since the store cannot be opened at that version. created
+// is in the driver's column representation.
+func SeedV1(t *testing.T, db *sql.DB, jid string, created any) {
+	t.Helper()
+	domain, err := storage.DomainOf(jid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	if _, err := db.ExecContext(ctx, `INSERT INTO accounts (jid, domain, created) VALUES ($1, $2, $3)`, jid, domain, created); err != nil {
+		t.Fatalf("seed account: %v", err)
+	}
+	for _, c := range credSet(1) {
+		if _, err := db.ExecContext(ctx,
+			`INSERT INTO credentials (jid, hash, salt, iterations, stored_key, server_key) VALUES ($1, $2, $3, $4, $5, $6)`,
+			jid, c.Hash, c.Salt, c.Iterations, c.StoredKey, c.ServerKey); err != nil {
+			t.Fatalf("seed credential: %v", err)
+		}
+	}
 }

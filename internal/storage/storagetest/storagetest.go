@@ -33,6 +33,10 @@ type Migratable interface {
 // subtests. Opener builds such a function from a driver's Open.
 func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 	t.Run("Users", func(t *testing.T) { runUsers(t, open) })
+	t.Run("Roster", func(t *testing.T) { runRoster(t, open) })
+	t.Run("Offline", func(t *testing.T) { runOffline(t, open) })
+	t.Run("KV", func(t *testing.T) { runKV(t, open) })
+	t.Run("RepositoriesCanceled", func(t *testing.T) { runRepositoriesCanceled(t, open) })
 	t.Run("Migrations", func(t *testing.T) { runMigrations(t, open) })
 	t.Run("Store", func(t *testing.T) { runStore(t, open) })
 }
