@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"parley/internal/accounts"
+	"parley/internal/module"
 	"parley/internal/router"
 	"parley/internal/throttle"
 	"parley/internal/xmlstream"
@@ -28,9 +29,15 @@ type Config struct {
 	RequireStartTLS bool
 	Limits          xmlstream.Limits
 	AuthTimeout     time.Duration
-	Accounts        *accounts.Service
-	Router          *router.Router
-	Log             *slog.Logger
+	// IdleTimeout is how long a bound session may stay silent before the
+	// server pings it, PingTimeout how long it then has to answer. An
+	// IdleTimeout of 0 turns server pings off.
+	IdleTimeout time.Duration
+	PingTimeout time.Duration
+	Accounts    *accounts.Service
+	Router      *router.Router
+	Registry    *module.Registry
+	Log         *slog.Logger
 	// FakeSecret makes SASL answers for unknown users look like those for
 	// known ones (see package sasl).
 	FakeSecret []byte

@@ -15,7 +15,9 @@ import (
 	"time"
 
 	"parley/internal/jid"
+	"parley/internal/module"
 	"parley/internal/sasl"
+	"parley/internal/session"
 	"parley/internal/stanza"
 	"parley/internal/stream"
 	"parley/internal/xmlstream"
@@ -51,6 +53,9 @@ type conn struct {
 	bound      bool
 	ctx        context.Context
 	cancel     context.CancelFunc
+
+	state session.State
+	flood flood
 
 	mu     sync.Mutex
 	nc     net.Conn
@@ -164,7 +169,7 @@ func (c *conn) finish(err error) {
 		c.out.Close()
 	}
 	if c.bound {
-		c.cfg.Router.Unbind(c)
+		c.cfg.Router.Unbind(context.Background(), c)
 		c.cfg.Log.Info("c2s: session ended", "jid", c.full.String())
 	}
 	if c.anonymous && c.authUser != "" {
@@ -278,6 +283,7 @@ func (c *conn) features() []*xmlstream.Element {
 			mechs.AddChild(xmlstream.New(stanza.NSSASL, "mechanism").AddText(m))
 		}
 		fs = append(fs, mechs)
+		fs = append(fs, c.cfg.Registry.StreamFeatures(module.FeatureContext{Domain: c.domain, Secure: c.secure})...)
 		if cb := c.channelBindings(); len(cb) > 0 {
 			el := xmlstream.New(stanza.NSSASLCB, "sasl-channel-binding")
 			for _, t := range []string{"tls-server-end-point", "tls-exporter"} {
@@ -292,7 +298,8 @@ func (c *conn) features() []*xmlstream.Element {
 	bind := xmlstream.New(stanza.NSBind, "bind")
 	sess := xmlstream.New(stanza.NSSession, "session")
 	sess.AddChild(xmlstream.New(stanza.NSSession, "optional"))
-	return append(fs, bind, sess)
+	fs = append(fs, bind, sess)
+	return append(fs, c.cfg.Registry.StreamFeatures(module.FeatureContext{Domain: c.domain, Authenticated: true, Secure: c.secure})...)
 }
 
 // negotiateStep reads elements until the stream must restart (after TLS
@@ -318,6 +325,8 @@ func (c *conn) negotiateStep() (restart bool, err error) {
 			if err != nil || done {
 				return false, err
 			}
+		case stanza.IsStanza(el, stanza.NSClient) && el.Name.Local == "iq" && c.preAuthHandler(el) != nil:
+			c.handlePreAuthIQ(el)
 		case stanza.IsStanza(el, stanza.NSClient):
 			return false, stream.NotAuthorized("authenticate first")
 		default:
@@ -561,7 +570,7 @@ func (c *conn) handlePreBind(el *xmlstream.Element) (bound bool, err error) {
 	}
 	c.full = full
 	c.bound = true
-	if old := c.cfg.Router.Bind(c); old != nil {
+	if old := c.cfg.Router.Bind(c.ctx, c); old != nil {
 		old.Replace()
 	}
 	payload := xmlstream.New(stanza.NSBind, "bind")
@@ -593,24 +602,60 @@ func (c *conn) Deliver(el *xmlstream.Element) {
 	}
 }
 
+func (c *conn) State() *session.State { return &c.state }
+
 func (c *conn) Replace() {
 	c.end(stream.Conflict("replaced by a new session with the same resource"))
 }
 
-// stanzaLoop handles the bound session until the stream ends.
+// pingID marks the server's own keepalive pings (XEP-0199 §4.2), whose
+// answers are consumed here instead of being routed.
+const pingID = "parley-c2s-ping"
+
+// stanzaLoop handles the bound session until the stream ends. A session
+// silent for IdleTimeout gets a ping; one that does not answer it within
+// PingTimeout is gone (a phone that lost its network without a FIN) and
+// is closed, so its presence does not linger.
 func (c *conn) stanzaLoop() error {
+	pinged := false
 	for {
+		if c.cfg.IdleTimeout > 0 {
+			wait := c.cfg.IdleTimeout
+			if pinged {
+				wait = c.cfg.PingTimeout
+			}
+			c.netConn().SetReadDeadline(time.Now().Add(wait))
+		}
 		el, err := c.dec.Next()
+		var ne net.Error
+		if err != nil && errors.As(err, &ne) && ne.Timeout() && c.requestedEnd() == nil && c.cfg.IdleTimeout > 0 {
+			if pinged {
+				return stream.ConnectionTimeout()
+			}
+			pinged = true
+			ping := xmlstream.New(stanza.NSClient, "iq", "type", "get", "id", pingID, "from", c.domain, "to", c.full.String())
+			ping.AddChild(xmlstream.New("urn:xmpp:ping", "ping"))
+			c.write(ping.Append(nil, stanza.NSClient))
+			continue
+		}
 		if err != nil {
 			return err
 		}
+		pinged = false
 		if !stanza.IsStanza(el, stanza.NSClient) {
 			return stream.UnsupportedStanzaType("<" + el.Name.Local + "/> in " + el.Name.Space + " is not a stanza")
 		}
 		if err := c.stampFrom(el); err != nil {
 			return err
 		}
+		if el.Name.Local == "iq" && el.Attr("id") == pingID && (el.Attr("type") == "result" || el.Attr("type") == "error") {
+			continue // any answer, even an error, shows the client is there
+		}
 		if se := checkStanza(el); se != nil {
+			c.replyError(el, se)
+			continue
+		}
+		if se := c.flood.check(el, time.Now()); se != nil {
 			c.replyError(el, se)
 			continue
 		}
@@ -634,6 +679,11 @@ func (c *conn) stampFrom(el *xmlstream.Element) error {
 	fj, err := jid.Parse(f)
 	if err != nil || !(fj.Equal(c.full) || fj.Equal(c.full.Bare())) {
 		return stream.InvalidFrom("'from' must be your own address")
+	}
+	// Presence always carries the full JID inside the server, so the
+	// presence module knows which session it is about.
+	if el.Name.Local == "presence" {
+		fj = c.full
 	}
 	el.SetAttr("from", fj.String())
 	return nil
@@ -674,4 +724,40 @@ func (c *conn) isSessionIQ(el *xmlstream.Element) bool {
 	}
 	p := el.FirstElement()
 	return p != nil && p.Name.Space == stanza.NSSession && p.Name.Local == "session"
+}
+
+// preAuthHandler returns the module handler for an IQ sent before
+// authentication, nil when there is none (the stanza is then refused).
+func (c *conn) preAuthHandler(el *xmlstream.Element) module.PreAuthIQHandler {
+	typ := el.Attr("type")
+	p := el.FirstElement()
+	if p == nil || (typ != "get" && typ != "set") || !c.secure || c.cfg.IsAnonymousHost(c.domain) {
+		return nil
+	}
+	if to := el.Attr("to"); to != "" && to != c.domain {
+		return nil
+	}
+	return c.cfg.Registry.PreAuthIQHandler(p.Name)
+}
+
+func (c *conn) handlePreAuthIQ(el *xmlstream.Element) {
+	if se := checkStanza(el); se != nil {
+		c.replyError(el, se)
+		return
+	}
+	p := el.FirstElement()
+	res, err := c.preAuthHandler(el)(c.ctx, module.PreAuthIQ{Domain: c.domain, Addr: c.addr, Type: el.Attr("type"), Payload: p, Stanza: el})
+	if err != nil {
+		se := stanza.AsError(err)
+		if se.Condition == "internal-server-error" {
+			c.cfg.Log.Error("c2s: pre-authentication IQ failed", "payload", p.Name.Space, "err", err)
+		}
+		c.replyError(el, se)
+		return
+	}
+	r := xmlstream.New(stanza.NSClient, "iq", "type", "result", "id", el.Attr("id"))
+	if res != nil {
+		r.AddChild(res)
+	}
+	c.write(r.Append(nil, stanza.NSClient))
 }

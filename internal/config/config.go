@@ -11,6 +11,7 @@ import (
 	"os"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -50,7 +51,18 @@ type Config struct {
 		MaxStanzaBytes         int      `toml:"max_stanza_bytes"`
 		AuthTimeout            Duration `toml:"auth_timeout"`
 		LoginFailuresPerMinute int      `toml:"login_failures_per_minute"`
+		IdlePing               Duration `toml:"idle_ping"`
+		MaxRosterItems         int      `toml:"max_roster_items"`
+		MaxOfflineMessages     int      `toml:"max_offline_messages"`
 	} `toml:"limits"`
+
+	Retention struct {
+		Offline Retention `toml:"offline"`
+	} `toml:"retention"`
+
+	Privacy struct {
+		HideVersion bool `toml:"hide_version"`
+	} `toml:"privacy"`
 
 	Log struct {
 		Level string `toml:"level"` // "debug", "info", "warn" or "error"
@@ -82,6 +94,46 @@ func (d Duration) MarshalText() ([]byte, error) {
 	return []byte(d.String()), nil
 }
 
+// Retention is how long the server keeps something: a duration such as
+// "168h" or "7d", or "never" for no limit (Keep is then 0).
+type Retention struct{ Keep time.Duration }
+
+var (
+	_ encoding.TextUnmarshaler = (*Retention)(nil)
+	_ encoding.TextMarshaler   = Retention{}
+)
+
+func (r *Retention) UnmarshalText(b []byte) error {
+	s := string(b)
+	if s == "never" {
+		r.Keep = 0
+		return nil
+	}
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err == nil && n > 0 {
+			r.Keep = time.Duration(n) * 24 * time.Hour
+			return nil
+		}
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil || v <= 0 {
+		return fmt.Errorf("must be a duration such as \"7d\" or \"12h\", or \"never\", got %q", b)
+	}
+	r.Keep = v
+	return nil
+}
+
+func (r Retention) MarshalText() ([]byte, error) {
+	if r.Keep == 0 {
+		return []byte("never"), nil
+	}
+	if r.Keep%(24*time.Hour) == 0 {
+		return []byte(strconv.Itoa(int(r.Keep/(24*time.Hour))) + "d"), nil
+	}
+	return []byte(r.Keep.String()), nil
+}
+
 // Default returns the configuration used when no file is given, and the
 // base that a file's values are decoded over. It builds fresh slices on
 // every call because the TOML decoder reuses a slice's backing array.
@@ -97,6 +149,10 @@ func Default() Config {
 	c.Limits.MaxStanzaBytes = 262144
 	c.Limits.AuthTimeout = Duration{60 * time.Second}
 	c.Limits.LoginFailuresPerMinute = 5
+	c.Limits.IdlePing = Duration{10 * time.Minute}
+	c.Limits.MaxRosterItems = 1000
+	c.Limits.MaxOfflineMessages = 100
+	c.Retention.Offline = Retention{7 * 24 * time.Hour}
 	c.Log.Level = "info"
 	return c
 }

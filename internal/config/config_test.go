@@ -340,7 +340,7 @@ func TestExampleFile(t *testing.T) {
 		for f := range rt.Fields() {
 			name := prefix + strings.Split(f.Tag.Get("toml"), ",")[0]
 			want2 = append(want2, name)
-			if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeFor[Duration]() {
+			if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeFor[Duration]() && f.Type != reflect.TypeFor[Retention]() {
 				walk(f.Type, name+".")
 			}
 		}
@@ -392,5 +392,38 @@ func checkErr(t *testing.T, err error, want string) {
 	}
 	if !strings.Contains(err.Error(), want) {
 		t.Errorf("error %q does not contain %q", err, want)
+	}
+}
+
+func TestRetentionText(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want time.Duration
+		ok   bool
+	}{
+		{"7d", 7 * 24 * time.Hour, true},
+		{"36h", 36 * time.Hour, true},
+		{"never", 0, true},
+		{"0d", 0, false},
+		{"-1h", 0, false},
+		{"0s", 0, false},
+		{"soon", 0, false},
+	} {
+		var r Retention
+		err := r.UnmarshalText([]byte(tt.in))
+		if (err == nil) != tt.ok || (tt.ok && r.Keep != tt.want) {
+			t.Errorf("%q: got %v, %v", tt.in, r.Keep, err)
+		}
+		if tt.ok {
+			b, _ := r.MarshalText()
+			var back Retention
+			if err := back.UnmarshalText(b); err != nil || back != r {
+				t.Errorf("%q does not round-trip: %s", tt.in, b)
+			}
+		}
+	}
+	c, err := Parse([]byte("[retention]\noffline = \"sometimes\""))
+	if err == nil || !strings.Contains(err.Error(), "retention.offline") {
+		t.Errorf("bad retention accepted or error does not name the key: %v, %v", c.Retention, err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"parley/internal/jid"
 )
@@ -131,6 +132,15 @@ func (c *Config) Validate() error {
 	}
 	if n := c.Limits.LoginFailuresPerMinute; n < 1 {
 		add("limits.login_failures_per_minute: must be at least 1, got %d", n)
+	}
+	if d := c.Limits.IdlePing.Duration; d != 0 && d < 10*time.Second {
+		add("limits.idle_ping: must be \"0s\" (off) or at least \"10s\", got %q", d.String())
+	}
+	if n := c.Limits.MaxRosterItems; n < 0 {
+		add("limits.max_roster_items: must be 0 (no limit) or more, got %d", n)
+	}
+	if n := c.Limits.MaxOfflineMessages; n < 0 {
+		add("limits.max_offline_messages: must be 0 (offline storage off) or more, got %d", n)
 	}
 
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {

@@ -10,6 +10,8 @@ import (
 	"log/slog"
 
 	"parley/internal/jid"
+	"parley/internal/session"
+	"parley/internal/stanza"
 	"parley/internal/storage"
 	"parley/internal/xmlstream"
 )
@@ -49,26 +51,103 @@ type Identity struct {
 	Category, Type, Name string
 }
 
+// PresenceHandler takes every presence stanza the router sees: from a
+// local session (outbound) and to a local account (inbound).
+type PresenceHandler func(ctx context.Context, from, to jid.JID, el *xmlstream.Element)
+
+// OfflineHandler is offered a message for a local account that has no
+// available resource; it returns true when it kept the message for later.
+type OfflineHandler func(ctx context.Context, to jid.JID, el *xmlstream.Element) (stored bool, err error)
+
+// Filter may stop a stanza between two addresses before it is routed
+// (XEP-0191 blocking). Outbound is true when from is a local account that
+// sent it. A non-nil error is returned to the sender when that is allowed;
+// stop with a nil error drops the stanza silently.
+type Filter func(ctx context.Context, from, to jid.JID, el *xmlstream.Element, outbound bool) (stop bool, err *stanza.Error)
+
+// SessionHook runs when a session is bound, or when it ends.
+type SessionHook func(ctx context.Context, s session.Session)
+
+// EventAvailable is emitted by the presence module when a session sends
+// its initial available presence with a non-negative priority, the moment
+// RFC 6121 and XEP-0160 choose to hand over stored messages.
+const EventAvailable = "available"
+
+// FeatureContext says which stream is asking for features.
+type FeatureContext struct {
+	Domain        string
+	Authenticated bool
+	Secure        bool // TLS is on
+}
+
+// StreamFeature returns a stream feature element for the stream, or nil.
+type StreamFeature func(fc FeatureContext) *xmlstream.Element
+
+// PreAuthIQ is an IQ from a stream that has not authenticated yet, such
+// as an in-band registration (XEP-0077).
+type PreAuthIQ struct {
+	Domain  string // the domain the stream is for
+	Addr    string // the client's IP address, for rate limits only
+	Type    string // "get" or "set"
+	Payload *xmlstream.Element
+	Stanza  *xmlstream.Element
+}
+
+// PreAuthIQHandler answers a PreAuthIQ like an IQHandler.
+type PreAuthIQHandler func(ctx context.Context, iq PreAuthIQ) (*xmlstream.Element, error)
+
+// Accounts manages accounts for modules (registration, password change).
+type Accounts interface {
+	Create(ctx context.Context, bare jid.JID, password string) error
+	SetPassword(ctx context.Context, bare jid.JID, password string) error
+	Delete(ctx context.Context, bare jid.JID) error
+}
+
 // Host is what a module sees of the server.
 type Host interface {
 	// HandleIQ registers h for IQs of type typ ("get" or "set") whose
 	// payload has the given name, addressed to target. Registering the
 	// same key twice is a programming error and panics at start-up.
 	HandleIQ(target Target, typ string, payload xmlstream.Name, h IQHandler)
-	// AddFeature advertises a disco#info feature of the server for
-	// target. Only call it for what the module really implements.
+	// AddFeature advertises a disco#info feature for target. Only call it
+	// for what the module really implements.
 	AddFeature(target Target, feature string)
 	// Features lists what all modules advertised for target, sorted.
 	Features(target Target) []string
 	// AddIdentity adds a disco#info identity of the server.
 	AddIdentity(id Identity)
 	Identities() []Identity
+	// SetPresenceHandler and SetOfflineHandler install the one handler of
+	// each kind; a second call panics.
+	SetPresenceHandler(h PresenceHandler)
+	SetOfflineHandler(h OfflineHandler)
+	AddFilter(f Filter)
+	OnSessionBound(h SessionHook)
+	OnSessionEnded(h SessionHook)
+	AddStreamFeature(f StreamFeature)
+	// HandlePreAuthIQ lets a module answer one kind of IQ before
+	// authentication (only after TLS); anything else is refused.
+	HandlePreAuthIQ(payload xmlstream.Name, h PreAuthIQHandler)
+
 	// IsLocal reports whether domain is served by this process.
 	IsLocal(domain string) bool
-	// Route sends a stanza from the server into the routing core, as if
-	// it had arrived from a session of its 'from' address.
+	// Route sends a stanza into the routing core as if it had arrived
+	// from its 'from' address (which must be set).
 	Route(ctx context.Context, el *xmlstream.Element)
+	// Deliver routes a stanza with 'from' and 'to' set past the presence
+	// handler: the presence module uses it for what it decided to send.
+	Deliver(ctx context.Context, el *xmlstream.Element)
+	// OnEvent and Emit let modules tell each other about named events of
+	// a session, e.g. EventAvailable.
+	OnEvent(name string, h SessionHook)
+	Emit(ctx context.Context, name string, s session.Session)
+	// Sessions returns the bound sessions of a local account.
+	Sessions(bare jid.JID) []session.Session
+	// Key returns a 32-byte key for purpose, derived from the server's
+	// secret (kept outside the database), e.g. to seal stored messages.
+	Key(purpose string) []byte
 	Store() storage.Store
+	Accounts() Accounts
 	Logger() *slog.Logger
 }
 

@@ -1,7 +1,10 @@
 package module
 
 import (
+	"context"
+
 	"fmt"
+	"parley/internal/session"
 	"slices"
 	"sync"
 
@@ -18,10 +21,17 @@ type iqKey struct {
 // and read-only afterwards, but guarded anyway so that a late
 // registration cannot race with a lookup.
 type Registry struct {
-	mu         sync.RWMutex
-	iq         map[iqKey]IQHandler
-	features   map[Target][]string
-	identities []Identity
+	mu             sync.RWMutex
+	iq             map[iqKey]IQHandler
+	features       map[Target][]string
+	identities     []Identity
+	presence       PresenceHandler
+	offline        OfflineHandler
+	filters        []Filter
+	bound, ended   []SessionHook
+	streamFeatures []StreamFeature
+	events         map[string][]SessionHook
+	preAuth        map[xmlstream.Name]PreAuthIQHandler
 }
 
 func NewRegistry() *Registry {
@@ -73,4 +83,130 @@ func (r *Registry) Identities() []Identity {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	return slices.Clone(r.identities)
+}
+
+func (r *Registry) SetPresenceHandler(h PresenceHandler) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.presence != nil {
+		panic("module: two presence handlers")
+	}
+	r.presence = h
+}
+
+func (r *Registry) PresenceHandler() PresenceHandler {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.presence
+}
+
+func (r *Registry) SetOfflineHandler(h OfflineHandler) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.offline != nil {
+		panic("module: two offline handlers")
+	}
+	r.offline = h
+}
+
+func (r *Registry) OfflineHandler() OfflineHandler {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.offline
+}
+
+func (r *Registry) AddFilter(f Filter) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.filters = append(r.filters, f)
+}
+
+func (r *Registry) Filters() []Filter {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.filters
+}
+
+func (r *Registry) OnSessionBound(h SessionHook) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.bound = append(r.bound, h)
+}
+
+func (r *Registry) OnSessionEnded(h SessionHook) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.ended = append(r.ended, h)
+}
+
+// SessionBoundHooks and SessionEndedHooks return the hooks in
+// registration order.
+func (r *Registry) SessionBoundHooks() []SessionHook {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.bound
+}
+
+func (r *Registry) SessionEndedHooks() []SessionHook {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.ended
+}
+
+func (r *Registry) AddStreamFeature(f StreamFeature) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.streamFeatures = append(r.streamFeatures, f)
+}
+
+// StreamFeatures returns the module features for a stream.
+func (r *Registry) StreamFeatures(fc FeatureContext) []*xmlstream.Element {
+	r.mu.RLock()
+	fs := r.streamFeatures
+	r.mu.RUnlock()
+	var out []*xmlstream.Element
+	for _, f := range fs {
+		if el := f(fc); el != nil {
+			out = append(out, el)
+		}
+	}
+	return out
+}
+
+func (r *Registry) OnEvent(name string, h SessionHook) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.events == nil {
+		r.events = make(map[string][]SessionHook)
+	}
+	r.events[name] = append(r.events[name], h)
+}
+
+// Emit runs the hooks of a named event in registration order.
+func (r *Registry) Emit(ctx context.Context, name string, s session.Session) {
+	r.mu.RLock()
+	hooks := r.events[name]
+	r.mu.RUnlock()
+	for _, h := range hooks {
+		h(ctx, s)
+	}
+}
+
+func (r *Registry) HandlePreAuthIQ(payload xmlstream.Name, h PreAuthIQHandler) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.preAuth == nil {
+		r.preAuth = make(map[xmlstream.Name]PreAuthIQHandler)
+	}
+	if _, dup := r.preAuth[payload]; dup {
+		panic(fmt.Sprintf("module: two pre-authentication handlers for {%s}%s", payload.Space, payload.Local))
+	}
+	r.preAuth[payload] = h
+}
+
+// PreAuthIQHandler finds the handler for an IQ before authentication.
+func (r *Registry) PreAuthIQHandler(payload xmlstream.Name) PreAuthIQHandler {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.preAuth[payload]
 }

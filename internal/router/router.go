@@ -13,22 +13,14 @@ import (
 
 	"parley/internal/jid"
 	"parley/internal/module"
+	"parley/internal/session"
 	"parley/internal/stanza"
 	"parley/internal/storage"
 	"parley/internal/xmlstream"
 )
 
-// Session is a bound client stream as the router sees it.
-type Session interface {
-	// JID is the full JID the session is bound to.
-	JID() jid.JID
-	// Deliver queues el for writing and never blocks; a session that
-	// cannot keep up closes itself rather than grow without bound.
-	Deliver(el *xmlstream.Element)
-	// Replace ends the session because another one took its resource
-	// (RFC 6120 §7.7.2.2): it sends a <conflict/> stream error.
-	Replace()
-}
+// Session is a bound client stream.
+type Session = session.Session
 
 const shardCount = 64
 
@@ -69,12 +61,15 @@ func (r *Router) shard(bare jid.JID) *shard {
 // Bind registers s under its full JID and returns the session it replaced,
 // if any. The new session wins, which RFC 6120 §7.7.2.2 allows and which
 // is what a user who reconnects from a phone with a stale session wants.
-func (r *Router) Bind(s Session) (replaced Session) {
+//
+// The replaced session's end hooks run here, before the new session can
+// send anything, so that its "unavailable" cannot overtake the new
+// session's presence.
+func (r *Router) Bind(ctx context.Context, s Session) (replaced Session) {
 	full := s.JID()
 	bare := full.Bare()
 	sh := r.shard(bare)
 	sh.mu.Lock()
-	defer sh.mu.Unlock()
 	res := sh.m[bare]
 	if res == nil {
 		res = make(map[string]Session, 1)
@@ -82,7 +77,18 @@ func (r *Router) Bind(s Session) (replaced Session) {
 	}
 	replaced = res[full.Resource()]
 	res[full.Resource()] = s
+	sh.mu.Unlock()
+	if replaced != nil {
+		r.runHooks(ctx, r.reg.SessionEndedHooks(), replaced)
+	}
+	r.runHooks(ctx, r.reg.SessionBoundHooks(), s)
 	return replaced
+}
+
+func (r *Router) runHooks(ctx context.Context, hooks []module.SessionHook, s Session) {
+	for _, h := range hooks {
+		h(ctx, s)
+	}
 }
 
 // ResourceInUse reports whether a session holds full.
@@ -92,18 +98,22 @@ func (r *Router) ResourceInUse(full jid.JID) bool {
 
 // Unbind removes s, but only if it still holds its resource: a session
 // that was replaced must not remove its successor.
-func (r *Router) Unbind(s Session) {
+func (r *Router) Unbind(ctx context.Context, s Session) {
 	full := s.JID()
 	bare := full.Bare()
 	sh := r.shard(bare)
 	sh.mu.Lock()
-	defer sh.mu.Unlock()
 	res := sh.m[bare]
-	if res[full.Resource()] == s {
+	held := res[full.Resource()] == s
+	if held {
 		delete(res, full.Resource())
 		if len(res) == 0 {
 			delete(sh.m, bare)
 		}
+	}
+	sh.mu.Unlock()
+	if held {
+		r.runHooks(ctx, r.reg.SessionEndedHooks(), s)
 	}
 }
 
@@ -145,6 +155,34 @@ func (r *Router) Route(ctx context.Context, el *xmlstream.Element) {
 			return
 		}
 	}
+	if el.Name.Local == "presence" {
+		if h := r.reg.PresenceHandler(); h != nil {
+			if r.filtered(ctx, from, to, el) {
+				return
+			}
+			h(ctx, from, to, el)
+			return
+		}
+	}
+	r.routeTo(ctx, from, to, el)
+}
+
+// RouteDirect delivers a stanza without the presence handler, for the
+// presence module's own broadcasts and probes.
+func (r *Router) RouteDirect(ctx context.Context, el *xmlstream.Element) {
+	from, err1 := jid.Parse(el.Attr("from"))
+	to, err2 := jid.Parse(el.Attr("to"))
+	if err1 != nil || err2 != nil {
+		r.log.Error("router: server-made stanza with a bad address dropped")
+		return
+	}
+	r.routeTo(ctx, from, to, el)
+}
+
+func (r *Router) routeTo(ctx context.Context, from, to jid.JID, el *xmlstream.Element) {
+	if r.filtered(ctx, from, to, el) {
+		return
+	}
 	switch {
 	case to.IsZero():
 		r.toAccount(ctx, from, from.Bare(), el)
@@ -160,12 +198,40 @@ func (r *Router) Route(ctx context.Context, el *xmlstream.Element) {
 	}
 }
 
+// filtered runs the filters (blocking) on a stanza between two parties; a
+// stanza from an account to itself is never filtered.
+func (r *Router) filtered(ctx context.Context, from, to jid.JID, el *xmlstream.Element) bool {
+	if to.IsZero() || from.Bare().Equal(to.Bare()) {
+		return false
+	}
+	for _, f := range r.reg.Filters() {
+		outbound := from.Local() != "" && r.hosts[from.Domain()]
+		if outbound {
+			if stop, se := f(ctx, from, to, el, true); stop {
+				if se != nil {
+					r.bounce(ctx, from, el, se)
+				}
+				return true
+			}
+		}
+		if to.Local() != "" && r.hosts[to.Domain()] {
+			if stop, se := f(ctx, from, to, el, false); stop {
+				if se != nil {
+					r.bounce(ctx, from, el, se)
+				}
+				return true
+			}
+		}
+	}
+	return false
+}
+
 func (r *Router) toServer(ctx context.Context, from, to jid.JID, el *xmlstream.Element) {
 	if el.Name.Local == "iq" {
 		r.handleIQ(ctx, module.Server, from, to, el)
 	}
 	// Messages and presence addressed to the server itself have no
-	// handler yet; RFC 6120 §10.3.1 lets the server ignore them.
+	// handler; RFC 6120 §10.3.1 lets the server ignore them.
 }
 
 func (r *Router) toAccount(ctx context.Context, from, to jid.JID, el *xmlstream.Element) {
@@ -185,26 +251,58 @@ func (r *Router) toFull(ctx context.Context, from, to jid.JID, el *xmlstream.Ele
 	switch el.Name.Local {
 	case "message":
 		// RFC 6121 §8.5.3.2.1: a message to an unavailable resource is
-		// treated as if it had been sent to the bare JID.
-		r.messageToBare(ctx, from, to.Bare(), el)
+		// treated as if it had been sent to the bare JID, except
+		// groupchat, which is refused, and errors, which are dropped.
+		switch el.Attr("type") {
+		case "groupchat":
+			r.bounce(ctx, from, el, stanza.ServiceUnavailable())
+		case "error":
+		default:
+			r.messageToBare(ctx, from, to.Bare(), el)
+		}
 	case "iq":
 		r.bounce(ctx, from, el, stanza.ServiceUnavailable())
 	}
 	// Presence to an unavailable resource is silently dropped (§8.5.3.2.3).
 }
 
+// messageToBare applies RFC 6121 §8.5.2: a message goes to every available
+// resource with non-negative priority (the "all" option of §8.5.2.1.1,
+// which keeps several devices in step), else to offline storage.
 func (r *Router) messageToBare(ctx context.Context, from, to jid.JID, el *xmlstream.Element) {
-	sessions := r.Sessions(to)
-	if len(sessions) == 0 {
-		// Whether or not the account exists, there is no offline storage
-		// yet: RFC 6121 §8.5.2.2 lets the server say service-unavailable
-		// rather than lose the message silently.
+	typ := el.Attr("type")
+	if typ == "error" {
+		return
+	}
+	if typ == "groupchat" {
 		r.bounce(ctx, from, el, stanza.ServiceUnavailable())
 		return
 	}
-	for _, s := range sessions {
-		s.Deliver(el)
+	delivered := false
+	for _, s := range r.Sessions(to) {
+		if avail, prio := s.State().Available(); avail && prio >= 0 {
+			s.Deliver(el)
+			delivered = true
+		}
 	}
+	if delivered || typ == "headline" {
+		return
+	}
+	if !r.accountExists(ctx, to) {
+		r.bounce(ctx, from, el, stanza.ServiceUnavailable())
+		return
+	}
+	if h := r.reg.OfflineHandler(); h != nil {
+		stored, err := h(ctx, to, el)
+		if err != nil {
+			r.bounce(ctx, from, el, stanza.AsError(err))
+			return
+		}
+		if stored {
+			return
+		}
+	}
+	r.bounce(ctx, from, el, stanza.ServiceUnavailable())
 }
 
 func (r *Router) accountExists(ctx context.Context, bare jid.JID) bool {

@@ -10,6 +10,7 @@ import (
 
 	"parley/internal/jid"
 	"parley/internal/module"
+	"parley/internal/session"
 	"parley/internal/storage"
 	"parley/internal/storage/sqlite"
 	"parley/internal/xmlstream"
@@ -20,6 +21,7 @@ type fakeSession struct {
 	mu       sync.Mutex
 	got      []*xmlstream.Element
 	replaced bool
+	st       session.State
 }
 
 func (f *fakeSession) JID() jid.JID { return f.j }
@@ -28,7 +30,8 @@ func (f *fakeSession) Deliver(el *xmlstream.Element) {
 	defer f.mu.Unlock()
 	f.got = append(f.got, el)
 }
-func (f *fakeSession) Replace() { f.replaced = true }
+func (f *fakeSession) Replace()              { f.replaced = true }
+func (f *fakeSession) State() *session.State { return &f.st }
 
 func (f *fakeSession) take() []*xmlstream.Element {
 	f.mu.Lock()
@@ -54,7 +57,11 @@ func newRouter(t *testing.T) (*Router, *module.Registry) {
 	return New([]string{"example.org"}, reg, store, slog.New(slog.NewTextHandler(io.Discard, nil))), reg
 }
 
-func session(s string) *fakeSession { return &fakeSession{j: jid.MustParse(s)} }
+func newSession(s string) *fakeSession {
+	f := &fakeSession{j: jid.MustParse(s)}
+	f.st.SetAvailable(xmlstream.New("jabber:client", "presence"), 0)
+	return f
+}
 
 func msg(from, to string) *xmlstream.Element {
 	m := xmlstream.New("jabber:client", "message", "from", from, "type", "chat", "id", "m1")
@@ -79,11 +86,11 @@ func errorCondition(el *xmlstream.Element) string {
 func TestRouting(t *testing.T) {
 	r, reg := newRouter(t)
 	ctx := context.Background()
-	alice := session("alice@example.org/phone")
-	bob1 := session("bob@example.org/desk")
-	bob2 := session("bob@example.org/laptop")
+	alice := newSession("alice@example.org/phone")
+	bob1 := newSession("bob@example.org/desk")
+	bob2 := newSession("bob@example.org/laptop")
 	for _, s := range []*fakeSession{alice, bob1, bob2} {
-		if old := r.Bind(s); old != nil {
+		if old := r.Bind(ctx, s); old != nil {
 			t.Fatal("unexpected replacement")
 		}
 	}
@@ -101,6 +108,23 @@ func TestRouting(t *testing.T) {
 		r.Route(ctx, msg("alice@example.org/phone", "bob@example.org"))
 		if len(bob1.take()) != 1 || len(bob2.take()) != 1 {
 			t.Fatal("message to a bare JID not delivered to every resource")
+		}
+	})
+	t.Run("negative priority and unavailable sessions get nothing via the bare JID", func(t *testing.T) {
+		bob2.st.SetAvailable(xmlstream.New("jabber:client", "presence"), -1)
+		r.Route(ctx, msg("alice@example.org/phone", "bob@example.org"))
+		if len(bob1.take()) != 1 || len(bob2.take()) != 0 {
+			t.Fatal("a negative-priority session got a message sent to the bare JID")
+		}
+		bob2.st.SetAvailable(xmlstream.New("jabber:client", "presence"), 0)
+	})
+	t.Run("groupchat to a bare JID is refused", func(t *testing.T) {
+		m := msg("alice@example.org/phone", "bob@example.org")
+		m.SetAttr("type", "groupchat")
+		r.Route(ctx, m)
+		got := alice.take()
+		if len(got) != 1 || errorCondition(got[0]) != "service-unavailable" || len(bob1.take()) != 0 {
+			t.Fatalf("groupchat to a bare JID: %v", got)
 		}
 	})
 	t.Run("offline full JID falls back to bare", func(t *testing.T) {
@@ -174,15 +198,15 @@ func TestRouting(t *testing.T) {
 		}
 	})
 	t.Run("conflict and unbind", func(t *testing.T) {
-		newBob := session("bob@example.org/desk")
-		if old := r.Bind(newBob); old != bob1 {
+		newBob := newSession("bob@example.org/desk")
+		if old := r.Bind(ctx, newBob); old != bob1 {
 			t.Fatal("the replaced session was not returned")
 		}
-		r.Unbind(bob1) // the old one goes away later: must not remove its successor
+		r.Unbind(ctx, bob1) // the old one goes away later: must not remove its successor
 		if !r.ResourceInUse(jid.MustParse("bob@example.org/desk")) {
 			t.Fatal("unbinding a replaced session removed its successor")
 		}
-		r.Unbind(newBob)
+		r.Unbind(ctx, newBob)
 		if r.ResourceInUse(jid.MustParse("bob@example.org/desk")) {
 			t.Fatal("session still bound after Unbind")
 		}

@@ -5,7 +5,9 @@ package server
 
 import (
 	"context"
+	"crypto/hkdf"
 	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -19,8 +21,10 @@ import (
 	"parley/internal/accounts"
 	"parley/internal/c2s"
 	"parley/internal/config"
+	"parley/internal/jid"
 	"parley/internal/module"
 	"parley/internal/router"
+	"parley/internal/session"
 	"parley/internal/storage"
 	"parley/internal/storage/backend"
 	"parley/internal/throttle"
@@ -51,15 +55,30 @@ type Server struct {
 // host is the module.Host handed to every module.
 type host struct {
 	*module.Registry
-	r     *router.Router
-	store storage.Store
-	log   *slog.Logger
+	accts  *accounts.Service
+	r      *router.Router
+	store  storage.Store
+	log    *slog.Logger
+	secret []byte
+}
+
+func (h *host) Key(purpose string) []byte {
+	k, err := hkdf.Key(sha256.New, h.secret, nil, "parley "+purpose, 32)
+	if err != nil {
+		panic(err) // only for lengths HKDF cannot make; 32 is fine
+	}
+	return k
 }
 
 func (h *host) IsLocal(domain string) bool                       { return h.r.IsLocal(domain) }
 func (h *host) Route(ctx context.Context, el *xmlstream.Element) { h.r.Route(ctx, el) }
-func (h *host) Store() storage.Store                             { return h.store }
-func (h *host) Logger() *slog.Logger                             { return h.log }
+func (h *host) Deliver(ctx context.Context, el *xmlstream.Element) {
+	h.r.RouteDirect(ctx, el)
+}
+func (h *host) Store() storage.Store                    { return h.store }
+func (h *host) Accounts() module.Accounts               { return h.accts }
+func (h *host) Sessions(bare jid.JID) []session.Session { return h.r.Sessions(bare) }
+func (h *host) Logger() *slog.Logger                    { return h.log }
 
 // OpenStore opens the configured database; the `parley user` commands use
 // it too, so they work on the same data as the server, also while it runs.
@@ -92,7 +111,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, mods []module
 	}
 	s := &Server{cfg: cfg, log: log, store: store, accounts: accounts.New(store), reg: module.NewRegistry(), modules: mods}
 	s.router = router.New(cfg.AllHosts(), s.reg, store, log)
-	h := &host{Registry: s.reg, r: s.router, store: store, log: log}
+	h := &host{Registry: s.reg, accts: s.accounts, r: s.router, store: store, log: log, secret: secret}
 	for _, m := range mods {
 		if err := m.Start(h); err != nil {
 			store.Close()
@@ -108,8 +127,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, mods []module
 		RequireStartTLS:    cfg.TLS.RequireStartTLS,
 		Limits:             xmlstream.Limits{MaxStanzaBytes: cfg.Limits.MaxStanzaBytes},
 		AuthTimeout:        cfg.Limits.AuthTimeout.Duration,
+		IdleTimeout:        cfg.Limits.IdlePing.Duration,
+		PingTimeout:        time.Minute,
 		Accounts:           s.accounts,
 		Router:             s.router,
+		Registry:           s.reg,
 		Log:                log,
 		FakeSecret:         secret,
 		FailuresPerAccount: throttle.New(perMinute, time.Minute),

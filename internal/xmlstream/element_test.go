@@ -223,3 +223,21 @@ func TestAppendRoundTrip(t *testing.T) {
 		t.Errorf("built element re-parsed as %s, %v", dump(back), err)
 	}
 }
+
+func TestParseElement(t *testing.T) {
+	orig := New("jabber:client", "presence", "from", "a@b", "type", "subscribe")
+	orig.AddChild(New("jabber:client", "status").AddText("hi & <bye>"))
+	orig.AddChild(New("urn:x", "x", "k", "v"))
+	got, err := ParseElement(orig.Append(nil, "jabber:client"), "jabber:client")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.String() != orig.String() {
+		t.Fatalf("round trip: %s != %s", got, orig)
+	}
+	for _, bad := range []string{"", "<a/><b/>", "<a>", "text", "<a></b>"} {
+		if _, err := ParseElement([]byte(bad), "jabber:client"); err == nil {
+			t.Errorf("%q parsed", bad)
+		}
+	}
+}
