@@ -14,14 +14,20 @@ import (
 	"parley/internal/module"
 	"parley/internal/server"
 	"parley/modules/disco"
+	"parley/modules/offline"
 	"parley/modules/ping"
+	"parley/modules/register"
+	"parley/modules/roster"
 )
 
 // modules is the list of features compiled into parley, one line each.
-func modules() []module.Module {
+func modules(cfg config.Config) []module.Module {
 	return []module.Module{
 		disco.New(),
 		ping.New(),
+		roster.New(cfg.Limits.MaxRosterItems),
+		offline.New(cfg.Limits.MaxOfflineMessages, cfg.Retention.Offline.Keep),
+		register.New(cfg.Registration.Open, cfg.Registration.PerAddressPerHour),
 	}
 }
 
@@ -47,7 +53,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	srv, err := server.New(ctx, cfg, log, modules())
+	srv, err := server.New(ctx, cfg, log, modules(cfg))
 	if err != nil {
 		return err
 	}

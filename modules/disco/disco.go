@@ -1,10 +1,17 @@
-// Package disco answers Service Discovery (XEP-0030) for the server:
-// disco#info lists exactly the features the loaded modules registered,
-// so the server never advertises what it does not do.
+// Package disco answers Service Discovery (XEP-0030) for the server and
+// for accounts, and advertises the server's entity capabilities (XEP-0115)
+// in stream features: disco#info lists exactly the features the loaded
+// modules registered, so the server never advertises what it does not do.
 package disco
 
 import (
+	"cmp"
 	"context"
+	"crypto/sha1"
+	"encoding/base64"
+	"slices"
+	"strings"
+	"sync"
 
 	"parley/internal/module"
 	"parley/internal/stanza"
@@ -14,10 +21,18 @@ import (
 const (
 	NSInfo  = "http://jabber.org/protocol/disco#info"
 	NSItems = "http://jabber.org/protocol/disco#items"
+	NSCaps  = "http://jabber.org/protocol/caps"
+	// CapsNode names the software in XEP-0115 caps.
+	CapsNode = "urn:parley:caps"
 )
 
 type Module struct {
 	host module.Host
+
+	// The caps hash is computed once, on first use, when every module
+	// has registered its features.
+	capsOnce sync.Once
+	capsVer  string
 }
 
 func New() *Module { return &Module{} }
@@ -27,19 +42,57 @@ func (*Module) Name() string { return "disco" }
 func (m *Module) Start(h module.Host) error {
 	m.host = h
 	h.AddIdentity(module.Identity{Category: "server", Type: "im", Name: "parley"})
-	h.AddFeature(module.Server, NSInfo)
-	h.AddFeature(module.Server, NSItems)
-	h.HandleIQ(module.Server, "get", xmlstream.Name{Space: NSInfo, Local: "query"}, m.info)
-	h.HandleIQ(module.Server, "get", xmlstream.Name{Space: NSItems, Local: "query"}, m.items)
+	for _, t := range []module.Target{module.Server, module.Account} {
+		h.AddFeature(t, NSInfo)
+		h.AddFeature(t, NSItems)
+	}
+	h.HandleIQ(module.Server, "get", xmlstream.Name{Space: NSInfo, Local: "query"}, m.serverInfo)
+	h.HandleIQ(module.Server, "get", xmlstream.Name{Space: NSItems, Local: "query"}, m.serverItems)
+	h.HandleIQ(module.Account, "get", xmlstream.Name{Space: NSInfo, Local: "query"}, m.accountInfo)
+	h.HandleIQ(module.Account, "get", xmlstream.Name{Space: NSItems, Local: "query"}, m.accountItems)
+	h.AddStreamFeature(func(fc module.FeatureContext) *xmlstream.Element {
+		if !fc.Authenticated {
+			return nil
+		}
+		return xmlstream.New(NSCaps, "c", "hash", "sha-1", "node", CapsNode, "ver", m.ver())
+	})
 	return nil
 }
 
-func (m *Module) info(_ context.Context, iq module.IQ) (*xmlstream.Element, error) {
-	if iq.Payload.Attr("node") != "" {
+func sortedIdentities(ids []module.Identity) []module.Identity {
+	ids = slices.Clone(ids)
+	slices.SortFunc(ids, func(a, b module.Identity) int {
+		return cmp.Or(cmp.Compare(a.Category, b.Category), cmp.Compare(a.Type, b.Type), cmp.Compare(a.Name, b.Name))
+	})
+	return ids
+}
+
+// ver is the XEP-0115 §5.1 verification string of the server's disco#info.
+func (m *Module) ver() string {
+	m.capsOnce.Do(func() {
+		var b strings.Builder
+		for _, id := range sortedIdentities(m.host.Identities()) {
+			b.WriteString(id.Category + "/" + id.Type + "//" + id.Name + "<")
+		}
+		for _, f := range m.host.Features(module.Server) {
+			b.WriteString(f + "<")
+		}
+		sum := sha1.Sum([]byte(b.String()))
+		m.capsVer = base64.StdEncoding.EncodeToString(sum[:])
+	})
+	return m.capsVer
+}
+
+func (m *Module) serverInfo(_ context.Context, iq module.IQ) (*xmlstream.Element, error) {
+	node := iq.Payload.Attr("node")
+	if node != "" && node != CapsNode+"#"+m.ver() {
 		return nil, stanza.ItemNotFound("no such node")
 	}
 	q := xmlstream.New(NSInfo, "query")
-	for _, id := range m.host.Identities() {
+	if node != "" {
+		q.SetAttr("node", node)
+	}
+	for _, id := range sortedIdentities(m.host.Identities()) {
 		el := xmlstream.New(NSInfo, "identity", "category", id.Category, "type", id.Type)
 		if id.Name != "" {
 			el.SetAttr("name", id.Name)
@@ -52,10 +105,31 @@ func (m *Module) info(_ context.Context, iq module.IQ) (*xmlstream.Element, erro
 	return q, nil
 }
 
-func (m *Module) items(_ context.Context, iq module.IQ) (*xmlstream.Element, error) {
+func (m *Module) serverItems(_ context.Context, iq module.IQ) (*xmlstream.Element, error) {
 	if iq.Payload.Attr("node") != "" {
 		return nil, stanza.ItemNotFound("no such node")
 	}
 	// Services (MUC, upload) will list themselves here once they exist.
+	return xmlstream.New(NSItems, "query"), nil
+}
+
+// accountInfo answers for a registered account (XEP-0030 §3.1: the server
+// replies on behalf of the bare JID); the router has checked it exists.
+func (m *Module) accountInfo(_ context.Context, iq module.IQ) (*xmlstream.Element, error) {
+	if iq.Payload.Attr("node") != "" {
+		return nil, stanza.ItemNotFound("no such node")
+	}
+	q := xmlstream.New(NSInfo, "query")
+	q.AddChild(xmlstream.New(NSInfo, "identity", "category", "account", "type", "registered"))
+	for _, f := range m.host.Features(module.Account) {
+		q.AddChild(xmlstream.New(NSInfo, "feature", "var", f))
+	}
+	return q, nil
+}
+
+func (m *Module) accountItems(_ context.Context, iq module.IQ) (*xmlstream.Element, error) {
+	if iq.Payload.Attr("node") != "" {
+		return nil, stanza.ItemNotFound("no such node")
+	}
 	return xmlstream.New(NSItems, "query"), nil
 }

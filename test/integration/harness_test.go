@@ -99,9 +99,6 @@ func startServer(t *testing.T, o serverOpts) *server {
 	}
 	fmt.Fprintf(&cfg, "data_dir = %q\n", filepath.Join(dir, "data"))
 	cfg.WriteString("[listen]\nc2s = \"127.0.0.1:0\"\nc2s_direct_tls = \"127.0.0.1:0\"\n")
-	if dsn := os.Getenv("PARLEY_IT_POSTGRES_DSN"); dsn != "" && !strings.Contains(o.extra, "[storage]") {
-		fmt.Fprintf(&cfg, "[storage]\ndriver = \"postgres\"\ndsn = %q\n", dsn)
-	}
 	cfg.WriteString(o.extra)
 	path := filepath.Join(dir, "parley.toml")
 	if err := os.WriteFile(path, []byte(cfg.String()), 0o600); err != nil {

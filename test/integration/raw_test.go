@@ -15,6 +15,7 @@ type rawClient struct {
 	t    *testing.T
 	conn net.Conn
 	buf  bytes.Buffer
+	wait time.Duration // how long expect waits; 10 s when zero
 }
 
 func dialRaw(t *testing.T, addr string) *rawClient {
@@ -39,7 +40,11 @@ func (c *rawClient) send(s string) {
 // it; it fails after 10 s. Quotes are compared loosely: XML allows either.
 func (c *rawClient) expect(want string) string {
 	c.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	wait := c.wait
+	if wait == 0 {
+		wait = 10 * time.Second
+	}
+	deadline := time.Now().Add(wait)
 	tmp := make([]byte, 4096)
 	want = strings.ReplaceAll(want, "'", `"`)
 	for !strings.Contains(strings.ReplaceAll(c.buf.String(), "'", `"`), want) {
@@ -253,5 +258,35 @@ func TestCleanCloseAndResourceConflict(t *testing.T) {
 	second.send("</stream:stream>")
 	if got := second.expectClosed(); !strings.Contains(got, "</stream:stream>") {
 		t.Errorf("clean close answered with %q", got)
+	}
+}
+
+// expectIQ reads the whole IQ whose id is id (self-closing or not).
+func (c *rawClient) expectIQ(id string) string {
+	c.t.Helper()
+	got := c.expect(`id="` + id + `"`)
+	rest := c.expect(">")
+	if strings.HasSuffix(rest, "/>") {
+		return got + rest
+	}
+	return got + rest + c.expect("</iq>")
+}
+
+func TestServerPingsIdleClients(t *testing.T) {
+	s := startServer(t, serverOpts{extra: "[limits]\nidle_ping = \"10s\"\n"})
+	s.addUser("idle@localhost", "pw")
+	c := dialRaw(t, s.starttls)
+	c.login("idle@localhost", "pw", "r")
+	// Silence: after 10 s the server asks whether we are still there.
+	c.wait = 25 * time.Second
+	got := c.expect("<ping")
+	if !strings.Contains(got, `type="get"`) || !strings.Contains(got, `id="parley-c2s-ping"`) {
+		t.Fatalf("server ping: %s", got)
+	}
+	c.send("<iq type='result' id='parley-c2s-ping' to='localhost'/>")
+	// Answered: the session lives on and works.
+	c.send("<iq type='get' id='p2' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+	if r := c.expectIQ("p2"); !strings.Contains(r, `type="result"`) {
+		t.Fatalf("after answering the server's ping: %s", r)
 	}
 }

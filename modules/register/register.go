@@ -1,0 +1,145 @@
+// Package register implements In-Band Registration (XEP-0077): creating an
+// account from the client before logging in (only when the admin opened
+// registration, and limited per source address), changing one's password
+// and cancelling one's account once logged in.
+package register
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"parley/internal/jid"
+	"parley/internal/module"
+	"parley/internal/stanza"
+	"parley/internal/storage"
+	"parley/internal/throttle"
+	"parley/internal/xmlstream"
+)
+
+const (
+	NS        = "jabber:iq:register"
+	NSFeature = "http://jabber.org/features/iq-register"
+)
+
+type Module struct {
+	open    bool
+	perAddr *throttle.Limiter
+	host    module.Host
+}
+
+// New returns the module. With open false nobody can register in band;
+// perAddressPerHour limits registrations from one address (0: no limit).
+func New(open bool, perAddressPerHour int) *Module {
+	return &Module{open: open, perAddr: throttle.New(perAddressPerHour, time.Hour)}
+}
+
+func (*Module) Name() string { return "register" }
+
+func (m *Module) Start(h module.Host) error {
+	m.host = h
+	name := xmlstream.Name{Space: NS, Local: "query"}
+	if m.open {
+		h.HandlePreAuthIQ(name, m.preAuth)
+		h.AddStreamFeature(func(fc module.FeatureContext) *xmlstream.Element {
+			if fc.Authenticated || !fc.Secure {
+				return nil
+			}
+			return xmlstream.New(NSFeature, "register")
+		})
+	}
+	h.HandleIQ(module.Account, "get", name, m.getAuthenticated)
+	h.HandleIQ(module.Account, "set", name, m.setAuthenticated)
+	h.AddFeature(module.Server, NS)
+	return nil
+}
+
+func form(instructions string, username string) *xmlstream.Element {
+	q := xmlstream.New(NS, "query")
+	q.AddChild(xmlstream.New(NS, "instructions").AddText(instructions))
+	if username != "" {
+		q.AddChild(xmlstream.New(NS, "registered"))
+		q.AddChild(xmlstream.New(NS, "username").AddText(username))
+	} else {
+		q.AddChild(xmlstream.New(NS, "username"))
+	}
+	q.AddChild(xmlstream.New(NS, "password"))
+	return q
+}
+
+func field(q *xmlstream.Element, name string) (string, bool) {
+	el := q.Child(NS, name)
+	if el == nil {
+		return "", false
+	}
+	return el.Text(), true
+}
+
+func (m *Module) preAuth(ctx context.Context, iq module.PreAuthIQ) (*xmlstream.Element, error) {
+	if iq.Type == "get" {
+		return form("Choose a username and password to register with this server.", ""), nil
+	}
+	if iq.Payload.Child(NS, "remove") != nil {
+		return nil, stanza.NotAuthorized("log in to cancel an account")
+	}
+	user, ok1 := field(iq.Payload, "username")
+	pass, ok2 := field(iq.Payload, "password")
+	if !ok1 || !ok2 || user == "" || pass == "" {
+		return nil, &stanza.Error{Type: stanza.Modify, Condition: "not-acceptable", Text: "a username and a password are required"}
+	}
+	bare, err := jid.New(user, iq.Domain, "")
+	if err != nil {
+		return nil, stanza.JIDMalformed("that username is not allowed")
+	}
+	// The address is charged before the account exists, so failed
+	// attempts count too: probing for names costs the same as creating.
+	if !m.perAddr.Spend(iq.Addr) {
+		return nil, &stanza.Error{Type: stanza.Wait, Condition: "resource-constraint",
+			Text: "too many registrations from your address; try again later"}
+	}
+	err = m.host.Accounts().Create(ctx, bare, pass)
+	switch {
+	case errors.Is(err, storage.ErrExists):
+		return nil, stanza.Conflict("that username is taken")
+	case err != nil:
+		return nil, fmt.Errorf("register: creating an account: %w", err)
+	}
+	m.host.Logger().Info("register: account created in band", "jid", bare.String())
+	return nil, nil
+}
+
+func (m *Module) getAuthenticated(_ context.Context, iq module.IQ) (*xmlstream.Element, error) {
+	if !iq.From.Bare().Equal(iq.To) {
+		return nil, stanza.Forbidden("")
+	}
+	return form("You are registered. Send a new password to change it.", iq.To.Local()), nil
+}
+
+func (m *Module) setAuthenticated(ctx context.Context, iq module.IQ) (*xmlstream.Element, error) {
+	if !iq.From.Bare().Equal(iq.To) {
+		return nil, stanza.Forbidden("")
+	}
+	if iq.Payload.Child(NS, "remove") != nil {
+		// XEP-0077 §3.2: the account goes with all its data.
+		if err := m.host.Accounts().Delete(ctx, iq.To); err != nil {
+			return nil, fmt.Errorf("register: cancelling: %w", err)
+		}
+		m.host.Logger().Info("register: account cancelled in band", "jid", iq.To.String())
+		return nil, nil
+	}
+	user, _ := field(iq.Payload, "username")
+	pass, ok := field(iq.Payload, "password")
+	if !ok || pass == "" {
+		return nil, stanza.BadRequest("a new password is required")
+	}
+	if user != "" {
+		if u, err := jid.New(user, iq.To.Domain(), ""); err != nil || !u.Equal(iq.To) {
+			return nil, stanza.NotAuthorized("you can only change your own password")
+		}
+	}
+	if err := m.host.Accounts().SetPassword(ctx, iq.To, pass); err != nil {
+		return nil, &stanza.Error{Type: stanza.Modify, Condition: "not-acceptable", Text: "that password is not allowed"}
+	}
+	return nil, nil
+}

@@ -1,0 +1,496 @@
+package roster
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+
+	"parley/internal/jid"
+	"parley/internal/module"
+	"parley/internal/session"
+	"parley/internal/stanza"
+	"parley/internal/storage"
+	"parley/internal/xmlstream"
+)
+
+// presence is the router's presence handler. A stanza from one of our
+// sessions is outbound; anything else is inbound to a local account.
+func (m *Module) presence(ctx context.Context, from, to jid.JID, el *xmlstream.Element) {
+	if s := m.sessionOf(from); s != nil {
+		m.outbound(ctx, s, to, el)
+		return
+	}
+	if to.IsZero() || to.Local() == "" || !m.host.IsLocal(to.Domain()) {
+		return
+	}
+	m.inbound(ctx, from, to, el)
+}
+
+func (m *Module) sessionOf(full jid.JID) session.Session {
+	if full.Resource() == "" || !m.host.IsLocal(full.Domain()) {
+		return nil
+	}
+	for _, s := range m.host.Sessions(full.Bare()) {
+		if s.JID().Equal(full) {
+			return s
+		}
+	}
+	return nil
+}
+
+func (m *Module) outbound(ctx context.Context, s session.Session, to jid.JID, el *xmlstream.Element) {
+	typ := el.Attr("type")
+	switch typ {
+	case "", "unavailable":
+		if to.IsZero() {
+			m.broadcast(ctx, s, el)
+			return
+		}
+		m.directed(ctx, s, to, el)
+	case "subscribe", "subscribed", "unsubscribe", "unsubscribed":
+		if to.IsZero() || to.Local() == "" {
+			m.bounce(ctx, s.JID(), el, stanza.BadRequest("a subscription request needs an account address in 'to'"))
+			return
+		}
+		m.outboundSubscription(ctx, s.JID().Bare(), to.Bare(), typ, el)
+	case "probe":
+		if !to.IsZero() {
+			m.answerProbe(ctx, s.JID(), to.Bare())
+		}
+	case "error":
+		if !to.IsZero() {
+			m.host.Deliver(ctx, el)
+		}
+	default:
+		m.bounce(ctx, s.JID(), el, stanza.BadRequest("unknown presence type"))
+	}
+}
+
+func (m *Module) bounce(ctx context.Context, to jid.JID, el *xmlstream.Element, se *stanza.Error) {
+	r := stanza.ErrorReply(el, se)
+	if r == nil {
+		return
+	}
+	if r.Attr("from") == "" {
+		r.SetAttr("from", to.Domain())
+	}
+	r.SetAttr("to", to.String())
+	m.host.Deliver(ctx, r)
+}
+
+// priority reads <priority/>; RFC 6121 §4.7.2.3 allows -128..127, and a
+// missing or broken value counts as 0.
+func priority(el *xmlstream.Element) int {
+	p := el.Child(el.Name.Space, "priority")
+	if p == nil {
+		return 0
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(p.Text()))
+	if err != nil {
+		return 0
+	}
+	return min(max(n, -128), 127)
+}
+
+// broadcast handles presence without 'to' (RFC 6121 §4.2, §4.4, §4.5):
+// it goes to the contacts subscribed to the user and to the user's own
+// available resources; initial presence also probes the contacts the user
+// is subscribed to and hands over waiting subscription requests.
+func (m *Module) broadcast(ctx context.Context, s session.Session, el *xmlstream.Element) {
+	full := s.JID()
+	owner := full.Bare()
+	el.SetAttr("from", full.String())
+	el.RemoveAttr("to")
+	items, _, err := m.store.Items(ctx, owner.String())
+	if err != nil {
+		m.host.Logger().Error("roster: reading the roster for a broadcast failed", "err", err)
+		return
+	}
+	var directed []jid.JID
+	initial := false
+	if el.Attr("type") == "unavailable" {
+		var was bool
+		was, directed = s.State().SetUnavailable()
+		if !was {
+			return
+		}
+	} else {
+		initial = s.State().SetAvailable(el.Copy(), priority(el))
+	}
+
+	for _, it := range items {
+		if it.Subscription == "from" || it.Subscription == "both" {
+			m.sendPresenceTo(ctx, el, jid.MustParse(it.Contact))
+		}
+	}
+	for _, j := range directed {
+		m.sendPresenceTo(ctx, el, j)
+	}
+	for _, own := range m.host.Sessions(owner) {
+		if avail, _ := own.State().Available(); avail || own == s {
+			c := el.Copy()
+			c.SetAttr("to", own.JID().String())
+			own.Deliver(c)
+		}
+	}
+	if !initial {
+		return
+	}
+	// Probes: the presence of everyone the user is subscribed to, and of
+	// the user's other resources, for the new session.
+	for _, it := range items {
+		if it.Subscription == "to" || it.Subscription == "both" {
+			m.presencesOf(ctx, jid.MustParse(it.Contact), s)
+		}
+	}
+	for _, own := range m.host.Sessions(owner) {
+		if own == s {
+			continue
+		}
+		if p := own.State().Presence(); p != nil {
+			c := p.Copy()
+			c.SetAttr("to", full.String())
+			s.Deliver(c)
+		}
+	}
+	m.deliverPending(ctx, s)
+	if _, prio := s.State().Available(); prio >= 0 {
+		m.host.Emit(ctx, module.EventAvailable, s)
+	}
+}
+
+// sendPresenceTo sends a copy of a broadcast to one address: a local
+// account's available resources directly, anything else through the
+// router (which says so when the domain cannot be reached).
+func (m *Module) sendPresenceTo(ctx context.Context, el *xmlstream.Element, to jid.JID) {
+	c := el.Copy()
+	c.SetAttr("to", to.String())
+	if m.host.IsLocal(to.Domain()) {
+		m.deliverLocal(to, c)
+		return
+	}
+	m.host.Deliver(ctx, c)
+}
+
+// deliverLocal hands presence to a local address: a full JID gets it if
+// that session is bound, a bare JID on every available resource.
+func (m *Module) deliverLocal(to jid.JID, el *xmlstream.Element) {
+	for _, s := range m.host.Sessions(to.Bare()) {
+		if to.Resource() != "" {
+			if s.JID().Equal(to) {
+				s.Deliver(el)
+			}
+			continue
+		}
+		if avail, _ := s.State().Available(); avail {
+			s.Deliver(el)
+		}
+	}
+}
+
+// presencesOf sends the current presence of each available resource of a
+// local contact to the session s (a probe answered on the spot).
+func (m *Module) presencesOf(ctx context.Context, contact jid.JID, s session.Session) {
+	if !m.host.IsLocal(contact.Domain()) {
+		return
+	}
+	for _, cs := range m.host.Sessions(contact) {
+		if p := cs.State().Presence(); p != nil {
+			c := p.Copy()
+			c.SetAttr("to", s.JID().String())
+			s.Deliver(c)
+		}
+	}
+}
+
+func (m *Module) directed(ctx context.Context, s session.Session, to jid.JID, el *xmlstream.Element) {
+	el.SetAttr("from", s.JID().String())
+	if el.Attr("type") == "unavailable" {
+		s.State().RemoveDirected(to)
+	} else {
+		s.State().AddDirected(to)
+	}
+	if m.host.IsLocal(to.Domain()) && to.Local() != "" {
+		m.deliverLocal(to, el)
+		return
+	}
+	m.host.Deliver(ctx, el)
+}
+
+// answerProbe sends prober the presence of the local account probed, if
+// prober is subscribed to it (RFC 6121 §4.3.2).
+func (m *Module) answerProbe(ctx context.Context, prober, probed jid.JID) {
+	if !m.host.IsLocal(probed.Domain()) || probed.Local() == "" {
+		return
+	}
+	it, err := m.store.Item(ctx, probed.String(), prober.Bare().String())
+	if err != nil || (it.Subscription != "from" && it.Subscription != "both") {
+		return
+	}
+	for _, cs := range m.host.Sessions(probed) {
+		if p := cs.State().Presence(); p != nil {
+			c := p.Copy()
+			c.SetAttr("to", prober.String())
+			m.deliverLocal(prober, c)
+		}
+	}
+}
+
+// inbound handles presence arriving for a local account.
+func (m *Module) inbound(ctx context.Context, from, to jid.JID, el *xmlstream.Element) {
+	switch typ := el.Attr("type"); typ {
+	case "subscribe", "subscribed", "unsubscribe", "unsubscribed":
+		m.inboundSubscription(ctx, from.Bare(), to.Bare(), typ, el)
+	case "probe":
+		m.answerProbe(ctx, from, to.Bare())
+	default:
+		m.deliverLocal(to, el)
+	}
+}
+
+func (m *Module) sessionEnded(ctx context.Context, s session.Session) {
+	if avail, _ := s.State().Available(); !avail {
+		return
+	}
+	el := xmlstream.New(stanza.NSClient, "presence", "type", "unavailable", "from", s.JID().String())
+	m.broadcast(ctx, s, el)
+}
+
+func (m *Module) deliverPending(ctx context.Context, s session.Session) {
+	pending, err := m.store.PendingIn(ctx, s.JID().Bare().String())
+	if err != nil {
+		m.host.Logger().Error("roster: reading pending subscription requests failed", "err", err)
+		return
+	}
+	for _, p := range pending {
+		el, err := xmlstream.ParseElement(p.Stanza, stanza.NSClient)
+		if err != nil {
+			m.host.Logger().Error("roster: a stored subscription request is damaged", "err", err)
+			continue
+		}
+		s.Deliver(el)
+	}
+}
+
+// item returns the roster item of contact in owner's roster, or a fresh
+// one with subscription none (exists reports which).
+func (m *Module) item(ctx context.Context, owner, contact jid.JID) (it storage.RosterItem, exists bool, err error) {
+	it, err = m.store.Item(ctx, owner.String(), contact.String())
+	if errors.Is(err, storage.ErrNotFound) {
+		return storage.RosterItem{Contact: contact.String(), Subscription: "none"}, false, nil
+	}
+	return it, err == nil, err
+}
+
+// subscriptionStanza builds a subscription presence between bare JIDs.
+func subscriptionStanza(from, to jid.JID, typ string) *xmlstream.Element {
+	return xmlstream.New(stanza.NSClient, "presence", "from", from.String(), "to", to.String(), "type", typ)
+}
+
+// sendSubscription sends a subscription state change the server decided on.
+func (m *Module) sendSubscription(ctx context.Context, from, to jid.JID, typ string) {
+	m.routeSubscription(ctx, subscriptionStanza(from, to, typ))
+}
+
+// routeSubscription takes a subscription stanza to the contact's side:
+// for a local contact that is our own inbound processing.
+func (m *Module) routeSubscription(ctx context.Context, el *xmlstream.Element) {
+	from := jid.MustParse(el.Attr("from"))
+	to := jid.MustParse(el.Attr("to"))
+	if m.host.IsLocal(to.Domain()) {
+		m.inboundSubscription(ctx, from, to, el.Attr("type"), el)
+		return
+	}
+	m.host.Deliver(ctx, el)
+}
+
+// sendAvailableTo sends the presence of each available resource of owner
+// to contact, e.g. right after owner approved contact's subscription.
+func (m *Module) sendAvailableTo(ctx context.Context, owner, contact jid.JID) {
+	for _, s := range m.host.Sessions(owner) {
+		if p := s.State().Presence(); p != nil {
+			m.sendPresenceTo(ctx, p, contact)
+		}
+	}
+}
+
+// sendUnavailableTo tells contact that each of owner's resources is gone
+// for it (after a subscription was cancelled).
+func (m *Module) sendUnavailableTo(ctx context.Context, owner, contact jid.JID) {
+	for _, s := range m.host.Sessions(owner) {
+		if avail, _ := s.State().Available(); avail {
+			el := xmlstream.New(stanza.NSClient, "presence", "type", "unavailable", "from", s.JID().String())
+			m.sendPresenceTo(ctx, el, contact)
+		}
+	}
+}
+
+func (m *Module) logErr(what string, err error) {
+	if err != nil {
+		m.host.Logger().Error("roster: "+what, "err", err)
+	}
+}
+
+// outboundSubscription applies the user's side of RFC 6121 §3 for a
+// subscription stanza the user sent, then routes it when the RFC says so.
+func (m *Module) outboundSubscription(ctx context.Context, user, contact jid.JID, typ string, el *xmlstream.Element) {
+	// §3.1.2: the server stamps the bare JID on subscription stanzas.
+	el.SetAttr("from", user.String())
+	el.SetAttr("to", contact.String())
+	it, _, err := m.item(ctx, user, contact)
+	if err != nil {
+		m.logErr("reading a roster item", err)
+		return
+	}
+	switch typ {
+	case "subscribe":
+		if it.Subscription != "to" && it.Subscription != "both" && !it.Ask {
+			it.Ask = true
+			if err := m.save(ctx, user, it); err != nil {
+				m.bounce(ctx, user, el, stanza.AsError(err))
+				return
+			}
+		}
+		m.routeSubscription(ctx, el)
+	case "subscribed":
+		pending, err := m.hasPending(ctx, user, contact)
+		if err != nil {
+			m.logErr("reading pending requests", err)
+			return
+		}
+		switch {
+		case pending:
+			m.logErr("deleting a pending request", m.store.DeletePendingIn(ctx, user.String(), contact.String()))
+			it.Subscription = map[string]string{"none": "from", "to": "both"}[it.Subscription]
+			if it.Subscription == "" {
+				return
+			}
+			it.Approved = false
+			if err := m.save(ctx, user, it); err != nil {
+				m.bounce(ctx, user, el, stanza.AsError(err))
+				return
+			}
+			m.routeSubscription(ctx, el)
+			m.sendAvailableTo(ctx, user, contact)
+		case (it.Subscription == "none" || it.Subscription == "to") && !it.Approved:
+			// Pre-approval (§3.4): remembered, not routed.
+			it.Approved = true
+			if err := m.save(ctx, user, it); err != nil {
+				m.bounce(ctx, user, el, stanza.AsError(err))
+			}
+		}
+	case "unsubscribe":
+		if it.Subscription == "to" || it.Subscription == "both" || it.Ask {
+			it.Subscription = map[string]string{"to": "none", "both": "from", "none": "none", "from": "from"}[it.Subscription]
+			it.Ask = false
+			m.logErr("saving a roster item", m.save(ctx, user, it))
+		}
+		m.routeSubscription(ctx, el)
+	case "unsubscribed":
+		pending, err := m.hasPending(ctx, user, contact)
+		if err != nil {
+			m.logErr("reading pending requests", err)
+			return
+		}
+		if pending {
+			m.logErr("deleting a pending request", m.store.DeletePendingIn(ctx, user.String(), contact.String()))
+		}
+		switch {
+		case it.Subscription == "from" || it.Subscription == "both":
+			it.Subscription = map[string]string{"from": "none", "both": "to"}[it.Subscription]
+			it.Approved = false
+			m.logErr("saving a roster item", m.save(ctx, user, it))
+			m.routeSubscription(ctx, el)
+			m.sendUnavailableTo(ctx, user, contact)
+		case it.Approved:
+			it.Approved = false
+			m.logErr("saving a roster item", m.save(ctx, user, it))
+		case pending:
+			m.routeSubscription(ctx, el)
+		}
+	}
+}
+
+func (m *Module) hasPending(ctx context.Context, user, contact jid.JID) (bool, error) {
+	ps, err := m.store.PendingIn(ctx, user.String())
+	if err != nil {
+		return false, err
+	}
+	for _, p := range ps {
+		if p.Contact == contact.String() {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// inboundSubscription applies the contact's side of RFC 6121 §3 for a
+// subscription stanza from `from` to the local account `user`.
+func (m *Module) inboundSubscription(ctx context.Context, from, user jid.JID, typ string, el *xmlstream.Element) {
+	if exists, err := m.accountExists(ctx, user); err != nil || !exists {
+		if err == nil && typ == "subscribe" {
+			// §3.1.3: a request to nobody is answered as refused.
+			m.host.Deliver(ctx, subscriptionStanza(user, from, "unsubscribed"))
+		}
+		return
+	}
+	it, exists, err := m.item(ctx, user, from)
+	if err != nil {
+		m.logErr("reading a roster item", err)
+		return
+	}
+	switch typ {
+	case "subscribe":
+		switch {
+		case exists && (it.Subscription == "from" || it.Subscription == "both"):
+			m.sendSubscription(ctx, user, from, "subscribed")
+		case exists && it.Approved:
+			it.Subscription = map[string]string{"none": "from", "to": "both"}[it.Subscription]
+			it.Approved = false
+			m.logErr("saving a roster item", m.save(ctx, user, it))
+			m.sendSubscription(ctx, user, from, "subscribed")
+			m.sendAvailableTo(ctx, user, from)
+		default:
+			// Kept until the user answers, also across logins (§3.1.3).
+			m.logErr("storing a subscription request", m.store.AddPendingIn(ctx, user.String(),
+				storage.Pending{Contact: from.String(), Stanza: el.Append(nil, stanza.NSClient)}))
+			m.deliverLocal(user, el)
+		}
+	case "subscribed":
+		if exists && it.Ask {
+			it.Subscription = map[string]string{"none": "to", "from": "both", "to": "to", "both": "both"}[it.Subscription]
+			it.Ask = false
+			m.logErr("saving a roster item", m.save(ctx, user, it))
+			m.deliverLocal(user, el)
+		}
+	case "unsubscribe":
+		pending, _ := m.hasPending(ctx, user, from)
+		if pending {
+			m.logErr("deleting a pending request", m.store.DeletePendingIn(ctx, user.String(), from.String()))
+		}
+		if exists && (it.Subscription == "from" || it.Subscription == "both") {
+			it.Subscription = map[string]string{"from": "none", "both": "to"}[it.Subscription]
+			it.Approved = false
+			m.logErr("saving a roster item", m.save(ctx, user, it))
+			m.deliverLocal(user, el)
+		} else if pending {
+			m.deliverLocal(user, el)
+		}
+	case "unsubscribed":
+		if exists && (it.Subscription == "to" || it.Subscription == "both" || it.Ask) {
+			it.Subscription = map[string]string{"to": "none", "both": "from", "none": "none", "from": "from"}[it.Subscription]
+			it.Ask = false
+			m.logErr("saving a roster item", m.save(ctx, user, it))
+			m.deliverLocal(user, el)
+		}
+	}
+}
+
+func (m *Module) accountExists(ctx context.Context, bare jid.JID) (bool, error) {
+	_, err := m.host.Store().Users().Get(ctx, bare.String())
+	if errors.Is(err, storage.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
