@@ -10,8 +10,8 @@ import (
 	"os"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "0.1.0-dev"
+// version is set at build time with -ldflags "-X main.parleyVersion=...".
+var parleyVersion = "0.1.0-dev"
 
 const usage = `parley: an XMPP server
 
@@ -53,7 +53,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "user":
 		return cmdUser(ctx, args[1:], stdin, stdout)
 	case "version", "--version":
-		fmt.Fprintln(stdout, "parley", version)
+		fmt.Fprintln(stdout, "parley", parleyVersion)
 		return nil
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)

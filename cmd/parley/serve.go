@@ -13,11 +13,17 @@ import (
 	"parley/internal/config"
 	"parley/internal/module"
 	"parley/internal/server"
+	"parley/modules/blocking"
 	"parley/modules/disco"
+	"parley/modules/entitytime"
+	"parley/modules/last"
 	"parley/modules/offline"
 	"parley/modules/ping"
+	"parley/modules/private"
 	"parley/modules/register"
 	"parley/modules/roster"
+	"parley/modules/vcard"
+	"parley/modules/version"
 )
 
 // modules is the list of features compiled into parley, one line each.
@@ -28,6 +34,12 @@ func modules(cfg config.Config) []module.Module {
 		roster.New(cfg.Limits.MaxRosterItems),
 		offline.New(cfg.Limits.MaxOfflineMessages, cfg.Retention.Offline.Keep),
 		register.New(cfg.Registration.Open, cfg.Registration.PerAddressPerHour),
+		vcard.New(),
+		private.New(),
+		version.New(parleyVersion, cfg.Privacy.HideVersion),
+		entitytime.New(),
+		last.New(),
+		blocking.New(),
 	}
 }
 
@@ -61,7 +73,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		srv.Stop(context.Background())
 		return err
 	}
-	fmt.Fprintf(stdout, "parley %s serving %v with data in %s (%s)\n", version, cfg.AllHosts(), cfg.DataDir, cfg.Storage.Driver)
+	fmt.Fprintf(stdout, "parley %s serving %v with data in %s (%s)\n", parleyVersion, cfg.AllHosts(), cfg.DataDir, cfg.Storage.Driver)
 	for _, l := range srv.Listeners() {
 		kind := "STARTTLS"
 		if l.Name == "c2s_direct_tls" {

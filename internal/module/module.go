@@ -137,6 +137,10 @@ type Host interface {
 	// Deliver routes a stanza with 'from' and 'to' set past the presence
 	// handler: the presence module uses it for what it decided to send.
 	Deliver(ctx context.Context, el *xmlstream.Element)
+	// Filtered runs the filters (blocking) on a stanza a module is about
+	// to hand to a local session itself, and reports whether it must be
+	// dropped.
+	Filtered(ctx context.Context, from, to jid.JID, el *xmlstream.Element) bool
 	// OnEvent and Emit let modules tell each other about named events of
 	// a session, e.g. EventAvailable.
 	OnEvent(name string, h SessionHook)

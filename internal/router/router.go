@@ -198,6 +198,11 @@ func (r *Router) routeTo(ctx context.Context, from, to jid.JID, el *xmlstream.El
 	}
 }
 
+// Filtered is filtered for modules that deliver to sessions themselves.
+func (r *Router) Filtered(ctx context.Context, from, to jid.JID, el *xmlstream.Element) bool {
+	return r.filtered(ctx, from, to, el)
+}
+
 // filtered runs the filters (blocking) on a stanza between two parties; a
 // stanza from an account to itself is never filtered.
 func (r *Router) filtered(ctx context.Context, from, to jid.JID, el *xmlstream.Element) bool {

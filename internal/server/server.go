@@ -72,6 +72,9 @@ func (h *host) Key(purpose string) []byte {
 
 func (h *host) IsLocal(domain string) bool                       { return h.r.IsLocal(domain) }
 func (h *host) Route(ctx context.Context, el *xmlstream.Element) { h.r.Route(ctx, el) }
+func (h *host) Filtered(ctx context.Context, from, to jid.JID, el *xmlstream.Element) bool {
+	return h.r.Filtered(ctx, from, to, el)
+}
 func (h *host) Deliver(ctx context.Context, el *xmlstream.Element) {
 	h.r.RouteDirect(ctx, el)
 }

@@ -167,15 +167,19 @@ func (m *Module) sendPresenceTo(ctx context.Context, el *xmlstream.Element, to j
 	c := el.Copy()
 	c.SetAttr("to", to.String())
 	if m.host.IsLocal(to.Domain()) {
-		m.deliverLocal(to, c)
+		m.deliverLocal(ctx, to, c)
 		return
 	}
 	m.host.Deliver(ctx, c)
 }
 
 // deliverLocal hands presence to a local address: a full JID gets it if
-// that session is bound, a bare JID on every available resource.
-func (m *Module) deliverLocal(to jid.JID, el *xmlstream.Element) {
+// that session is bound, a bare JID on every available resource. Filters
+// (blocking) apply as they would in the router.
+func (m *Module) deliverLocal(ctx context.Context, to jid.JID, el *xmlstream.Element) {
+	if from, err := jid.Parse(el.Attr("from")); err == nil && m.host.Filtered(ctx, from, to, el) {
+		return
+	}
 	for _, s := range m.host.Sessions(to.Bare()) {
 		if to.Resource() != "" {
 			if s.JID().Equal(to) {
@@ -199,7 +203,9 @@ func (m *Module) presencesOf(ctx context.Context, contact jid.JID, s session.Ses
 		if p := cs.State().Presence(); p != nil {
 			c := p.Copy()
 			c.SetAttr("to", s.JID().String())
-			s.Deliver(c)
+			if !m.host.Filtered(ctx, cs.JID(), s.JID(), c) {
+				s.Deliver(c)
+			}
 		}
 	}
 }
@@ -212,7 +218,7 @@ func (m *Module) directed(ctx context.Context, s session.Session, to jid.JID, el
 		s.State().AddDirected(to)
 	}
 	if m.host.IsLocal(to.Domain()) && to.Local() != "" {
-		m.deliverLocal(to, el)
+		m.deliverLocal(ctx, to, el)
 		return
 	}
 	m.host.Deliver(ctx, el)
@@ -232,7 +238,7 @@ func (m *Module) answerProbe(ctx context.Context, prober, probed jid.JID) {
 		if p := cs.State().Presence(); p != nil {
 			c := p.Copy()
 			c.SetAttr("to", prober.String())
-			m.deliverLocal(prober, c)
+			m.deliverLocal(ctx, prober, c)
 		}
 	}
 }
@@ -245,7 +251,7 @@ func (m *Module) inbound(ctx context.Context, from, to jid.JID, el *xmlstream.El
 	case "probe":
 		m.answerProbe(ctx, from, to.Bare())
 	default:
-		m.deliverLocal(to, el)
+		m.deliverLocal(ctx, to, el)
 	}
 }
 
@@ -455,14 +461,14 @@ func (m *Module) inboundSubscription(ctx context.Context, from, user jid.JID, ty
 			// Kept until the user answers, also across logins (§3.1.3).
 			m.logErr("storing a subscription request", m.store.AddPendingIn(ctx, user.String(),
 				storage.Pending{Contact: from.String(), Stanza: el.Append(nil, stanza.NSClient)}))
-			m.deliverLocal(user, el)
+			m.deliverLocal(ctx, user, el)
 		}
 	case "subscribed":
 		if exists && it.Ask {
 			it.Subscription = map[string]string{"none": "to", "from": "both", "to": "to", "both": "both"}[it.Subscription]
 			it.Ask = false
 			m.logErr("saving a roster item", m.save(ctx, user, it))
-			m.deliverLocal(user, el)
+			m.deliverLocal(ctx, user, el)
 		}
 	case "unsubscribe":
 		pending, _ := m.hasPending(ctx, user, from)
@@ -473,16 +479,16 @@ func (m *Module) inboundSubscription(ctx context.Context, from, user jid.JID, ty
 			it.Subscription = map[string]string{"from": "none", "both": "to"}[it.Subscription]
 			it.Approved = false
 			m.logErr("saving a roster item", m.save(ctx, user, it))
-			m.deliverLocal(user, el)
+			m.deliverLocal(ctx, user, el)
 		} else if pending {
-			m.deliverLocal(user, el)
+			m.deliverLocal(ctx, user, el)
 		}
 	case "unsubscribed":
 		if exists && (it.Subscription == "to" || it.Subscription == "both" || it.Ask) {
 			it.Subscription = map[string]string{"to": "none", "both": "from", "none": "none", "from": "from"}[it.Subscription]
 			it.Ask = false
 			m.logErr("saving a roster item", m.save(ctx, user, it))
-			m.deliverLocal(user, el)
+			m.deliverLocal(ctx, user, el)
 		}
 	}
 }

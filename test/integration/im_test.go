@@ -27,6 +27,8 @@ func TestIM(t *testing.T) {
 			t.Run("messages", func(t *testing.T) { testMessages(t, s) })
 			t.Run("offline", func(t *testing.T) { testOffline(t, s) })
 			t.Run("virtual hosts", func(t *testing.T) { testVirtualHosts(t, s) })
+			t.Run("everyday XEPs", func(t *testing.T) { testEverydayXEPs(t, s) })
+			t.Run("blocking", func(t *testing.T) { testBlocking(t, s) })
 		})
 	}
 }
@@ -313,4 +315,107 @@ func TestRegistrationClosedByDefault(t *testing.T) {
 	if got := c.expectClosed(); !strings.Contains(got, "<not-authorized") {
 		t.Errorf("registration attempt while closed: %s", got)
 	}
+}
+
+func testEverydayXEPs(t *testing.T, s *server) {
+	alice := s.connect(t, "alice@localhost/x", "pw-alice")
+	bob := s.connect(t, "bob@localhost/x", "pw-bob")
+	ok := func(what string, r *xmlstream.Element) *xmlstream.Element {
+		t.Helper()
+		if r.Attr("type") != "result" {
+			t.Fatalf("%s: %s", what, r)
+		}
+		return r
+	}
+	// vCard (XEP-0054): set own, read it back, others can read it too.
+	ok("vcard set", alice.iq("<iq type='set'><vCard xmlns='vcard-temp'><FN>Alice Example</FN></vCard></iq>"))
+	for _, a := range []*agent{alice, bob} {
+		r := ok("vcard get", a.iq("<iq type='get' to='alice@localhost'><vCard xmlns='vcard-temp'/></iq>"))
+		if !strings.Contains(r.String(), "Alice Example") {
+			t.Errorf("vcard as seen by %s: %s", a.name, r)
+		}
+	}
+	if c := errorCondition(bob.iq("<iq type='set' to='alice@localhost'><vCard xmlns='vcard-temp'><FN>Mallory</FN></vCard></iq>")); c != "forbidden" {
+		t.Errorf("setting someone else's vcard: %q", c)
+	}
+	// Private XML storage (XEP-0049).
+	ok("private set", alice.iq("<iq type='set'><query xmlns='jabber:iq:private'><prefs xmlns='urn:example:prefs'><color>green</color></prefs></query></iq>"))
+	r := ok("private get", alice.iq("<iq type='get'><query xmlns='jabber:iq:private'><prefs xmlns='urn:example:prefs'/></query></iq>"))
+	if !strings.Contains(r.String(), "green") {
+		t.Errorf("private get: %s", r)
+	}
+	if c := errorCondition(bob.iq("<iq type='get' to='alice@localhost'><query xmlns='jabber:iq:private'><prefs xmlns='urn:example:prefs'/></query></iq>")); c != "forbidden" {
+		t.Errorf("reading someone else's private storage: %q", c)
+	}
+	// Software version (XEP-0092) and entity time (XEP-0202).
+	r = ok("version", alice.iq("<iq type='get' to='localhost'><query xmlns='jabber:iq:version'/></iq>"))
+	if !strings.Contains(r.String(), "parley") || strings.Contains(r.String(), "<os") {
+		t.Errorf("version: %s", r)
+	}
+	r = ok("time", alice.iq("<iq type='get' to='localhost'><time xmlns='urn:xmpp:time'/></iq>"))
+	if !strings.Contains(r.String(), "<tzo>+00:00</tzo>") || !strings.Contains(r.String(), "<utc>") {
+		t.Errorf("time: %s", r)
+	}
+	// Last activity (XEP-0012): the server's uptime; a stranger may not
+	// ask about a user.
+	ok("server last", alice.iq("<iq type='get' to='localhost'><query xmlns='jabber:iq:last'/></iq>"))
+	if c := errorCondition(bob.iq("<iq type='get' to='dave@localhost'><query xmlns='jabber:iq:last'/></iq>")); c != "forbidden" {
+		t.Errorf("last activity of a non-contact: %q", c)
+	}
+	// Disco on the server lists what is loaded, and an account answers too.
+	r = ok("disco", alice.iq("<iq type='get' to='localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>"))
+	for _, f := range []string{"jabber:iq:version", "urn:xmpp:time", "jabber:iq:last", "urn:xmpp:ping", "msgoffline", "jabber:iq:register"} {
+		if !strings.Contains(r.String(), `var="`+f+`"`) {
+			t.Errorf("server disco lacks %s", f)
+		}
+	}
+	r = ok("account disco", bob.iq("<iq type='get' to='alice@localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>"))
+	for _, f := range []string{"vcard-temp", "urn:xmpp:blocking", `category="account"`} {
+		if !strings.Contains(r.String(), f) {
+			t.Errorf("account disco lacks %s: %s", f, r)
+		}
+	}
+}
+
+func testBlocking(t *testing.T, s *server) {
+	// carol and alice subscribed to each other's presence earlier? Make
+	// sure: carol subscribes to alice, alice approves.
+	alice := s.connect(t, "alice@localhost/b", "pw-alice")
+	carol := s.connect(t, "carol@localhost/b", "pw-carol")
+	for _, a := range []*agent{alice, carol} {
+		a.iq("<iq type='get'><query xmlns='jabber:iq:roster'/></iq>")
+		a.send("<presence/>")
+		a.expect("own presence", isPresence(a.jid, ""))
+	}
+	// carol is subscribed to alice (since the subscription test).
+	carol.expect("alice's presence before the block", isPresence("alice@localhost/b", ""))
+	r := alice.iq("<iq type='get'><blocklist xmlns='urn:xmpp:blocking'/></iq>")
+	if r.Attr("type") != "result" {
+		t.Fatalf("blocklist: %s", r)
+	}
+	if r := alice.iq("<iq type='set'><block xmlns='urn:xmpp:blocking'><item jid='carol@localhost'/></block></iq>"); r.Attr("type") != "result" {
+		t.Fatalf("block: %s", r)
+	}
+	// Inbound: carol's message is refused, alice never sees it.
+	carol.send("<message to='alice@localhost' id='b1'><body>are you there</body></message>")
+	if e := carol.expect("the refusal", func(el *xmlstream.Element) bool { return el.Attr("id") == "b1" }); errorCondition(e) != "service-unavailable" {
+		t.Errorf("message to someone who blocked you: %s", e)
+	}
+	alice.expectNone("the blocked contact's message", 200*time.Millisecond, isMessage("carol@localhost", "are you there"))
+	// Outbound: alice cannot write to carol either, and is told why.
+	alice.send("<message to='carol@localhost' id='b2'><body>hi</body></message>")
+	e := alice.expect("the blocked error", func(el *xmlstream.Element) bool { return el.Attr("id") == "b2" })
+	if errorCondition(e) != "not-acceptable" || !strings.Contains(e.String(), "urn:xmpp:blocking:errors") {
+		t.Errorf("message to a blocked contact: %s", e)
+	}
+	// Presence does not cross either, also between local users.
+	alice.send("<presence><show>away</show></presence>")
+	alice.expect("own presence", isPresence(alice.jid, ""))
+	carol.expectNone("presence of someone who blocked you", 300*time.Millisecond, isPresence("alice@localhost/b", ""))
+	carol.send("<presence to='alice@localhost/b'/>")
+	alice.expectNone("directed presence from a blocked contact", 300*time.Millisecond, isPresence("carol@localhost/b", ""))
+	// Unblock: messages flow again.
+	alice.iq("<iq type='set'><unblock xmlns='urn:xmpp:blocking'><item jid='carol@localhost'/></unblock></iq>")
+	carol.send("<message to='alice@localhost'><body>now?</body></message>")
+	alice.expect("the message after unblocking", isMessage("carol@localhost/b", "now?"))
 }

@@ -1,0 +1,180 @@
+// Package private implements Private XML Storage (XEP-0049): each account
+// keeps arbitrary XML fragments on the server, one slot per namespace,
+// readable and writable only by the account itself. Legacy bookmarks
+// (XEP-0048) and client preferences live here.
+package private
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"parley/internal/module"
+	"parley/internal/stanza"
+	"parley/internal/storage"
+	"parley/internal/xmlstream"
+)
+
+const NS = "jabber:iq:private"
+
+// Bounds on what one account can keep, so that private storage cannot be
+// used to fill the server's disk.
+const (
+	// MaxBytes bounds the data of one namespace, serialised.
+	MaxBytes = 64 << 10
+	// MaxNamespaces bounds how many namespaces an account can use.
+	MaxNamespaces = 64
+)
+
+// kvNS is the KV namespace; the key is the stored fragment's namespace.
+const kvNS = "jabber:iq:private"
+
+// reserved namespaces cannot be stored: XEP-0049 §2.3 lets servers refuse
+// them, and storing stream or stanza content, or private storage inside
+// itself, only confuses whoever reads it back.
+var reserved = map[string]bool{
+	"":               true, // an unqualified child is not "scoped by its own namespace"
+	NS:               true,
+	stanza.NSClient:  true,
+	stanza.NSServer:  true,
+	stanza.NSStream:  true,
+	stanza.NSStanzas: true,
+	stanza.NSStreams: true,
+}
+
+type Module struct {
+	kv storage.KV
+}
+
+func New() *Module { return &Module{} }
+
+func (*Module) Name() string { return "private" }
+
+func (m *Module) Start(h module.Host) error {
+	m.kv = h.Store().KV()
+	name := xmlstream.Name{Space: NS, Local: "query"}
+	h.HandleIQ(module.Account, "get", name, m.get)
+	h.HandleIQ(module.Account, "set", name, m.set)
+	h.AddFeature(module.Account, NS)
+	return nil
+}
+
+func notAcceptable(text string) *stanza.Error {
+	return &stanza.Error{Type: stanza.Modify, Condition: "not-acceptable", Text: text}
+}
+
+// check applies the rules shared by get and set and returns the query's
+// child elements.
+func check(iq module.IQ) ([]*xmlstream.Element, error) {
+	if !iq.From.Bare().Equal(iq.To) {
+		// XEP-0049 §2.3 prefers forbidden to service-unavailable.
+		return nil, stanza.Forbidden("private storage belongs to its owner only")
+	}
+	var kids []*xmlstream.Element
+	for c := range iq.Payload.Elements() {
+		if reserved[c.Name.Space] {
+			return nil, notAcceptable(fmt.Sprintf("the namespace %q is reserved", c.Name.Space))
+		}
+		if len(c.Name.Space) > storage.MaxKeyBytes {
+			return nil, notAcceptable("the namespace is too long")
+		}
+		kids = append(kids, c)
+	}
+	if len(kids) == 0 {
+		// §2.3: "At least one child element ... MUST be included;
+		// otherwise the server MUST respond with a Not Acceptable error".
+		return nil, notAcceptable("the query must contain an element in the namespace to store or retrieve")
+	}
+	return kids, nil
+}
+
+func (m *Module) get(ctx context.Context, iq module.IQ) (*xmlstream.Element, error) {
+	kids, err := check(iq)
+	if err != nil {
+		return nil, err
+	}
+	if len(kids) > 1 {
+		return nil, stanza.BadRequest("ask for one namespace per request")
+	}
+	req := kids[0]
+	owner := iq.To.String()
+	q := xmlstream.New(NS, "query")
+	data, err := m.kv.Get(ctx, owner, kvNS, req.Name.Space)
+	if errors.Is(err, storage.ErrNotFound) {
+		// Nothing stored: the request's element comes back empty, as
+		// every implementation does and clients expect.
+		return q.AddChild(xmlstream.New(req.Name.Space, req.Name.Local)), nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("private: reading %s of %s: %w", req.Name.Space, owner, err)
+	}
+	stored, err := xmlstream.ParseElement(data, "")
+	if err != nil {
+		return nil, fmt.Errorf("private: stored %s of %s is damaged: %w", req.Name.Space, owner, err)
+	}
+	for c := range stored.Elements() {
+		q.AddChild(c)
+	}
+	return q, nil
+}
+
+func (m *Module) set(ctx context.Context, iq module.IQ) (*xmlstream.Element, error) {
+	kids, err := check(iq)
+	if err != nil {
+		return nil, err
+	}
+	// §2.3 allows several elements in one set; those sharing a namespace
+	// are kept (and returned) together, each namespace replacing what
+	// was stored for it. Everything is checked before anything is
+	// written, so a refused set changes nothing.
+	var order []string
+	groups := map[string]*xmlstream.Element{}
+	for _, c := range kids {
+		g := groups[c.Name.Space]
+		if g == nil {
+			g = xmlstream.New(NS, "query")
+			groups[c.Name.Space] = g
+			order = append(order, c.Name.Space)
+		}
+		g.AddChild(c)
+	}
+	owner := iq.To.String()
+	values := make([][]byte, len(order))
+	for i, ns := range order {
+		values[i] = groups[ns].Append(nil, "")
+		if len(values[i]) > MaxBytes {
+			return nil, notAcceptable(fmt.Sprintf("the data for %s is %d bytes; at most %d are kept", ns, len(values[i]), MaxBytes))
+		}
+	}
+	if err := m.checkCount(ctx, owner, order); err != nil {
+		return nil, err
+	}
+	for i, ns := range order {
+		if err := m.kv.Put(ctx, owner, kvNS, ns, values[i]); err != nil {
+			return nil, fmt.Errorf("private: storing %s of %s: %w", ns, owner, err)
+		}
+	}
+	return nil, nil
+}
+
+// checkCount refuses a set that would take the account past MaxNamespaces.
+func (m *Module) checkCount(ctx context.Context, owner string, namespaces []string) error {
+	entries, err := m.kv.List(ctx, owner, kvNS)
+	if err != nil {
+		return fmt.Errorf("private: listing the namespaces of %s: %w", owner, err)
+	}
+	have := make(map[string]bool, len(entries))
+	for _, e := range entries {
+		have[e.Key] = true
+	}
+	n := len(entries)
+	for _, ns := range namespaces {
+		if !have[ns] {
+			n++
+		}
+	}
+	if n > MaxNamespaces {
+		return notAcceptable(fmt.Sprintf("at most %d namespaces can be stored", MaxNamespaces))
+	}
+	return nil
+}
