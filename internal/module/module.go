@@ -65,6 +65,21 @@ type OfflineHandler func(ctx context.Context, to jid.JID, el *xmlstream.Element)
 // stop with a nil error drops the stanza silently.
 type Filter func(ctx context.Context, from, to jid.JID, el *xmlstream.Element, outbound bool) (stop bool, err *stanza.Error)
 
+// MessageEvent is a message between a local account and anyone, seen by
+// message hooks (archive, carbons).
+type MessageEvent struct {
+	From, To jid.JID
+	Stanza   *xmlstream.Element
+	// Outbound: sent by a local account, seen once before routing.
+	// Inbound: arriving for a local account, seen once before delivery
+	// (or offline storage); a hook may add elements, e.g. a stanza-id.
+	Outbound bool
+}
+
+// MessageHook sees messages of type chat, normal (or none) and
+// groupchat-less private traffic; errors and headlines are not passed.
+type MessageHook func(ctx context.Context, m MessageEvent)
+
 // SessionHook runs when a session is bound, or when it ends.
 type SessionHook func(ctx context.Context, s session.Session)
 
@@ -122,6 +137,7 @@ type Host interface {
 	SetPresenceHandler(h PresenceHandler)
 	SetOfflineHandler(h OfflineHandler)
 	AddFilter(f Filter)
+	OnMessage(h MessageHook)
 	OnSessionBound(h SessionHook)
 	OnSessionEnded(h SessionHook)
 	AddStreamFeature(f StreamFeature)

@@ -29,6 +29,7 @@ type Registry struct {
 	offline        OfflineHandler
 	filters        []Filter
 	bound, ended   []SessionHook
+	messages       []MessageHook
 	streamFeatures []StreamFeature
 	events         map[string][]SessionHook
 	preAuth        map[xmlstream.Name]PreAuthIQHandler
@@ -209,4 +210,20 @@ func (r *Registry) PreAuthIQHandler(payload xmlstream.Name) PreAuthIQHandler {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	return r.preAuth[payload]
+}
+
+func (r *Registry) OnMessage(h MessageHook) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.messages = append(r.messages, h)
+}
+
+// RunMessageHooks passes a message event to every message hook.
+func (r *Registry) RunMessageHooks(ctx context.Context, m MessageEvent) {
+	r.mu.RLock()
+	hooks := r.messages
+	r.mu.RUnlock()
+	for _, h := range hooks {
+		h(ctx, m)
+	}
 }

@@ -183,6 +183,9 @@ func (r *Router) routeTo(ctx context.Context, from, to jid.JID, el *xmlstream.El
 	if r.filtered(ctx, from, to, el) {
 		return
 	}
+	if el.Name.Local == "message" && hookedMessage(el) && from.Local() != "" && r.hosts[from.Domain()] && !to.IsZero() {
+		r.reg.RunMessageHooks(ctx, module.MessageEvent{From: from, To: to, Stanza: el, Outbound: true})
+	}
 	switch {
 	case to.IsZero():
 		r.toAccount(ctx, from, from.Bare(), el)
@@ -248,8 +251,29 @@ func (r *Router) toAccount(ctx context.Context, from, to jid.JID, el *xmlstream.
 	}
 }
 
+// hookedMessage says whether message hooks see el: person-to-person
+// traffic, not errors, headlines or groupchat.
+func hookedMessage(el *xmlstream.Element) bool {
+	switch el.Attr("type") {
+	case "", "normal", "chat":
+		return true
+	}
+	return false
+}
+
+// inbound runs the inbound message hooks once for a message that is about
+// to reach a local account.
+func (r *Router) inbound(ctx context.Context, from, to jid.JID, el *xmlstream.Element) {
+	if hookedMessage(el) {
+		r.reg.RunMessageHooks(ctx, module.MessageEvent{From: from, To: to, Stanza: el})
+	}
+}
+
 func (r *Router) toFull(ctx context.Context, from, to jid.JID, el *xmlstream.Element) {
 	if s := r.session(to); s != nil {
+		if el.Name.Local == "message" {
+			r.inbound(ctx, from, to, el)
+		}
 		s.Deliver(el)
 		return
 	}
@@ -283,18 +307,22 @@ func (r *Router) messageToBare(ctx context.Context, from, to jid.JID, el *xmlstr
 		r.bounce(ctx, from, el, stanza.ServiceUnavailable())
 		return
 	}
+	sessions := r.Sessions(to)
+	// Bound sessions prove the account exists; the database is asked only
+	// when there are none.
+	if len(sessions) == 0 && !r.accountExists(ctx, to) {
+		r.bounce(ctx, from, el, stanza.ServiceUnavailable())
+		return
+	}
+	r.inbound(ctx, from, to, el)
 	delivered := false
-	for _, s := range r.Sessions(to) {
+	for _, s := range sessions {
 		if avail, prio := s.State().Available(); avail && prio >= 0 {
 			s.Deliver(el)
 			delivered = true
 		}
 	}
 	if delivered || typ == "headline" {
-		return
-	}
-	if !r.accountExists(ctx, to) {
-		r.bounce(ctx, from, el, stanza.ServiceUnavailable())
 		return
 	}
 	if h := r.reg.OfflineHandler(); h != nil {

@@ -32,6 +32,7 @@ type iqKey struct {
 // stanza (Routed, Delivered); tests assert on what a module chose to send
 // rather than on what a router would make of it.
 type Host struct {
+	messageHooks   []module.MessageHook
 	mu             sync.Mutex
 	domains        map[string]bool
 	iq             map[iqKey]module.IQHandler
@@ -190,6 +191,22 @@ func (h *Host) AddFilter(f module.Filter) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.filters = append(h.filters, f)
+}
+
+func (h *Host) OnMessage(fn module.MessageHook) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.messageHooks = append(h.messageHooks, fn)
+}
+
+// Message runs the message hooks as the router would.
+func (h *Host) Message(ctx context.Context, ev module.MessageEvent) {
+	h.mu.Lock()
+	hooks := slices.Clone(h.messageHooks)
+	h.mu.Unlock()
+	for _, fn := range hooks {
+		fn(ctx, ev)
+	}
 }
 
 func (h *Host) OnSessionBound(fn module.SessionHook) {
