@@ -14,6 +14,7 @@ import (
 	"parley/internal/module"
 	"parley/internal/server"
 	"parley/modules/blocking"
+	"parley/modules/carbons"
 	"parley/modules/disco"
 	"parley/modules/entitytime"
 	"parley/modules/last"
@@ -40,6 +41,7 @@ func modules(cfg config.Config) []module.Module {
 		entitytime.New(),
 		last.New(),
 		blocking.New(),
+		carbons.New(),
 	}
 }
 
