@@ -34,10 +34,15 @@ type Config struct {
 	// IdleTimeout of 0 turns server pings off.
 	IdleTimeout time.Duration
 	PingTimeout time.Duration
-	Accounts    *accounts.Service
-	Router      *router.Router
-	Registry    *module.Registry
-	Log         *slog.Logger
+	// ResumeTimeout is how long a session whose connection broke waits
+	// for the client to resume it (XEP-0198); 0 turns resumption off.
+	ResumeTimeout time.Duration
+
+	resumable *resumeTable
+	Accounts  *accounts.Service
+	Router    *router.Router
+	Registry  *module.Registry
+	Log       *slog.Logger
 	// FakeSecret makes SASL answers for unknown users look like those for
 	// known ones (see package sasl).
 	FakeSecret []byte
@@ -61,6 +66,7 @@ type Server struct {
 }
 
 func NewServer(cfg *Config) *Server {
+	cfg.resumable = newResumeTable()
 	return &Server{cfg: cfg, conns: make(map[*conn]struct{})}
 }
 

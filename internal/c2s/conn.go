@@ -57,9 +57,15 @@ type conn struct {
 	state session.State
 	flood flood
 
-	mu     sync.Mutex
-	nc     net.Conn
-	endErr *stream.Error // why another goroutine asked us to end
+	mu       sync.Mutex
+	nc       net.Conn
+	endErr   *stream.Error // why another goroutine asked us to end
+	sm       smState
+	detached bool // the connection broke; waiting for a resumption
+	finished bool
+
+	attachCh chan attachReq // a new connection resuming this session
+	wake     chan struct{}  // end() wakes a detached session with it
 }
 
 func newConn(cfg *Config, nc net.Conn, directTLS bool) *conn {
@@ -67,7 +73,8 @@ func newConn(cfg *Config, nc net.Conn, directTLS bool) *conn {
 	if h, _, err := net.SplitHostPort(addr); err == nil {
 		addr = h
 	}
-	c := &conn{cfg: cfg, nc: nc, directTLS: directTLS, addr: addr}
+	c := &conn{cfg: cfg, nc: nc, directTLS: directTLS, addr: addr,
+		attachCh: make(chan attachReq, 1), wake: make(chan struct{}, 1)}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	return c
 }
@@ -90,12 +97,28 @@ func (c *conn) serve() {
 	c.dec = xmlstream.NewDecoder(nc, c.cfg.Limits)
 	c.out = stream.NewOutQueue(nc, c.cfg.MaxOutput, writeTimeout)
 	err := c.negotiate()
+	if errors.Is(err, errHandedOver) {
+		return // the socket now belongs to the resumed session
+	}
 	if err == nil {
 		c.netConn().SetDeadline(time.Time{})
 		c.cfg.Log.Info("c2s: session started", "jid", c.full.String())
-		err = c.stanzaLoop()
+		for {
+			err = c.stanzaLoop()
+			if !brokenConnection(err) || !c.waitResume() {
+				break
+			}
+		}
 	}
 	c.finish(err)
+}
+
+// brokenConnection tells a connection that died (a phone losing its
+// network) from a stream that ended on purpose or with an error.
+func brokenConnection(err error) bool {
+	var se *stream.Error
+	var xe *xmlstream.Error
+	return err != nil && !errors.Is(err, xmlstream.ErrStreamEnd) && !errors.As(err, &se) && !errors.As(err, &xe)
 }
 
 func (c *conn) netConn() net.Conn {
@@ -123,6 +146,10 @@ func (c *conn) end(e *stream.Error) {
 	nc := c.nc
 	c.mu.Unlock()
 	nc.SetReadDeadline(time.Unix(1, 0))
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
 }
 
 func (c *conn) shutdown() { c.end(stream.SystemShutdown()) }
@@ -168,8 +195,15 @@ func (c *conn) finish(err error) {
 		}
 		c.out.Close()
 	}
+	c.mu.Lock()
+	c.finished = true
+	c.mu.Unlock()
+	if c.sm.id != "" {
+		c.cfg.resumable.remove(c.sm.id, c)
+	}
 	if c.bound {
 		c.cfg.Router.Unbind(context.Background(), c)
+		c.rerouteUnacked(context.Background())
 		c.cfg.Log.Info("c2s: session ended", "jid", c.full.String())
 	}
 	if c.anonymous && c.authUser != "" {
@@ -298,7 +332,7 @@ func (c *conn) features() []*xmlstream.Element {
 	bind := xmlstream.New(stanza.NSBind, "bind")
 	sess := xmlstream.New(stanza.NSSession, "session")
 	sess.AddChild(xmlstream.New(stanza.NSSession, "optional"))
-	fs = append(fs, bind, sess)
+	fs = append(fs, bind, sess, xmlstream.New(NSSM, "sm"))
 	return append(fs, c.cfg.Registry.StreamFeatures(module.FeatureContext{Domain: c.domain, Authenticated: true, Secure: c.secure})...)
 }
 
@@ -320,6 +354,14 @@ func (c *conn) negotiateStep() (restart bool, err error) {
 			if err != nil || ok {
 				return ok, err
 			}
+		case el.Name.Space == NSSM && el.Name.Local == "resume" && c.authUser != "":
+			if err := c.handleResume(el); err != nil {
+				return false, err
+			}
+		case el.Name.Space == NSSM && c.authUser != "":
+			f := xmlstream.New(NSSM, "failed")
+			f.AddChild(xmlstream.New(stanza.NSStanzas, "unexpected-request"))
+			c.write(f.Append(nil, stanza.NSClient))
 		case stanza.IsStanza(el, stanza.NSClient) && c.authUser != "":
 			done, err := c.handlePreBind(el)
 			if err != nil || done {
@@ -589,18 +631,12 @@ func randomResource() string {
 
 func (c *conn) replyError(el *xmlstream.Element, se *stanza.Error) {
 	if r := stanza.ErrorReply(el, se); r != nil {
-		c.write(r.Append(nil, stanza.NSClient))
+		c.Deliver(r)
 	}
 }
 
 // JID, Deliver and Replace make conn a router.Session.
 func (c *conn) JID() jid.JID { return c.full }
-
-func (c *conn) Deliver(el *xmlstream.Element) {
-	if err := c.out.Write(el.Append(nil, stanza.NSClient)); errors.Is(err, stream.ErrSlowConsumer) {
-		c.end(stream.PolicyViolation("too much unread data"))
-	}
-}
 
 func (c *conn) State() *session.State { return &c.state }
 
@@ -635,19 +671,30 @@ func (c *conn) stanzaLoop() error {
 			pinged = true
 			ping := xmlstream.New(stanza.NSClient, "iq", "type", "get", "id", pingID, "from", c.domain, "to", c.full.String())
 			ping.AddChild(xmlstream.New("urn:xmpp:ping", "ping"))
-			c.write(ping.Append(nil, stanza.NSClient))
+			c.Deliver(ping)
 			continue
 		}
 		if err != nil {
 			return err
 		}
 		pinged = false
+		if el.Name.Space == NSSM {
+			if err := c.handleSM(el); err != nil {
+				return err
+			}
+			continue
+		}
 		if !stanza.IsStanza(el, stanza.NSClient) {
 			return stream.UnsupportedStanzaType("<" + el.Name.Local + "/> in " + el.Name.Space + " is not a stanza")
 		}
 		if err := c.stampFrom(el); err != nil {
 			return err
 		}
+		c.mu.Lock()
+		if c.sm.enabled {
+			c.sm.inH++ // handled: whatever happens next is our doing
+		}
+		c.mu.Unlock()
 		if el.Name.Local == "iq" && el.Attr("id") == pingID && (el.Attr("type") == "result" || el.Attr("type") == "error") {
 			continue // any answer, even an error, shows the client is there
 		}
@@ -660,7 +707,7 @@ func (c *conn) stanzaLoop() error {
 			continue
 		}
 		if c.isSessionIQ(el) {
-			c.write(stanza.Result(el, nil).Append(nil, stanza.NSClient))
+			c.Deliver(stanza.Result(el, nil))
 			continue
 		}
 		c.cfg.Router.Route(c.ctx, el)

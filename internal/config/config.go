@@ -52,6 +52,7 @@ type Config struct {
 		AuthTimeout            Duration `toml:"auth_timeout"`
 		LoginFailuresPerMinute int      `toml:"login_failures_per_minute"`
 		IdlePing               Duration `toml:"idle_ping"`
+		ResumeTimeout          Duration `toml:"resume_timeout"`
 		MaxRosterItems         int      `toml:"max_roster_items"`
 		MaxOfflineMessages     int      `toml:"max_offline_messages"`
 	} `toml:"limits"`
@@ -150,6 +151,7 @@ func Default() Config {
 	c.Limits.AuthTimeout = Duration{60 * time.Second}
 	c.Limits.LoginFailuresPerMinute = 5
 	c.Limits.IdlePing = Duration{10 * time.Minute}
+	c.Limits.ResumeTimeout = Duration{5 * time.Minute}
 	c.Limits.MaxRosterItems = 1000
 	c.Limits.MaxOfflineMessages = 100
 	c.Retention.Offline = Retention{7 * 24 * time.Hour}

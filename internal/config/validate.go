@@ -136,6 +136,9 @@ func (c *Config) Validate() error {
 	if d := c.Limits.IdlePing.Duration; d != 0 && d < 10*time.Second {
 		add("limits.idle_ping: must be \"0s\" (off) or at least \"10s\", got %q", d.String())
 	}
+	if d := c.Limits.ResumeTimeout.Duration; d < 0 || d > 24*time.Hour {
+		add("limits.resume_timeout: must be from \"0s\" (no resumption) to \"24h\", got %q", d.String())
+	}
 	if n := c.Limits.MaxRosterItems; n < 0 {
 		add("limits.max_roster_items: must be 0 (no limit) or more, got %d", n)
 	}

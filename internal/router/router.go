@@ -298,7 +298,23 @@ func (r *Router) toFull(ctx context.Context, from, to jid.JID, el *xmlstream.Ele
 // messageToBare applies RFC 6121 §8.5.2: a message goes to every available
 // resource with non-negative priority (the "all" option of §8.5.2.1.1,
 // which keeps several devices in step), else to offline storage.
+// Reroute delivers again a message a session received but never
+// acknowledged (XEP-0198) to the account's bare JID: other resources or
+// offline storage. Hooks saw it the first time and do not run again.
+func (r *Router) Reroute(ctx context.Context, el *xmlstream.Element) {
+	from, err1 := jid.Parse(el.Attr("from"))
+	to, err2 := jid.Parse(el.Attr("to"))
+	if err1 != nil || err2 != nil {
+		return
+	}
+	r.deliverToBare(ctx, from, to.Bare(), el, false)
+}
+
 func (r *Router) messageToBare(ctx context.Context, from, to jid.JID, el *xmlstream.Element) {
+	r.deliverToBare(ctx, from, to, el, true)
+}
+
+func (r *Router) deliverToBare(ctx context.Context, from, to jid.JID, el *xmlstream.Element, hooks bool) {
 	typ := el.Attr("type")
 	if typ == "error" {
 		return
@@ -314,7 +330,9 @@ func (r *Router) messageToBare(ctx context.Context, from, to jid.JID, el *xmlstr
 		r.bounce(ctx, from, el, stanza.ServiceUnavailable())
 		return
 	}
-	r.inbound(ctx, from, to, el)
+	if hooks {
+		r.inbound(ctx, from, to, el)
+	}
 	delivered := false
 	for _, s := range sessions {
 		if avail, prio := s.State().Available(); avail && prio >= 0 {

@@ -132,6 +132,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, mods []module
 		AuthTimeout:        cfg.Limits.AuthTimeout.Duration,
 		IdleTimeout:        cfg.Limits.IdlePing.Duration,
 		PingTimeout:        time.Minute,
+		ResumeTimeout:      cfg.Limits.ResumeTimeout.Duration,
 		Accounts:           s.accounts,
 		Router:             s.router,
 		Registry:           s.reg,

@@ -33,14 +33,25 @@ type agent struct {
 }
 
 // connect starts an agent for jid and waits for its session to start.
-func (s *server) connect(t *testing.T, jid, password string) *agent {
+func (s *server) connect(t *testing.T, jid, password string, extra ...string) *agent {
+	t.Helper()
+	return s.connectAt(t, jid, password, false, extra...)
+}
+
+// connectAt is connect on the direct TLS port when direct is true (the
+// agent then needs --direct-tls in extra).
+func (s *server) connectAt(t *testing.T, jid, password string, direct bool, extra ...string) *agent {
 	t.Helper()
 	_, port := hostPort(s.starttls)
+	if direct {
+		_, port = hostPort(s.direct)
+	}
 	_, here, _, _ := runtime.Caller(0)
 	script := filepath.Join(filepath.Dir(here), "clients", "agent.py")
 	a := &agent{t: t, name: jid}
 	a.cond = sync.NewCond(&a.mu)
 	args := []string{script, "--jid", jid, "--password", password, "--port", port, "--cafile", s.cafile()}
+	args = append(args, extra...)
 	if os.Getenv("PARLEY_AGENT_DEBUG") != "" {
 		args = append(args, "--debug") // slixmpp's own log, shown when a test fails
 	}
@@ -125,15 +136,17 @@ func (a *agent) waitFor(cond func() bool) bool {
 	return true
 }
 
+// waitEvent waits for an event and removes it (and those before it).
 func (a *agent) waitEvent(name string) string {
 	a.t.Helper()
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	var found string
 	ok := a.waitFor(func() bool {
-		for _, e := range a.events {
+		for i, e := range a.events {
 			if strings.Contains(e, `"event": "`+name+`"`) {
 				found = e
+				a.events = a.events[i+1:]
 				return true
 			}
 		}

@@ -37,6 +37,7 @@ def main():
     p.add_argument("--direct-tls", action="store_true")
     p.add_argument("--cafile", required=True)
     p.add_argument("--debug", action="store_true")
+    p.add_argument("--sm", action="store_true", help="use stream management (XEP-0198) with resumption")
     a = p.parse_args()
     if a.debug:
         logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)
@@ -52,6 +53,10 @@ def main():
     xmpp.auto_subscribe = False
     xmpp.register_plugin("xep_0030")
     xmpp.register_plugin("xep_0199")
+    if a.sm:
+        xmpp.register_plugin("xep_0198")
+        xmpp.add_event_handler("sm_enabled", lambda _: emit(event="sm_enabled"))
+        xmpp.add_event_handler("session_resumed", lambda _: emit(event="session_resumed"))
 
     loop = asyncio.get_event_loop()
     done = loop.create_future()
@@ -67,7 +72,9 @@ def main():
 
     def on_disconnected(_):
         emit(event="disconnected")
-        if not done.done():
+        # With stream management the test may reconnect and resume; it
+        # ends the agent with "quit" (or by closing stdin).
+        if not a.sm and not done.done():
             done.set_result(True)
 
     xmpp.add_event_handler("disconnected", on_disconnected)
@@ -82,6 +89,8 @@ def main():
         if not data:
             loop.remove_reader(sys.stdin.fileno())
             xmpp.disconnect()
+            if a.sm and not done.done():
+                loop.call_later(2, lambda: done.done() or done.set_result(True))
             return
         pending += data
         while b"\n" in pending:
@@ -97,6 +106,11 @@ def main():
         elif op == "abort":
             if xmpp.transport is not None:
                 xmpp.transport.abort()
+        elif op == "reconnect":
+            xmpp.connect(address=(a.host, a.port), use_ssl=a.direct_tls, force_starttls=not a.direct_tls)
+        elif op == "quit":
+            if not done.done():
+                done.set_result(True)
 
     loop.add_reader(sys.stdin.fileno(), on_stdin)
     xmpp.connect(address=(a.host, a.port), use_ssl=a.direct_tls, force_starttls=not a.direct_tls)

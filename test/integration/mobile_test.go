@@ -1,0 +1,68 @@
+package integration
+
+import (
+	"testing"
+	"time"
+)
+
+// TestStreamManagementResume cuts a client's TCP connection without a
+// word, sends it a message while its session waits, and checks that the
+// message arrives once the client resumes (XEP-0198).
+func TestStreamManagementResume(t *testing.T) {
+	needSlixmpp(t)
+	for _, direct := range []bool{false, true} {
+		name := map[bool]string{false: "starttls", true: "direct tls"}[direct]
+		t.Run(name, func(t *testing.T) {
+			s := startServer(t, serverOpts{})
+			s.addUser("alice@localhost", "pw")
+			s.addUser("bob@localhost", "pw")
+			extra := []string{"--sm"}
+			if direct {
+				extra = append(extra, "--direct-tls")
+			}
+			alice := s.connectAt(t, "alice@localhost/phone", "pw", direct, extra...)
+			alice.waitEvent("sm_enabled")
+			alice.send("<presence/>")
+			alice.expect("own presence", isPresence("alice@localhost/phone", ""))
+			bob := s.connect(t, "bob@localhost/desk", "pw")
+
+			alice.op("abort")
+			alice.waitEvent("disconnected")
+			bob.send("<message to='alice@localhost/phone' type='chat'><body>while you were away</body></message>")
+			time.Sleep(200 * time.Millisecond)
+			alice.op("reconnect")
+			alice.waitEvent("session_resumed")
+			alice.expect("the message sent while detached", isMessage("bob@localhost/desk", "while you were away"))
+			// The resumed session works both ways.
+			alice.send("<message to='bob@localhost/desk' type='chat'><body>back</body></message>")
+			bob.expect("alice's message after the resumption", isMessage("alice@localhost/phone", "back"))
+			alice.op("quit")
+		})
+	}
+}
+
+// TestUnackedMessagesAreNotLost lets a resumable session time out: the
+// message it never acknowledged goes to offline storage and reaches the
+// user's next session.
+func TestUnackedMessagesAreNotLost(t *testing.T) {
+	needSlixmpp(t)
+	s := startServer(t, serverOpts{extra: "[limits]\nresume_timeout = \"1s\"\n"})
+	s.addUser("alice@localhost", "pw")
+	s.addUser("bob@localhost", "pw")
+	alice := s.connect(t, "alice@localhost/phone", "pw", "--sm")
+	alice.waitEvent("sm_enabled")
+	alice.send("<presence/>")
+	alice.expect("own presence", isPresence("alice@localhost/phone", ""))
+	bob := s.connect(t, "bob@localhost/desk", "pw")
+	alice.op("abort")
+	alice.waitEvent("disconnected")
+	bob.send("<message to='alice@localhost' type='chat'><body>do not lose me</body></message>")
+	time.Sleep(2500 * time.Millisecond) // past the resumption timeout
+	alice.op("quit")
+	later := s.connect(t, "alice@localhost/laptop", "pw")
+	later.send("<presence/>")
+	m := later.expect("the message the lost session never acknowledged", isMessage("bob@localhost/desk", "do not lose me"))
+	if m.Child("urn:xmpp:delay", "delay") == nil {
+		t.Errorf("no delay stamp on the re-delivered message: %s", m)
+	}
+}
