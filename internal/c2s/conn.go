@@ -61,6 +61,7 @@ type conn struct {
 	nc       net.Conn
 	endErr   *stream.Error // why another goroutine asked us to end
 	sm       smState
+	csi      csiQueue
 	detached bool // the connection broke; waiting for a resumption
 	finished bool
 
@@ -332,7 +333,7 @@ func (c *conn) features() []*xmlstream.Element {
 	bind := xmlstream.New(stanza.NSBind, "bind")
 	sess := xmlstream.New(stanza.NSSession, "session")
 	sess.AddChild(xmlstream.New(stanza.NSSession, "optional"))
-	fs = append(fs, bind, sess, xmlstream.New(NSSM, "sm"))
+	fs = append(fs, bind, sess, xmlstream.New(NSSM, "sm"), xmlstream.New(NSCSI, "csi"))
 	return append(fs, c.cfg.Registry.StreamFeatures(module.FeatureContext{Domain: c.domain, Authenticated: true, Secure: c.secure})...)
 }
 
@@ -684,6 +685,10 @@ func (c *conn) stanzaLoop() error {
 			}
 			continue
 		}
+		if el.Name.Space == NSCSI && (el.Name.Local == "active" || el.Name.Local == "inactive") {
+			c.setInactive(el.Name.Local == "inactive")
+			continue
+		}
 		if !stanza.IsStanza(el, stanza.NSClient) {
 			return stream.UnsupportedStanzaType("<" + el.Name.Local + "/> in " + el.Name.Space + " is not a stanza")
 		}
@@ -807,4 +812,17 @@ func (c *conn) handlePreAuthIQ(el *xmlstream.Element) {
 		r.AddChild(res)
 	}
 	c.write(r.Append(nil, stanza.NSClient))
+}
+
+// setInactive records the client's state (XEP-0352); becoming active
+// flushes what was held.
+func (c *conn) setInactive(inactive bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.csi.inactive = inactive
+	if !inactive {
+		for _, held := range c.csi.take() {
+			c.deliverLocked(held)
+		}
+	}
 }

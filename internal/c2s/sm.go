@@ -142,6 +142,18 @@ func (c *conn) ackLocked(h uint32) error {
 func (c *conn) Deliver(el *xmlstream.Element) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.csi.hold(el) {
+		return
+	}
+	// Something that matters goes out: what waited goes first, so the
+	// client sees events in order.
+	for _, held := range c.csi.take() {
+		c.deliverLocked(held)
+	}
+	c.deliverLocked(el)
+}
+
+func (c *conn) deliverLocked(el *xmlstream.Element) {
 	if c.sm.enabled {
 		if len(c.sm.unacked) >= maxUnacked {
 			if c.endErr == nil {

@@ -66,3 +66,30 @@ func TestUnackedMessagesAreNotLost(t *testing.T) {
 		t.Errorf("no delay stamp on the re-delivered message: %s", m)
 	}
 }
+
+// TestClientStateIndication: an inactive client gets presence updates and
+// chat states only when something important arrives, and only the latest.
+func TestClientStateIndication(t *testing.T) {
+	needSlixmpp(t)
+	s := startServer(t, serverOpts{})
+	s.addUser("alice@localhost", "pw")
+	s.addUser("bob@localhost", "pw")
+	alice := s.connect(t, "alice@localhost/phone", "pw")
+	alice.send("<presence/>")
+	alice.expect("own presence", isPresence("alice@localhost/phone", ""))
+	bob := s.connect(t, "bob@localhost/desk", "pw")
+	alice.send("<inactive xmlns='urn:xmpp:csi:0'/>")
+	time.Sleep(100 * time.Millisecond)
+	for _, show := range []string{"away", "xa", "dnd"} {
+		bob.send("<presence to='alice@localhost/phone'><show>%s</show></presence>", show)
+	}
+	bob.send("<message to='alice@localhost/phone' type='chat'><composing xmlns='http://jabber.org/protocol/chatstates'/></message>")
+	alice.expectNone("presence while inactive", 400*time.Millisecond, isPresence("bob@localhost/desk", ""))
+	bob.send("<message to='alice@localhost/phone' type='chat'><body>wake up</body></message>")
+	p := alice.expect("bob's latest presence", isPresence("bob@localhost/desk", ""))
+	if sh := p.Child("jabber:client", "show"); sh == nil || sh.Text() != "dnd" {
+		t.Errorf("first held presence is not the latest: %s", p)
+	}
+	alice.expect("the message", isMessage("bob@localhost/desk", "wake up"))
+	alice.expectNone("superseded presence", 300*time.Millisecond, isPresence("bob@localhost/desk", ""))
+}
