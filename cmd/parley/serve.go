@@ -21,6 +21,7 @@ import (
 	"parley/modules/offline"
 	"parley/modules/ping"
 	"parley/modules/private"
+	"parley/modules/push"
 	"parley/modules/register"
 	"parley/modules/roster"
 	"parley/modules/vcard"
@@ -42,6 +43,7 @@ func modules(cfg config.Config) []module.Module {
 		last.New(),
 		blocking.New(),
 		carbons.New(),
+		push.New(push.Options{IncludeSender: cfg.Push.IncludeSender, IncludeBody: cfg.Push.IncludeBody}),
 	}
 }
 

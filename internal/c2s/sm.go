@@ -191,6 +191,7 @@ func (c *conn) waitResume() bool {
 	c.nc.Close()
 	c.out.Close()
 	c.mu.Unlock()
+	c.state.SetDetached(true)
 	c.cfg.Log.Debug("c2s: session detached, waiting for resumption", "jid", c.full.String())
 	timer := time.NewTimer(c.cfg.ResumeTimeout)
 	defer timer.Stop()
@@ -243,6 +244,7 @@ func (c *conn) attach(req attachReq) bool {
 	c.nc, c.dec, c.out = n.nc, n.dec, n.out
 	c.secure, c.tlsState = n.secure, n.tlsState
 	c.detached = false
+	c.state.SetDetached(false)
 	c.out.Write(smElement("resumed", "previd", c.sm.id, "h", strconv.FormatUint(uint64(c.sm.inH), 10)))
 	for _, el := range c.sm.unacked {
 		c.out.Write(el.Append(nil, stanza.NSClient))

@@ -65,6 +65,11 @@ type Config struct {
 		HideVersion bool `toml:"hide_version"`
 	} `toml:"privacy"`
 
+	Push struct {
+		IncludeSender bool `toml:"include_sender"`
+		IncludeBody   bool `toml:"include_body"`
+	} `toml:"push"`
+
 	Log struct {
 		Level string `toml:"level"` // "debug", "info", "warn" or "error"
 	} `toml:"log"`

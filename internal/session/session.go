@@ -34,6 +34,22 @@ type State struct {
 	interested bool
 	directed   map[jid.JID]struct{}
 	values     map[any]any
+	detached   bool
+}
+
+// SetDetached records that the session's connection broke and the
+// session waits for the client to resume it (XEP-0198): it still counts
+// as available, but the device may be asleep.
+func (s *State) SetDetached(d bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.detached = d
+}
+
+func (s *State) Detached() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.detached
 }
 
 // Available reports whether the session sent available presence, and its

@@ -1,8 +1,11 @@
 package integration
 
 import (
+	"strings"
 	"testing"
 	"time"
+
+	"parley/internal/xmlstream"
 )
 
 // TestStreamManagementResume cuts a client's TCP connection without a
@@ -92,4 +95,47 @@ func TestClientStateIndication(t *testing.T) {
 	}
 	alice.expect("the message", isMessage("bob@localhost/desk", "wake up"))
 	alice.expectNone("superseded presence", 300*time.Millisecond, isPresence("bob@localhost/desk", ""))
+}
+
+// TestPushNotification: a phone whose session sleeps (detached) is woken
+// through its app server, which learns neither sender nor body.
+func TestPushNotification(t *testing.T) {
+	needSlixmpp(t)
+	s := startServer(t, serverOpts{})
+	for _, u := range []string{"alice", "bob", "appserver"} {
+		s.addUser(u+"@localhost", "pw")
+	}
+	app := s.connect(t, "appserver@localhost/push", "pw")
+	alice := s.connect(t, "alice@localhost/phone", "pw", "--sm")
+	alice.waitEvent("sm_enabled")
+	r := alice.iq("<iq type='set'><enable xmlns='urn:xmpp:push:0' jid='appserver@localhost/push' node='n0d3'><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>http://jabber.org/protocol/pubsub#publish-options</value></field><field var='secret'><value>s3cr3t</value></field></x></enable></iq>")
+	if r.Attr("type") != "result" {
+		t.Fatalf("push enable: %s", r)
+	}
+	alice.send("<presence/>")
+	alice.expect("own presence", isPresence("alice@localhost/phone", ""))
+	bob := s.connect(t, "bob@localhost/desk", "pw")
+
+	// Awake: no push.
+	bob.send("<message to='alice@localhost' type='chat'><body>hello awake</body></message>")
+	alice.expect("the message", isMessage("bob@localhost/desk", "hello awake"))
+	isPush := func(el *xmlstream.Element) bool {
+		return el.Name.Local == "iq" && el.Attr("type") == "set" && strings.Contains(el.String(), "urn:xmpp:push:0")
+	}
+	app.expectNone("a push for an awake client", 300*time.Millisecond, isPush)
+
+	// Asleep: the app server is told, without sender or body.
+	alice.op("abort")
+	alice.waitEvent("disconnected")
+	time.Sleep(200 * time.Millisecond)
+	bob.send("<message to='alice@localhost' type='chat'><body>secret words</body></message>")
+	n := app.expect("the push notification", isPush)
+	got := n.String()
+	if !strings.Contains(got, `node="n0d3"`) || !strings.Contains(got, "s3cr3t") || !strings.Contains(got, "message-count") {
+		t.Errorf("notification: %s", got)
+	}
+	if strings.Contains(got, "secret words") || strings.Contains(got, "bob@") {
+		t.Errorf("the notification leaks the message or its sender: %s", got)
+	}
+	alice.op("quit")
 }

@@ -1,0 +1,219 @@
+// Package push implements Push Notifications (XEP-0357): a client gives
+// the server an app server JID and node; when a message arrives while
+// that client's session is gone or asleep (stream management detached),
+// the server publishes a notification to the app server, which wakes the
+// phone. By default the notification says only that something arrived:
+// no body and no sender, because the app server (and the phone vendor's
+// push service behind it) should not learn who writes to whom.
+package push
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strconv"
+
+	"parley/internal/jid"
+	"parley/internal/module"
+	"parley/internal/stanza"
+	"parley/internal/xmlstream"
+)
+
+const (
+	NS        = "urn:xmpp:push:0"
+	nsPubSub  = "http://jabber.org/protocol/pubsub"
+	nsData    = "jabber:x:data"
+	nsSummary = "urn:xmpp:push:summary"
+	kvNS      = NS
+	// maxRegistrations bounds the app servers one account can register.
+	maxRegistrations = 20
+)
+
+// Options say what a notification may reveal.
+type Options struct {
+	IncludeSender bool
+	IncludeBody   bool
+}
+
+type Module struct {
+	opts Options
+	host module.Host
+}
+
+func New(opts Options) *Module { return &Module{opts: opts} }
+
+func (*Module) Name() string { return "push" }
+
+func (m *Module) Start(h module.Host) error {
+	m.host = h
+	h.HandleIQ(module.Account, "set", xmlstream.Name{Space: NS, Local: "enable"}, m.enable)
+	h.HandleIQ(module.Account, "set", xmlstream.Name{Space: NS, Local: "disable"}, m.disable)
+	h.AddFeature(module.Account, NS)
+	h.OnMessage(m.notify)
+	return nil
+}
+
+// registration is one enabled push target, kept in the KV store.
+type registration struct {
+	JID      string            `json:"jid"`
+	Node     string            `json:"node"`
+	Resource string            `json:"resource"` // the session that enabled it
+	Options  map[string]string `json:"options,omitempty"`
+}
+
+// key names a registration in the KV store; nodes are arbitrary strings,
+// so the pair is hashed rather than joined.
+func key(service, node string) string {
+	sum := sha256.Sum256([]byte(service + "\x00" + node))
+	return hex.EncodeToString(sum[:16])
+}
+
+func (m *Module) enable(ctx context.Context, iq module.IQ) (*xmlstream.Element, error) {
+	if !iq.From.Bare().Equal(iq.To) {
+		return nil, stanza.Forbidden("")
+	}
+	service, err := jid.Parse(iq.Payload.Attr("jid"))
+	node := iq.Payload.Attr("node")
+	if err != nil || iq.Payload.Attr("jid") == "" || node == "" {
+		return nil, stanza.BadRequest("enable needs the app server's 'jid' and a 'node'")
+	}
+	reg := registration{JID: service.String(), Node: node, Resource: iq.From.Resource()}
+	if x := iq.Payload.Child(nsData, "x"); x != nil {
+		reg.Options = map[string]string{}
+		for f := range x.Elements() {
+			if v := f.Child(nsData, "value"); v != nil && f.Attr("var") != "FORM_TYPE" {
+				reg.Options[f.Attr("var")] = v.Text()
+			}
+		}
+	}
+	kv := m.host.Store().KV()
+	existing, err := kv.List(ctx, iq.To.String(), kvNS)
+	if err != nil {
+		return nil, fmt.Errorf("push: %w", err)
+	}
+	if len(existing) >= maxRegistrations {
+		return nil, &stanza.Error{Type: stanza.Wait, Condition: "resource-constraint", Text: "too many push registrations"}
+	}
+	data, _ := json.Marshal(reg)
+	if err := kv.Put(ctx, iq.To.String(), kvNS, key(reg.JID, reg.Node), data); err != nil {
+		return nil, fmt.Errorf("push: %w", err)
+	}
+	return nil, nil
+}
+
+func (m *Module) disable(ctx context.Context, iq module.IQ) (*xmlstream.Element, error) {
+	if !iq.From.Bare().Equal(iq.To) {
+		return nil, stanza.Forbidden("")
+	}
+	service, err := jid.Parse(iq.Payload.Attr("jid"))
+	if err != nil || iq.Payload.Attr("jid") == "" {
+		return nil, stanza.BadRequest("disable needs the app server's 'jid'")
+	}
+	kv := m.host.Store().KV()
+	entries, err := kv.List(ctx, iq.To.String(), kvNS)
+	if err != nil {
+		return nil, fmt.Errorf("push: %w", err)
+	}
+	node := iq.Payload.Attr("node")
+	for _, e := range entries {
+		var reg registration
+		if json.Unmarshal(e.Value, &reg) != nil {
+			continue
+		}
+		// Without a node every registration with that app server goes.
+		if reg.JID == service.String() && (node == "" || reg.Node == node) {
+			if err := kv.Delete(ctx, iq.To.String(), kvNS, e.Key); err != nil {
+				return nil, fmt.Errorf("push: %w", err)
+			}
+		}
+	}
+	return nil, nil
+}
+
+// worthPushing: messages a person would want to be woken for.
+func worthPushing(el *xmlstream.Element) bool {
+	if el.Child(el.Name.Space, "body") != nil {
+		return true
+	}
+	for c := range el.Elements() {
+		if c.Name.Local == "encrypted" {
+			return true
+		}
+	}
+	return false
+}
+
+func (m *Module) notify(ctx context.Context, ev module.MessageEvent) {
+	if ev.Outbound || !worthPushing(ev.Stanza) {
+		return
+	}
+	owner := ev.To.Bare()
+	entries, err := m.host.Store().KV().List(ctx, owner.String(), kvNS)
+	if err != nil || len(entries) == 0 {
+		return
+	}
+	awake := map[string]bool{}
+	for _, s := range m.host.Sessions(owner) {
+		if avail, _ := s.State().Available(); avail && !s.State().Detached() {
+			awake[s.JID().Resource()] = true
+		}
+	}
+	for _, e := range entries {
+		var reg registration
+		if json.Unmarshal(e.Value, &reg) != nil || awake[reg.Resource] {
+			continue
+		}
+		m.host.Deliver(ctx, m.publish(owner, reg, ev))
+	}
+}
+
+// publish builds the XEP-0357 §5 notification for one registration.
+func (m *Module) publish(owner jid.JID, reg registration, ev module.MessageEvent) *xmlstream.Element {
+	form := xmlstream.New(nsData, "x", "type", "submit")
+	field := func(name, value string) {
+		f := xmlstream.New(nsData, "field", "var", name)
+		f.AddChild(xmlstream.New(nsData, "value").AddText(value))
+		form.AddChild(f)
+	}
+	field("FORM_TYPE", nsSummary)
+	field("message-count", strconv.Itoa(1))
+	if m.opts.IncludeSender {
+		field("last-message-sender", ev.From.Bare().String())
+	}
+	if m.opts.IncludeBody {
+		if b := ev.Stanza.Child(ev.Stanza.Name.Space, "body"); b != nil {
+			field("last-message-body", b.Text())
+		}
+	}
+	item := xmlstream.New(nsPubSub, "item")
+	item.AddChild(xmlstream.New(NS, "notification").AddChild(form))
+	pub := xmlstream.New(nsPubSub, "publish", "node", reg.Node)
+	pub.AddChild(item)
+	ps := xmlstream.New(nsPubSub, "pubsub")
+	ps.AddChild(pub)
+	if len(reg.Options) > 0 {
+		opts := xmlstream.New(nsData, "x", "type", "submit")
+		f := xmlstream.New(nsData, "field", "var", "FORM_TYPE")
+		f.AddChild(xmlstream.New(nsData, "value").AddText("http://jabber.org/protocol/pubsub#publish-options"))
+		opts.AddChild(f)
+		for k, v := range reg.Options {
+			f := xmlstream.New(nsData, "field", "var", k)
+			f.AddChild(xmlstream.New(nsData, "value").AddText(v))
+			opts.AddChild(f)
+		}
+		ps.AddChild(xmlstream.New(nsPubSub, "publish-options").AddChild(opts))
+	}
+	iq := xmlstream.New(stanza.NSClient, "iq", "type", "set", "id", "push-"+newID(),
+		"from", owner.String(), "to", reg.JID)
+	iq.AddChild(ps)
+	return iq
+}
+
+func newID() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
