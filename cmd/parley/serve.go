@@ -18,7 +18,9 @@ import (
 	"parley/modules/disco"
 	"parley/modules/entitytime"
 	"parley/modules/last"
+	"parley/modules/mam"
 	"parley/modules/offline"
+	"parley/modules/pep"
 	"parley/modules/ping"
 	"parley/modules/private"
 	"parley/modules/push"
@@ -42,7 +44,10 @@ func modules(cfg config.Config) []module.Module {
 		entitytime.New(),
 		last.New(),
 		blocking.New(),
+		// The archive adds stanza-ids that carbons then copy: keep mam first.
+		mam.New(cfg.Retention.Archive.Keep),
 		carbons.New(),
+		pep.New(),
 		push.New(push.Options{IncludeSender: cfg.Push.IncludeSender, IncludeBody: cfg.Push.IncludeBody}),
 	}
 }

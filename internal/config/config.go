@@ -59,6 +59,7 @@ type Config struct {
 
 	Retention struct {
 		Offline Retention `toml:"offline"`
+		Archive Retention `toml:"archive"`
 	} `toml:"retention"`
 
 	Privacy struct {
@@ -160,6 +161,7 @@ func Default() Config {
 	c.Limits.MaxRosterItems = 1000
 	c.Limits.MaxOfflineMessages = 100
 	c.Retention.Offline = Retention{7 * 24 * time.Hour}
+	c.Retention.Archive = Retention{7 * 24 * time.Hour}
 	c.Log.Level = "info"
 	return c
 }

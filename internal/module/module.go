@@ -80,6 +80,13 @@ type MessageEvent struct {
 // groupchat-less private traffic; errors and headlines are not passed.
 type MessageHook func(ctx context.Context, m MessageEvent)
 
+// IQResultHandler sees an IQ result or error addressed to a served
+// domain or a local account, which answers nothing a client asked: only
+// the server's own requests (e.g. a disco#info query for entity
+// capabilities) get such answers. It returns true when it recognised the
+// IQ (by its id and sender) as the answer to one of its requests.
+type IQResultHandler func(ctx context.Context, from, to jid.JID, el *xmlstream.Element) (handled bool)
+
 // SessionHook runs when a session is bound, or when it ends.
 type SessionHook func(ctx context.Context, s session.Session)
 
@@ -139,6 +146,10 @@ type Host interface {
 	AddFilter(f Filter)
 	OnMessage(h MessageHook)
 	OnSessionBound(h SessionHook)
+	// OnIQResult adds a handler for IQ results and errors addressed to
+	// the server or an account; handlers are tried in order until one
+	// handles the IQ, and unhandled ones are dropped.
+	OnIQResult(h IQResultHandler)
 	OnSessionEnded(h SessionHook)
 	AddStreamFeature(f StreamFeature)
 	// HandlePreAuthIQ lets a module answer one kind of IQ before

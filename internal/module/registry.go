@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"fmt"
+	"parley/internal/jid"
 	"parley/internal/session"
 	"slices"
 	"sync"
@@ -33,6 +34,7 @@ type Registry struct {
 	streamFeatures []StreamFeature
 	events         map[string][]SessionHook
 	preAuth        map[xmlstream.Name]PreAuthIQHandler
+	iqResults      []IQResultHandler
 }
 
 func NewRegistry() *Registry {
@@ -226,4 +228,24 @@ func (r *Registry) RunMessageHooks(ctx context.Context, m MessageEvent) {
 	for _, h := range hooks {
 		h(ctx, m)
 	}
+}
+
+func (r *Registry) OnIQResult(h IQResultHandler) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.iqResults = append(r.iqResults, h)
+}
+
+// RunIQResult offers an IQ result or error to the IQ result handlers in
+// registration order and reports whether one of them handled it.
+func (r *Registry) RunIQResult(ctx context.Context, from, to jid.JID, el *xmlstream.Element) bool {
+	r.mu.RLock()
+	hooks := r.iqResults
+	r.mu.RUnlock()
+	for _, h := range hooks {
+		if h(ctx, from, to, el) {
+			return true
+		}
+	}
+	return false
 }

@@ -367,8 +367,10 @@ func (r *Router) accountExists(ctx context.Context, bare jid.JID) bool {
 func (r *Router) handleIQ(ctx context.Context, target module.Target, from, to jid.JID, el *xmlstream.Element) {
 	typ := el.Attr("type")
 	if typ != "get" && typ != "set" {
-		// Results and errors addressed to the server answer nothing the
-		// server asked (it asks nothing yet): drop them, never bounce.
+		// Results and errors addressed to the server can only answer the
+		// server's own requests: modules that sent one claim it; the rest
+		// are dropped, never bounced.
+		r.reg.RunIQResult(ctx, from, to, el)
 		return
 	}
 	payload := el.FirstElement()

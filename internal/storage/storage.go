@@ -56,6 +56,8 @@ type Store interface {
 	Roster() Roster
 	Offline() Offline
 	KV() KV
+	Archive() Archive
+	PubSub() PubSub
 	Ping(ctx context.Context) error
 	Close() error
 }

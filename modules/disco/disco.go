@@ -121,7 +121,13 @@ func (m *Module) accountInfo(_ context.Context, iq module.IQ) (*xmlstream.Elemen
 	}
 	q := xmlstream.New(NSInfo, "query")
 	q.AddChild(xmlstream.New(NSInfo, "identity", "category", "account", "type", "registered"))
-	for _, f := range m.host.Features(module.Account) {
+	features := m.host.Features(module.Account)
+	// An account is a PEP service exactly when the PEP module is loaded
+	// (XEP-0163 §1: identity pubsub/pep), which its features tell.
+	if slices.Contains(features, "http://jabber.org/protocol/pubsub#publish") {
+		q.AddChild(xmlstream.New(NSInfo, "identity", "category", "pubsub", "type", "pep"))
+	}
+	for _, f := range features {
 		q.AddChild(xmlstream.New(NSInfo, "feature", "var", f))
 	}
 	return q, nil

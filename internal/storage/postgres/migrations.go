@@ -84,5 +84,61 @@ var migrator = storage.Migrator{
 				)`,
 			},
 		},
+		{
+			Version: 3,
+			Name:    "message archive",
+			Statements: []string{
+				// seq is the archive order that RSM pages through.
+				// stanza_id is the XEP-0359 id clients see. with_full is
+				// the other party as known (full JID when it had a
+				// resource), with_bare its bare JID, so a query can
+				// filter by either.
+				`CREATE TABLE archive (
+					seq       BIGSERIAL PRIMARY KEY,
+					owner     TEXT COLLATE "C" NOT NULL REFERENCES accounts (jid) ON DELETE CASCADE ON UPDATE CASCADE,
+					stanza_id TEXT COLLATE "C" NOT NULL,
+					with_full TEXT COLLATE "C" NOT NULL,
+					with_bare TEXT COLLATE "C" NOT NULL,
+					stamp     TIMESTAMPTZ NOT NULL,
+					outgoing  BOOLEAN NOT NULL,
+					data      BYTEA NOT NULL,
+					UNIQUE (owner, stanza_id)
+				)`,
+				// The archive module seals messages, and ciphertext does
+				// not compress: skip TOAST's compression attempt.
+				`ALTER TABLE archive ALTER COLUMN data SET STORAGE EXTERNAL`,
+				`CREATE INDEX archive_owner ON archive (owner, seq)`,
+				`CREATE INDEX archive_with ON archive (owner, with_bare, seq)`,
+				`CREATE INDEX archive_stamp ON archive (stamp)`,
+			},
+		},
+		{
+			Version: 4,
+			Name:    "personal pubsub nodes and items",
+			Statements: []string{
+				`CREATE TABLE pubsub_nodes (
+					owner   TEXT COLLATE "C" NOT NULL REFERENCES accounts (jid) ON DELETE CASCADE ON UPDATE CASCADE,
+					node    TEXT COLLATE "C" NOT NULL,
+					config  BYTEA NOT NULL,
+					created TIMESTAMPTZ NOT NULL,
+					PRIMARY KEY (owner, node)
+				)`,
+				// seq orders a node's items by publication: the node's
+				// highest plus one, assigned while the node row is
+				// locked, so a republished id moves to the end.
+				`CREATE TABLE pubsub_items (
+					owner     TEXT COLLATE "C" NOT NULL,
+					node      TEXT COLLATE "C" NOT NULL,
+					id        TEXT COLLATE "C" NOT NULL,
+					seq       BIGINT NOT NULL,
+					publisher TEXT NOT NULL,
+					published TIMESTAMPTZ NOT NULL,
+					payload   BYTEA NOT NULL,
+					PRIMARY KEY (owner, node, id),
+					FOREIGN KEY (owner, node) REFERENCES pubsub_nodes (owner, node) ON DELETE CASCADE ON UPDATE CASCADE
+				)`,
+				`CREATE INDEX pubsub_items_order ON pubsub_items (owner, node, seq)`,
+			},
+		},
 	},
 }

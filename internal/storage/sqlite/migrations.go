@@ -81,4 +81,61 @@ var migrator = storage.Migrator{Migrations: []storage.Migration{
 			) STRICT`,
 		},
 	},
+	{
+		Version: 3,
+		Name:    "message archive",
+		Statements: []string{
+			// seq is the archive order that RSM pages through; AUTOINCREMENT
+			// so it only grows, even after retention deleted the newest
+			// rows. stanza_id is the XEP-0359 id clients see. with_full is
+			// the other party as known (full JID when it had a resource),
+			// with_bare its bare JID, so a query can filter by either.
+			// stamp is Unix microseconds (UTC); outgoing is 0 or 1.
+			`CREATE TABLE archive (
+				seq       INTEGER PRIMARY KEY AUTOINCREMENT,
+				owner     TEXT NOT NULL REFERENCES accounts (jid) ON DELETE CASCADE ON UPDATE CASCADE,
+				stanza_id TEXT NOT NULL,
+				with_full TEXT NOT NULL,
+				with_bare TEXT NOT NULL,
+				stamp     INTEGER NOT NULL,
+				outgoing  INTEGER NOT NULL CHECK (outgoing IN (0, 1)),
+				data      BLOB NOT NULL,
+				UNIQUE (owner, stanza_id)
+			) STRICT`,
+			`CREATE INDEX archive_owner ON archive (owner, seq)`,
+			`CREATE INDEX archive_with ON archive (owner, with_bare, seq)`,
+			`CREATE INDEX archive_stamp ON archive (stamp)`,
+		},
+	},
+	{
+		Version: 4,
+		Name:    "personal pubsub nodes and items",
+		Statements: []string{
+			// config is the module's encoded node configuration;
+			// created is Unix microseconds (UTC).
+			`CREATE TABLE pubsub_nodes (
+				owner   TEXT NOT NULL REFERENCES accounts (jid) ON DELETE CASCADE ON UPDATE CASCADE,
+				node    TEXT NOT NULL,
+				config  BLOB NOT NULL,
+				created INTEGER NOT NULL,
+				PRIMARY KEY (owner, node)
+			) STRICT, WITHOUT ROWID`,
+			// seq orders a node's items by publication; it is the node's
+			// highest plus one, assigned under the write lock, so a
+			// republished id moves to the end. Items hang off their node,
+			// which hangs off the account.
+			`CREATE TABLE pubsub_items (
+				owner     TEXT NOT NULL,
+				node      TEXT NOT NULL,
+				id        TEXT NOT NULL,
+				seq       INTEGER NOT NULL,
+				publisher TEXT NOT NULL,
+				published INTEGER NOT NULL,
+				payload   BLOB NOT NULL,
+				PRIMARY KEY (owner, node, id),
+				FOREIGN KEY (owner, node) REFERENCES pubsub_nodes (owner, node) ON DELETE CASCADE ON UPDATE CASCADE
+			) STRICT`,
+			`CREATE INDEX pubsub_items_order ON pubsub_items (owner, node, seq)`,
+		},
+	},
 }}

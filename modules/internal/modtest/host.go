@@ -33,6 +33,7 @@ type iqKey struct {
 // rather than on what a router would make of it.
 type Host struct {
 	messageHooks   []module.MessageHook
+	iqResults      []module.IQResultHandler
 	mu             sync.Mutex
 	domains        map[string]bool
 	iq             map[iqKey]module.IQHandler

@@ -18,6 +18,11 @@ type Store struct {
 	users  *Users
 	roster *Roster
 	kv     *KV
+	// archive is made on first use (see Archive), so NewStore need not
+	// know about it.
+	archiveOnce sync.Once
+	archive     *Archive
+	pubsub      *PubSub
 }
 
 var _ storage.Store = (*Store)(nil)
@@ -25,7 +30,8 @@ var _ storage.Store = (*Store)(nil)
 // NewStore returns an empty store.
 func NewStore() *Store {
 	users := &Users{m: map[string]storage.Account{}}
-	return &Store{users: users, roster: &Roster{m: map[string]map[string]storage.RosterItem{}}, kv: &KV{m: map[kvKey][]byte{}, users: users}}
+	return &Store{users: users, roster: &Roster{m: map[string]map[string]storage.RosterItem{}}, kv: &KV{m: map[kvKey][]byte{}, users: users},
+		pubsub: newPubSub(users)}
 }
 
 func (s *Store) Users() storage.Users       { return s.users }

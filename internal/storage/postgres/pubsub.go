@@ -1,0 +1,332 @@
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"parley/internal/storage"
+)
+
+// pubsub implements storage.PubSub. It holds no state of its own, so the
+// store hands out a new one on each call instead of keeping a field.
+type pubsub struct {
+	db *sql.DB
+}
+
+var _ storage.PubSub = (*pubsub)(nil)
+
+// PubSub returns the personal pubsub repository.
+func (s *Store) PubSub() storage.PubSub { return &pubsub{db: s.db} }
+
+func validateNode(owner, node string) error {
+	if err := storage.ValidateOwner(owner); err != nil {
+		return err
+	}
+	return storage.ValidateNodeName(node)
+}
+
+func (p *pubsub) CreateNode(ctx context.Context, owner string, n storage.PubSubNode) error {
+	if err := validateNode(owner, n.Name); err != nil {
+		return err
+	}
+	if err := storage.ValidateBlob("pubsub node config", n.Config); err != nil {
+		return err
+	}
+	res, err := p.db.ExecContext(ctx, `
+		INSERT INTO pubsub_nodes (owner, node, config, created) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (owner, node) DO NOTHING`,
+		owner, n.Name, nonNil(n.Config), storage.StoredTime())
+	if err != nil {
+		return fmt.Errorf("postgres: create pubsub node %q of %s: %w", n.Name, owner, ownerError(err))
+	}
+	if k, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("postgres: create pubsub node %q of %s: %w", n.Name, owner, err)
+	} else if k == 0 {
+		return fmt.Errorf("postgres: create pubsub node %q of %s: %w", n.Name, owner, storage.ErrExists)
+	}
+	return nil
+}
+
+func (p *pubsub) Node(ctx context.Context, owner, node string) (storage.PubSubNode, error) {
+	if err := validateNode(owner, node); err != nil {
+		return storage.PubSubNode{}, err
+	}
+	n := storage.PubSubNode{Name: node}
+	var created time.Time
+	switch err := p.db.QueryRowContext(ctx,
+		`SELECT config, created FROM pubsub_nodes WHERE owner = $1 AND node = $2`, owner, node).Scan(&n.Config, &created); {
+	case err == sql.ErrNoRows:
+		return storage.PubSubNode{}, fmt.Errorf("postgres: pubsub node %q of %s: %w", node, owner, storage.ErrNotFound)
+	case err != nil:
+		return storage.PubSubNode{}, fmt.Errorf("postgres: pubsub node %q of %s: %w", node, owner, err)
+	}
+	n.Config = nonNil(n.Config)
+	n.Created = created.UTC()
+	return n, nil
+}
+
+func (p *pubsub) Nodes(ctx context.Context, owner string) ([]storage.PubSubNode, error) {
+	if err := storage.ValidateOwner(owner); err != nil {
+		return nil, err
+	}
+	rows, err := p.db.QueryContext(ctx, `
+		SELECT n.node, n.config, n.created
+		FROM accounts a LEFT JOIN pubsub_nodes n ON n.owner = a.jid
+		WHERE a.jid = $1
+		ORDER BY n.node`, owner)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: pubsub nodes of %s: %w", owner, err)
+	}
+	defer rows.Close()
+	var (
+		out   []storage.PubSubNode
+		found bool
+	)
+	for rows.Next() {
+		var (
+			name    sql.NullString
+			config  []byte
+			created sql.NullTime
+		)
+		if err := rows.Scan(&name, &config, &created); err != nil {
+			return nil, fmt.Errorf("postgres: pubsub nodes of %s: %w", owner, err)
+		}
+		found = true
+		if name.Valid { // NULL: the account has no nodes
+			out = append(out, storage.PubSubNode{Name: name.String, Config: nonNil(config), Created: created.Time.UTC()})
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: pubsub nodes of %s: %w", owner, err)
+	}
+	if !found {
+		return nil, fmt.Errorf("postgres: pubsub nodes of %s: %w", owner, storage.ErrNotFound)
+	}
+	return out, nil
+}
+
+// trim drops the oldest items of a node beyond max: everything at or below
+// the seq of the item max places from the newest. With fewer items the
+// subquery is NULL and nothing matches.
+const trimQuery = `
+	DELETE FROM pubsub_items WHERE owner = $1 AND node = $2 AND seq <= (
+		SELECT seq FROM pubsub_items WHERE owner = $1 AND node = $2
+		ORDER BY seq DESC LIMIT 1 OFFSET $3)`
+
+func (p *pubsub) Configure(ctx context.Context, owner, node string, config []byte, maxItems int) (err error) {
+	if err := validateNode(owner, node); err != nil {
+		return err
+	}
+	if err := storage.ValidateBlob("pubsub node config", config); err != nil {
+		return err
+	}
+	if err := storage.ValidateMaxItems(maxItems); err != nil {
+		return err
+	}
+	tx, err := p.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("postgres: configure pubsub node %q of %s: %w", node, owner, err)
+	}
+	defer rollbackOnError(tx, &err)
+	res, err := tx.ExecContext(ctx, `UPDATE pubsub_nodes SET config = $3 WHERE owner = $1 AND node = $2`, owner, node, nonNil(config))
+	if err != nil {
+		return fmt.Errorf("postgres: configure pubsub node %q of %s: %w", node, owner, err)
+	}
+	if k, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("postgres: configure pubsub node %q of %s: %w", node, owner, err)
+	} else if k == 0 {
+		return fmt.Errorf("postgres: configure pubsub node %q of %s: %w", node, owner, storage.ErrNotFound)
+	}
+	if _, err := tx.ExecContext(ctx, trimQuery, owner, node, storage.EffectiveMaxItems(maxItems)); err != nil {
+		return fmt.Errorf("postgres: configure pubsub node %q of %s: trim: %w", node, owner, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("postgres: configure pubsub node %q of %s: %w", node, owner, err)
+	}
+	return nil
+}
+
+func (p *pubsub) DeleteNode(ctx context.Context, owner, node string) error {
+	if err := validateNode(owner, node); err != nil {
+		return err
+	}
+	return p.deleteOne(ctx, fmt.Sprintf("delete pubsub node %q of %s", node, owner),
+		`DELETE FROM pubsub_nodes WHERE owner = $1 AND node = $2`, owner, node)
+}
+
+func (p *pubsub) Retract(ctx context.Context, owner, node, id string) error {
+	if err := validateNode(owner, node); err != nil {
+		return err
+	}
+	return p.deleteOne(ctx, fmt.Sprintf("retract item %q from pubsub node %q of %s", id, node, owner),
+		`DELETE FROM pubsub_items WHERE owner = $1 AND node = $2 AND id = $3`, owner, node, id)
+}
+
+// deleteOne runs a DELETE that must remove a row, else ErrNotFound.
+func (p *pubsub) deleteOne(ctx context.Context, what, query string, args ...any) error {
+	res, err := p.db.ExecContext(ctx, query, args...)
+	if err != nil {
+		return fmt.Errorf("postgres: %s: %w", what, err)
+	}
+	if k, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("postgres: %s: %w", what, err)
+	} else if k == 0 {
+		return fmt.Errorf("postgres: %s: %w", what, storage.ErrNotFound)
+	}
+	return nil
+}
+
+func (p *pubsub) Publish(ctx context.Context, owner, node string, it storage.PubSubItem, maxItems int) (_ storage.PubSubItem, err error) {
+	if err := validateNode(owner, node); err != nil {
+		return storage.PubSubItem{}, err
+	}
+	if err := storage.ValidatePubSubItem(it); err != nil {
+		return storage.PubSubItem{}, err
+	}
+	if err := storage.ValidateMaxItems(maxItems); err != nil {
+		return storage.PubSubItem{}, err
+	}
+	it.Payload = nonNil(it.Payload)
+	it.Published = storage.StoredTime()
+	what := fmt.Sprintf("publish item %q to pubsub node %q of %s", it.ID, node, owner)
+	// The node row's lock serialises publishes to one node, so two of
+	// them cannot draw the same seq. Nothing here locks the account row:
+	// an account deletion locks it, then the nodes, then the items, and
+	// this transaction never waits for a lock in the opposite order.
+	tx, err := p.db.BeginTx(ctx, nil)
+	if err != nil {
+		return storage.PubSubItem{}, fmt.Errorf("postgres: %s: %w", what, err)
+	}
+	defer rollbackOnError(tx, &err)
+	var one int
+	switch err := tx.QueryRowContext(ctx,
+		`SELECT 1 FROM pubsub_nodes WHERE owner = $1 AND node = $2 `+noKeyUpdate, owner, node).Scan(&one); {
+	case err == sql.ErrNoRows:
+		return storage.PubSubItem{}, fmt.Errorf("postgres: %s: %w", what, storage.ErrNotFound)
+	case err != nil:
+		return storage.PubSubItem{}, fmt.Errorf("postgres: %s: %w", what, err)
+	}
+	var seq int64
+	if err := tx.QueryRowContext(ctx,
+		`SELECT COALESCE(MAX(seq), 0) + 1 FROM pubsub_items WHERE owner = $1 AND node = $2`, owner, node).Scan(&seq); err != nil {
+		return storage.PubSubItem{}, fmt.Errorf("postgres: %s: %w", what, err)
+	}
+	if _, err := tx.ExecContext(ctx, `
+		INSERT INTO pubsub_items (owner, node, id, seq, publisher, published, payload)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)
+		ON CONFLICT (owner, node, id) DO UPDATE SET
+			seq = excluded.seq, publisher = excluded.publisher,
+			published = excluded.published, payload = excluded.payload`,
+		owner, node, it.ID, seq, it.Publisher, it.Published, it.Payload); err != nil {
+		return storage.PubSubItem{}, fmt.Errorf("postgres: %s: %w", what, err)
+	}
+	if _, err := tx.ExecContext(ctx, trimQuery, owner, node, storage.EffectiveMaxItems(maxItems)); err != nil {
+		return storage.PubSubItem{}, fmt.Errorf("postgres: %s: trim: %w", what, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return storage.PubSubItem{}, fmt.Errorf("postgres: %s: %w", what, err)
+	}
+	return it, nil
+}
+
+func (p *pubsub) Items(ctx context.Context, owner, node string, q storage.PubSubQuery) ([]storage.PubSubItem, error) {
+	if err := validateNode(owner, node); err != nil {
+		return nil, err
+	}
+	if len(q.IDs) > storage.MaxPubSubItems {
+		return nil, fmt.Errorf("%w: %d item ids asked for, more than %d", storage.ErrInvalid, len(q.IDs), storage.MaxPubSubItems)
+	}
+	// A LEFT JOIN from the node row tells a missing node (no row) from an
+	// empty one (one row of NULLs) in a single statement.
+	var b strings.Builder
+	b.WriteString(`
+		SELECT i.id, i.publisher, i.published, i.payload
+		FROM pubsub_nodes n LEFT JOIN pubsub_items i ON i.owner = n.owner AND i.node = n.node`)
+	args := []any{owner, node}
+	if len(q.IDs) > 0 {
+		b.WriteString(` AND i.id IN (`)
+		for k, id := range q.IDs {
+			if k > 0 {
+				b.WriteString(", ")
+			}
+			args = append(args, id)
+			b.WriteString("$" + strconv.Itoa(len(args)))
+		}
+		b.WriteString(`)`)
+	}
+	b.WriteString(` WHERE n.owner = $1 AND n.node = $2 ORDER BY i.seq DESC`)
+	if q.Last > 0 {
+		args = append(args, q.Last)
+		b.WriteString(` LIMIT $` + strconv.Itoa(len(args)))
+	}
+	what := fmt.Sprintf("items of pubsub node %q of %s", node, owner)
+	rows, err := p.db.QueryContext(ctx, b.String(), args...)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %s: %w", what, err)
+	}
+	defer rows.Close()
+	var (
+		out   []storage.PubSubItem
+		found bool
+	)
+	for rows.Next() {
+		var (
+			id, publisher sql.NullString
+			published     sql.NullTime
+			payload       []byte
+		)
+		if err := rows.Scan(&id, &publisher, &published, &payload); err != nil {
+			return nil, fmt.Errorf("postgres: %s: %w", what, err)
+		}
+		found = true
+		if id.Valid {
+			out = append(out, storage.PubSubItem{ID: id.String, Publisher: publisher.String, Published: published.Time.UTC(), Payload: nonNil(payload)})
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: %s: %w", what, err)
+	}
+	if !found {
+		return nil, fmt.Errorf("postgres: %s: %w", what, storage.ErrNotFound)
+	}
+	slices.Reverse(out) // newest first from the query, oldest first out
+	return out, nil
+}
+
+func (p *pubsub) LastItems(ctx context.Context, owner string) ([]storage.PubSubLast, error) {
+	if err := storage.ValidateOwner(owner); err != nil {
+		return nil, err
+	}
+	rows, err := p.db.QueryContext(ctx, `
+		SELECT i.node, i.id, i.publisher, i.published, i.payload
+		FROM pubsub_items i
+		WHERE i.owner = $1 AND i.seq = (
+			SELECT MAX(j.seq) FROM pubsub_items j WHERE j.owner = i.owner AND j.node = i.node)
+		ORDER BY i.node`, owner)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: last pubsub items of %s: %w", owner, err)
+	}
+	defer rows.Close()
+	var out []storage.PubSubLast
+	for rows.Next() {
+		var (
+			l         storage.PubSubLast
+			published time.Time
+		)
+		if err := rows.Scan(&l.Node, &l.Item.ID, &l.Item.Publisher, &published, &l.Item.Payload); err != nil {
+			return nil, fmt.Errorf("postgres: last pubsub items of %s: %w", owner, err)
+		}
+		l.Item.Published = published.UTC()
+		l.Item.Payload = nonNil(l.Item.Payload)
+		out = append(out, l)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: last pubsub items of %s: %w", owner, err)
+	}
+	return out, nil
+}

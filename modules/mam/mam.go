@@ -1,0 +1,238 @@
+// Package mam keeps a per-user archive of one-to-one messages and lets
+// clients page through it: Message Archive Management (XEP-0313,
+// urn:xmpp:mam:2 and #extended) with Result Set Management (XEP-0059),
+// per-user preferences, and unique stanza ids (XEP-0359) on every archived
+// message, so a client can tell where it left off.
+//
+// Every archived message is sealed with AES-256-GCM under a key derived
+// from the server's secret, which lives outside the database. The owner,
+// the stanza id, the other party, the direction and the timestamp are
+// authenticated with it, so whoever copies or edits the database can
+// neither read a message nor alter, move or re-date one unnoticed. A
+// message that fails to open is left out of results and reported in the
+// log, never handed out as genuine.
+//
+// The inbound hook runs before delivery and before offline storage, so
+// messages kept offline are archived too and a client that uses MAM can
+// fetch them from the archive.
+package mam
+
+import (
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"parley/internal/jid"
+	"parley/internal/module"
+	"parley/internal/stanza"
+	"parley/internal/storage"
+	"parley/internal/xmlstream"
+)
+
+// Namespaces of the protocols the module speaks.
+const (
+	NS         = "urn:xmpp:mam:2"
+	NSExtended = "urn:xmpp:mam:2#extended"
+	NSSID      = "urn:xmpp:sid:0"
+	NSRSM      = "http://jabber.org/protocol/rsm"
+	NSForward  = "urn:xmpp:forward:0"
+	NSDelay    = "urn:xmpp:delay"
+	NSData     = "jabber:x:data"
+	nsHints    = "urn:xmpp:hints"
+	nsOMEMO    = "eu.siacs.conversations.axolotl"
+	nsOMEMO2   = "urn:xmpp:omemo:2"
+)
+
+// Page sizes: DefaultPage when the client sets no RSM max, and never more
+// than MaxPage, so one query stays a bounded amount of work and output.
+const (
+	DefaultPage = 50
+	MaxPage     = 250
+)
+
+// Limits on preferences, which live in one KV value per user.
+const maxPrefsJIDs = 1000
+
+// sealVersion prefixes every sealed record, so the format can change.
+const sealVersion = 1
+
+// stampLayout is XEP-0082's DateTime with the microseconds the archive
+// keeps.
+const stampLayout = "2006-01-02T15:04:05.000000Z"
+
+// kvKey holds a user's preferences in the KV namespace NS.
+const kvKey = "prefs"
+
+// Module is the message archive. Create it with New.
+type Module struct {
+	retention time.Duration
+	now       func() time.Time
+
+	host    module.Host
+	archive storage.Archive
+	kv      storage.KV
+	roster  storage.Roster
+	aead    cipher.AEAD
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+// New returns the module; archived messages older than retention are
+// deleted by the module itself (0 keeps them for ever).
+func New(retention time.Duration) *Module {
+	return &Module{retention: retention, now: time.Now}
+}
+
+func (*Module) Name() string { return "mam" }
+
+func (m *Module) Start(h module.Host) error {
+	if m.retention < 0 {
+		return fmt.Errorf("mam: negative retention %v", m.retention)
+	}
+	m.host = h
+	m.archive = h.Store().Archive()
+	m.kv = h.Store().KV()
+	m.roster = h.Store().Roster()
+	block, err := aes.NewCipher(h.Key("archive"))
+	if err != nil {
+		return fmt.Errorf("mam: %w", err)
+	}
+	if m.aead, err = cipher.NewGCM(block); err != nil {
+		return fmt.Errorf("mam: %w", err)
+	}
+	h.HandleIQ(module.Account, "set", xmlstream.Name{Space: NS, Local: "query"}, m.query)
+	h.HandleIQ(module.Account, "get", xmlstream.Name{Space: NS, Local: "query"}, m.form)
+	h.HandleIQ(module.Account, "get", xmlstream.Name{Space: NS, Local: "prefs"}, m.getPrefs)
+	h.HandleIQ(module.Account, "set", xmlstream.Name{Space: NS, Local: "prefs"}, m.setPrefs)
+	h.HandleIQ(module.Account, "get", xmlstream.Name{Space: NS, Local: "metadata"}, m.metadata)
+	h.AddFeature(module.Account, NS)
+	h.AddFeature(module.Account, NSExtended)
+	h.AddFeature(module.Account, NSSID)
+	h.OnMessage(m.hook)
+	if m.retention > 0 {
+		m.stop = make(chan struct{})
+		m.wg.Add(1)
+		go m.expireLoop(m.stop)
+	}
+	return nil
+}
+
+// Stop ends the retention job.
+func (m *Module) Stop(ctx context.Context) error {
+	if m.stop == nil {
+		return nil
+	}
+	close(m.stop)
+	m.stop = nil
+	done := make(chan struct{})
+	go func() { m.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("mam: stopping the retention job: %w", ctx.Err())
+	}
+}
+
+// expireLoop enforces retention by itself, so no cron job is needed. A
+// tenth of the period keeps messages at most 10% past their time, and an
+// hour at most keeps a long period from leaving a backlog for one big
+// delete.
+func (m *Module) expireLoop(stop <-chan struct{}) {
+	defer m.wg.Done()
+	tick := time.NewTicker(min(m.retention/10, time.Hour))
+	defer tick.Stop()
+	for {
+		m.expire()
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+func (m *Module) expire() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	n, err := m.archive.DeleteBefore(ctx, m.now().Add(-m.retention))
+	if err != nil {
+		m.host.Logger().Error("mam: retention clean-up failed", "err", err)
+	} else if n > 0 {
+		m.host.Logger().Info("mam: expired archived messages deleted", "count", n)
+	}
+}
+
+// newID returns a stanza id: 96 random bits, unguessable, so an id tells
+// nothing about the archive and cannot be forged to probe it.
+func newID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand panics instead)
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// additionalData binds a sealed message to everything its row says about
+// it, so no column can be changed without the seal failing.
+func additionalData(owner jid.JID, am storage.ArchiveMessage) []byte {
+	dir := "in"
+	if am.Outgoing {
+		dir = "out"
+	}
+	b := make([]byte, 0, 128)
+	for _, s := range []string{NS, owner.String(), am.ID, am.With, dir} {
+		b = append(b, s...)
+		b = append(b, 0)
+	}
+	return strconv.AppendInt(b, am.Stamp.UnixMicro(), 10)
+}
+
+func (m *Module) seal(owner jid.JID, am storage.ArchiveMessage, plain []byte) []byte {
+	ns := m.aead.NonceSize()
+	out := make([]byte, 1+ns, 1+ns+len(plain)+m.aead.Overhead())
+	out[0] = sealVersion
+	_, _ = rand.Read(out[1:]) // never fails (crypto/rand panics instead)
+	return m.aead.Seal(out, out[1:1+ns], plain, additionalData(owner, am))
+}
+
+var errTampered = errors.New("mam: an archived message failed its integrity check")
+
+func (m *Module) open(owner jid.JID, am storage.ArchiveMessage) ([]byte, error) {
+	ns := m.aead.NonceSize()
+	d := am.Data
+	if len(d) < 1+ns+m.aead.Overhead() || d[0] != sealVersion {
+		return nil, errTampered
+	}
+	plain, err := m.aead.Open(nil, d[1:1+ns], d[1+ns:], additionalData(owner, am))
+	if err != nil {
+		return nil, errTampered
+	}
+	return plain, nil
+}
+
+// storageError maps a storage failure to what the client is told.
+func storageError(err error, what string) error {
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return stanza.ItemNotFound(what)
+	case errors.Is(err, storage.ErrInvalid):
+		return stanza.BadRequest(what)
+	}
+	return err
+}
+
+// own checks that an IQ is about the sender's own archive: an archive is
+// private to its owner.
+func own(iq module.IQ) error {
+	if !iq.To.Equal(iq.From.Bare()) {
+		return stanza.Forbidden("only the owner may use an archive")
+	}
+	return nil
+}

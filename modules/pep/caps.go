@@ -1,0 +1,207 @@
+package pep
+
+import (
+	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/base64"
+	"hash"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"parley/internal/jid"
+	"parley/internal/xmlstream"
+)
+
+const (
+	nsCaps      = "http://jabber.org/protocol/caps"
+	nsDiscoInfo = "http://jabber.org/protocol/disco#info"
+)
+
+// Bounds of the in-memory caps state. The cache is keyed by verification
+// string, so it grows with the number of distinct client builds, not of
+// users; the limits only stop a client from inventing strings to fill
+// memory.
+const (
+	maxCachedVers = 4096
+	maxPending    = 1024
+	pendingTTL    = time.Minute
+)
+
+// capsRef is what a presence announces (XEP-0115 §4).
+type capsRef struct {
+	hash, node, ver string
+}
+
+func (r capsRef) key() string { return r.hash + "\x00" + r.ver }
+
+// capsOf reads the caps element of a presence; ok is false without one,
+// or for the legacy format without a hash, which cannot be verified.
+func capsOf(presence *xmlstream.Element) (capsRef, bool) {
+	if presence == nil {
+		return capsRef{}, false
+	}
+	c := presence.Child(nsCaps, "c")
+	if c == nil {
+		return capsRef{}, false
+	}
+	r := capsRef{hash: c.Attr("hash"), node: c.Attr("node"), ver: c.Attr("ver")}
+	if r.ver == "" || newHash(r.hash) == nil {
+		return capsRef{}, false
+	}
+	return r, true
+}
+
+func newHash(name string) hash.Hash {
+	switch name {
+	case "sha-1":
+		return sha1.New()
+	case "sha-256":
+		return sha256.New()
+	case "sha-512":
+		return sha512.New()
+	}
+	return nil
+}
+
+// verString computes the verification string of a disco#info result
+// (XEP-0115 §5.1) with the named hash; "" for an unknown hash.
+func verString(hashName string, query *xmlstream.Element) string {
+	h := newHash(hashName)
+	if h == nil {
+		return ""
+	}
+	var ids, features []string
+	type ext struct {
+		formType string
+		fields   []string // "var<value<value<", sorted by var
+	}
+	var forms []ext
+	for el := range query.Elements() {
+		switch {
+		case el.Name.Space == nsDiscoInfo && el.Name.Local == "identity":
+			lang, _ := el.AttrNS(xmlstream.NSXML, "lang")
+			ids = append(ids, el.Attr("category")+"/"+el.Attr("type")+"/"+lang+"/"+el.Attr("name"))
+		case el.Name.Space == nsDiscoInfo && el.Name.Local == "feature":
+			features = append(features, el.Attr("var"))
+		case el.Name.Space == nsData && el.Name.Local == "x":
+			f := parseForm(el)
+			e := ext{formType: f.formType()}
+			for _, v := range f.order {
+				vals := slices.Clone(f.fields[v])
+				slices.Sort(vals)
+				e.fields = append(e.fields, v+"<"+strings.Join(vals, "<")+"<")
+			}
+			slices.Sort(e.fields)
+			forms = append(forms, e)
+		}
+	}
+	slices.Sort(ids)
+	slices.Sort(features)
+	slices.SortFunc(forms, func(a, b ext) int { return strings.Compare(a.formType, b.formType) })
+	var b strings.Builder
+	for _, s := range ids {
+		b.WriteString(s + "<")
+	}
+	for _, s := range features {
+		b.WriteString(s + "<")
+	}
+	for _, f := range forms {
+		b.WriteString(f.formType + "<")
+		for _, s := range f.fields {
+			b.WriteString(s)
+		}
+	}
+	h.Write([]byte(b.String()))
+	return base64.StdEncoding.EncodeToString(h.Sum(nil))
+}
+
+// pendingQuery is a disco#info query the module sent for a caps ver;
+// waiters are the sessions announcing that ver that want their last
+// items once it is known.
+type pendingQuery struct {
+	ref     capsRef
+	to      jid.JID // the full JID asked
+	sent    time.Time
+	waiters []jid.JID
+}
+
+// capsCache maps verified caps to feature sets. It lives in memory only:
+// which clients a user runs is nobody's business after a restart.
+type capsCache struct {
+	mu       sync.Mutex
+	features map[string]map[string]bool // capsRef.key() → features
+	order    []string                   // insertion order, to evict the oldest
+	pending  map[string]*pendingQuery   // IQ id → query
+	byKey    map[string]string          // capsRef.key() → IQ id in flight
+}
+
+func newCapsCache() *capsCache {
+	return &capsCache{features: map[string]map[string]bool{}, pending: map[string]*pendingQuery{}, byKey: map[string]string{}}
+}
+
+// lookup returns the features of ref and whether they are known.
+func (c *capsCache) lookup(ref capsRef) (map[string]bool, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	f, ok := c.features[ref.key()]
+	return f, ok
+}
+
+func (c *capsCache) store(ref capsRef, features map[string]bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	k := ref.key()
+	if _, ok := c.features[k]; ok {
+		return
+	}
+	if len(c.order) >= maxCachedVers {
+		delete(c.features, c.order[0])
+		c.order = c.order[1:]
+	}
+	c.features[k] = features
+	c.order = append(c.order, k)
+}
+
+// want records that waiter needs ref resolved. It returns true when the
+// caller must send a query with the given id to 'to' (none is in flight
+// for ref), false when one already is or the pending table is full.
+func (c *capsCache) want(ref capsRef, to, waiter jid.JID, id string, now time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for pid, p := range c.pending {
+		if now.Sub(p.sent) > pendingTTL {
+			delete(c.pending, pid)
+			delete(c.byKey, p.ref.key())
+		}
+	}
+	if pid, ok := c.byKey[ref.key()]; ok {
+		p := c.pending[pid]
+		if !slices.Contains(p.waiters, waiter) {
+			p.waiters = append(p.waiters, waiter)
+		}
+		return false
+	}
+	if len(c.pending) >= maxPending {
+		return false
+	}
+	c.pending[id] = &pendingQuery{ref: ref, to: to, sent: now, waiters: []jid.JID{waiter}}
+	c.byKey[ref.key()] = id
+	return true
+}
+
+// take removes and returns the query an IQ answers: same id and sent by
+// the address that was asked, so nobody else can answer for a client.
+func (c *capsCache) take(id string, from jid.JID) (*pendingQuery, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p, ok := c.pending[id]
+	if !ok || !p.to.Equal(from) {
+		return nil, false
+	}
+	delete(c.pending, id)
+	delete(c.byKey, p.ref.key())
+	return p, true
+}

@@ -1,0 +1,473 @@
+// Package pep is the Personal Eventing Protocol (XEP-0163): every account
+// is a small publish-subscribe service (the parts of XEP-0060 PEP needs)
+// whose nodes carry avatars (XEP-0084), OMEMO keys (XEP-0384), bookmarks
+// (XEP-0402) and the like. Subscriptions are implicit: contacts with a
+// presence subscription whose client announces "<node>+notify" in its
+// entity capabilities (XEP-0115) get the items.
+package pep
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"parley/internal/jid"
+	"parley/internal/module"
+	"parley/internal/stanza"
+	"parley/internal/storage"
+	"parley/internal/xmlstream"
+)
+
+const (
+	NS          = "http://jabber.org/protocol/pubsub"
+	NSOwner     = "http://jabber.org/protocol/pubsub#owner"
+	NSEvent     = "http://jabber.org/protocol/pubsub#event"
+	NSErrors    = "http://jabber.org/protocol/pubsub#errors"
+	nsDelay     = "urn:xmpp:delay"
+	nsBookmarks = "urn:xmpp:bookmarks:1"
+)
+
+// Limits per account. MaxItems is what "max" means for pubsub#max_items
+// (XEP-0402 bookmarks ask for it); MaxNodes stops one account from
+// creating nodes without end.
+const (
+	MaxItems = 1000
+	MaxNodes = 256
+)
+
+// Features lists what the module advertises on accounts (XEP-0163 §4).
+var Features = []string{
+	NS + "#access-open", NS + "#access-presence", NS + "#access-roster", NS + "#access-whitelist",
+	NS + "#auto-create", NS + "#config-node", NS + "#create-nodes", NS + "#delete-nodes",
+	NS + "#last-published", NS + "#persistent-items", NS + "#publish", NS + "#publish-options",
+	NS + "#retract-items", NS + "#retrieve-items",
+}
+
+// Module is the PEP service.
+type Module struct {
+	host module.Host
+	ps   storage.PubSub
+	caps *capsCache
+	now  func() time.Time
+}
+
+func New() *Module { return &Module{caps: newCapsCache(), now: time.Now} }
+
+func (*Module) Name() string { return "pep" }
+
+func (m *Module) Start(h module.Host) error {
+	m.host = h
+	m.ps = h.Store().PubSub()
+	h.HandleIQ(module.Account, "get", xmlstream.Name{Space: NS, Local: "pubsub"}, m.get)
+	h.HandleIQ(module.Account, "set", xmlstream.Name{Space: NS, Local: "pubsub"}, m.set)
+	h.HandleIQ(module.Account, "get", xmlstream.Name{Space: NSOwner, Local: "pubsub"}, m.ownerGet)
+	h.HandleIQ(module.Account, "set", xmlstream.Name{Space: NSOwner, Local: "pubsub"}, m.ownerSet)
+	for _, f := range Features {
+		h.AddFeature(module.Account, f)
+	}
+	h.OnEvent(module.EventAvailable, m.available)
+	h.OnIQResult(m.iqResult)
+	return nil
+}
+
+// withCondition adds a pubsub#errors condition to a stanza error.
+func withCondition(se *stanza.Error, cond string, attrs ...string) *stanza.Error {
+	se.Extra = xmlstream.New(NSErrors, cond, attrs...)
+	return se
+}
+
+func unsupported(se *stanza.Error, feature string) *stanza.Error {
+	return withCondition(se, "unsupported", "feature", feature)
+}
+
+func nodeRequired() *stanza.Error {
+	return withCondition(&stanza.Error{Type: stanza.Modify, Condition: "not-acceptable"}, "nodeid-required")
+}
+
+// theChild returns the one pubsub action element of a request.
+func theChild(p *xmlstream.Element) *xmlstream.Element {
+	for c := range p.Elements() {
+		if c.Name.Space == p.Name.Space && c.Name.Local != "publish-options" && c.Name.Local != "configure" {
+			return c
+		}
+	}
+	// <configure/> alone (owner namespace) is an action too.
+	return p.Child(p.Name.Space, "configure")
+}
+
+func isOwner(iq module.IQ) bool { return iq.From.Bare().Equal(iq.To) }
+
+func (m *Module) set(ctx context.Context, iq module.IQ) (*xmlstream.Element, error) {
+	action := theChild(iq.Payload)
+	if action == nil {
+		return nil, stanza.BadRequest("no pubsub action")
+	}
+	switch action.Name.Local {
+	case "publish", "retract", "create":
+	case "subscribe", "unsubscribe", "options":
+		// XEP-0163 subscriptions come from presence and caps.
+		return nil, unsupported(stanza.FeatureNotImplemented("subscriptions are implicit in PEP"), "subscribe")
+	default:
+		return nil, stanza.FeatureNotImplemented(action.Name.Local + " is not supported")
+	}
+	if !isOwner(iq) {
+		return nil, stanza.Forbidden("only the owner may change a personal node")
+	}
+	node := action.Attr("node")
+	if node == "" {
+		return nil, nodeRequired()
+	}
+	switch action.Name.Local {
+	case "publish":
+		return m.publish(ctx, iq, node, action)
+	case "retract":
+		return nil, m.retract(ctx, iq, node, action)
+	default:
+		return nil, m.create(ctx, iq, node)
+	}
+}
+
+func randomID() string {
+	b := make([]byte, 12)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// nodeConfigOf returns a node's configuration; ok is false when there is
+// no such node.
+func (m *Module) nodeConfigOf(ctx context.Context, owner, node string) (nodeConfig, bool, error) {
+	n, err := m.ps.Node(ctx, owner, node)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nodeConfig{}, false, nil
+	}
+	if err != nil {
+		return nodeConfig{}, false, fmt.Errorf("pep: reading node %q of %s: %w", node, owner, err)
+	}
+	c, err := decodeConfig(n.Config)
+	if err != nil {
+		return nodeConfig{}, false, fmt.Errorf("pep: node %q of %s: %w", node, owner, err)
+	}
+	return c, true, nil
+}
+
+// newNode creates a node with the defaults for its name changed by an
+// optional form (publish-options or a create's configure).
+func (m *Module) newNode(ctx context.Context, owner, node string, x *xmlstream.Element) (nodeConfig, error) {
+	cfg := defaultConfig(node)
+	if x != nil {
+		if se := cfg.apply(parseForm(x), MaxItems); se != nil {
+			return nodeConfig{}, se
+		}
+	}
+	nodes, err := m.ps.Nodes(ctx, owner)
+	if err != nil {
+		return nodeConfig{}, fmt.Errorf("pep: listing nodes of %s: %w", owner, err)
+	}
+	if len(nodes) >= MaxNodes {
+		return nodeConfig{}, withCondition(&stanza.Error{Type: stanza.Wait, Condition: "resource-constraint",
+			Text: fmt.Sprintf("at most %d nodes per account", MaxNodes)}, "max-nodes-exceeded")
+	}
+	if err := m.ps.CreateNode(ctx, owner, storage.PubSubNode{Name: node, Config: cfg.encode()}); err != nil {
+		if errors.Is(err, storage.ErrExists) {
+			return nodeConfig{}, stanza.Conflict("the node exists")
+		}
+		if errors.Is(err, storage.ErrInvalid) {
+			return nodeConfig{}, stanza.BadRequest("invalid node name")
+		}
+		return nodeConfig{}, fmt.Errorf("pep: creating node %q of %s: %w", node, owner, err)
+	}
+	return cfg, nil
+}
+
+func formIn(parent *xmlstream.Element) *xmlstream.Element {
+	if parent == nil {
+		return nil
+	}
+	return parent.Child(nsData, "x")
+}
+
+func (m *Module) publish(ctx context.Context, iq module.IQ, node string, pub *xmlstream.Element) (*xmlstream.Element, error) {
+	owner := iq.To.String()
+	var item *xmlstream.Element
+	n := 0
+	for c := range pub.Elements() {
+		if c.Name.Space == NS && c.Name.Local == "item" {
+			item = c
+			n++
+		}
+	}
+	if n != 1 {
+		return nil, withCondition(stanza.BadRequest("publish exactly one item"), "invalid-payload")
+	}
+	var payload *xmlstream.Element
+	k := 0
+	for c := range item.Elements() {
+		payload = c
+		k++
+	}
+	if k != 1 {
+		return nil, withCondition(stanza.BadRequest("an item carries exactly one payload"), "invalid-payload")
+	}
+	opts := formIn(iq.Payload.Child(NS, "publish-options"))
+	cfg, exists, err := m.nodeConfigOf(ctx, owner, node)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case !exists:
+		if cfg, err = m.newNode(ctx, owner, node, opts); err != nil {
+			return nil, err
+		}
+	case opts != nil:
+		if f := parseForm(opts); f.formType() == formTypePublishOptions && !cfg.meets(f, MaxItems) {
+			return nil, withCondition(stanza.Conflict("the node's configuration does not match the publish options"), "precondition-not-met")
+		}
+	}
+	id := item.Attr("id")
+	if id == "" {
+		id = randomID()
+	}
+	data := payload.Append(nil, "")
+	stored := storage.PubSubItem{ID: id, Publisher: iq.From.Bare().String(), Payload: data, Published: m.now().UTC()}
+	if cfg.PersistItems {
+		stored, err = m.ps.Publish(ctx, owner, node, stored, cfg.limit())
+		if errors.Is(err, storage.ErrInvalid) {
+			return nil, withCondition(&stanza.Error{Type: stanza.Modify, Condition: "not-acceptable", Text: "the item is too large or its id is invalid"}, "payload-too-big")
+		}
+		if err != nil {
+			return nil, fmt.Errorf("pep: publishing to %q of %s: %w", node, owner, err)
+		}
+	}
+	ev := eventItems(node)
+	ev.AddChild(itemElement(id, payload))
+	m.broadcast(ctx, iq.To, node, cfg, ev)
+	res := xmlstream.New(NS, "pubsub")
+	res.AddChild(xmlstream.New(NS, "publish", "node", node).AddChild(xmlstream.New(NS, "item", "id", id)))
+	return res, nil
+}
+
+func eventItems(node string) *xmlstream.Element { return xmlstream.New(NSEvent, "items", "node", node) }
+
+func itemElement(id string, payload *xmlstream.Element) *xmlstream.Element {
+	it := xmlstream.New(NSEvent, "item", "id", id)
+	if payload != nil {
+		it.AddChild(payload)
+	}
+	return it
+}
+
+func (m *Module) retract(ctx context.Context, iq module.IQ, node string, r *xmlstream.Element) error {
+	owner := iq.To.String()
+	it := r.Child(NS, "item")
+	if it == nil || it.Attr("id") == "" {
+		return withCondition(stanza.BadRequest("retract needs an item id"), "item-required")
+	}
+	id := it.Attr("id")
+	cfg, exists, err := m.nodeConfigOf(ctx, owner, node)
+	if err != nil {
+		return err
+	}
+	if !exists {
+		return stanza.ItemNotFound("no such node")
+	}
+	if err := m.ps.Retract(ctx, owner, node, id); errors.Is(err, storage.ErrNotFound) {
+		return stanza.ItemNotFound("no such item")
+	} else if err != nil {
+		return fmt.Errorf("pep: retracting from %q of %s: %w", node, owner, err)
+	}
+	notify := cfg.NotifyRetract
+	if v := r.Attr("notify"); v != "" {
+		notify = v == "true" || v == "1"
+	}
+	if notify {
+		ev := eventItems(node)
+		ev.AddChild(xmlstream.New(NSEvent, "retract", "id", id))
+		m.broadcast(ctx, iq.To, node, cfg, ev)
+	}
+	return nil
+}
+
+func (m *Module) create(ctx context.Context, iq module.IQ, node string) error {
+	_, err := m.newNode(ctx, iq.To.String(), node, formIn(iq.Payload.Child(NS, "configure")))
+	return err
+}
+
+func (m *Module) get(ctx context.Context, iq module.IQ) (*xmlstream.Element, error) {
+	action := theChild(iq.Payload)
+	if action == nil {
+		return nil, stanza.BadRequest("no pubsub action")
+	}
+	if action.Name.Local != "items" {
+		return nil, unsupported(stanza.FeatureNotImplemented(action.Name.Local+" is not supported"), "retrieve-"+action.Name.Local)
+	}
+	node := action.Attr("node")
+	if node == "" {
+		return nil, nodeRequired()
+	}
+	owner := iq.To.String()
+	cfg, exists, err := m.nodeConfigOf(ctx, owner, node)
+	if err != nil {
+		return nil, err
+	}
+	if !exists {
+		return nil, stanza.ItemNotFound("no such node")
+	}
+	if !isOwner(iq) {
+		if se, err := m.mayAccess(ctx, iq.To, iq.From.Bare(), cfg); err != nil {
+			return nil, err
+		} else if se != nil {
+			return nil, se
+		}
+	}
+	var q storage.PubSubQuery
+	if v := action.Attr("max_items"); v != "" {
+		n, err := parseMaxItems(v, storage.MaxPubSubItems)
+		if err != nil {
+			return nil, stanza.BadRequest("max_items: " + err.Error())
+		}
+		q.Last = n
+	}
+	for it := range action.Elements() {
+		if it.Name.Space == NS && it.Name.Local == "item" && it.Attr("id") != "" {
+			q.IDs = append(q.IDs, it.Attr("id"))
+		}
+	}
+	items, err := m.ps.Items(ctx, owner, node, q)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, stanza.ItemNotFound("no such node")
+	}
+	if errors.Is(err, storage.ErrInvalid) {
+		return nil, stanza.BadRequest("too many item ids")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("pep: reading items of %q of %s: %w", node, owner, err)
+	}
+	out := xmlstream.New(NS, "items", "node", node)
+	// Newest first: a client that reads the first item gets the current one.
+	for i := len(items) - 1; i >= 0; i-- {
+		el := xmlstream.New(NS, "item", "id", items[i].ID)
+		p, err := xmlstream.ParseElement(items[i].Payload, "")
+		if err != nil {
+			return nil, fmt.Errorf("pep: damaged item %q in %q of %s: %w", items[i].ID, node, owner, err)
+		}
+		out.AddChild(el.AddChild(p))
+	}
+	return xmlstream.New(NS, "pubsub").AddChild(out), nil
+}
+
+// mayAccess applies a node's access model to someone who is not the
+// owner (XEP-0060 §6.5.9); it returns the error to send, or nil.
+func (m *Module) mayAccess(ctx context.Context, owner, who jid.JID, cfg nodeConfig) (*stanza.Error, error) {
+	switch cfg.AccessModel {
+	case AccessOpen:
+		return nil, nil
+	case AccessPresence, AccessRoster:
+		ok, err := m.subscribed(ctx, owner, who)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			return nil, nil
+		}
+		if cfg.AccessModel == AccessRoster {
+			return withCondition(stanza.NotAuthorized("not in the owner's roster"), "not-in-roster-group"), nil
+		}
+		return withCondition(stanza.NotAuthorized("a presence subscription is required"), "presence-subscription-required"), nil
+	default:
+		return withCondition(stanza.NotAllowed("the node is private"), "closed-node"), nil
+	}
+}
+
+// subscribed reports whether who has a subscription to owner's presence
+// (from or both in owner's roster). The roster access model is treated
+// the same way: roster groups are not part of a node's configuration.
+func (m *Module) subscribed(ctx context.Context, owner, who jid.JID) (bool, error) {
+	it, err := m.host.Store().Roster().Item(ctx, owner.String(), who.String())
+	if errors.Is(err, storage.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("pep: reading the roster of %s: %w", owner, err)
+	}
+	return it.Subscription == storage.SubFrom || it.Subscription == storage.SubBoth, nil
+}
+
+func (m *Module) ownerGet(ctx context.Context, iq module.IQ) (*xmlstream.Element, error) {
+	if !isOwner(iq) {
+		return nil, stanza.Forbidden("only the owner may see a node's configuration")
+	}
+	action := theChild(iq.Payload)
+	if action == nil || action.Name.Local != "configure" {
+		return nil, stanza.FeatureNotImplemented("only configure is supported")
+	}
+	node := action.Attr("node")
+	if node == "" {
+		return nil, nodeRequired()
+	}
+	cfg, exists, err := m.nodeConfigOf(ctx, iq.To.String(), node)
+	if err != nil {
+		return nil, err
+	}
+	if !exists {
+		return nil, stanza.ItemNotFound("no such node")
+	}
+	c := xmlstream.New(NSOwner, "configure", "node", node).AddChild(cfg.configForm())
+	return xmlstream.New(NSOwner, "pubsub").AddChild(c), nil
+}
+
+func (m *Module) ownerSet(ctx context.Context, iq module.IQ) (*xmlstream.Element, error) {
+	if !isOwner(iq) {
+		return nil, stanza.Forbidden("only the owner may change a node")
+	}
+	action := theChild(iq.Payload)
+	if action == nil {
+		return nil, stanza.BadRequest("no pubsub action")
+	}
+	node := action.Attr("node")
+	if node == "" {
+		return nil, nodeRequired()
+	}
+	owner := iq.To.String()
+	cfg, exists, err := m.nodeConfigOf(ctx, owner, node)
+	if err != nil {
+		return nil, err
+	}
+	if !exists {
+		return nil, stanza.ItemNotFound("no such node")
+	}
+	switch action.Name.Local {
+	case "configure":
+		x := formIn(action)
+		if x == nil {
+			return nil, stanza.BadRequest("configure needs a data form")
+		}
+		f := parseForm(x)
+		if f.typ == "cancel" {
+			return nil, nil
+		}
+		if f.typ != "submit" {
+			return nil, stanza.BadRequest("the form must be submitted")
+		}
+		if se := cfg.apply(f, MaxItems); se != nil {
+			return nil, se
+		}
+		if err := m.ps.Configure(ctx, owner, node, cfg.encode(), cfg.limit()); err != nil {
+			return nil, fmt.Errorf("pep: configuring %q of %s: %w", node, owner, err)
+		}
+		return nil, nil
+	case "delete":
+		if err := m.ps.DeleteNode(ctx, owner, node); errors.Is(err, storage.ErrNotFound) {
+			return nil, stanza.ItemNotFound("no such node")
+		} else if err != nil {
+			return nil, fmt.Errorf("pep: deleting %q of %s: %w", node, owner, err)
+		}
+		if cfg.NotifyDelete {
+			m.broadcast(ctx, iq.To, node, cfg, xmlstream.New(NSEvent, "delete", "node", node))
+		}
+		return nil, nil
+	}
+	return nil, stanza.FeatureNotImplemented(action.Name.Local + " is not supported")
+}
