@@ -21,6 +21,8 @@ Usage:
   parley user passwd JID [--password PW]       change a password
   parley user del JID                          delete an account and its data
   parley user list [DOMAIN]                    list accounts
+  parley bench --mode login+chat|idle|login|register --server ADDR ...
+                                               load-test an XMPP server (see bench/BENCHMARK.md)
   parley version                               print the version
 
 Every command takes --config FILE; without it parley serves "localhost"
@@ -52,6 +54,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return cmdServe(ctx, args[1:], stdout, stderr)
 	case "user":
 		return cmdUser(ctx, args[1:], stdin, stdout)
+	case "bench":
+		return cmdBench(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "parley", parleyVersion)
 		return nil

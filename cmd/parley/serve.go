@@ -84,6 +84,10 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	fmt.Fprintf(stdout, "parley %s serving %v with data in %s (%s)\n", parleyVersion, cfg.AllHosts(), cfg.DataDir, cfg.Storage.Driver)
 	for _, l := range srv.Listeners() {
+		if l.Name == "admin" {
+			fmt.Fprintf(stdout, "profiler (pprof) on http://%s/debug/pprof/\n", l.Addr)
+			continue
+		}
 		kind := "STARTTLS"
 		if l.Name == "c2s_direct_tls" {
 			kind = "direct TLS"

@@ -87,6 +87,18 @@ type MessageHook func(ctx context.Context, m MessageEvent)
 // IQ (by its id and sender) as the answer to one of its requests.
 type IQResultHandler func(ctx context.Context, from, to jid.JID, el *xmlstream.Element) (handled bool)
 
+// ComponentHandler takes every stanza addressed to a service domain
+// (e.g. conference.example.org) or to any JID at it. from has been
+// checked by the stream it came from.
+type ComponentHandler func(ctx context.Context, from, to jid.JID, el *xmlstream.Element)
+
+// Component is a service on its own domain, listed in the server's
+// disco#items.
+type Component struct {
+	Domain string
+	Name   string // shown in disco#items
+}
+
 // SessionHook runs when a session is bound, or when it ends.
 type SessionHook func(ctx context.Context, s session.Session)
 
@@ -152,6 +164,10 @@ type Host interface {
 	OnIQResult(h IQResultHandler)
 	OnSessionEnded(h SessionHook)
 	AddStreamFeature(f StreamFeature)
+	// AddComponent routes every stanza for domain (and JIDs at it) to h.
+	// The domain must not be one of the served hosts.
+	AddComponent(c Component, h ComponentHandler)
+	Components() []Component
 	// HandlePreAuthIQ lets a module answer one kind of IQ before
 	// authentication (only after TLS); anything else is refused.
 	HandlePreAuthIQ(payload xmlstream.Name, h PreAuthIQHandler)

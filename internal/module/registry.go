@@ -34,6 +34,8 @@ type Registry struct {
 	streamFeatures []StreamFeature
 	events         map[string][]SessionHook
 	preAuth        map[xmlstream.Name]PreAuthIQHandler
+	components     map[string]ComponentHandler
+	componentList  []Component
 	iqResults      []IQResultHandler
 }
 
@@ -248,4 +250,30 @@ func (r *Registry) RunIQResult(ctx context.Context, from, to jid.JID, el *xmlstr
 		}
 	}
 	return false
+}
+
+func (r *Registry) AddComponent(c Component, h ComponentHandler) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.components == nil {
+		r.components = make(map[string]ComponentHandler)
+	}
+	if _, dup := r.components[c.Domain]; dup {
+		panic(fmt.Sprintf("module: two components for %s", c.Domain))
+	}
+	r.components[c.Domain] = h
+	r.componentList = append(r.componentList, c)
+}
+
+// Component returns the handler of a service domain, nil when none.
+func (r *Registry) Component(domain string) ComponentHandler {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.components[domain]
+}
+
+func (r *Registry) Components() []Component {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return slices.Clone(r.componentList)
 }

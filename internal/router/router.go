@@ -189,6 +189,8 @@ func (r *Router) routeTo(ctx context.Context, from, to jid.JID, el *xmlstream.El
 	switch {
 	case to.IsZero():
 		r.toAccount(ctx, from, from.Bare(), el)
+	case r.reg.Component(to.Domain()) != nil:
+		r.reg.Component(to.Domain())(ctx, from, to, el)
 	case !r.hosts[to.Domain()]:
 		// Federation is not there yet: say so rather than pretend.
 		r.bounce(ctx, from, el, stanza.RemoteServerNotFound())

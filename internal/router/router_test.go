@@ -212,3 +212,17 @@ func TestRouting(t *testing.T) {
 		}
 	})
 }
+
+func TestComponentRouting(t *testing.T) {
+	r, reg := newRouter(t)
+	ctx := context.Background()
+	var got []string
+	reg.AddComponent(module.Component{Domain: "conference.example.org"}, func(_ context.Context, from, to jid.JID, el *xmlstream.Element) {
+		got = append(got, from.String()+">"+to.String())
+	})
+	r.Route(ctx, msg("alice@example.org/phone", "room@conference.example.org/nick"))
+	r.Route(ctx, msg("alice@example.org/phone", "conference.example.org"))
+	if len(got) != 2 || got[0] != "alice@example.org/phone>room@conference.example.org/nick" {
+		t.Fatalf("component got %v", got)
+	}
+}

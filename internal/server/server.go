@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"slices"
@@ -49,6 +51,7 @@ type Server struct {
 	c2s      *c2s.Server
 	modules  []module.Module
 	lns      []Listener
+	admin    *http.Server
 	wg       sync.WaitGroup
 }
 
@@ -168,14 +171,45 @@ func (s *Server) Listen() error {
 			}
 		}()
 	}
+	if s.cfg.Listen.Admin != "" {
+		return s.listenAdmin()
+	}
 	return nil
 }
 
 func (s *Server) Listeners() []Listener { return s.lns }
 
+// listenAdmin serves the profiler on the admin address, which the config
+// only accepts on loopback: profiles show internals nobody else should see.
+func (s *Server) listenAdmin() error {
+	ln, err := net.Listen("tcp", s.cfg.Listen.Admin)
+	if err != nil {
+		return fmt.Errorf("listen.admin: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	s.admin = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	s.lns = append(s.lns, Listener{Name: "admin", Addr: ln.Addr()})
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := s.admin.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("admin listener stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
 // Stop ends every session, stops modules and closes storage.
 func (s *Server) Stop(ctx context.Context) error {
 	err := s.c2s.Stop(ctx)
+	if s.admin != nil {
+		err = errors.Join(err, s.admin.Shutdown(ctx))
+	}
 	s.wg.Wait()
 	for i := len(s.modules) - 1; i >= 0; i-- {
 		if st, ok := s.modules[i].(module.Stopper); ok {

@@ -109,8 +109,18 @@ func (m *Module) serverItems(_ context.Context, iq module.IQ) (*xmlstream.Elemen
 	if iq.Payload.Attr("node") != "" {
 		return nil, stanza.ItemNotFound("no such node")
 	}
-	// Services (MUC, upload) will list themselves here once they exist.
-	return xmlstream.New(NSItems, "query"), nil
+	// Services on their own domains (MUC, upload) for this host.
+	q := xmlstream.New(NSItems, "query")
+	for _, c := range m.host.Components() {
+		if strings.HasSuffix(c.Domain, "."+iq.To.Domain()) {
+			el := xmlstream.New(NSItems, "item", "jid", c.Domain)
+			if c.Name != "" {
+				el.SetAttr("name", c.Name)
+			}
+			q.AddChild(el)
+		}
+	}
+	return q, nil
 }
 
 // accountInfo answers for a registered account (XEP-0030 §3.1: the server

@@ -73,6 +73,7 @@ type server struct {
 	cmd      *exec.Cmd
 	starttls string // host:port
 	direct   string
+	admin    string // the profiler's host:port, when enabled
 	mu       sync.Mutex
 	stderr   bytes.Buffer
 	done     chan struct{}
@@ -81,6 +82,7 @@ type server struct {
 type serverOpts struct {
 	hosts     []string
 	anonymous []string
+	admin     bool   // enable the loopback profiler
 	extra     string // appended TOML
 }
 
@@ -99,6 +101,9 @@ func startServer(t *testing.T, o serverOpts) *server {
 	}
 	fmt.Fprintf(&cfg, "data_dir = %q\n", filepath.Join(dir, "data"))
 	cfg.WriteString("[listen]\nc2s = \"127.0.0.1:0\"\nc2s_direct_tls = \"127.0.0.1:0\"\n")
+	if o.admin {
+		cfg.WriteString("admin = \"127.0.0.1:0\"\n")
+	}
 	cfg.WriteString(o.extra)
 	path := filepath.Join(dir, "parley.toml")
 	if err := os.WriteFile(path, []byte(cfg.String()), 0o600); err != nil {
@@ -129,12 +134,16 @@ func startServer(t *testing.T, o serverOpts) *server {
 	}()
 	t.Cleanup(s.stop)
 	re := regexp.MustCompile(`^listening for clients \((STARTTLS|direct TLS)\) on (\S+)$`)
+	adminRE := regexp.MustCompile(`^profiler \(pprof\) on http://(\S+)/debug/pprof/$`)
 	deadline := time.After(30 * time.Second)
-	for s.starttls == "" || s.direct == "" {
+	for s.starttls == "" || s.direct == "" || (o.admin && s.admin == "") {
 		select {
 		case l, ok := <-lines:
 			if !ok {
 				t.Fatalf("parley exited before listening; stderr:\n%s", s.Stderr())
+			}
+			if m := adminRE.FindStringSubmatch(l); m != nil {
+				s.admin = m[1]
 			}
 			if m := re.FindStringSubmatch(l); m != nil {
 				if m[1] == "STARTTLS" {

@@ -2,6 +2,8 @@ package integration
 
 import (
 	"bytes"
+	"io"
+	"net/http"
 	"crypto/tls"
 	"encoding/base64"
 	"net"
@@ -288,5 +290,24 @@ func TestServerPingsIdleClients(t *testing.T) {
 	c.send("<iq type='get' id='p2' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
 	if r := c.expectIQ("p2"); !strings.Contains(r, `type="result"`) {
 		t.Fatalf("after answering the server's ping: %s", r)
+	}
+}
+
+func TestProfilerOnlyWhenEnabled(t *testing.T) {
+	s := startServer(t, serverOpts{admin: true})
+	if s.admin == "" {
+		t.Fatal("no profiler address printed")
+	}
+	resp, err := http.Get("http://" + s.admin + "/debug/pprof/goroutine?debug=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "goroutine profile") {
+		t.Fatalf("profiler answered %d: %.200s", resp.StatusCode, body)
+	}
+	if plain := startServer(t, serverOpts{}); plain.admin != "" {
+		t.Fatal("profiler listening without [listen] admin")
 	}
 }

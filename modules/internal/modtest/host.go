@@ -32,6 +32,8 @@ type iqKey struct {
 // stanza (Routed, Delivered); tests assert on what a module chose to send
 // rather than on what a router would make of it.
 type Host struct {
+	components     map[string]module.ComponentHandler
+	componentList  []module.Component
 	messageHooks   []module.MessageHook
 	iqResults      []module.IQResultHandler
 	mu             sync.Mutex
