@@ -2,11 +2,11 @@ package integration
 
 import (
 	"bytes"
-	"io"
-	"net/http"
 	"crypto/tls"
 	"encoding/base64"
+	"io"
 	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
