@@ -96,6 +96,11 @@ type Archive interface {
 	// DeleteBefore removes every message, of every owner, stamped before
 	// t (retention) and returns how many went.
 	DeleteBefore(ctx context.Context, t time.Time) (int, error)
+	// AppendBatch stores many messages in one transaction, which is what
+	// makes archiving cheap under load. Entries whose owner no longer
+	// exists, or whose id the owner already has, are skipped; any other
+	// problem fails the whole batch.
+	AppendBatch(ctx context.Context, entries []ArchiveEntry) error
 }
 
 // BareOf returns the bare part of a JID string, as the archive stores it
@@ -155,4 +160,30 @@ func validateWith(with string) error {
 		return invalid("JID %q has an empty resource", with)
 	}
 	return storableText("resource", resource, MaxJIDPartBytes)
+}
+
+// ArchiveEntry is one message for AppendBatch.
+type ArchiveEntry struct {
+	Owner   string
+	Message ArchiveMessage
+}
+
+// PrepareArchiveEntries validates a batch and fills in what Append would
+// (microsecond stamps, non-nil data); drivers call it first.
+func PrepareArchiveEntries(entries []ArchiveEntry) ([]ArchiveEntry, error) {
+	out := make([]ArchiveEntry, len(entries))
+	for i, e := range entries {
+		if err := ValidateOwner(e.Owner); err != nil {
+			return nil, err
+		}
+		if err := ValidateArchiveMessage(e.Message); err != nil {
+			return nil, err
+		}
+		e.Message.Stamp = CreatedTime(e.Message.Stamp)
+		if e.Message.Data == nil {
+			e.Message.Data = []byte{}
+		}
+		out[i] = e
+	}
+	return out, nil
 }

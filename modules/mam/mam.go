@@ -81,6 +81,11 @@ type Module struct {
 	roster  storage.Roster
 	aead    cipher.AEAD
 
+	writer *writer
+
+	prefsMu    sync.Mutex
+	prefsCache map[string]prefs // bare JID -> preferences, bounded
+
 	stop chan struct{}
 	wg   sync.WaitGroup
 }
@@ -116,6 +121,7 @@ func (m *Module) Start(h module.Host) error {
 	h.AddFeature(module.Account, NS)
 	h.AddFeature(module.Account, NSExtended)
 	h.AddFeature(module.Account, NSSID)
+	m.writer = newWriter(m.archive, h.Logger().Error)
 	h.OnMessage(m.hook)
 	if m.retention > 0 {
 		m.stop = make(chan struct{})
@@ -127,6 +133,11 @@ func (m *Module) Start(h module.Host) error {
 
 // Stop ends the retention job.
 func (m *Module) Stop(ctx context.Context) error {
+	if m.writer != nil {
+		if err := m.writer.close(ctx); err != nil {
+			return fmt.Errorf("mam: writing the last archive entries: %w", err)
+		}
+	}
 	if m.stop == nil {
 		return nil
 	}

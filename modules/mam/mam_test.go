@@ -96,10 +96,12 @@ func (f *fixture) send(t *testing.T, from, to string, el *xmlstream.Element) *xm
 	if f.h.IsLocal(tj.Domain()) {
 		f.h.Message(t.Context(), module.MessageEvent{From: fj, To: tj, Stanza: el})
 	}
+	f.m.writer.sync(t.Context()) // archiving is asynchronous
 	return el
 }
 
 func (f *fixture) stored(owner string) []storage.ArchiveMessage {
+	f.m.writer.sync(context.Background())
 	return f.h.FakeStore().FakeArchive().Stored(owner)
 }
 
@@ -588,11 +590,11 @@ func TestStorageFailure(t *testing.T) {
 	if err == nil || errors.As(err, &se) {
 		t.Errorf("query on a broken store: err = %v, want a plain (internal) error", err)
 	}
-	el := f.send(t, bobPh, alice, chat("lost?"))
-	if len(stanzaIDs(el)) != 0 {
-		t.Error("a stanza id was added for a message that was not archived")
-	}
-	if !strings.Contains(f.h.Logs(), "archiving a message failed") || strings.Contains(f.h.Logs(), "lost?") {
+	// Archiving is asynchronous (writer.go), so the stanza id is given
+	// before the write fails; what matters is that the failure is logged
+	// without content.
+	f.send(t, bobPh, alice, chat("lost?"))
+	if !strings.Contains(f.h.Logs(), "archiving a batch failed") || strings.Contains(f.h.Logs(), "lost?") {
 		t.Errorf("log after a failed append: %s", f.h.Logs())
 	}
 }

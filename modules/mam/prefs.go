@@ -33,7 +33,37 @@ type prefs struct {
 // the archive that multi-device clients expect.
 var defaultPrefs = prefs{Default: modeAlways}
 
+// maxCachedPrefs bounds the preferences kept in memory; the cache spares
+// a database read for every archived message.
+const maxCachedPrefs = 10000
+
 func (m *Module) loadPrefs(ctx context.Context, owner jid.JID) (prefs, error) {
+	m.prefsMu.Lock()
+	p, ok := m.prefsCache[owner.String()]
+	m.prefsMu.Unlock()
+	if ok {
+		return p, nil
+	}
+	p, err := m.readPrefs(ctx, owner)
+	if err != nil {
+		return p, err
+	}
+	m.prefsMu.Lock()
+	if m.prefsCache == nil || len(m.prefsCache) >= maxCachedPrefs {
+		m.prefsCache = make(map[string]prefs)
+	}
+	m.prefsCache[owner.String()] = p
+	m.prefsMu.Unlock()
+	return p, nil
+}
+
+func (m *Module) forgetPrefs(owner jid.JID) {
+	m.prefsMu.Lock()
+	defer m.prefsMu.Unlock()
+	delete(m.prefsCache, owner.String())
+}
+
+func (m *Module) readPrefs(ctx context.Context, owner jid.JID) (prefs, error) {
 	raw, err := m.kv.Get(ctx, owner.String(), NS, kvKey)
 	if errors.Is(err, storage.ErrNotFound) {
 		return defaultPrefs, nil
@@ -155,9 +185,11 @@ func (m *Module) setPrefs(ctx context.Context, iq module.IQ) (*xmlstream.Element
 	if err != nil {
 		return nil, fmt.Errorf("mam: encoding preferences: %w", err)
 	}
+	m.forgetPrefs(iq.To)
 	if err := m.kv.Put(ctx, iq.To.String(), NS, kvKey, raw); err != nil {
 		return nil, fmt.Errorf("mam: saving preferences of %s: %w", iq.To, err)
 	}
+	m.forgetPrefs(iq.To)
 	// XEP-0313 §7.2: the result carries the preferences now in force.
 	return prefsElement(p), nil
 }

@@ -179,6 +179,7 @@ func (m *Module) query(ctx context.Context, iq module.IQ) (*xmlstream.Element, e
 		return nil, err
 	}
 	owner := iq.To
+	m.writer.sync(ctx) // what the client has seen is in the archive
 	page, err := m.archive.Query(ctx, owner.String(), q)
 	if err != nil {
 		return nil, storageError(err, "no archived message has that id")
@@ -255,6 +256,7 @@ func (m *Module) metadata(ctx context.Context, iq module.IQ) (*xmlstream.Element
 		name string
 		last bool
 	}{{"start", false}, {"end", true}} {
+		m.writer.sync(ctx)
 		page, err := m.archive.Query(ctx, iq.To.String(), storage.ArchiveQuery{Max: 1, Last: end.last})
 		if err != nil {
 			return nil, storageError(err, "no archive")

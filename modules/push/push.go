@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"sync"
 
 	"parley/internal/jid"
 	"parley/internal/module"
@@ -41,6 +42,46 @@ type Options struct {
 type Module struct {
 	opts Options
 	host module.Host
+
+	// cache holds each account's registrations (nil slice: none), so the
+	// message path does not read the database for every message.
+	mu    sync.Mutex
+	cache map[string][]registration
+}
+
+// maxCached bounds the cache; it is simply emptied when full.
+const maxCached = 10000
+
+func (m *Module) registrations(ctx context.Context, owner jid.JID) ([]registration, error) {
+	m.mu.Lock()
+	regs, ok := m.cache[owner.String()]
+	m.mu.Unlock()
+	if ok {
+		return regs, nil
+	}
+	entries, err := m.host.Store().KV().List(ctx, owner.String(), kvNS)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range entries {
+		var reg registration
+		if json.Unmarshal(e.Value, &reg) == nil {
+			regs = append(regs, reg)
+		}
+	}
+	m.mu.Lock()
+	if m.cache == nil || len(m.cache) >= maxCached {
+		m.cache = make(map[string][]registration)
+	}
+	m.cache[owner.String()] = regs
+	m.mu.Unlock()
+	return regs, nil
+}
+
+func (m *Module) forget(owner jid.JID) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.cache, owner.String())
 }
 
 func New(opts Options) *Module { return &Module{opts: opts} }
@@ -98,9 +139,11 @@ func (m *Module) enable(ctx context.Context, iq module.IQ) (*xmlstream.Element, 
 		return nil, &stanza.Error{Type: stanza.Wait, Condition: "resource-constraint", Text: "too many push registrations"}
 	}
 	data, _ := json.Marshal(reg)
+	m.forget(iq.To)
 	if err := kv.Put(ctx, iq.To.String(), kvNS, key(reg.JID, reg.Node), data); err != nil {
 		return nil, fmt.Errorf("push: %w", err)
 	}
+	m.forget(iq.To)
 	return nil, nil
 }
 
@@ -118,6 +161,7 @@ func (m *Module) disable(ctx context.Context, iq module.IQ) (*xmlstream.Element,
 		return nil, fmt.Errorf("push: %w", err)
 	}
 	node := iq.Payload.Attr("node")
+	defer m.forget(iq.To)
 	for _, e := range entries {
 		var reg registration
 		if json.Unmarshal(e.Value, &reg) != nil {
@@ -151,8 +195,8 @@ func (m *Module) notify(ctx context.Context, ev module.MessageEvent) {
 		return
 	}
 	owner := ev.To.Bare()
-	entries, err := m.host.Store().KV().List(ctx, owner.String(), kvNS)
-	if err != nil || len(entries) == 0 {
+	regs, err := m.registrations(ctx, owner)
+	if err != nil || len(regs) == 0 {
 		return
 	}
 	awake := map[string]bool{}
@@ -161,12 +205,10 @@ func (m *Module) notify(ctx context.Context, ev module.MessageEvent) {
 			awake[s.JID().Resource()] = true
 		}
 	}
-	for _, e := range entries {
-		var reg registration
-		if json.Unmarshal(e.Value, &reg) != nil || awake[reg.Resource] {
-			continue
+	for _, reg := range regs {
+		if !awake[reg.Resource] {
+			m.host.Deliver(ctx, m.publish(owner, reg, ev))
 		}
-		m.host.Deliver(ctx, m.publish(owner, reg, ev))
 	}
 }
 

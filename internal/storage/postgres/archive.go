@@ -206,3 +206,34 @@ func (a *archive) DeleteBefore(ctx context.Context, t time.Time) (int, error) {
 	}
 	return int(n), nil
 }
+
+func (a *archive) AppendBatch(ctx context.Context, entries []storage.ArchiveEntry) error {
+	entries, err := storage.PrepareArchiveEntries(entries)
+	if err != nil || len(entries) == 0 {
+		return err
+	}
+	tx, err := a.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("postgres: archive a batch: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }() // a no-op after Commit
+	stmt, err := tx.PrepareContext(ctx, `
+		INSERT INTO archive (owner, stanza_id, with_full, with_bare, stamp, outgoing, data)
+		SELECT $1, $2, $3, $4, $5, $6, $7
+		WHERE EXISTS (SELECT 1 FROM accounts WHERE jid = $1)
+		ON CONFLICT (owner, stanza_id) DO NOTHING`)
+	if err != nil {
+		return fmt.Errorf("postgres: archive a batch: %w", err)
+	}
+	defer stmt.Close()
+	for _, e := range entries {
+		m := e.Message
+		if _, err := stmt.ExecContext(ctx, e.Owner, m.ID, m.With, storage.BareOf(m.With), m.Stamp, m.Outgoing, m.Data); err != nil {
+			return fmt.Errorf("postgres: archive a batch: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("postgres: archive a batch: %w", err)
+	}
+	return nil
+}

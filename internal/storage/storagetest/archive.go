@@ -90,6 +90,41 @@ func archiveFixture(t *testing.T, s storage.Store) storage.Archive {
 // storage.Store (modules' test hosts) can prove they behave like the
 // drivers. open needs only Users and Archive to work.
 func RunArchive(t *testing.T, open func(t *testing.T) storage.Store) {
+	t.Run("AppendBatch", func(t *testing.T) {
+		t.Parallel()
+		s := open(t)
+		a := s.Archive()
+		mustCreate(t, s.Users(), "alice@example.com", nil)
+		mustCreate(t, s.Users(), "bob@example.com", nil)
+		ctx := context.Background()
+		if _, err := a.Append(ctx, "alice@example.com", storage.ArchiveMessage{ID: "taken", With: "x@example.net"}); err != nil {
+			t.Fatal(err)
+		}
+		batch := []storage.ArchiveEntry{
+			{Owner: "alice@example.com", Message: storage.ArchiveMessage{ID: "1", With: "bob@example.com/r", Data: []byte("one")}},
+			{Owner: "bob@example.com", Message: storage.ArchiveMessage{ID: "1", With: "alice@example.com", Outgoing: true, Data: []byte("uno")}},
+			{Owner: "gone@example.com", Message: storage.ArchiveMessage{ID: "2", With: "bob@example.com"}},
+			{Owner: "alice@example.com", Message: storage.ArchiveMessage{ID: "taken", With: "y@example.net"}},
+			{Owner: "alice@example.com", Message: storage.ArchiveMessage{ID: "3", With: "bob@example.com", Data: []byte("three")}},
+		}
+		if err := a.AppendBatch(ctx, batch); err != nil {
+			t.Fatalf("AppendBatch: %v", err)
+		}
+		p := mustQuery(t, a, "alice@example.com", storage.ArchiveQuery{Max: 10})
+		if len(p.Messages) != 3 || p.Messages[0].ID != "taken" || p.Messages[0].With != "x@example.net" || p.Messages[1].ID != "1" || p.Messages[2].ID != "3" || string(p.Messages[2].Data) != "three" {
+			t.Fatalf("alice's archive after the batch: %+v", p.Messages)
+		}
+		if p := mustQuery(t, a, "bob@example.com", storage.ArchiveQuery{Max: 10}); len(p.Messages) != 1 || !p.Messages[0].Outgoing {
+			t.Fatalf("bob's archive after the batch: %+v", p.Messages)
+		}
+		if err := a.AppendBatch(ctx, []storage.ArchiveEntry{{Owner: "not a jid", Message: storage.ArchiveMessage{ID: "x"}}}); !errors.Is(err, storage.ErrInvalid) {
+			t.Fatalf("an invalid batch: %v", err)
+		}
+		if err := a.AppendBatch(ctx, nil); err != nil {
+			t.Fatalf("an empty batch: %v", err)
+		}
+	})
+
 	t.Run("AppendQueryRoundTrip", func(t *testing.T) {
 		t.Parallel()
 		s := open(t)

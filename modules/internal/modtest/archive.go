@@ -2,6 +2,7 @@ package modtest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -243,4 +244,19 @@ func (a *Archive) DeleteBefore(ctx context.Context, t time.Time) (int, error) {
 	n := len(a.rows)
 	a.rows = slices.DeleteFunc(a.rows, func(r archiveRow) bool { return r.m.Stamp.Before(t) })
 	return n - len(a.rows), nil
+}
+
+// AppendBatch appends each entry, skipping missing owners and taken ids
+// like the drivers do.
+func (a *Archive) AppendBatch(ctx context.Context, entries []storage.ArchiveEntry) error {
+	entries, err := storage.PrepareArchiveEntries(entries)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if _, err := a.Append(ctx, e.Owner, e.Message); err != nil && !errors.Is(err, storage.ErrNotFound) && !errors.Is(err, storage.ErrExists) {
+			return err
+		}
+	}
+	return nil
 }

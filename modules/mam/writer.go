@@ -1,0 +1,157 @@
+package mam
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"parley/internal/storage"
+)
+
+// Archiving is asynchronous and batched: a message hook only queues the
+// sealed entry, and one writer commits whatever has queued up in one
+// transaction. Under load that turns hundreds of commits a second into a
+// few (the profile showed the per-message commit as the largest cost of
+// the message path); a query first waits for what was queued before it,
+// so a client always finds the messages it has just seen.
+const (
+	queueSize = 8192
+	maxBatch  = 512
+	// gather is how long the writer waits after the first entry for more
+	// to come; it delays only the archive, never delivery.
+	gather = 100 * time.Millisecond
+)
+
+type writer struct {
+	store storage.Archive
+	logf  func(msg string, args ...any)
+
+	queue chan storage.ArchiveEntry
+	syncs chan chan struct{}
+	stop  chan struct{}
+	done  chan struct{}
+	once  sync.Once
+}
+
+func newWriter(store storage.Archive, logf func(string, ...any)) *writer {
+	w := &writer{store: store, logf: logf,
+		queue: make(chan storage.ArchiveEntry, queueSize),
+		syncs: make(chan chan struct{}),
+		stop:  make(chan struct{}), done: make(chan struct{})}
+	go w.run()
+	return w
+}
+
+// add queues an entry; when the queue is full the sender waits, which
+// slows a flood instead of dropping archive entries.
+func (w *writer) add(e storage.ArchiveEntry) {
+	select {
+	case w.queue <- e:
+	case <-w.done:
+		// Stopped: write it directly rather than lose it.
+		w.write([]storage.ArchiveEntry{e})
+	}
+}
+
+// sync returns once everything queued before the call is committed.
+func (w *writer) sync(ctx context.Context) {
+	reply := make(chan struct{})
+	select {
+	case w.syncs <- reply:
+		select {
+		case <-reply:
+		case <-ctx.Done():
+		}
+	case <-w.done:
+	case <-ctx.Done():
+	}
+}
+
+func (w *writer) run() {
+	defer close(w.done)
+	for {
+		select {
+		case e := <-w.queue:
+			w.write(w.gather(e))
+		case reply := <-w.syncs:
+			w.flushAll()
+			close(reply)
+		case <-w.stop:
+			w.flushAll()
+			return
+		}
+	}
+}
+
+// gather collects entries for a short while after the first one, so that
+// a busy server commits a batch rather than one transaction per message.
+func (w *writer) gather(first storage.ArchiveEntry) []storage.ArchiveEntry {
+	batch := []storage.ArchiveEntry{first}
+	timer := time.NewTimer(gather)
+	defer timer.Stop()
+	for len(batch) < maxBatch {
+		select {
+		case e := <-w.queue:
+			batch = append(batch, e)
+		case <-timer.C:
+			return batch
+		case reply := <-w.syncs:
+			// A query waits: write now, including what is queued.
+			batch = w.drain(batch)
+			w.write(batch)
+			w.flushAll()
+			close(reply)
+			return nil
+		case <-w.stop:
+			// stop is closed, so run sees it too once this batch is out.
+			return w.drain(batch)
+		}
+	}
+	return batch
+}
+
+// drain adds what else is queued, up to a batch.
+func (w *writer) drain(batch []storage.ArchiveEntry) []storage.ArchiveEntry {
+	for len(batch) < maxBatch {
+		select {
+		case e := <-w.queue:
+			batch = append(batch, e)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+func (w *writer) flushAll() {
+	for {
+		batch := w.drain(nil)
+		if len(batch) == 0 {
+			return
+		}
+		w.write(batch)
+	}
+}
+
+func (w *writer) write(batch []storage.ArchiveEntry) {
+	if len(batch) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := w.store.AppendBatch(ctx, batch); err != nil {
+		// Only counts: no owner, peer or content in the log.
+		w.logf("mam: archiving a batch failed", "messages", len(batch), "err", err)
+	}
+}
+
+// close writes what is queued and stops the writer.
+func (w *writer) close(ctx context.Context) error {
+	w.once.Do(func() { close(w.stop) })
+	select {
+	case <-w.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
