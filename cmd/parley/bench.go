@@ -27,6 +27,9 @@ Modes:
   login       a login burst: log --connections in and out again, --concurrency
               at a time (after an unmeasured --warmup pass)
   register    create the accounts by in-band registration (XEP-0077)
+  csi         pairs: the first of each declares itself inactive (XEP-0352),
+              the second sends it presence changes and chat states at
+              --rate in total for --duration; reports what CSI spared
 
 Example:
   parley bench --mode login+chat --server 127.0.0.1:5222 --users 200 \

@@ -26,6 +26,7 @@ const (
 	ModeIdle      = "idle"       // log in and hold connections
 	ModeLogin     = "login"      // a login burst: log in and out as fast as the server allows
 	ModeRegister  = "register"   // create the accounts by in-band registration
+	ModeCSI       = "csi"        // what client state indication spares an inactive client
 )
 
 // Config describes one run. Zero values take the defaults of
@@ -88,9 +89,9 @@ func (c Config) withDefaults() Config {
 
 func (c Config) validate() error {
 	switch c.Mode {
-	case ModeLoginChat, ModeIdle, ModeLogin, ModeRegister:
+	case ModeLoginChat, ModeIdle, ModeLogin, ModeRegister, ModeCSI:
 	default:
-		return fmt.Errorf("unknown mode %q (want %s, %s, %s or %s)", c.Mode, ModeLoginChat, ModeIdle, ModeLogin, ModeRegister)
+		return fmt.Errorf("unknown mode %q (want %s, %s, %s, %s or %s)", c.Mode, ModeLoginChat, ModeIdle, ModeLogin, ModeRegister, ModeCSI)
 	}
 	if c.Mechanism != MechPLAIN && c.Mechanism != MechSCRAMSHA1 {
 		return fmt.Errorf("unknown mechanism %q (want %s or %s)", c.Mechanism, MechPLAIN, MechSCRAMSHA1)
@@ -107,12 +108,12 @@ func (c Config) validate() error {
 	if c.SourceAddrs > 254 {
 		return errors.New("source addresses must be at most 254 (127.0.0.1 .. 127.0.0.254)")
 	}
-	if c.Mode == ModeLoginChat {
+	if c.Mode == ModeLoginChat || c.Mode == ModeCSI {
 		if c.Users < 2 {
-			return errors.New("login+chat needs at least 2 users, one pair")
+			return errors.New(c.Mode + " needs at least 2 users, one pair")
 		}
 		if c.Rate <= 0 || c.Duration <= 0 {
-			return errors.New("login+chat needs a positive rate and duration")
+			return errors.New(c.Mode + " needs a positive rate and duration")
 		}
 	}
 	return checkLoopback(c.Addr)
@@ -147,6 +148,7 @@ type Result struct {
 	Logins        *LoginFigures  `json:"logins,omitempty"`
 	Chat          *ChatFigures   `json:"chat,omitempty"`
 	Idle          *IdleFigures   `json:"idle,omitempty"`
+	CSI           *CSIFigures    `json:"csi,omitempty"`
 	Server        *ServerFigures `json:"server,omitempty"`
 	ClientCPUSec  float64        `json:"client_cpu_s"` // this process, user+system, whole run
 	WallSec       float64        `json:"wall_s"`
@@ -270,6 +272,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		err = r.runLogin(ctx, res)
 	case ModeIdle:
 		err = r.runIdle(ctx, res)
+	case ModeCSI:
+		err = r.runCSI(ctx, res)
 	case ModeLoginChat:
 		err = r.runChat(ctx, res)
 	}

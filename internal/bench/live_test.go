@@ -120,6 +120,22 @@ func TestLiveParley(t *testing.T) {
 		}
 	})
 
+	t.Run("csi", func(t *testing.T) {
+		res, err := Run(ctx, Config{
+			Mode: ModeCSI, Addr: srv.addr, First: 1, Users: 10, Mechanism: MechPLAIN,
+			Rate: 200, Duration: time.Second, Grace: time.Second,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := res.CSI
+		// Five inactive clients get nothing while inactive, then the
+		// latest presence and the latest chat state from their partner.
+		if c == nil || c.Pairs != 5 || c.Sent != 200 || c.WhileInactive != 0 || c.Received != 10 || c.SparedPct < 90 {
+			t.Fatalf("csi: %+v", c)
+		}
+	})
+
 	t.Run("login burst with SCRAM", func(t *testing.T) {
 		res, err := Run(ctx, Config{
 			Mode: ModeLogin, Addr: srv.addr, First: 1, Users: 10, Connections: 30, Mechanism: MechSCRAMSHA1,
