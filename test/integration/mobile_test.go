@@ -139,3 +139,37 @@ func TestPushNotification(t *testing.T) {
 	}
 	alice.op("quit")
 }
+
+// TestCarbons: a second device sees both sides of a conversation held on
+// the first (XEP-0280), and the private hint keeps a message out.
+func TestCarbons(t *testing.T) {
+	needSlixmpp(t)
+	s := startServer(t, serverOpts{})
+	s.addUser("alice@localhost", "pw")
+	s.addUser("bob@localhost", "pw")
+	phone := s.connect(t, "alice@localhost/phone", "pw")
+	laptop := s.connect(t, "alice@localhost/laptop", "pw")
+	for _, a := range []*agent{phone, laptop} {
+		if r := a.iq("<iq type='set'><enable xmlns='urn:xmpp:carbons:2'/></iq>"); r.Attr("type") != "result" {
+			t.Fatalf("enable carbons: %s", r)
+		}
+		a.send("<presence/>")
+		a.expect("own presence", isPresence(a.jid, ""))
+	}
+	bob := s.connect(t, "bob@localhost/desk", "pw")
+	carbon := func(kind, body string) func(*xmlstream.Element) bool {
+		return func(el *xmlstream.Element) bool {
+			c := el.Child("urn:xmpp:carbons:2", kind)
+			return el.Attr("from") == "alice@localhost" && c != nil && strings.Contains(c.String(), body)
+		}
+	}
+	phone.send("<message to='bob@localhost/desk' type='chat'><body>sent from the phone</body></message>")
+	bob.expect("the message", isMessage("alice@localhost/phone", "sent from the phone"))
+	laptop.expect("a sent carbon", carbon("sent", "sent from the phone"))
+	bob.send("<message to='alice@localhost/phone' type='chat'><body>reply to the phone</body></message>")
+	phone.expect("the reply", isMessage("bob@localhost/desk", "reply to the phone"))
+	laptop.expect("a received carbon", carbon("received", "reply to the phone"))
+	phone.send("<message to='bob@localhost/desk' type='chat'><body>just here</body><private xmlns='urn:xmpp:carbons:2'/></message>")
+	bob.expect("the private message", isMessage("alice@localhost/phone", "just here"))
+	laptop.expectNone("a carbon of a private message", 300*time.Millisecond, carbon("sent", "just here"))
+}
