@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"parley/modules/entitytime"
 	"parley/modules/last"
 	"parley/modules/mam"
+	"parley/modules/muc"
 	"parley/modules/offline"
 	"parley/modules/pep"
 	"parley/modules/ping"
@@ -26,13 +28,14 @@ import (
 	"parley/modules/push"
 	"parley/modules/register"
 	"parley/modules/roster"
+	"parley/modules/upload"
 	"parley/modules/vcard"
 	"parley/modules/version"
 )
 
 // modules is the list of features compiled into parley, one line each.
 func modules(cfg config.Config) []module.Module {
-	return []module.Module{
+	mods := []module.Module{
 		disco.New(),
 		ping.New(),
 		roster.New(cfg.Limits.MaxRosterItems),
@@ -48,8 +51,21 @@ func modules(cfg config.Config) []module.Module {
 		mam.New(cfg.Retention.Archive.Keep),
 		carbons.New(),
 		pep.New(),
+		muc.New(cfg.MUCServices(), cfg.Retention.Archive.Keep),
 		push.New(push.Options{IncludeSender: cfg.Push.IncludeSender, IncludeBody: cfg.Push.IncludeBody}),
 	}
+	if u := cfg.Upload; u.Host != "" {
+		mods = append(mods, upload.New(upload.Options{
+			Domain:             u.Host,
+			Dir:                filepath.Join(cfg.DataDir, "uploads"),
+			PublicURL:          u.PublicURL,
+			MaxFileSize:        u.MaxFileSize,
+			QuotaPerUserPerDay: u.QuotaPerUserPerDay,
+			QuotaTotal:         u.QuotaTotal,
+			Retention:          cfg.Retention.Uploads.Keep,
+		}))
+	}
+	return mods
 }
 
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -86,6 +102,10 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	for _, l := range srv.Listeners() {
 		if l.Name == "admin" {
 			fmt.Fprintf(stdout, "profiler (pprof) on http://%s/debug/pprof/\n", l.Addr)
+			continue
+		}
+		if l.Name == "https" {
+			fmt.Fprintf(stdout, "serving HTTPS (file upload) on %s\n", l.Addr)
 			continue
 		}
 		kind := "STARTTLS"

@@ -29,6 +29,7 @@ type Config struct {
 		C2S          string `toml:"c2s"`            // "" disables
 		C2SDirectTLS string `toml:"c2s_direct_tls"` // "" disables (XEP-0368)
 		Admin        string `toml:"admin"`          // loopback only; "" disables
+		HTTPS        string `toml:"https"`          // HTTPS for HTTP file upload; "" disables
 	} `toml:"listen"`
 
 	TLS struct {
@@ -60,7 +61,22 @@ type Config struct {
 	Retention struct {
 		Offline Retention `toml:"offline"`
 		Archive Retention `toml:"archive"`
+		Uploads Retention `toml:"uploads"`
 	} `toml:"retention"`
+
+	Upload struct {
+		Host               string `toml:"host"`                   // XEP-0363 service domain; "" = no upload service
+		MaxFileSize        int64  `toml:"max_file_size"`          // bytes
+		QuotaPerUserPerDay int64  `toml:"quota_per_user_per_day"` // bytes in any 24 hours; 0 = no limit
+		QuotaTotal         int64  `toml:"quota_total"`            // bytes stored at once; 0 = no limit
+		PublicURL          string `toml:"public_url"`             // "" = https://<host>:<port of listen.https>
+	} `toml:"upload"`
+
+	MUC struct {
+		// Host is the group chat service domain (XEP-0045). "<domain>"
+		// stands for each served host; "" turns group chat off.
+		Host string `toml:"host"`
+	} `toml:"muc"`
 
 	Privacy struct {
 		HideVersion bool `toml:"hide_version"`
@@ -162,8 +178,29 @@ func Default() Config {
 	c.Limits.MaxOfflineMessages = 100
 	c.Retention.Offline = Retention{7 * 24 * time.Hour}
 	c.Retention.Archive = Retention{7 * 24 * time.Hour}
+	c.Retention.Uploads = Retention{7 * 24 * time.Hour}
+	c.Upload.MaxFileSize = 100 << 20
+	c.Upload.QuotaPerUserPerDay = 1 << 30
+	c.Upload.QuotaTotal = 10 << 30
+	c.MUC.Host = "conference.<domain>"
 	c.Log.Level = "info"
 	return c
+}
+
+// MUCServices lists the group chat service domains, one per served host
+// when [muc] host uses "<domain>".
+func (c Config) MUCServices() []string {
+	if c.MUC.Host == "" {
+		return nil
+	}
+	if !strings.Contains(c.MUC.Host, "<domain>") {
+		return []string{c.MUC.Host}
+	}
+	out := make([]string, 0, len(c.Hosts))
+	for _, h := range c.Hosts {
+		out = append(out, strings.ReplaceAll(c.MUC.Host, "<domain>", h))
+	}
+	return out
 }
 
 // Load reads and validates the file at path. An empty path means no file:

@@ -128,6 +128,32 @@ func TestParseValues(t *testing.T) {
 				t.Errorf("MaxStanzaBytes = %d", c.Limits.MaxStanzaBytes)
 			}
 		}},
+		{"upload service", "[listen]\nhttps = \"0.0.0.0:5443\"\n[upload]\nhost = \"Upload.Example.COM\"\nmax_file_size = 1000\nquota_per_user_per_day = 1000\nquota_total = 0\npublic_url = \"https://files.example.com/up/\"\n[retention]\nuploads = \"30d\"", func(t *testing.T, c Config) {
+			u := c.Upload
+			if u.Host != "upload.example.com" || u.MaxFileSize != 1000 || u.QuotaPerUserPerDay != 1000 || u.QuotaTotal != 0 {
+				t.Errorf("Upload = %+v", u)
+			}
+			if u.PublicURL != "https://files.example.com/up" {
+				t.Errorf("PublicURL = %q, want the trailing slash trimmed", u.PublicURL)
+			}
+			if c.Listen.HTTPS != "0.0.0.0:5443" || c.Retention.Uploads.Keep != 30*24*time.Hour {
+				t.Errorf("HTTPS = %q, uploads retention = %v", c.Listen.HTTPS, c.Retention.Uploads.Keep)
+			}
+		}},
+		{"upload defaults", "", func(t *testing.T, c Config) {
+			u := c.Upload
+			if u.Host != "" || c.Listen.HTTPS != "" || u.MaxFileSize != 100<<20 || u.QuotaPerUserPerDay != 1<<30 || u.QuotaTotal != 10<<30 || u.PublicURL != "" {
+				t.Errorf("Upload = %+v, HTTPS = %q", u, c.Listen.HTTPS)
+			}
+			if c.Retention.Uploads.Keep != 7*24*time.Hour {
+				t.Errorf("uploads retention = %v", c.Retention.Uploads.Keep)
+			}
+		}},
+		{"https without upload", "[listen]\nhttps = \"127.0.0.1:0\"\nc2s = \"127.0.0.1:0\"", func(t *testing.T, c Config) {
+			if c.Listen.HTTPS != "127.0.0.1:0" {
+				t.Errorf("HTTPS = %q", c.Listen.HTTPS)
+			}
+		}},
 		{"starttls off and log debug", "[tls]\nrequire_starttls = false\n[log]\nlevel = \"debug\"", func(t *testing.T, c Config) {
 			if c.TLS.RequireStartTLS || c.Log.Level != "debug" {
 				t.Errorf("TLS = %+v, Log = %+v", c.TLS, c.Log)
@@ -218,6 +244,18 @@ func TestParseErrors(t *testing.T) {
 		{"admin all interfaces", "[listen]\nadmin = \":5280\"", `config: listen.admin: must be a loopback address`},
 		{"admin host name", "[listen]\nadmin = \"example.com:5280\"", `config: listen.admin: must be a loopback address`},
 		{"admin malformed", "[listen]\nadmin = \"127.0.0.1\"", `config: listen.admin: must be "host:port"`},
+		{"upload without https", "[upload]\nhost = \"upload.localhost\"", `config: listen.https: must be set when upload.host is set`},
+		{"upload host is a served host", "[listen]\nhttps = \"127.0.0.1:5443\"\n[upload]\nhost = \"LOCALHOST\"", `config: upload.host: "localhost" is already listed in hosts`},
+		{"upload host invalid", "[listen]\nhttps = \"127.0.0.1:5443\"\n[upload]\nhost = \"up load\"", `config: upload.host: "up load" is not a valid domain`},
+		{"bad https address", "[listen]\nhttps = \"127.0.0.1\"", `config: listen.https: must be "host:port"`},
+		{"https same as c2s", "[listen]\nhttps = \"127.0.0.1:5222\"", `config: listen.https: must differ from the client listeners`},
+		{"zero max file size", "[upload]\nmax_file_size = 0", `config: upload.max_file_size: must be at least 1 (bytes), got 0`},
+		{"daily quota below file size", "[upload]\nmax_file_size = 1000\nquota_per_user_per_day = 999", `config: upload.quota_per_user_per_day: must be 0 (no limit) or at least upload.max_file_size (1000), got 999`},
+		{"negative total quota", "[upload]\nquota_total = -1", `config: upload.quota_total: must be 0 (no limit) or at least upload.max_file_size`},
+		{"public url http", "[upload]\npublic_url = \"http://upload.example.com\"", `config: upload.public_url: must be an https URL`},
+		{"public url with query", "[upload]\npublic_url = \"https://upload.example.com/?a=b\"", `config: upload.public_url: must be an https URL`},
+		{"public url without host", "[upload]\npublic_url = \"https:///x\"", `config: upload.public_url: must be an https URL`},
+		{"bad uploads retention", "[retention]\nuploads = \"0d\"", `retention.uploads: must be a duration such as "7d"`},
 		{"bad driver", "[storage]\ndriver = \"mysql\"", `config: storage.driver: must be "sqlite" or "postgres", got "mysql"`},
 		{"empty driver", "[storage]\ndriver = \"\"", `config: storage.driver: must be "sqlite" or "postgres", got ""`},
 		{"postgres without dsn", "[storage]\ndriver = \"postgres\"", `config: storage.dsn: required when storage.driver is "postgres"`},

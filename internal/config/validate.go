@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -71,6 +72,7 @@ func (c *Config) Validate() error {
 		{"listen.c2s", c.Listen.C2S},
 		{"listen.c2s_direct_tls", c.Listen.C2SDirectTLS},
 		{"listen.admin", c.Listen.Admin},
+		{"listen.https", c.Listen.HTTPS},
 	} {
 		if l.addr == "" {
 			continue
@@ -91,6 +93,11 @@ func (c *Config) Validate() error {
 	if a := c.Listen.Admin; a != "" && !isLoopback(a) {
 		add("listen.admin: must be a loopback address such as \"127.0.0.1:5280\", got %q", a)
 	}
+
+	if h := c.Listen.HTTPS; h != "" && !strings.HasSuffix(h, ":0") && (h == c.Listen.C2S || h == c.Listen.C2SDirectTLS) {
+		add("listen.https: must differ from the client listeners, got %q", h)
+	}
+	errs = append(errs, c.validateUpload(seen)...)
 
 	// TLS files: both or neither, and they must exist now rather than fail
 	// on the first client connection.
@@ -139,6 +146,15 @@ func (c *Config) Validate() error {
 	if d := c.Limits.ResumeTimeout.Duration; d < 0 || d > 24*time.Hour {
 		add("limits.resume_timeout: must be from \"0s\" (no resumption) to \"24h\", got %q", d.String())
 	}
+	for _, d := range c.MUCServices() {
+		if j, err := jid.New("", d, ""); err != nil || j.Domain() != d {
+			add("muc.host: %q is not a valid domain", d)
+		} else if slices.Contains(c.AllHosts(), d) {
+			add("muc.host: %q is already a served host", d)
+		} else if d == c.Upload.Host {
+			add("muc.host: %q is also upload.host; each service needs its own domain", d)
+		}
+	}
 	if n := c.Limits.MaxRosterItems; n < 0 {
 		add("limits.max_roster_items: must be 0 (no limit) or more, got %d", n)
 	}
@@ -150,6 +166,56 @@ func (c *Config) Validate() error {
 		add(`log.level: must be "debug", "info", "warn" or "error", got %q`, c.Log.Level)
 	}
 	return errors.Join(errs...)
+}
+
+// validateUpload checks the [upload] table; seen holds the served hosts
+// (normalised), which the upload domain must not be one of.
+func (c *Config) validateUpload(seen map[string]string) []error {
+	var errs []error
+	add := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("config: "+format, args...))
+	}
+	u := &c.Upload
+	if u.Host != "" {
+		j, err := jid.New("", u.Host, "")
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("config: upload.host: %q is not a valid domain: %w", u.Host, err))
+		case seen[j.Domain()] != "":
+			add("upload.host: %q is already listed in %s; the upload service needs a domain of its own such as \"upload.%s\"", j.Domain(), seen[j.Domain()], j.Domain())
+		default:
+			u.Host = j.Domain()
+		}
+		if c.Listen.HTTPS == "" {
+			add("listen.https: must be set when upload.host is set, since uploads go over HTTPS")
+		}
+	}
+	if u.MaxFileSize < 1 {
+		add("upload.max_file_size: must be at least 1 (bytes), got %d", u.MaxFileSize)
+	}
+	// A quota below the largest file would advertise sizes that can never
+	// be uploaded.
+	for _, q := range []struct {
+		key string
+		n   int64
+	}{{"upload.quota_per_user_per_day", u.QuotaPerUserPerDay}, {"upload.quota_total", u.QuotaTotal}} {
+		if q.n != 0 && q.n < u.MaxFileSize {
+			add("%s: must be 0 (no limit) or at least upload.max_file_size (%d), got %d", q.key, u.MaxFileSize, q.n)
+		}
+	}
+	if u.PublicURL != "" {
+		pu, err := url.Parse(u.PublicURL)
+		switch {
+		case err != nil:
+			add("upload.public_url: %q is not a URL: %v", u.PublicURL, err)
+		case pu.Scheme != "https" || pu.Host == "" || pu.User != nil || pu.RawQuery != "" || pu.Fragment != "" || pu.Opaque != "":
+			// XEP-0363 requires HTTPS; the slot path is appended to it.
+			add("upload.public_url: must be an https URL such as \"https://upload.example.org\" without user, query or fragment, got %q", u.PublicURL)
+		default:
+			u.PublicURL = strings.TrimRight(u.PublicURL, "/")
+		}
+	}
+	return errs
 }
 
 // checkListenAddr accepts what net.Listen("tcp", addr) accepts with a

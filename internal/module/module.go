@@ -8,6 +8,8 @@ package module
 import (
 	"context"
 	"log/slog"
+	"net"
+	"net/http"
 
 	"parley/internal/jid"
 	"parley/internal/session"
@@ -171,6 +173,15 @@ type Host interface {
 	// HandlePreAuthIQ lets a module answer one kind of IQ before
 	// authentication (only after TLS); anything else is refused.
 	HandlePreAuthIQ(payload xmlstream.Name, h PreAuthIQHandler)
+	// HandleHTTP serves h on the server's HTTPS listener ([listen] https)
+	// for requests matching pattern (http.ServeMux syntax). Registering a
+	// pattern twice panics at start-up.
+	HandleHTTP(pattern string, h http.Handler)
+	// HTTPSAddr is the address the HTTPS listener is bound to, nil while
+	// it is not listening (before Listen, or when it is off). Modules read
+	// it when they build a URL, not at Start: with port 0 the port is only
+	// known once the listener is open.
+	HTTPSAddr() net.Addr
 
 	// IsLocal reports whether domain is served by this process.
 	IsLocal(domain string) bool

@@ -2,12 +2,14 @@ package module
 
 import (
 	"context"
-
 	"fmt"
-	"parley/internal/jid"
-	"parley/internal/session"
+	"net"
+	"net/http"
 	"slices"
 	"sync"
+
+	"parley/internal/jid"
+	"parley/internal/session"
 
 	"parley/internal/xmlstream"
 )
@@ -37,6 +39,8 @@ type Registry struct {
 	components     map[string]ComponentHandler
 	componentList  []Component
 	iqResults      []IQResultHandler
+	http           map[string]http.Handler
+	httpsAddr      net.Addr
 }
 
 func NewRegistry() *Registry {
@@ -276,4 +280,44 @@ func (r *Registry) Components() []Component {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	return slices.Clone(r.componentList)
+}
+
+func (r *Registry) HandleHTTP(pattern string, h http.Handler) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.http == nil {
+		r.http = make(map[string]http.Handler)
+	}
+	if _, dup := r.http[pattern]; dup {
+		panic(fmt.Sprintf("module: two HTTP handlers for %q", pattern))
+	}
+	r.http[pattern] = h
+}
+
+// HTTPHandler returns a handler serving every registered pattern, nil
+// when no module registered one.
+func (r *Registry) HTTPHandler() http.Handler {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if len(r.http) == 0 {
+		return nil
+	}
+	mux := http.NewServeMux()
+	for p, h := range r.http {
+		mux.Handle(p, h)
+	}
+	return mux
+}
+
+// SetHTTPSAddr records where the HTTPS listener is bound (nil: closed).
+func (r *Registry) SetHTTPSAddr(a net.Addr) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.httpsAddr = a
+}
+
+func (r *Registry) HTTPSAddr() net.Addr {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.httpsAddr
 }

@@ -8,6 +8,7 @@ import (
 	"crypto/hkdf"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -52,6 +53,8 @@ type Server struct {
 	modules  []module.Module
 	lns      []Listener
 	admin    *http.Server
+	https    *http.Server
+	cert     tls.Certificate
 	wg       sync.WaitGroup
 }
 
@@ -107,7 +110,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, mods []module
 	if err != nil {
 		return nil, err
 	}
-	cert, err := tlsconf.Load(cfg.TLS.Cert, cfg.TLS.Key, filepath.Join(cfg.DataDir, "tls"), cfg.AllHosts())
+	// The self-signed certificate names the upload domain too, since
+	// clients check it against the upload URLs' host.
+	certHosts := cfg.AllHosts()
+	if cfg.Upload.Host != "" {
+		certHosts = append(certHosts, cfg.Upload.Host)
+	}
+	cert, err := tlsconf.Load(cfg.TLS.Cert, cfg.TLS.Key, filepath.Join(cfg.DataDir, "tls"), certHosts)
 	if err != nil {
 		return nil, err
 	}
@@ -115,7 +124,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, mods []module
 	if err != nil {
 		return nil, fmt.Errorf("opening storage: %w", err)
 	}
-	s := &Server{cfg: cfg, log: log, store: store, accounts: accounts.New(store), reg: module.NewRegistry(), modules: mods}
+	s := &Server{cfg: cfg, log: log, store: store, accounts: accounts.New(store), reg: module.NewRegistry(), modules: mods, cert: cert}
 	s.router = router.New(cfg.AllHosts(), s.reg, store, log)
 	h := &host{Registry: s.reg, accts: s.accounts, r: s.router, store: store, log: log, secret: secret}
 	for _, m := range mods {
@@ -171,9 +180,50 @@ func (s *Server) Listen() error {
 			}
 		}()
 	}
+	if s.cfg.Listen.HTTPS != "" {
+		if err := s.listenHTTPS(); err != nil {
+			return err
+		}
+	}
 	if s.cfg.Listen.Admin != "" {
 		return s.listenAdmin()
 	}
+	return nil
+}
+
+// listenHTTPS serves what modules registered with HandleHTTP (file
+// upload) over TLS with the XMPP listeners' certificate and TLS floor.
+func (s *Server) listenHTTPS() error {
+	ln, err := net.Listen("tcp", s.cfg.Listen.HTTPS)
+	if err != nil {
+		return fmt.Errorf("listen.https: %w", err)
+	}
+	h := s.reg.HTTPHandler()
+	if h == nil {
+		h = http.NotFoundHandler()
+	}
+	tc := tlsconf.ServerConfig(s.cert)
+	tc.NextProtos = []string{"h2", "http/1.1"}
+	// No read or write timeout on the whole request: a large upload on a
+	// slow phone link may take long. Headers must come quickly, and the
+	// upload handler bounds the body by the slot's size.
+	s.https = &http.Server{
+		Handler:           h,
+		TLSConfig:         tc,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	s.lns = append(s.lns, Listener{Name: "https", Addr: ln.Addr()})
+	s.reg.SetHTTPSAddr(ln.Addr())
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := s.https.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("https listener stopped", "err", err)
+		}
+	}()
 	return nil
 }
 
@@ -209,6 +259,10 @@ func (s *Server) Stop(ctx context.Context) error {
 	err := s.c2s.Stop(ctx)
 	if s.admin != nil {
 		err = errors.Join(err, s.admin.Shutdown(ctx))
+	}
+	if s.https != nil {
+		err = errors.Join(err, s.https.Shutdown(ctx))
+		s.reg.SetHTTPSAddr(nil)
 	}
 	s.wg.Wait()
 	for i := len(s.modules) - 1; i >= 0; i-- {

@@ -58,6 +58,7 @@ type Store interface {
 	KV() KV
 	Archive() Archive
 	PubSub() PubSub
+	MUC() MUC
 	Ping(ctx context.Context) error
 	Close() error
 }

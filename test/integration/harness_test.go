@@ -74,6 +74,7 @@ type server struct {
 	starttls string // host:port
 	direct   string
 	admin    string // the profiler's host:port, when enabled
+	https    string // the HTTPS listener's host:port, when enabled
 	mu       sync.Mutex
 	stderr   bytes.Buffer
 	done     chan struct{}
@@ -83,6 +84,7 @@ type serverOpts struct {
 	hosts     []string
 	anonymous []string
 	admin     bool   // enable the loopback profiler
+	https     bool   // enable the HTTPS listener (file upload)
 	extra     string // appended TOML
 }
 
@@ -103,6 +105,9 @@ func startServer(t *testing.T, o serverOpts) *server {
 	cfg.WriteString("[listen]\nc2s = \"127.0.0.1:0\"\nc2s_direct_tls = \"127.0.0.1:0\"\n")
 	if o.admin {
 		cfg.WriteString("admin = \"127.0.0.1:0\"\n")
+	}
+	if o.https {
+		cfg.WriteString("https = \"127.0.0.1:0\"\n")
 	}
 	cfg.WriteString(o.extra)
 	path := filepath.Join(dir, "parley.toml")
@@ -135,8 +140,9 @@ func startServer(t *testing.T, o serverOpts) *server {
 	t.Cleanup(s.stop)
 	re := regexp.MustCompile(`^listening for clients \((STARTTLS|direct TLS)\) on (\S+)$`)
 	adminRE := regexp.MustCompile(`^profiler \(pprof\) on http://(\S+)/debug/pprof/$`)
+	httpsRE := regexp.MustCompile(`^serving HTTPS \(file upload\) on (\S+)$`)
 	deadline := time.After(30 * time.Second)
-	for s.starttls == "" || s.direct == "" || (o.admin && s.admin == "") {
+	for s.starttls == "" || s.direct == "" || (o.admin && s.admin == "") || (o.https && s.https == "") {
 		select {
 		case l, ok := <-lines:
 			if !ok {
@@ -144,6 +150,9 @@ func startServer(t *testing.T, o serverOpts) *server {
 			}
 			if m := adminRE.FindStringSubmatch(l); m != nil {
 				s.admin = m[1]
+			}
+			if m := httpsRE.FindStringSubmatch(l); m != nil {
+				s.https = m[1]
 			}
 			if m := re.FindStringSubmatch(l); m != nil {
 				if m[1] == "STARTTLS" {

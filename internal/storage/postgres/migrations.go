@@ -140,5 +140,36 @@ var migrator = storage.Migrator{
 				`CREATE INDEX pubsub_items_order ON pubsub_items (owner, node, seq)`,
 			},
 		},
+		{
+			Version: 5,
+			Name:    "multi-user chat rooms, affiliations and archive",
+			Statements: []string{
+				// Rooms are not accounts: a room's rows hang off the room.
+				`CREATE TABLE muc_rooms (
+					jid     TEXT COLLATE "C" PRIMARY KEY,
+					service TEXT COLLATE "C" NOT NULL,
+					config  BYTEA NOT NULL,
+					created TIMESTAMPTZ NOT NULL
+				)`,
+				`CREATE INDEX muc_rooms_service ON muc_rooms (service, jid)`,
+				`CREATE TABLE muc_affiliations (
+					room        TEXT COLLATE "C" NOT NULL REFERENCES muc_rooms (jid) ON DELETE CASCADE ON UPDATE CASCADE,
+					jid         TEXT COLLATE "C" NOT NULL,
+					affiliation TEXT NOT NULL CHECK (affiliation IN ('owner', 'admin', 'member', 'outcast')),
+					reason      TEXT NOT NULL,
+					PRIMARY KEY (room, jid)
+				)`,
+				`CREATE TABLE muc_messages (
+					seq       BIGSERIAL PRIMARY KEY,
+					room      TEXT COLLATE "C" NOT NULL REFERENCES muc_rooms (jid) ON DELETE CASCADE ON UPDATE CASCADE,
+					stanza_id TEXT COLLATE "C" NOT NULL,
+					stamp     TIMESTAMPTZ NOT NULL,
+					data      BYTEA NOT NULL,
+					UNIQUE (room, stanza_id)
+				)`,
+				`CREATE INDEX muc_messages_room ON muc_messages (room, seq)`,
+				`CREATE INDEX muc_messages_stamp ON muc_messages (stamp)`,
+			},
+		},
 	},
 }

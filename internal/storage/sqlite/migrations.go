@@ -138,4 +138,39 @@ var migrator = storage.Migrator{Migrations: []storage.Migration{
 			`CREATE INDEX pubsub_items_order ON pubsub_items (owner, node, seq)`,
 		},
 	},
+	{
+		Version: 5,
+		Name:    "multi-user chat rooms, affiliations and archive",
+		Statements: []string{
+			// Rooms are not accounts, so nothing here references accounts;
+			// a room's rows hang off the room. config is the module's
+			// encoded configuration; created and stamp are Unix
+			// microseconds (UTC).
+			`CREATE TABLE muc_rooms (
+				jid     TEXT PRIMARY KEY NOT NULL,
+				service TEXT NOT NULL,
+				config  BLOB NOT NULL,
+				created INTEGER NOT NULL
+			) STRICT, WITHOUT ROWID`,
+			`CREATE INDEX muc_rooms_service ON muc_rooms (service, jid)`,
+			`CREATE TABLE muc_affiliations (
+				room        TEXT NOT NULL REFERENCES muc_rooms (jid) ON DELETE CASCADE ON UPDATE CASCADE,
+				jid         TEXT NOT NULL,
+				affiliation TEXT NOT NULL CHECK (affiliation IN ('owner', 'admin', 'member', 'outcast')),
+				reason      TEXT NOT NULL,
+				PRIMARY KEY (room, jid)
+			) STRICT, WITHOUT ROWID`,
+			// seq is the archive order; AUTOINCREMENT so it only grows.
+			`CREATE TABLE muc_messages (
+				seq       INTEGER PRIMARY KEY AUTOINCREMENT,
+				room      TEXT NOT NULL REFERENCES muc_rooms (jid) ON DELETE CASCADE ON UPDATE CASCADE,
+				stanza_id TEXT NOT NULL,
+				stamp     INTEGER NOT NULL,
+				data      BLOB NOT NULL,
+				UNIQUE (room, stanza_id)
+			) STRICT`,
+			`CREATE INDEX muc_messages_room ON muc_messages (room, seq)`,
+			`CREATE INDEX muc_messages_stamp ON muc_messages (stamp)`,
+		},
+	},
 }}

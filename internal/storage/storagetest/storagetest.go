@@ -38,6 +38,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 	t.Run("KV", func(t *testing.T) { runKV(t, open) })
 	t.Run("Archive", func(t *testing.T) { RunArchive(t, open) })
 	t.Run("PubSub", func(t *testing.T) { runPubSub(t, open) })
+	t.Run("MUC", func(t *testing.T) { runMUC(t, open) })
 	t.Run("RepositoriesCanceled", func(t *testing.T) { runRepositoriesCanceled(t, open) })
 	t.Run("Migrations", func(t *testing.T) { runMigrations(t, open) })
 	t.Run("Store", func(t *testing.T) { runStore(t, open) })

@@ -12,3 +12,9 @@ import (
 func TestArchiveConformance(t *testing.T) {
 	storagetest.RunArchive(t, func(t *testing.T) storage.Store { return NewStore() })
 }
+
+// TestMUCConformance holds the fake multi-user chat repository to the
+// drivers' contract.
+func TestMUCConformance(t *testing.T) {
+	storagetest.RunMUC(t, func(t *testing.T) storage.Store { return NewStore() })
+}

@@ -11,6 +11,8 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"slices"
 	"sync"
 
@@ -37,6 +39,8 @@ type Host struct {
 	messageHooks   []module.MessageHook
 	iqResults      []module.IQResultHandler
 	mu             sync.Mutex
+	http           map[string]http.Handler
+	httpsAddr      net.Addr
 	domains        map[string]bool
 	iq             map[iqKey]module.IQHandler
 	preAuth        map[xmlstream.Name]module.PreAuthIQHandler

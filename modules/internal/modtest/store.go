@@ -23,6 +23,9 @@ type Store struct {
 	archiveOnce sync.Once
 	archive     *Archive
 	pubsub      *PubSub
+	// muc is made on first use, like archive.
+	mucOnce sync.Once
+	muc     *MUC
 }
 
 var _ storage.Store = (*Store)(nil)

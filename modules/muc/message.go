@@ -1,0 +1,275 @@
+package muc
+
+import (
+	"context"
+	"strings"
+
+	"parley/internal/jid"
+	"parley/internal/stanza"
+	"parley/internal/storage"
+	"parley/internal/xmlstream"
+)
+
+// withRoom runs fn on the live room of rj under its lock, or answers el
+// with item-not-found when there is no such room.
+func (m *Module) withRoom(ctx context.Context, rj jid.JID, el *xmlstream.Element, out *outbox, fn func(r *room)) {
+	for range 3 {
+		r, err := m.room(ctx, rj)
+		if err != nil {
+			out.errorReply(el, m.storageError(err, "loading a room"))
+			return
+		}
+		if r == nil {
+			out.errorReply(el, stanza.ItemNotFound("no such room"))
+			return
+		}
+		r.mu.Lock()
+		if r.gone {
+			r.mu.Unlock()
+			continue
+		}
+		fn(r)
+		r.mu.Unlock()
+		return
+	}
+	out.errorReply(el, stanza.ResourceConstraint("the room keeps changing; try again"))
+}
+
+func notAcceptable(text string) *stanza.Error {
+	return &stanza.Error{Type: stanza.Modify, Condition: "not-acceptable", Text: text}
+}
+
+func (m *Module) message(ctx context.Context, from, to jid.JID, el *xmlstream.Element, out *outbox) {
+	typ := el.Attr("type")
+	if to.Local() == "" || typ == "error" {
+		// Errors from occupants' clients are not acted on; messages to
+		// the service itself have no meaning.
+		return
+	}
+	m.withRoom(ctx, to.Bare(), el, out, func(r *room) {
+		switch {
+		case to.Resource() != "":
+			r.private(from, to.Resource(), el, out)
+		case typ == "groupchat":
+			r.groupchat(ctx, from, el, out)
+		case el.Child(NSUser, "x") != nil:
+			r.userX(ctx, from, el, out)
+		case isVoiceRequest(el):
+			r.voiceRequest(from, el, out)
+		default:
+			out.errorReply(el, notAcceptable("only groupchat messages go to a room"))
+		}
+	})
+}
+
+// groupchat handles a message to all occupants (§7.4) or a subject change
+// (§8.1).
+func (r *room) groupchat(ctx context.Context, from jid.JID, el *xmlstream.Element, out *outbox) {
+	o := r.occupantBySession(from)
+	switch {
+	case o == nil:
+		out.errorReply(el, notAcceptable("only occupants may send messages to the room"))
+		return
+	case o.role == roleVisitor:
+		out.errorReply(el, stanza.Forbidden("you have no voice in this room"))
+		return
+	}
+	subject := el.Child(el.Name.Space, "subject")
+	if subject != nil && el.Child(el.Name.Space, "body") == nil {
+		if !r.cfg.ChangeSubject && o.role != roleModerator {
+			out.errorReply(el, stanza.Forbidden("you may not change the subject"))
+			return
+		}
+		r.cfg.Subject, r.cfg.SubjectBy = subject.Text(), o.nick
+		if err := r.save(ctx); err != nil {
+			out.errorReply(el, r.m.storageError(err, "saving a subject"))
+			return
+		}
+	}
+	msg := xmlstream.New(el.Name.Space, "message", "type", "groupchat", "from", r.nickJID(o.nick).String())
+	if id := el.Attr("id"); id != "" {
+		msg.SetAttr("id", id)
+	}
+	for c := range el.Elements() {
+		// Ids a client could forge: the room's own are added below.
+		if c.Name.Space == NSOccupantID || (c.Name.Space == NSSID && c.Name.Local == "stanza-id" && c.Attr("by") == r.jid.String()) {
+			continue
+		}
+		sub(msg, c.Copy())
+	}
+	sub(msg, xmlstream.New(NSOccupantID, "occupant-id", "id", r.occupantID(o.bare)))
+	stamp := r.m.now().UTC()
+	if r.cfg.Persistent && subject == nil {
+		id := newID()
+		sub(msg, xmlstream.New(NSSID, "stanza-id", "id", id, "by", r.jid.String()))
+		if _, err := r.m.store.AppendMessage(ctx, r.jid.String(), storage.MUCMessage{ID: id, Stamp: stamp, Data: []byte(msg.String())}); err != nil {
+			out.errorReply(el, r.m.storageError(err, "archiving a room message"))
+			return
+		}
+	}
+	if subject == nil || el.Child(el.Name.Space, "body") != nil {
+		r.history = append(r.history, historyEntry{stamp: stamp, msg: msg, from: from})
+		if len(r.history) > historySize {
+			r.history = r.history[len(r.history)-historySize:]
+		}
+	}
+	for _, rec := range r.occupants {
+		for _, s := range rec.sessions {
+			c := msg.Copy()
+			c.SetAttr("to", s.String())
+			out.add(c)
+		}
+	}
+}
+
+// private relays a message between two occupants (§7.5), from the
+// sender's room nick to every session of the recipient.
+func (r *room) private(from jid.JID, nick string, el *xmlstream.Element, out *outbox) {
+	o := r.occupantBySession(from)
+	if o == nil {
+		out.errorReply(el, notAcceptable("only occupants may send private messages"))
+		return
+	}
+	if el.Attr("type") == "groupchat" {
+		out.errorReply(el, stanza.BadRequest("a private message cannot be of type groupchat"))
+		return
+	}
+	target := r.occupants[nick]
+	if target == nil {
+		out.errorReply(el, stanza.ItemNotFound("no occupant has that nickname"))
+		return
+	}
+	for _, s := range target.sessions {
+		c := el.Copy()
+		c.SetAttr("from", r.nickJID(o.nick).String())
+		c.SetAttr("to", s.String())
+		if c.Child(NSUser, "x") == nil {
+			// §7.5: lets the client tell a private message from a chat.
+			sub(c, xmlstream.New(NSUser, "x"))
+		}
+		out.add(c)
+	}
+}
+
+// userX handles invitations and declines (§7.8.2, §7.8.3).
+func (r *room) userX(ctx context.Context, from jid.JID, el *xmlstream.Element, out *outbox) {
+	x := el.Child(NSUser, "x")
+	if d := x.Child(NSUser, "decline"); d != nil {
+		to, err := jid.Parse(d.Attr("to"))
+		if err != nil {
+			out.errorReply(el, stanza.JIDMalformed("the decline has no valid 'to'"))
+			return
+		}
+		msg := xmlstream.New(stanza.NSClient, "message", "from", r.jid.String(), "to", to.String())
+		dx := sub(msg, xmlstream.New(NSUser, "x"))
+		dec := sub(dx, xmlstream.New(NSUser, "decline", "from", from.Bare().String()))
+		if reason := d.Child(NSUser, "reason"); reason != nil {
+			sub(dec, reason.Copy())
+		}
+		out.add(msg)
+		return
+	}
+	o := r.occupantBySession(from)
+	aff := r.affiliation(from)
+	if o == nil {
+		out.errorReply(el, notAcceptable("only occupants may invite"))
+		return
+	}
+	// §7.8.2: in a members-only room only admins and owners invite,
+	// unless the room lets occupants; elsewhere allowinvites decides.
+	admin := aff == storage.AffOwner || aff == storage.AffAdmin
+	if !admin && !r.cfg.AllowInvites {
+		out.errorReply(el, stanza.Forbidden("you may not invite people to this room"))
+		return
+	}
+	for inv := range x.Elements() {
+		if inv.Name.Space != NSUser || inv.Name.Local != "invite" {
+			continue
+		}
+		to, err := jid.Parse(inv.Attr("to"))
+		if err != nil {
+			out.errorReply(el, stanza.JIDMalformed("the invitation has no valid 'to'"))
+			return
+		}
+		if r.cfg.MembersOnly && r.affiliation(to) == storage.AffNone {
+			if err := r.setAffiliation(ctx, storage.MUCAffiliation{JID: to.Bare().String(), Affiliation: storage.AffMember}); err != nil {
+				out.errorReply(el, r.m.storageError(err, "adding an invitee as member"))
+				return
+			}
+		}
+		msg := xmlstream.New(stanza.NSClient, "message", "from", r.jid.String(), "to", to.String(), "id", newID())
+		ix := sub(msg, xmlstream.New(NSUser, "x"))
+		invFrom := r.nickJID(o.nick)
+		if r.cfg.NonAnonymous {
+			invFrom = from.Bare()
+		}
+		i := sub(ix, xmlstream.New(NSUser, "invite", "from", invFrom.String()))
+		if reason := inv.Child(NSUser, "reason"); reason != nil {
+			sub(i, reason.Copy())
+		}
+		if r.cfg.Password != "" {
+			sub(ix, xmlstream.New(NSUser, "password")).AddText(r.cfg.Password)
+		}
+		out.add(msg)
+	}
+}
+
+// isVoiceRequest recognises the muc#request form of §7.13.
+func isVoiceRequest(el *xmlstream.Element) bool {
+	x := el.Child(NSData, "x")
+	return x != nil && formType(x) == NSRequest
+}
+
+func formType(x *xmlstream.Element) string {
+	for f := range x.Elements() {
+		if f.Name.Local == "field" && f.Attr("var") == "FORM_TYPE" {
+			return strings.TrimSpace(childText(f, NSData, "value"))
+		}
+	}
+	return ""
+}
+
+// voiceRequest passes a visitor's request for voice to the moderators
+// (§7.13) as the form they approve (§8.6).
+func (r *room) voiceRequest(from jid.JID, el *xmlstream.Element, out *outbox) {
+	o := r.occupantBySession(from)
+	if o == nil {
+		out.errorReply(el, notAcceptable("only occupants may ask for voice"))
+		return
+	}
+	if o.role != roleVisitor {
+		return // already has voice: nothing to ask
+	}
+	for _, mod := range r.occupants {
+		if mod.role != roleModerator {
+			continue
+		}
+		form := xmlstream.New(NSData, "x", "type", "form")
+		sub(form, xmlstream.New(NSData, "title")).AddText("Voice request")
+		addField(form, "FORM_TYPE", "hidden", "", NSRequest)
+		addField(form, "muc#role", "list-single", "Requested role", roleParticipant)
+		if r.canSeeJIDs(mod) {
+			addField(form, "muc#jid", "jid-single", "User ID", from.String())
+		}
+		addField(form, "muc#roomnick", "text-single", "Room Nickname", o.nick)
+		addField(form, "muc#request_allow", "boolean", "Grant voice to this person?", "false")
+		for _, s := range mod.sessions {
+			msg := xmlstream.New(stanza.NSClient, "message", "from", r.jid.String(), "to", s.String(), "id", newID())
+			sub(msg, form.Copy())
+			out.add(msg)
+		}
+	}
+}
+
+func addField(form *xmlstream.Element, v, typ, label string, values ...string) {
+	f := sub(form, xmlstream.New(NSData, "field", "var", v))
+	if typ != "" {
+		f.SetAttr("type", typ)
+	}
+	if label != "" {
+		f.SetAttr("label", label)
+	}
+	for _, val := range values {
+		sub(f, xmlstream.New(NSData, "value")).AddText(val)
+	}
+}

@@ -1,0 +1,239 @@
+// Package muc is a multi-user chat service (XEP-0045) on its own domain:
+// rooms with affiliations and roles, configuration through data forms,
+// history, private messages, mediated invitations, occupant ids
+// (XEP-0421) and self-ping (XEP-0410). Persistent rooms, their
+// affiliations and their messages are kept in storage.MUC.
+package muc
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"parley/internal/jid"
+	"parley/internal/module"
+	"parley/internal/stanza"
+	"parley/internal/storage"
+	"parley/internal/xmlstream"
+)
+
+// Namespaces.
+const (
+	NS           = "http://jabber.org/protocol/muc"
+	NSUser       = NS + "#user"
+	NSAdmin      = NS + "#admin"
+	NSOwner      = NS + "#owner"
+	NSRequest    = NS + "#request"
+	NSRoomConfig = NS + "#roomconfig"
+	NSRoomInfo   = NS + "#roominfo"
+	NSOccupantID = "urn:xmpp:occupant-id:0"
+	NSPing       = "urn:xmpp:ping"
+	NSDiscoInfo  = "http://jabber.org/protocol/disco#info"
+	NSDiscoItems = "http://jabber.org/protocol/disco#items"
+	NSData       = "jabber:x:data"
+	NSDelay      = "urn:xmpp:delay"
+	NSSID        = "urn:xmpp:sid:0"
+	NSVCard      = "vcard-temp"
+)
+
+// historySize is how many messages a room keeps in memory for new
+// occupants (XEP-0045 §7.2.15); clients wanting more use the archive.
+const historySize = 50
+
+// Module is the multi-user chat service for one or more service domains.
+type Module struct {
+	services  []string
+	retention time.Duration
+	now       func() time.Time
+
+	host  module.Host
+	store storage.MUC
+
+	mu    sync.Mutex
+	rooms map[jid.JID]*room
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+// New returns the service for the given domains (e.g.
+// "conference.example.org"). Archived room messages older than retention
+// are deleted; 0 keeps them.
+func New(services []string, retention time.Duration) *Module {
+	return &Module{services: services, retention: retention, now: time.Now, rooms: map[jid.JID]*room{}}
+}
+
+func (*Module) Name() string { return "muc" }
+
+func (m *Module) Start(h module.Host) error {
+	if m.retention < 0 {
+		return fmt.Errorf("muc: negative retention %v", m.retention)
+	}
+	m.host = h
+	m.store = h.Store().MUC()
+	for _, s := range m.services {
+		d, err := jid.Parse(s)
+		if err != nil || !d.IsDomain() {
+			return fmt.Errorf("muc: service %q is not a domain", s)
+		}
+		if h.IsLocal(s) {
+			return fmt.Errorf("muc: service %q is also a served host", s)
+		}
+		h.AddComponent(module.Component{Domain: d.Domain(), Name: "Chatrooms"}, m.handle)
+	}
+	if m.retention > 0 {
+		m.stop = make(chan struct{})
+		m.wg.Add(1)
+		go m.expireLoop(m.stop)
+	}
+	return nil
+}
+
+// Stop ends the retention job.
+func (m *Module) Stop(ctx context.Context) error {
+	if m.stop == nil {
+		return nil
+	}
+	close(m.stop)
+	m.stop = nil
+	done := make(chan struct{})
+	go func() { m.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("muc: stopping the retention job: %w", ctx.Err())
+	}
+}
+
+// expireLoop enforces retention like the personal archive does: a tenth
+// of the period, at most an hour, between clean-ups.
+func (m *Module) expireLoop(stop <-chan struct{}) {
+	defer m.wg.Done()
+	tick := time.NewTicker(min(m.retention/10, time.Hour))
+	defer tick.Stop()
+	for {
+		m.expire()
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+func (m *Module) expire() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	n, err := m.store.DeleteMessagesBefore(ctx, m.now().Add(-m.retention))
+	if err != nil {
+		m.host.Logger().Error("muc: retention clean-up failed", "err", err)
+	} else if n > 0 {
+		m.host.Logger().Info("muc: expired room messages deleted", "count", n)
+	}
+}
+
+// newID returns an unguessable stanza id.
+func newID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// handle is the component handler: every stanza for the service domain
+// or a JID at it.
+func (m *Module) handle(ctx context.Context, from, to jid.JID, el *xmlstream.Element) {
+	var out outbox
+	switch el.Name.Local {
+	case "presence":
+		m.presence(ctx, from, to, el, &out)
+	case "message":
+		m.message(ctx, from, to, el, &out)
+	case "iq":
+		m.iq(ctx, from, to, el, &out)
+	}
+	out.flush(ctx, m.host)
+}
+
+// outbox collects what a room decided to send while it was locked; it is
+// sent after the lock is released so that no delivery runs under it.
+type outbox []*xmlstream.Element
+
+func (o *outbox) add(el *xmlstream.Element) { *o = append(*o, el) }
+
+// errorReply queues the error answer to el.
+func (o *outbox) errorReply(el *xmlstream.Element, se *stanza.Error) {
+	if r := stanza.ErrorReply(el, se); r != nil {
+		o.add(r)
+	}
+}
+
+func (o outbox) flush(ctx context.Context, h module.Host) {
+	for _, el := range o {
+		h.Deliver(ctx, el)
+	}
+}
+
+// room returns the live room for a bare room JID, loading a persistent
+// one from storage; nil when there is none.
+func (m *Module) room(ctx context.Context, rj jid.JID) (*room, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if r := m.rooms[rj]; r != nil {
+		return r, nil
+	}
+	stored, err := m.store.Room(ctx, rj.String())
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("muc: load room %s: %w", rj, err)
+	}
+	r, err := m.loadRoom(ctx, rj, stored)
+	if err != nil {
+		return nil, err
+	}
+	m.rooms[rj] = r
+	return r, nil
+}
+
+// create makes a new room owned by creator unless one appeared meanwhile,
+// which it returns instead (created false).
+func (m *Module) create(rj, creator jid.JID, locked bool) (r *room, created bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if r := m.rooms[rj]; r != nil {
+		return r, false
+	}
+	r = newRoom(m, rj, defaultConfig())
+	r.locked = locked
+	r.affs[creator.Bare().String()] = storage.MUCAffiliation{JID: creator.Bare().String(), Affiliation: storage.AffOwner}
+	m.rooms[rj] = r
+	return r, true
+}
+
+// drop forgets a room that was destroyed or emptied.
+func (m *Module) drop(r *room) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.rooms[r.jid] == r {
+		delete(m.rooms, r.jid)
+	}
+}
+
+// storageError logs a storage failure and turns it into the stanza error
+// a client sees.
+func (m *Module) storageError(err error, what string) *stanza.Error {
+	m.host.Logger().Error("muc: "+what+" failed", "err", err)
+	return stanza.InternalServerError()
+}
+
+// sub appends child to parent and returns the child, for building trees.
+func sub(parent, child *xmlstream.Element) *xmlstream.Element {
+	parent.AddChild(child)
+	return child
+}
