@@ -3,6 +3,9 @@ package integration
 import (
 	"strings"
 	"testing"
+	"time"
+
+	"parley/internal/xmlstream"
 )
 
 // TestPEPForOMEMO: OMEMO keys published with access_model=open can be
@@ -46,4 +49,45 @@ func TestPEPForOMEMO(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestPEPNotifications: a contact whose client announces +notify for a
+// node in its entity capabilities gets the owner's publications; one that
+// does not, does not (XEP-0163 §4, XEP-0115).
+func TestPEPNotifications(t *testing.T) {
+	needSlixmpp(t)
+	s := startServer(t, serverOpts{})
+	for _, u := range []string{"alice", "bob", "carol"} {
+		s.addUser(u+"@localhost", "pw")
+	}
+	alice := s.connect(t, "alice@localhost/r", "pw")
+	bob := s.connect(t, "bob@localhost/r", "pw", "--notify", "urn:xmpp:avatar:metadata")
+	carol := s.connect(t, "carol@localhost/r", "pw")
+	alice.send("<presence/>")
+	alice.expect("own presence", isPresence("alice@localhost/r", ""))
+	// bob and carol are subscribed to alice's presence.
+	for _, c := range []*agent{bob, carol} {
+		c.send("<presence to='alice@localhost' type='subscribe'/>")
+	}
+	for range 2 {
+		req := alice.expect("a subscription request", func(el *xmlstream.Element) bool {
+			return el.Name.Local == "presence" && el.Attr("type") == "subscribe"
+		})
+		alice.send("<presence to='%s' type='subscribed'/>", req.Attr("from"))
+	}
+	for _, c := range []*agent{bob, carol} {
+		c.op("presence") // slixmpp adds its entity capabilities for bob
+		c.expect("alice's presence", isPresence("alice@localhost/r", ""))
+	}
+	time.Sleep(500 * time.Millisecond) // the server asks bob's client for its features
+	r := alice.iq("<iq type='set'><pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='urn:xmpp:avatar:metadata'><item id='abc'><metadata xmlns='urn:xmpp:avatar:metadata'><info id='abc' bytes='10' type='image/png'/></metadata></item></publish></pubsub></iq>")
+	if r.Attr("type") != "result" {
+		t.Fatalf("publish: %s", r)
+	}
+	isEvent := func(el *xmlstream.Element) bool {
+		ev := el.Child("http://jabber.org/protocol/pubsub#event", "event")
+		return el.Name.Local == "message" && ev != nil && strings.Contains(ev.String(), `id="abc"`)
+	}
+	bob.expect("the avatar notification", isEvent)
+	carol.expectNone("a notification without +notify", 500*time.Millisecond, isEvent)
 }

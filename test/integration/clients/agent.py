@@ -5,6 +5,7 @@ slixmpp does the real work of a client (TLS, SASL, binding, answering
 pings and disco); the Go test tells it what to send and reads everything it
 receives. Protocol, one JSON object per line:
   stdin:  {"op": "send", "xml": "<message .../>"}   send raw XML
+          {"op": "presence"}                         initial presence built by slixmpp
           {"op": "close"}                            close the stream cleanly
           {"op": "abort"}                            cut the TCP connection
   stdout: {"event": "session_start", "jid": "..."}
@@ -38,6 +39,8 @@ def main():
     p.add_argument("--cafile", required=True)
     p.add_argument("--debug", action="store_true")
     p.add_argument("--sm", action="store_true", help="use stream management (XEP-0198) with resumption")
+    p.add_argument("--notify", action="append", default=[],
+                   help="PEP node to get notifications for (+notify in entity capabilities)")
     a = p.parse_args()
     if a.debug:
         logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)
@@ -53,6 +56,11 @@ def main():
     xmpp.auto_subscribe = False
     xmpp.register_plugin("xep_0030")
     xmpp.register_plugin("xep_0199")
+    if a.notify:
+        xmpp.register_plugin("xep_0115")
+        xmpp.register_plugin("xep_0163")
+        for node in a.notify:
+            xmpp["xep_0163"].add_interest(node)
     if a.sm:
         xmpp.register_plugin("xep_0198")
         xmpp.add_event_handler("sm_enabled", lambda _: emit(event="sm_enabled"))
@@ -101,6 +109,9 @@ def main():
         op = cmd.get("op")
         if op == "send":
             xmpp.send_raw(cmd["xml"])
+        elif op == "presence":
+            # Through slixmpp, so that its plugins (caps) add their parts.
+            xmpp.send_presence()
         elif op == "close":
             xmpp.disconnect()
         elif op == "abort":
