@@ -73,7 +73,12 @@ type Decoder struct {
 	kids     []Node    // scratch
 	scratch  []byte    // scratch for unescaping
 	emptyHdr bool      // the header was an empty-element tag
+	one      [1]byte   // where an idle decoder waits for its next byte
 }
+
+// wakeBufSize is the buffer a decoder takes when data arrives after it
+// had nothing buffered; most stanzas fit, bigger ones grow it.
+const wakeBufSize = 1024
 
 // NewDecoder returns a decoder reading from r.
 func NewDecoder(r io.Reader, lim Limits) *Decoder {
@@ -136,6 +141,9 @@ func (d *Decoder) fill() error {
 		d.rerr = nil
 		return err
 	}
+	if d.pos == d.end {
+		return d.wait()
+	}
 	if d.end == len(d.buf) {
 		if d.pos > 0 {
 			copy(d.buf, d.buf[d.pos:d.end])
@@ -158,6 +166,30 @@ func (d *Decoder) fill() error {
 		n, err := d.r.Read(d.buf[d.end:])
 		d.end += n
 		if n > 0 {
+			d.rerr = err
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return io.ErrNoProgress
+}
+
+// wait reads when nothing at all is buffered, which is where an idle
+// connection spends its life: the first byte goes into a one-byte array,
+// and the read buffer is let go meanwhile, so a sleeping session costs
+// no buffer here (memory per idle connection is a target of issue 4).
+// The next fill reads the rest of what arrived into a fresh buffer.
+func (d *Decoder) wait() error {
+	d.pos, d.end = 0, 0
+	d.buf = nil
+	for range maxEmptyReads {
+		n, err := d.r.Read(d.one[:])
+		if n > 0 {
+			d.buf = make([]byte, wakeBufSize)
+			d.buf[0] = d.one[0]
+			d.end = 1
 			d.rerr = err
 			return nil
 		}

@@ -556,16 +556,30 @@ func TestReadErrors(t *testing.T) {
 	errTimeout := errors.New("timeout")
 	in := hdr + `<message><body>hello</body></message>`
 	cut := len(hdr) + 12
-	calls := 0
+	// A stream: the first part, then a timeout, then the rest with EOF.
+	// Reads may be short (the decoder waits for one byte when idle).
+	steps := []struct {
+		data string
+		err  error
+	}{{in[:cut], nil}, {"", errTimeout}, {in[cut:], io.EOF}}
 	r := readerFunc(func(p []byte) (int, error) {
-		calls++
-		switch calls {
-		case 1:
-			return copy(p, in[:cut]), nil
-		case 2:
-			return 0, errTimeout
-		case 3:
-			return copy(p, in[cut:]), io.EOF
+		for len(steps) > 0 {
+			st := &steps[0]
+			if st.data == "" {
+				err := st.err
+				steps = steps[1:]
+				if err == nil {
+					continue
+				}
+				return 0, err
+			}
+			n := copy(p, st.data)
+			st.data = st.data[n:]
+			if st.data == "" && st.err == io.EOF {
+				steps = steps[1:]
+				return n, io.EOF
+			}
+			return n, nil
 		}
 		return 0, io.EOF
 	})
