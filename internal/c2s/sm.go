@@ -128,7 +128,7 @@ func (c *conn) handleSM(el *xmlstream.Element) error {
 // ackLocked drops what the client acknowledged (h counts modulo 2^32).
 func (c *conn) ackLocked(h uint32) error {
 	n := h - c.sm.acked
-	if int(n) > len(c.sm.unacked) || n > uint32(len(c.sm.unacked)) {
+	if int(n) > len(c.sm.unacked) {
 		return &stream.Error{Condition: "undefined-condition", Text: "acknowledged more stanzas than were sent (handled-count-too-high)"}
 	}
 	c.sm.unacked = c.sm.unacked[n:]

@@ -214,18 +214,15 @@ func (r *Router) filtered(ctx context.Context, from, to jid.JID, el *xmlstream.E
 	if to.IsZero() || from.Bare().Equal(to.Bare()) {
 		return false
 	}
+	// Which sides are local accounts does not change between filters.
+	outbound := from.Local() != "" && r.hosts[from.Domain()]
+	inbound := to.Local() != "" && r.hosts[to.Domain()]
 	for _, f := range r.reg.Filters() {
-		outbound := from.Local() != "" && r.hosts[from.Domain()]
-		if outbound {
-			if stop, se := f(ctx, from, to, el, true); stop {
-				if se != nil {
-					r.bounce(ctx, from, el, se)
-				}
-				return true
+		for _, dir := range [2]bool{true, false} {
+			if (dir && !outbound) || (!dir && !inbound) {
+				continue
 			}
-		}
-		if to.Local() != "" && r.hosts[to.Domain()] {
-			if stop, se := f(ctx, from, to, el, false); stop {
+			if stop, se := f(ctx, from, to, el, dir); stop {
 				if se != nil {
 					r.bounce(ctx, from, el, se)
 				}
