@@ -14,7 +14,9 @@ import (
 	"parley/internal/config"
 	"parley/internal/module"
 	"parley/internal/server"
+	"parley/modules/avatarconv"
 	"parley/modules/blocking"
+	"parley/modules/bookmarks"
 	"parley/modules/carbons"
 	"parley/modules/disco"
 	"parley/modules/entitytime"
@@ -54,6 +56,8 @@ func modules(cfg config.Config) []module.Module {
 		muc.New(cfg.MUCServices(), cfg.Retention.Archive.Keep),
 		push.New(push.Options{IncludeSender: cfg.Push.IncludeSender, IncludeBody: cfg.Push.IncludeBody}),
 	}
+	mods = append(mods, avatarconv.New(mods)) // XEP-0398: works on pep and vcard
+	mods = append(mods, bookmarks.New(mods))  // XEP-0402 compat: works on pep and private
 	if u := cfg.Upload; u.Host != "" {
 		mods = append(mods, upload.New(upload.Options{
 			Domain:             u.Host,

@@ -52,9 +52,14 @@ type Module struct {
 	ps   storage.PubSub
 	caps *capsCache
 	now  func() time.Time
+	// hooks see the changes owners make, by node; filled while the
+	// server starts (OnChange) and only read afterwards.
+	hooks map[string][]ChangeHook
 }
 
-func New() *Module { return &Module{caps: newCapsCache(), now: time.Now} }
+func New() *Module {
+	return &Module{caps: newCapsCache(), now: time.Now, hooks: map[string][]ChangeHook{}}
+}
 
 func (*Module) Name() string { return "pep" }
 
@@ -190,7 +195,6 @@ func formIn(parent *xmlstream.Element) *xmlstream.Element {
 }
 
 func (m *Module) publish(ctx context.Context, iq module.IQ, node string, pub *xmlstream.Element) (*xmlstream.Element, error) {
-	owner := iq.To.String()
 	var item *xmlstream.Element
 	n := 0
 	for c := range pub.Elements() {
@@ -212,41 +216,52 @@ func (m *Module) publish(ctx context.Context, iq module.IQ, node string, pub *xm
 		return nil, withCondition(stanza.BadRequest("an item carries exactly one payload"), "invalid-payload")
 	}
 	opts := formIn(iq.Payload.Child(NS, "publish-options"))
-	cfg, exists, err := m.nodeConfigOf(ctx, owner, node)
+	id, err := m.store(ctx, iq.To, iq.From.Bare(), node, item.Attr("id"), payload, opts)
 	if err != nil {
 		return nil, err
+	}
+	m.changed(ctx, Change{Owner: iq.To, Node: node, ItemID: id, Payload: payload})
+	res := xmlstream.New(NS, "pubsub")
+	res.AddChild(xmlstream.New(NS, "publish", "node", node).AddChild(xmlstream.New(NS, "item", "id", id)))
+	return res, nil
+}
+
+// store publishes payload as item id (a random one when empty) on owner's
+// node, creating the node from its defaults and opts, and notifies.
+func (m *Module) store(ctx context.Context, ownerJID, publisher jid.JID, node, id string, payload, opts *xmlstream.Element) (string, error) {
+	owner := ownerJID.String()
+	cfg, exists, err := m.nodeConfigOf(ctx, owner, node)
+	if err != nil {
+		return "", err
 	}
 	switch {
 	case !exists:
 		if cfg, err = m.newNode(ctx, owner, node, opts); err != nil {
-			return nil, err
+			return "", err
 		}
 	case opts != nil:
 		if f := parseForm(opts); f.formType() == formTypePublishOptions && !cfg.meets(f, MaxItems) {
-			return nil, withCondition(stanza.Conflict("the node's configuration does not match the publish options"), "precondition-not-met")
+			return "", withCondition(stanza.Conflict("the node's configuration does not match the publish options"), "precondition-not-met")
 		}
 	}
-	id := item.Attr("id")
 	if id == "" {
 		id = randomID()
 	}
 	data := payload.Append(nil, "")
-	stored := storage.PubSubItem{ID: id, Publisher: iq.From.Bare().String(), Payload: data, Published: m.now().UTC()}
+	stored := storage.PubSubItem{ID: id, Publisher: publisher.String(), Payload: data, Published: m.now().UTC()}
 	if cfg.PersistItems {
 		stored, err = m.ps.Publish(ctx, owner, node, stored, cfg.limit())
 		if errors.Is(err, storage.ErrInvalid) {
-			return nil, withCondition(&stanza.Error{Type: stanza.Modify, Condition: "not-acceptable", Text: "the item is too large or its id is invalid"}, "payload-too-big")
+			return "", withCondition(&stanza.Error{Type: stanza.Modify, Condition: "not-acceptable", Text: "the item is too large or its id is invalid"}, "payload-too-big")
 		}
 		if err != nil {
-			return nil, fmt.Errorf("pep: publishing to %q of %s: %w", node, owner, err)
+			return "", fmt.Errorf("pep: publishing to %q of %s: %w", node, owner, err)
 		}
 	}
 	ev := eventItems(node)
 	ev.AddChild(itemElement(id, payload))
-	m.broadcast(ctx, iq.To, node, cfg, ev)
-	res := xmlstream.New(NS, "pubsub")
-	res.AddChild(xmlstream.New(NS, "publish", "node", node).AddChild(xmlstream.New(NS, "item", "id", id)))
-	return res, nil
+	m.broadcast(ctx, ownerJID, node, cfg, ev)
+	return id, nil
 }
 
 func eventItems(node string) *xmlstream.Element { return xmlstream.New(NSEvent, "items", "node", node) }
@@ -287,6 +302,7 @@ func (m *Module) retract(ctx context.Context, iq module.IQ, node string, r *xmls
 		ev.AddChild(xmlstream.New(NSEvent, "retract", "id", id))
 		m.broadcast(ctx, iq.To, node, cfg, ev)
 	}
+	m.changed(ctx, Change{Owner: iq.To, Node: node, ItemID: id, Retracted: true})
 	return nil
 }
 
@@ -467,6 +483,7 @@ func (m *Module) ownerSet(ctx context.Context, iq module.IQ) (*xmlstream.Element
 		if cfg.NotifyDelete {
 			m.broadcast(ctx, iq.To, node, cfg, xmlstream.New(NSEvent, "delete", "node", node))
 		}
+		m.changed(ctx, Change{Owner: iq.To, Node: node, NodeDeleted: true})
 		return nil, nil
 	}
 	return nil, stanza.FeatureNotImplemented(action.Name.Local + " is not supported")

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 
+	"parley/internal/jid"
 	"parley/internal/module"
 	"parley/internal/stanza"
 	"parley/internal/storage"
@@ -44,9 +45,70 @@ var reserved = map[string]bool{
 
 type Module struct {
 	kv storage.KV
+	// slots are the namespaces other modules took over (Handle); filled
+	// while the server starts and only read afterwards.
+	slots map[string]Slot
 }
 
-func New() *Module { return &Module{} }
+func New() *Module { return &Module{slots: map[string]Slot{}} }
+
+// Slot lets another module take part in reading and writing one
+// namespace, e.g. legacy bookmarks (XEP-0048) kept in step with PEP
+// bookmarks (XEP-0402). What it returns from Set is what private storage
+// keeps; what it returns from Get is what the owner reads.
+type Slot interface {
+	// Get receives what is stored for the namespace, a query element
+	// holding the stored children, or nil when nothing is, and returns
+	// the query to answer with.
+	Get(ctx context.Context, owner jid.JID, stored *xmlstream.Element) (*xmlstream.Element, error)
+	// Set receives a query holding the elements a client stores and
+	// returns the query to keep (nil to keep nothing). An error refuses
+	// the whole request before anything else is written.
+	Set(ctx context.Context, owner jid.JID, q *xmlstream.Element) (*xmlstream.Element, error)
+}
+
+// Stored returns what is kept for ns (a query element holding it), nil
+// when nothing is; slots are not consulted. It lets a slot's owner
+// migrate data stored before it took the namespace over.
+func (m *Module) Stored(ctx context.Context, owner jid.JID, ns string) (*xmlstream.Element, error) {
+	o := owner.Bare().String()
+	data, err := m.kv.Get(ctx, o, kvNS, ns)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("private: reading %s of %s: %w", ns, o, err)
+	}
+	el, err := xmlstream.ParseElement(data, "")
+	if err != nil {
+		return nil, fmt.Errorf("private: stored %s of %s is damaged: %w", ns, o, err)
+	}
+	return el, nil
+}
+
+// Keep replaces what is kept for ns with q (nil deletes it); slots are
+// not consulted.
+func (m *Module) Keep(ctx context.Context, owner jid.JID, ns string, q *xmlstream.Element) error {
+	o := owner.Bare().String()
+	if q == nil {
+		if err := m.kv.Delete(ctx, o, kvNS, ns); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return fmt.Errorf("private: clearing %s of %s: %w", ns, o, err)
+		}
+		return nil
+	}
+	data := q.Append(nil, "")
+	if len(data) > MaxBytes {
+		return notAcceptable(fmt.Sprintf("the data for %s is %d bytes; at most %d are kept", ns, len(data), MaxBytes))
+	}
+	if err := m.kv.Put(ctx, o, kvNS, ns, data); err != nil {
+		return fmt.Errorf("private: storing %s of %s: %w", ns, o, err)
+	}
+	return nil
+}
+
+// Handle gives namespace ns to s. Call it while the server starts (from
+// a module's Start).
+func (m *Module) Handle(ns string, s Slot) { m.slots[ns] = s }
 
 func (*Module) Name() string { return "private" }
 
@@ -97,20 +159,20 @@ func (m *Module) get(ctx context.Context, iq module.IQ) (*xmlstream.Element, err
 		return nil, stanza.BadRequest("ask for one namespace per request")
 	}
 	req := kids[0]
-	owner := iq.To.String()
+	stored, err := m.Stored(ctx, iq.To, req.Name.Space)
+	if err != nil {
+		return nil, err
+	}
+	if slot := m.slots[req.Name.Space]; slot != nil {
+		if stored, err = slot.Get(ctx, iq.To, stored); err != nil {
+			return nil, err
+		}
+	}
 	q := xmlstream.New(NS, "query")
-	data, err := m.kv.Get(ctx, owner, kvNS, req.Name.Space)
-	if errors.Is(err, storage.ErrNotFound) {
+	if stored == nil || stored.FirstElement() == nil {
 		// Nothing stored: the request's element comes back empty, as
 		// every implementation does and clients expect.
 		return q.AddChild(xmlstream.New(req.Name.Space, req.Name.Local)), nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("private: reading %s of %s: %w", req.Name.Space, owner, err)
-	}
-	stored, err := xmlstream.ParseElement(data, "")
-	if err != nil {
-		return nil, fmt.Errorf("private: stored %s of %s is damaged: %w", req.Name.Space, owner, err)
 	}
 	for c := range stored.Elements() {
 		q.AddChild(c)
@@ -149,7 +211,28 @@ func (m *Module) set(ctx context.Context, iq module.IQ) (*xmlstream.Element, err
 	if err := m.checkCount(ctx, owner, order); err != nil {
 		return nil, err
 	}
+	// Slots go first: they may still refuse the request.
 	for i, ns := range order {
+		slot := m.slots[ns]
+		if slot == nil {
+			continue
+		}
+		keep, err := slot.Set(ctx, iq.To, groups[ns])
+		if err != nil {
+			return nil, err
+		}
+		values[i] = nil
+		if keep != nil {
+			values[i] = keep.Append(nil, "")
+		}
+	}
+	for i, ns := range order {
+		if values[i] == nil {
+			if err := m.kv.Delete(ctx, owner, kvNS, ns); err != nil && !errors.Is(err, storage.ErrNotFound) {
+				return nil, fmt.Errorf("private: clearing %s of %s: %w", ns, owner, err)
+			}
+			continue
+		}
 		if err := m.kv.Put(ctx, owner, kvNS, ns, values[i]); err != nil {
 			return nil, fmt.Errorf("private: storing %s of %s: %w", ns, owner, err)
 		}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strings"
 
+	"parley/internal/jid"
 	"parley/internal/module"
 	"parley/internal/stanza"
 	"parley/internal/storage"
@@ -28,8 +29,9 @@ const (
 )
 
 type Module struct {
-	host module.Host
-	kv   storage.KV
+	host  module.Host
+	kv    storage.KV
+	hooks []SetHook
 }
 
 func New() *Module { return &Module{} }
@@ -47,9 +49,11 @@ func (m *Module) Start(h module.Host) error {
 }
 
 func (m *Module) get(ctx context.Context, iq module.IQ) (*xmlstream.Element, error) {
-	owner := iq.To.String()
-	data, err := m.kv.Get(ctx, owner, kvNS, kvKey)
-	if errors.Is(err, storage.ErrNotFound) {
+	el, found, err := m.Load(ctx, iq.To)
+	if err != nil {
+		return nil, err
+	}
+	if !found {
 		// XEP-0054 §3.1 lets the owner get an empty vCard, which clients
 		// handle better than an error. For someone else's account §3.2
 		// asks for an error, the same one as for an account that does
@@ -60,16 +64,6 @@ func (m *Module) get(ctx context.Context, iq module.IQ) (*xmlstream.Element, err
 		}
 		return nil, stanza.ServiceUnavailable()
 	}
-	if err != nil {
-		return nil, fmt.Errorf("vcard: reading the vCard of %s: %w", owner, err)
-	}
-	el, err := xmlstream.ParseElement(data, "")
-	if err != nil {
-		return nil, fmt.Errorf("vcard: the stored vCard of %s is damaged: %w", owner, err)
-	}
-	if el.Name.Space != NS || el.Name.Local != "vCard" {
-		return nil, fmt.Errorf("vcard: the stored vCard of %s is a {%s}%s", owner, el.Name.Space, el.Name.Local)
-	}
 	return el, nil
 }
 
@@ -77,22 +71,80 @@ func (m *Module) set(ctx context.Context, iq module.IQ) (*xmlstream.Element, err
 	if !iq.From.Bare().Equal(iq.To) {
 		return nil, stanza.Forbidden("only the owner may change a vCard")
 	}
-	owner := iq.To.String()
-	if iq.Payload.FirstElement() == nil && strings.TrimSpace(iq.Payload.Text()) == "" {
-		// Clearing a vCard deletes it rather than keeping an empty one:
-		// nothing about the user stays on the server.
-		if err := m.kv.Delete(ctx, owner, kvNS, kvKey); err != nil && !errors.Is(err, storage.ErrNotFound) {
-			return nil, fmt.Errorf("vcard: clearing the vCard of %s: %w", owner, err)
+	vc := iq.Payload
+	if vc.FirstElement() == nil && strings.TrimSpace(vc.Text()) == "" {
+		vc = nil
+	} else {
+		for _, h := range m.hooks {
+			if err := h.Check(vc); err != nil {
+				return nil, err
+			}
 		}
-		return nil, nil
 	}
-	data := iq.Payload.Append(nil, "")
-	if len(data) > MaxBytes {
-		return nil, &stanza.Error{Type: stanza.Modify, Condition: "not-acceptable",
-			Text: fmt.Sprintf("the vCard is %d bytes; at most %d are kept", len(data), MaxBytes)}
+	if err := m.Store(ctx, iq.To, vc); err != nil {
+		return nil, err
 	}
-	if err := m.kv.Put(ctx, owner, kvNS, kvKey, data); err != nil {
-		return nil, fmt.Errorf("vcard: storing the vCard of %s: %w", owner, err)
+	for _, h := range m.hooks {
+		h.Stored(ctx, iq.To, vc)
 	}
 	return nil, nil
+}
+
+// SetHook lets another module take part when a client sets its vCard
+// (XEP-0398 converts its photo to a PEP avatar).
+type SetHook struct {
+	// Check sees a vCard before it is stored; an error refuses it, and
+	// nothing is stored.
+	Check func(vc *xmlstream.Element) error
+	// Stored runs once the vCard is stored; vc is nil when the client
+	// cleared it.
+	Stored func(ctx context.Context, owner jid.JID, vc *xmlstream.Element)
+}
+
+// OnSet adds h. Call it while the server starts (from a module's Start).
+// Store, used by conversions, does not run the hooks.
+func (m *Module) OnSet(h SetHook) { m.hooks = append(m.hooks, h) }
+
+// Load returns the stored vCard of an account; found is false when it
+// has none.
+func (m *Module) Load(ctx context.Context, owner jid.JID) (vc *xmlstream.Element, found bool, err error) {
+	o := owner.Bare().String()
+	data, err := m.kv.Get(ctx, o, kvNS, kvKey)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("vcard: reading the vCard of %s: %w", o, err)
+	}
+	el, err := xmlstream.ParseElement(data, "")
+	if err != nil {
+		return nil, false, fmt.Errorf("vcard: the stored vCard of %s is damaged: %w", o, err)
+	}
+	if el.Name.Space != NS || el.Name.Local != "vCard" {
+		return nil, false, fmt.Errorf("vcard: the stored vCard of %s is a {%s}%s", o, el.Name.Space, el.Name.Local)
+	}
+	return el, true, nil
+}
+
+// Store replaces an account's vCard (nil deletes it) without running the
+// hooks. A vCard larger than MaxBytes is refused with a stanza error.
+func (m *Module) Store(ctx context.Context, owner jid.JID, vc *xmlstream.Element) error {
+	o := owner.Bare().String()
+	if vc == nil {
+		// Clearing a vCard deletes it rather than keeping an empty one:
+		// nothing about the user stays on the server.
+		if err := m.kv.Delete(ctx, o, kvNS, kvKey); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return fmt.Errorf("vcard: clearing the vCard of %s: %w", o, err)
+		}
+		return nil
+	}
+	data := vc.Append(nil, "")
+	if len(data) > MaxBytes {
+		return &stanza.Error{Type: stanza.Modify, Condition: "not-acceptable",
+			Text: fmt.Sprintf("the vCard is %d bytes; at most %d are kept", len(data), MaxBytes)}
+	}
+	if err := m.kv.Put(ctx, o, kvNS, kvKey, data); err != nil {
+		return fmt.Errorf("vcard: storing the vCard of %s: %w", o, err)
+	}
+	return nil
 }
