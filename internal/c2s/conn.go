@@ -80,30 +80,16 @@ func newConn(cfg *Config, nc net.Conn, directTLS bool) *conn {
 	return c
 }
 
+// serve runs the connection. It and stanzaLoop sit on the stack of every
+// idle session, so they keep small frames: the work is in functions that
+// return before the session waits (see idleread.go).
 func (c *conn) serve() {
 	defer c.cancel()
-	nc := c.netConn()
-	nc.SetDeadline(time.Now().Add(c.cfg.AuthTimeout))
-	c.cfg.Log.Debug("c2s: connection accepted", "addr", c.addr, "direct_tls", c.directTLS)
-	if c.directTLS {
-		tc := tls.Server(nc, c.cfg.TLS)
-		if err := tc.HandshakeContext(c.ctx); err != nil {
-			c.cfg.Log.Debug("c2s: TLS handshake failed", "addr", c.addr, "err", err)
-			nc.Close()
-			return
-		}
-		c.useTLS(tc)
-		nc = tc
-	}
-	c.dec = xmlstream.NewDecoder(nc, c.cfg.Limits)
-	c.out = stream.NewOutQueue(nc, c.cfg.MaxOutput, writeTimeout)
-	err := c.negotiate()
+	err := c.open()
 	if errors.Is(err, errHandedOver) {
 		return // the socket now belongs to the resumed session
 	}
 	if err == nil {
-		c.netConn().SetDeadline(time.Time{})
-		c.cfg.Log.Info("c2s: session started", "jid", c.full.String())
 		for {
 			err = c.stanzaLoop()
 			if !brokenConnection(err) || !c.waitResume() {
@@ -111,7 +97,40 @@ func (c *conn) serve() {
 			}
 		}
 	}
-	c.finish(err)
+	if err != errNoStream {
+		c.finish(err)
+	}
+}
+
+// errNoStream: the TLS handshake failed, before any stream existed.
+var errNoStream = errors.New("c2s: no stream")
+
+// open sets up TLS (direct TLS) and negotiates the stream up to a bound
+// session.
+func (c *conn) open() error {
+	nc := c.netConn()
+	nc.SetDeadline(time.Now().Add(c.cfg.AuthTimeout))
+	c.cfg.Log.Debug("c2s: connection accepted", "addr", c.addr, "direct_tls", c.directTLS)
+	if c.directTLS {
+		tc, ir := tlsServer(nc, c.cfg.TLS)
+		if err := tc.HandshakeContext(c.ctx); err != nil {
+			c.cfg.Log.Debug("c2s: TLS handshake failed", "addr", c.addr, "err", err)
+			nc.Close()
+			return errNoStream
+		}
+		c.useTLS(tc)
+		c.dec = xmlstream.NewDecoder(ir, c.cfg.Limits)
+		nc = tc
+	} else {
+		c.dec = xmlstream.NewDecoder(nc, c.cfg.Limits)
+	}
+	c.out = stream.NewOutQueue(nc, c.cfg.MaxOutput, writeTimeout)
+	if err := c.negotiate(); err != nil {
+		return err
+	}
+	c.netConn().SetDeadline(time.Time{})
+	c.cfg.Log.Info("c2s: session started", "jid", c.full.String())
+	return nil
 }
 
 // brokenConnection tells a connection that died (a phone losing its
@@ -388,14 +407,14 @@ func (c *conn) startTLS() error {
 	if err := c.out.Flush(); err != nil {
 		return err
 	}
-	tc := tls.Server(c.netConn(), c.cfg.TLS)
+	tc, ir := tlsServer(c.netConn(), c.cfg.TLS)
 	if err := tc.HandshakeContext(c.ctx); err != nil {
 		c.cfg.Log.Debug("c2s: STARTTLS handshake failed", "addr", c.addr, "err", err)
 		// There is no stream left to send an error on.
 		return io.EOF
 	}
 	c.useTLS(tc)
-	c.dec.Reset(tc)
+	c.dec.Reset(ir)
 	c.out.SetConn(tc)
 	return nil
 }
@@ -657,66 +676,86 @@ func (c *conn) stanzaLoop() error {
 	pinged := false
 	for {
 		if c.cfg.IdleTimeout > 0 {
-			wait := c.cfg.IdleTimeout
-			if pinged {
-				wait = c.cfg.PingTimeout
-			}
-			c.netConn().SetReadDeadline(time.Now().Add(wait))
+			c.setIdleDeadline(pinged)
 		}
 		el, err := c.dec.Next()
-		var ne net.Error
-		if err != nil && errors.As(err, &ne) && ne.Timeout() && c.requestedEnd() == nil && c.cfg.IdleTimeout > 0 {
+		if err != nil && c.idleTimeout(err) {
 			if pinged {
 				return stream.ConnectionTimeout()
 			}
 			pinged = true
-			ping := xmlstream.New(stanza.NSClient, "iq", "type", "get", "id", pingID, "from", c.domain, "to", c.full.String())
-			ping.AddChild(xmlstream.New("urn:xmpp:ping", "ping"))
-			c.Deliver(ping)
+			c.ping()
 			continue
 		}
 		if err != nil {
 			return err
 		}
 		pinged = false
-		if el.Name.Space == NSSM {
-			if err := c.handleSM(el); err != nil {
-				return err
-			}
-			continue
-		}
-		if el.Name.Space == NSCSI && (el.Name.Local == "active" || el.Name.Local == "inactive") {
-			c.setInactive(el.Name.Local == "inactive")
-			continue
-		}
-		if !stanza.IsStanza(el, stanza.NSClient) {
-			return stream.UnsupportedStanzaType("<" + el.Name.Local + "/> in " + el.Name.Space + " is not a stanza")
-		}
-		if err := c.stampFrom(el); err != nil {
+		if err := c.handleElement(el); err != nil {
 			return err
 		}
-		c.mu.Lock()
-		if c.sm.enabled {
-			c.sm.inH++ // handled: whatever happens next is our doing
-		}
-		c.mu.Unlock()
-		if el.Name.Local == "iq" && el.Attr("id") == pingID && (el.Attr("type") == "result" || el.Attr("type") == "error") {
-			continue // any answer, even an error, shows the client is there
-		}
-		if se := checkStanza(el); se != nil {
-			c.replyError(el, se)
-			continue
-		}
-		if se := c.flood.check(el, time.Now()); se != nil {
-			c.replyError(el, se)
-			continue
-		}
-		if c.isSessionIQ(el) {
-			c.Deliver(stanza.Result(el, nil))
-			continue
-		}
-		c.cfg.Router.Route(c.ctx, el)
 	}
+}
+
+func (c *conn) setIdleDeadline(pinged bool) {
+	wait := c.cfg.IdleTimeout
+	if pinged {
+		wait = c.cfg.PingTimeout
+	}
+	c.netConn().SetReadDeadline(time.Now().Add(wait))
+}
+
+// idleTimeout reports whether err is the idle deadline running out, not
+// a deadline set by end().
+func (c *conn) idleTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout() && c.requestedEnd() == nil && c.cfg.IdleTimeout > 0
+}
+
+// ping asks a quiet client whether it is still there (XEP-0199).
+func (c *conn) ping() {
+	ping := xmlstream.New(stanza.NSClient, "iq", "type", "get", "id", pingID, "from", c.domain, "to", c.full.String())
+	ping.AddChild(xmlstream.New("urn:xmpp:ping", "ping"))
+	c.Deliver(ping)
+}
+
+// handleElement takes one top-level element of a bound session.
+func (c *conn) handleElement(el *xmlstream.Element) error {
+	if el.Name.Space == NSSM {
+		return c.handleSM(el)
+	}
+	if el.Name.Space == NSCSI && (el.Name.Local == "active" || el.Name.Local == "inactive") {
+		c.setInactive(el.Name.Local == "inactive")
+		return nil
+	}
+	if !stanza.IsStanza(el, stanza.NSClient) {
+		return stream.UnsupportedStanzaType("<" + el.Name.Local + "/> in " + el.Name.Space + " is not a stanza")
+	}
+	if err := c.stampFrom(el); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	if c.sm.enabled {
+		c.sm.inH++ // handled: whatever happens next is our doing
+	}
+	c.mu.Unlock()
+	if el.Name.Local == "iq" && el.Attr("id") == pingID && (el.Attr("type") == "result" || el.Attr("type") == "error") {
+		return nil // any answer, even an error, shows the client is there
+	}
+	if se := checkStanza(el); se != nil {
+		c.replyError(el, se)
+		return nil
+	}
+	if se := c.flood.check(el, time.Now()); se != nil {
+		c.replyError(el, se)
+		return nil
+	}
+	if c.isSessionIQ(el) {
+		c.Deliver(stanza.Result(el, nil))
+		return nil
+	}
+	c.cfg.Router.Route(c.ctx, el)
+	return nil
 }
 
 // stampFrom enforces RFC 6120 §8.1.2.1: the server sets 'from' to the

@@ -76,6 +76,15 @@ type Decoder struct {
 	one      [1]byte   // where an idle decoder waits for its next byte
 }
 
+// IdleReader is implemented by readers that can wait more cheaply when
+// the decoder has nothing buffered (and so nothing half-parsed): the
+// decoder then calls ReadIdle instead of Read. The c2s package uses it to
+// wait on the socket below TLS, from a shallow stack.
+type IdleReader interface {
+	io.Reader
+	ReadIdle(p []byte) (int, error)
+}
+
 // wakeBufSize is the buffer a decoder takes when data arrives after it
 // had nothing buffered; most stanzas fit, bigger ones grow it.
 const wakeBufSize = 1024
@@ -184,8 +193,15 @@ func (d *Decoder) fill() error {
 func (d *Decoder) wait() error {
 	d.pos, d.end = 0, 0
 	d.buf = nil
+	ir, idle := d.r.(IdleReader)
 	for range maxEmptyReads {
-		n, err := d.r.Read(d.one[:])
+		var n int
+		var err error
+		if idle {
+			n, err = ir.ReadIdle(d.one[:])
+		} else {
+			n, err = d.r.Read(d.one[:])
+		}
 		if n > 0 {
 			d.buf = make([]byte, wakeBufSize)
 			d.buf[0] = d.one[0]
@@ -520,6 +536,19 @@ func (d *Decoder) Next() (*Element, error) {
 		d.err = ErrStreamEnd
 		return nil, d.err
 	}
+	if !d.sc.active && d.pos == d.end && d.rerr == nil {
+		// Between stanzas with nothing buffered: wait here, in a small
+		// frame, rather than deep in the parser. Idle connections spend
+		// their life in this wait, and the runtime can only shrink a
+		// goroutine's stack to four times what is in use.
+		if err := d.wait(); err != nil {
+			return nil, err
+		}
+	}
+	return d.next()
+}
+
+func (d *Decoder) next() (*Element, error) {
 	for {
 		if !d.sc.active {
 			if err := d.skipStreamSpace(); err != nil {
