@@ -41,12 +41,20 @@ type MUCMessage struct {
 	Data  []byte    // the stanza, serialised by the module
 }
 
-// MUCQuery selects a page of a room's messages. Bounds are exclusive ids;
-// a bound id that is not in the room fails with ErrNotFound.
+// MUCQuery selects a page of a room's messages. Start, End, AfterID,
+// BeforeID and IDs are filters: together they make the result set that
+// Count reports; After, Before and Last then page through it in archive
+// order. Bounds are exclusive ids; a bound id that is not in the room
+// fails with ErrNotFound (ids in the IDs filter need not exist).
 type MUCQuery struct {
-	After, Before string
-	Start, End    time.Time // inclusive; zero means unbounded
-	Max           int       // page size, > 0
+	Start, End        time.Time // inclusive; zero means unbounded
+	AfterID, BeforeID string    // XEP-0313 after-id and before-id
+	// IDs keeps only the messages with these ids (XEP-0313 #extended);
+	// nil means no such filter, a non-nil empty list matches nothing.
+	IDs []string
+
+	After, Before string // the RSM cursors (XEP-0059)
+	Max           int    // page size, > 0
 	// Last takes the newest Max messages of the selection instead of the
 	// oldest (implied by Before).
 	Last bool
@@ -56,6 +64,7 @@ type MUCQuery struct {
 type MUCPage struct {
 	Messages []MUCMessage
 	Complete bool // no selected message is left out of the page
+	Count    int  // the size of the result set before paging
 }
 
 // MUC is the repository of persistent multi-user chat rooms, their
@@ -135,7 +144,10 @@ func ValidateMUCQuery(q MUCQuery) error {
 	if q.Max <= 0 {
 		return invalid("room archive page size %d is not positive", q.Max)
 	}
-	for _, id := range []string{q.After, q.Before} {
+	if len(q.IDs) > MaxArchiveQueryIDs {
+		return invalid("%d ids in one room archive query, more than %d", len(q.IDs), MaxArchiveQueryIDs)
+	}
+	for _, id := range append([]string{q.After, q.Before, q.AfterID, q.BeforeID}, q.IDs...) {
 		if err := storableText("room message id", id, MaxKeyBytes); err != nil {
 			return err
 		}

@@ -2,10 +2,7 @@ package mam
 
 import (
 	"context"
-	"fmt"
 	"slices"
-	"strconv"
-	"time"
 
 	"parley/internal/jid"
 	"parley/internal/module"
@@ -13,139 +10,18 @@ import (
 	"parley/internal/stanza"
 	"parley/internal/storage"
 	"parley/internal/xmlstream"
+	"parley/modules/internal/mamquery"
 )
 
-// formFields are the query form's fields (XEP-0313 §5.1 and #extended),
-// with their XEP-0004 types, in the order the form shows them.
-var formFields = []struct{ name, typ string }{
-	{"with", "jid-single"},
-	{"start", "text-single"},
-	{"end", "text-single"},
-	{"before-id", "text-single"},
-	{"after-id", "text-single"},
-	{"ids", "text-multi"},
-}
+// limits are what the account archive supports, for the shared parser.
+var limits = mamquery.Limits{DefaultMax: DefaultPage, MaxMax: MaxPage, MaxIDs: storage.MaxArchiveQueryIDs, With: true}
 
 // form answers a query get with the search form (XEP-0313 §5.1.1).
 func (m *Module) form(_ context.Context, iq module.IQ) (*xmlstream.Element, error) {
 	if err := own(iq); err != nil {
 		return nil, err
 	}
-	x := xmlstream.New(NSData, "x", "type", "form")
-	x.AddChild(xmlstream.New(NSData, "field", "var", "FORM_TYPE", "type", "hidden").
-		AddChild(xmlstream.New(NSData, "value").AddText(NS)))
-	for _, f := range formFields {
-		x.AddChild(xmlstream.New(NSData, "field", "var", f.name, "type", f.typ))
-	}
-	return xmlstream.New(NS, "query").AddChild(x), nil
-}
-
-// fieldValues returns the text of a field's <value/> children.
-func fieldValues(f *xmlstream.Element) []string {
-	var out []string
-	for v := range f.Elements() {
-		if v.Name.Space == NSData && v.Name.Local == "value" {
-			out = append(out, v.Text())
-		}
-	}
-	return out
-}
-
-// parseForm reads the filters of a submitted query form.
-func parseForm(x *xmlstream.Element, q *storage.ArchiveQuery) error {
-	if t := x.Attr("type"); t != "submit" && t != "" {
-		return stanza.BadRequest("the query form must be of type submit")
-	}
-	for f := range x.Elements() {
-		if f.Name.Space != NSData || f.Name.Local != "field" {
-			continue
-		}
-		name, values := f.Attr("var"), fieldValues(f)
-		one := ""
-		if len(values) > 0 {
-			one = values[0]
-		}
-		if len(values) > 1 && name != "ids" {
-			return stanza.BadRequest(fmt.Sprintf("field %s takes one value", name))
-		}
-		switch name {
-		case "FORM_TYPE":
-			if one != NS {
-				return stanza.BadRequest("FORM_TYPE must be " + NS)
-			}
-		case "with":
-			if one == "" {
-				continue
-			}
-			j, err := jid.Parse(one)
-			if err != nil {
-				return stanza.JIDMalformed("the with field is not a JID")
-			}
-			q.With = j.String()
-		case "start", "end":
-			if one == "" {
-				continue
-			}
-			// XEP-0082 DateTime; Go's RFC 3339 parser also takes the
-			// optional fraction of a second.
-			t, err := time.Parse(time.RFC3339, one)
-			if err != nil {
-				return stanza.BadRequest(fmt.Sprintf("field %s is not an XEP-0082 date and time", name))
-			}
-			if name == "start" {
-				q.Start = t
-			} else {
-				q.End = t
-			}
-		case "before-id":
-			q.BeforeID = one
-		case "after-id":
-			q.AfterID = one
-		case "ids":
-			if len(values) > storage.MaxArchiveQueryIDs {
-				return stanza.PolicyViolation(fmt.Sprintf("at most %d ids per query", storage.MaxArchiveQueryIDs))
-			}
-			if len(values) > 0 {
-				q.IDs = values
-			}
-		default:
-			return stanza.FeatureNotImplemented("the archive cannot filter by " + strconv.Quote(name))
-		}
-	}
-	return nil
-}
-
-// parseRSM reads the XEP-0059 paging request, if any.
-func parseRSM(set *xmlstream.Element, q *storage.ArchiveQuery) error {
-	q.Max = DefaultPage
-	if set == nil {
-		return nil
-	}
-	for c := range set.Elements() {
-		if c.Name.Space != NSRSM {
-			continue
-		}
-		switch c.Name.Local {
-		case "max":
-			n, err := strconv.Atoi(c.Text())
-			if err != nil || n < 0 {
-				return stanza.BadRequest("RSM max must be a non-negative integer")
-			}
-			q.Max = min(n, MaxPage)
-		case "after":
-			if c.Text() == "" {
-				return stanza.BadRequest("RSM after needs an id")
-			}
-			q.After = c.Text()
-		case "before":
-			// Empty <before/> asks for the last page.
-			q.Last = true
-			q.Before = c.Text()
-		case "index":
-			return stanza.FeatureNotImplemented("RSM index is not supported; page with after and before")
-		}
-	}
-	return nil
+	return mamquery.Form(limits), nil
 }
 
 // session returns the bound session of full, or nil when it is gone.
@@ -169,15 +45,12 @@ func (m *Module) query(ctx context.Context, iq module.IQ) (*xmlstream.Element, e
 	if iq.Payload.Attr("node") != "" {
 		return nil, stanza.ItemNotFound("an account archive has no nodes")
 	}
-	var q storage.ArchiveQuery
-	if x := iq.Payload.Child(NSData, "x"); x != nil {
-		if err := parseForm(x, &q); err != nil {
-			return nil, err
-		}
-	}
-	if err := parseRSM(iq.Payload.Child(NSRSM, "set"), &q); err != nil {
+	mq, err := mamquery.Parse(iq.Payload, limits)
+	if err != nil {
 		return nil, err
 	}
+	q := storage.ArchiveQuery{With: mq.With, Start: mq.Start, End: mq.End, AfterID: mq.AfterID, BeforeID: mq.BeforeID,
+		IDs: mq.IDs, After: mq.After, Before: mq.Before, Last: mq.Last, Max: mq.Max}
 	owner := iq.To
 	m.writer.sync(ctx) // what the client has seen is in the archive
 	page, err := m.archive.Query(ctx, owner.String(), q)
@@ -185,12 +58,12 @@ func (m *Module) query(ctx context.Context, iq module.IQ) (*xmlstream.Element, e
 		return nil, storageError(err, "no archived message has that id")
 	}
 	msgs := page.Messages
-	if iq.Payload.Child(NS, "flip-page") != nil {
+	if mq.FlipPage {
 		msgs = slices.Clone(msgs)
 		slices.Reverse(msgs)
 	}
 	sess := m.session(iq.From)
-	queryID := iq.Payload.Attr("queryid")
+	queryID := mq.QueryID
 	tampered := 0
 	for _, am := range msgs {
 		plain, err := m.open(owner, am)
@@ -212,23 +85,13 @@ func (m *Module) query(ctx context.Context, iq module.IQ) (*xmlstream.Element, e
 		m.host.Logger().Error("mam: archived messages were altered or damaged and were left out",
 			"jid", owner.String(), "count", tampered)
 	}
-	complete := "false"
-	if page.Complete {
-		complete = "true"
-	}
-	fin := xmlstream.New(NS, "fin", "complete", complete)
-	if queryID != "" {
-		fin.SetAttr("queryid", queryID)
-	}
-	set := xmlstream.New(NSRSM, "set")
 	// The cursors are the page's bounds even when a damaged message in
 	// them was left out, so that paging goes on past it.
+	first, last := "", ""
 	if len(msgs) > 0 {
-		set.AddChild(xmlstream.New(NSRSM, "first").AddText(msgs[0].ID))
-		set.AddChild(xmlstream.New(NSRSM, "last").AddText(msgs[len(msgs)-1].ID))
+		first, last = msgs[0].ID, msgs[len(msgs)-1].ID
 	}
-	set.AddChild(xmlstream.New(NSRSM, "count").AddText(strconv.Itoa(page.Count)))
-	return fin.AddChild(set), nil
+	return mamquery.Fin(queryID, page.Complete, first, last, page.Count), nil
 }
 
 // resultMessage wraps an archived message for the requester (XEP-0313

@@ -65,6 +65,36 @@ func (m *Module) iq(ctx context.Context, from, to jid.JID, el *xmlstream.Element
 			reply(r.getAdmin(from, payload))
 		case "set " + NSAdmin + " query":
 			reply(nil, r.setAdmin(ctx, from, payload, out))
+		case "get " + NSVCard + " vCard":
+			reply(r.getVCard())
+		case "set " + NSVCard + " vCard":
+			reply(nil, r.setVCard(ctx, from, payload, out))
+		case "get " + NSMAM + " query":
+			if !r.archiving() {
+				reply(nil, stanza.ServiceUnavailable())
+				return
+			}
+			reply(r.archiveForm(from))
+		case "set " + NSMAM + " query":
+			if !r.archiving() {
+				reply(nil, stanza.ServiceUnavailable())
+				return
+			}
+			// The results are queued before the answer, and the outbox
+			// keeps order.
+			reply(r.archiveQuery(ctx, from, payload, out))
+		case "set " + NSModerate + " moderate":
+			mod, se := parseModerate(payload)
+			if se == nil {
+				se = r.moderate(ctx, from, mod, out)
+			}
+			reply(nil, se)
+		case "set " + NSFasten + " apply-to":
+			mod, se := parseApplyTo(payload)
+			if se == nil {
+				se = r.moderate(ctx, from, mod, out)
+			}
+			reply(nil, se)
 		default:
 			reply(nil, stanza.ServiceUnavailable())
 		}
@@ -119,7 +149,9 @@ func discoQuery(ns string, req *xmlstream.Element) *xmlstream.Element {
 func (m *Module) serviceInfo(req *xmlstream.Element) *xmlstream.Element {
 	q := discoQuery(NSDiscoInfo, req)
 	sub(q, xmlstream.New(NSDiscoInfo, "identity", "category", "conference", "type", "text", "name", "Chatrooms"))
-	for _, f := range []string{NSDiscoInfo, NSDiscoItems, NS, NSOccupantID, NSPing} {
+	// vcard-temp: rooms take owners' vCards (XEP-0486 §3.1 has clients
+	// look for it on the service).
+	for _, f := range []string{NSDiscoInfo, NSDiscoItems, NS, NSOccupantID, NSPing, NSVCard} {
 		sub(q, xmlstream.New(NSDiscoInfo, "feature", "var", f))
 	}
 	return q
@@ -176,8 +208,8 @@ func (r *room) features() []string {
 		}
 		return no
 	}
-	return []string{
-		NS, NSOccupantID, NSPing,
+	f := []string{
+		NS, NSOccupantID, NSPing, NSVCard,
 		pick(r.cfg.Persistent, "muc_persistent", "muc_temporary"),
 		pick(r.cfg.Public, "muc_public", "muc_hidden"),
 		pick(r.cfg.MembersOnly, "muc_membersonly", "muc_open"),
@@ -185,6 +217,11 @@ func (r *room) features() []string {
 		pick(r.cfg.NonAnonymous, "muc_nonanonymous", "muc_semianonymous"),
 		pick(r.cfg.Password != "", "muc_passwordprotected", "muc_unsecured"),
 	}
+	if r.archiving() {
+		// Stanza ids, the archive and moderation all need the archive.
+		f = append(f, NSSID, NSMAM, NSMAMExtended, NSModerate, NSModerate0)
+	}
+	return f
 }
 
 func (r *room) info(req *xmlstream.Element) *xmlstream.Element {
@@ -205,6 +242,10 @@ func (r *room) info(req *xmlstream.Element) *xmlstream.Element {
 	addField(form, "muc#roominfo_subject", "text-single", "Subject", r.cfg.Subject)
 	addField(form, "muc#roominfo_occupants", "text-single", "Number of occupants", strconv.Itoa(len(r.occupants)))
 	addField(form, "muc#roomconfig_changesubject", "boolean", "Occupants may change the subject", boolValue(r.cfg.ChangeSubject))
+	if len(r.avatarHashes) > 0 {
+		// XEP-0486 §3.3: present only when the room has an avatar.
+		addField(form, "muc#roominfo_avatarhash", "text-multi", "Avatar hash", r.avatarHashes...)
+	}
 	return q
 }
 

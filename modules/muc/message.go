@@ -55,7 +55,7 @@ func (m *Module) message(ctx context.Context, from, to jid.JID, el *xmlstream.El
 		case el.Child(NSUser, "x") != nil:
 			r.userX(ctx, from, el, out)
 		case isVoiceRequest(el):
-			r.voiceRequest(from, el, out)
+			r.voiceRequest(ctx, from, el, out)
 		default:
 			out.errorReply(el, notAcceptable("only groupchat messages go to a room"))
 		}
@@ -91,24 +91,32 @@ func (r *room) groupchat(ctx context.Context, from jid.JID, el *xmlstream.Elemen
 		msg.SetAttr("id", id)
 	}
 	for c := range el.Elements() {
-		// Ids a client could forge: the room's own are added below.
-		if c.Name.Space == NSOccupantID || (c.Name.Space == NSSID && c.Name.Local == "stanza-id" && c.Attr("by") == r.jid.String()) {
+		// What a client could forge: the room's own ids are added below,
+		// and only the room speaks in the room's name (a muc#user item
+		// with a real JID, a moderation announcement).
+		switch {
+		case c.Name.Space == NSOccupantID, c.Name.Space == NSSID && c.Name.Local == "stanza-id" && c.Attr("by") == r.jid.String(),
+			isUserX(c), c.Name.Space == NSModerate, c.Name.Space == NSModerate0, c.Name.Space == NSRetract && c.Name.Local == "retracted":
 			continue
 		}
 		sub(msg, c.Copy())
 	}
 	sub(msg, xmlstream.New(NSOccupantID, "occupant-id", "id", r.occupantID(o.bare)))
 	stamp := r.m.now().UTC()
-	if r.cfg.Persistent && subject == nil {
-		id := newID()
+	body := el.Child(el.Name.Space, "body") != nil
+	id := ""
+	if r.archiving() && body {
+		// Messages with a body are what a reader of the archive looks
+		// for; chat states and the like pass without being kept.
+		id = newID()
 		sub(msg, xmlstream.New(NSSID, "stanza-id", "id", id, "by", r.jid.String()))
-		if _, err := r.m.store.AppendMessage(ctx, r.jid.String(), storage.MUCMessage{ID: id, Stamp: stamp, Data: []byte(msg.String())}); err != nil {
+		if _, err := r.m.store.AppendMessage(ctx, r.jid.String(), storage.MUCMessage{ID: id, Stamp: stamp, Data: archived(msg, from)}); err != nil {
 			out.errorReply(el, r.m.storageError(err, "archiving a room message"))
 			return
 		}
 	}
-	if subject == nil || el.Child(el.Name.Space, "body") != nil {
-		r.history = append(r.history, historyEntry{stamp: stamp, msg: msg, from: from})
+	if subject == nil || body {
+		r.history = append(r.history, historyEntry{stamp: stamp, msg: msg, id: id})
 		if len(r.history) > historySize {
 			r.history = r.history[len(r.history)-historySize:]
 		}
@@ -230,11 +238,17 @@ func formType(x *xmlstream.Element) string {
 }
 
 // voiceRequest passes a visitor's request for voice to the moderators
-// (§7.13) as the form they approve (§8.6).
-func (r *room) voiceRequest(from jid.JID, el *xmlstream.Element, out *outbox) {
+// (§7.13) as the form they approve (§8.6); a moderator's answer comes
+// back the same way.
+func (r *room) voiceRequest(ctx context.Context, from jid.JID, el *xmlstream.Element, out *outbox) {
 	o := r.occupantBySession(from)
 	if o == nil {
 		out.errorReply(el, notAcceptable("only occupants may ask for voice"))
+		return
+	}
+	vals := formValues(el.Child(NSData, "x"))
+	if _, answer := vals["muc#request_allow"]; answer && r.isModerator(o) {
+		r.voiceAnswer(ctx, from, el, vals, out)
 		return
 	}
 	if o.role != roleVisitor {
@@ -272,4 +286,54 @@ func addField(form *xmlstream.Element, v, typ, label string, values ...string) {
 	for _, val := range values {
 		sub(f, xmlstream.New(NSData, "value")).AddText(val)
 	}
+}
+
+// voiceAnswer applies a moderator's decision on a voice request (§8.6):
+// approval makes the visitor a participant like a role change through
+// muc#admin would, with the same checks and presence broadcast; a
+// refusal changes nothing.
+func (r *room) voiceAnswer(ctx context.Context, from jid.JID, el *xmlstream.Element, vals map[string][]string, out *outbox) {
+	if x := el.Child(NSData, "x"); x.Attr("type") != "submit" {
+		out.errorReply(el, stanza.BadRequest("the voice request answer must be a submitted form"))
+		return
+	}
+	allow, ok := parseBool(first(vals["muc#request_allow"]))
+	if !ok {
+		out.errorReply(el, stanza.BadRequest("muc#request_allow is not a boolean"))
+		return
+	}
+	if role := first(vals["muc#role"]); role != "" && role != roleParticipant {
+		out.errorReply(el, stanza.BadRequest("only voice (the participant role) can be requested"))
+		return
+	}
+	if !allow {
+		return
+	}
+	target := r.occupants[first(vals["muc#roomnick"])]
+	if j, err := jid.Parse(first(vals["muc#jid"])); target == nil && err == nil {
+		target = r.occupantBySession(j)
+	}
+	if target == nil {
+		out.errorReply(el, stanza.ItemNotFound("no occupant has that nickname"))
+		return
+	}
+	if target.role != roleVisitor {
+		return // voice was given meanwhile, or the occupant became more
+	}
+	it := xmlstream.New(NSAdmin, "item", "nick", target.nick, "role", roleParticipant)
+	c, se := r.planChange(from, it)
+	if se != nil {
+		out.errorReply(el, se)
+		return
+	}
+	if apply := c.apply(ctx, r, out); apply != nil {
+		apply()
+	}
+}
+
+func first(vs []string) string {
+	if len(vs) == 0 {
+		return ""
+	}
+	return strings.TrimSpace(vs[0])
 }

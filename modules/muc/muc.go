@@ -1,8 +1,12 @@
 // Package muc is a multi-user chat service (XEP-0045) on its own domain:
 // rooms with affiliations and roles, configuration through data forms,
-// history, private messages, mediated invitations, occupant ids
-// (XEP-0421) and self-ping (XEP-0410). Persistent rooms, their
-// affiliations and their messages are kept in storage.MUC.
+// history, private messages, mediated invitations, voice requests,
+// occupant ids (XEP-0421) and self-ping (XEP-0410). Persistent rooms
+// keep an archive that occupants query with MAM (XEP-0313, with XEP-0359
+// stanza ids on what they archive), moderators retract messages from it
+// (XEP-0425), and owners give rooms an avatar through vcard-temp
+// (XEP-0486). Persistent rooms, their affiliations and their messages
+// are kept in storage.MUC.
 package muc
 
 import (

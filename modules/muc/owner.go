@@ -39,6 +39,7 @@ func (r *room) getConfig(from jid.JID) (*xmlstream.Element, *stanza.Error) {
 	addField(form, "muc#roomconfig_maxusers", "text-single", "Maximum number of occupants", max)
 	addField(form, "muc#roomconfig_changesubject", "boolean", "Occupants may change the subject", boolValue(r.cfg.ChangeSubject))
 	addField(form, "muc#roomconfig_allowinvites", "boolean", "Occupants may invite", boolValue(r.cfg.AllowInvites))
+	addField(form, "muc#roomconfig_enablearchiving", "boolean", "Archive messages (persistent rooms)", boolValue(!r.cfg.NoArchive))
 	return q, nil
 }
 
@@ -119,6 +120,13 @@ func applyForm(cfg *config, vals map[string][]string) *stanza.Error {
 			default:
 				return stanza.BadRequest("muc#roomconfig_whois must be anyone or moderators")
 			}
+		case "muc#roomconfig_enablearchiving", "mam":
+			// "mam" is the name some services and clients use.
+			b, ok := parseBool(v)
+			if !ok {
+				return stanza.BadRequest(k + " is not a boolean")
+			}
+			cfg.NoArchive = !b
 		case "muc#roomconfig_maxusers":
 			if v == "" || v == "none" || v == "0" {
 				cfg.MaxUsers = 0
@@ -200,22 +208,32 @@ func (r *room) setOwner(ctx context.Context, from jid.JID, q *xmlstream.Element,
 	} else {
 		codes = append(codes, "104")
 	}
+	if cfg.archiving() != old.archiving() {
+		// §10.2.1: 170 logging on, 171 logging off.
+		codes = append(codes, map[bool]string{true: "170", false: "171"}[cfg.archiving()])
+	}
 	if !r.gone {
-		msg := xmlstream.New(stanza.NSClient, "message", "type", "groupchat", "from", r.jid.String())
-		x := sub(msg, xmlstream.New(NSUser, "x"))
-		for _, c := range codes {
-			sub(x, xmlstream.New(NSUser, "status", "code", c))
-		}
-		for _, o := range r.occupants {
-			for _, s := range o.sessions {
-				c := msg.Copy()
-				c.SetAttr("id", newID())
-				c.SetAttr("to", s.String())
-				out.add(c)
-			}
-		}
+		r.notifyConfigChange(codes, out)
 	}
 	return nil
+}
+
+// notifyConfigChange tells every occupant that the configuration
+// changed, with status codes (§10.2.1).
+func (r *room) notifyConfigChange(codes []string, out *outbox) {
+	msg := xmlstream.New(stanza.NSClient, "message", "type", "groupchat", "from", r.jid.String())
+	x := sub(msg, xmlstream.New(NSUser, "x"))
+	for _, c := range codes {
+		sub(x, xmlstream.New(NSUser, "status", "code", c))
+	}
+	for _, o := range r.occupants {
+		for _, s := range o.sessions {
+			c := msg.Copy()
+			c.SetAttr("id", newID())
+			c.SetAttr("to", s.String())
+			out.add(c)
+		}
+	}
 }
 
 // destroy removes the room, telling every occupant (§10.9).

@@ -134,6 +134,9 @@ func (r *room) join(full jid.JID, nick string, el *xmlstream.Element, created bo
 		existing.sessions = append(existing.sessions, full)
 		r.sendRoster(full, existing, out)
 		out.add(r.presenceOf(existing, full, existing, "", append([]string{"110"}, r.roomCodes()...)))
+		if len(r.avatarHashes) > 0 {
+			out.add(r.avatarPresence(full))
+		}
 		r.sendHistory(full, x, out)
 		r.sendSubject(full, out)
 		return
@@ -146,6 +149,9 @@ func (r *room) join(full jid.JID, nick string, el *xmlstream.Element, created bo
 		self = append(self, "201")
 	}
 	r.broadcastPresence(o, "", nil, self, out)
+	if len(r.avatarHashes) > 0 {
+		out.add(r.avatarPresence(full))
+	}
 	r.sendHistory(full, x, out)
 	r.sendSubject(full, out)
 }

@@ -42,7 +42,11 @@ type config struct {
 	AllowInvites  bool   `json:"allowinvites,omitempty"`
 	Subject       string `json:"subject,omitempty"`
 	SubjectBy     string `json:"subjectby,omitempty"` // nick
-	Secret        []byte `json:"secret"`
+	// NoArchive turns the archive of a persistent room off; archiving is
+	// the default, so configurations stored before it existed archive.
+	NoArchive bool   `json:"noarchive,omitempty"`
+	VCard     string `json:"vcard,omitempty"` // the owners' vCard (XEP-0486), serialised
+	Secret    []byte `json:"secret"`
 }
 
 // defaultConfig is what a new room starts with: public, open, temporary,
@@ -64,7 +68,7 @@ type occupant struct {
 type historyEntry struct {
 	stamp time.Time
 	msg   *xmlstream.Element // as broadcast, with from = room/nick
-	from  jid.JID            // the sender's real full JID, for whois
+	id    string             // the room's stanza-id, "" when not archived
 }
 
 // room is a live room. Its fields are guarded by mu; gone is set when the
@@ -81,6 +85,9 @@ type room struct {
 	affs      map[string]storage.MUCAffiliation
 	occupants map[string]*occupant // by nick
 	history   []historyEntry
+	// avatarHashes are the SHA-1 hashes of the vCard's photos, kept
+	// with the vCard for disco#info and presence.
+	avatarHashes []string
 }
 
 func newRoom(m *Module, rj jid.JID, cfg config) *room {
@@ -94,6 +101,7 @@ func (m *Module) loadRoom(ctx context.Context, rj jid.JID, stored storage.MUCRoo
 	}
 	r := newRoom(m, rj, cfg)
 	r.stored = true
+	r.loadAvatar()
 	affs, err := m.store.Affiliations(ctx, rj.String())
 	if err != nil {
 		return nil, fmt.Errorf("muc: load affiliations of %s: %w", rj, err)
@@ -107,10 +115,11 @@ func (m *Module) loadRoom(ctx context.Context, rj jid.JID, stored storage.MUCRoo
 	}
 	for _, msg := range page.Messages {
 		el, err := xmlstream.ParseElement(msg.Data, stanza.NSClient)
-		if err != nil || el.Name.Local != "message" {
-			continue // a moderation tombstone or damage: not history
+		if err != nil || el.Name.Local != "message" || isTombstone(el) {
+			continue // damage or a moderation tombstone: not history
 		}
-		r.history = append(r.history, historyEntry{stamp: msg.Stamp, msg: el})
+		// The archived real JID is for the archive's readers only.
+		r.history = append(r.history, historyEntry{stamp: msg.Stamp, msg: withoutChildren(el, isUserX), id: msg.ID})
 	}
 	return r, nil
 }
@@ -312,10 +321,12 @@ func (r *room) roomCodes() []string {
 	if r.cfg.NonAnonymous {
 		c = append(c, "100")
 	}
-	if r.cfg.Persistent {
-		c = append(c, "170") // persistent rooms archive their messages
+	if r.archiving() {
+		c = append(c, "170") // the room keeps an archive
 	}
 	return c
 }
 
 func isNotFound(err error) bool { return errors.Is(err, storage.ErrNotFound) }
+
+func isInvalid(err error) bool { return errors.Is(err, storage.ErrInvalid) }

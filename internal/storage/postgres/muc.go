@@ -246,16 +246,42 @@ func (m *muc) messages(ctx context.Context, room string, q storage.MUCQuery) (pa
 	if !q.End.IsZero() {
 		w.add("stamp <= ?", q.End.Truncate(time.Microsecond))
 	}
+	seqOf := func(id string) (int64, error) {
+		var seq int64
+		switch err := tx.QueryRowContext(ctx, `SELECT seq FROM muc_messages WHERE room = $1 AND stanza_id = $2`, room, id).Scan(&seq); {
+		case err == sql.ErrNoRows:
+			return 0, fmt.Errorf("no archived message with id %q: %w", id, storage.ErrNotFound)
+		case err != nil:
+			return 0, fmt.Errorf("look up message %q: %w", id, err)
+		}
+		return seq, nil
+	}
+	for _, c := range []struct{ id, op string }{{q.AfterID, ">"}, {q.BeforeID, "<"}} {
+		if c.id == "" {
+			continue
+		}
+		seq, err := seqOf(c.id)
+		if err != nil {
+			return page, err
+		}
+		w.add("seq "+c.op+" ?", seq)
+	}
+	if q.IDs != nil {
+		// One array parameter, however many ids; a nil slice would be
+		// sent as NULL, hence the non-nil copy.
+		w.add("stanza_id = ANY(?)", append([]string{}, q.IDs...))
+	}
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM muc_messages WHERE `+w.where(), w.args...).Scan(&page.Count); err != nil {
+		return page, fmt.Errorf("count: %w", err)
+	}
+	// Paging bounds come after the count: RSM counts the whole result set.
 	for _, c := range []struct{ id, op string }{{q.After, ">"}, {q.Before, "<"}} {
 		if c.id == "" {
 			continue
 		}
-		var seq int64
-		switch err := tx.QueryRowContext(ctx, `SELECT seq FROM muc_messages WHERE room = $1 AND stanza_id = $2`, room, c.id).Scan(&seq); {
-		case err == sql.ErrNoRows:
-			return page, fmt.Errorf("no archived message with id %q: %w", c.id, storage.ErrNotFound)
-		case err != nil:
-			return page, fmt.Errorf("look up message %q: %w", c.id, err)
+		seq, err := seqOf(c.id)
+		if err != nil {
+			return page, err
 		}
 		w.add("seq "+c.op+" ?", seq)
 	}

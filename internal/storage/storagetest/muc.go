@@ -204,6 +204,34 @@ func runMUC(t *testing.T, open func(t *testing.T) storage.Store) {
 				t.Errorf("%s: Messages(%+v) = %q, %v; want %q", c.name, c.q, roomPage(p), err, c.want)
 			}
 		}
+		// Filters make the counted result set; cursors page through it.
+		filters := []struct {
+			name  string
+			q     storage.MUCQuery
+			want  string
+			count int
+		}{
+			{"no filter", storage.MUCQuery{Max: 2}, "a b", 6},
+			{"after-id", storage.MUCQuery{Max: 2, AfterID: "b"}, "c d", 4},
+			{"before-id", storage.MUCQuery{Max: 5, BeforeID: "c"}, "a b [complete]", 2},
+			{"after-id and cursor", storage.MUCQuery{Max: 5, AfterID: "a", After: "c"}, "d e now [complete]", 5},
+			{"before-id, last page", storage.MUCQuery{Max: 1, BeforeID: "e", Last: true}, "d", 4},
+			{"ids", storage.MUCQuery{Max: 5, IDs: []string{"e", "b", "zz"}}, "b e [complete]", 2},
+			{"empty ids", storage.MUCQuery{Max: 5, IDs: []string{}}, "[complete]", 0},
+			{"ids and time", storage.MUCQuery{Max: 5, IDs: []string{"a", "d"}, Start: base.Add(time.Minute)}, "d [complete]", 1},
+		}
+		for _, c := range filters {
+			p, err := m.Messages(ctx, room, c.q)
+			if err != nil || roomPage(p) != c.want || p.Count != c.count {
+				t.Errorf("%s: Messages(%+v) = %q count %d, %v; want %q count %d", c.name, c.q, roomPage(p), p.Count, err, c.want, c.count)
+			}
+		}
+		if _, err := m.Messages(ctx, room, storage.MUCQuery{Max: 5, AfterID: "nope"}); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("Messages after-id an unknown id: %v, want ErrNotFound", err)
+		}
+		if _, err := m.Messages(ctx, room, storage.MUCQuery{Max: 5, IDs: make([]string, storage.MaxArchiveQueryIDs+1)}); !errors.Is(err, storage.ErrInvalid) {
+			t.Errorf("Messages with too many ids: %v, want ErrInvalid", err)
+		}
 		if p, _ := m.Messages(ctx, room, storage.MUCQuery{Max: 1}); len(p.Messages) != 1 || string(p.Messages[0].Data) != "<m a/>" || !p.Messages[0].Stamp.Equal(base) {
 			t.Errorf("first message = %+v, want data <m a/> stamped %v", p.Messages, base)
 		}

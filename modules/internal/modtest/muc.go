@@ -179,33 +179,57 @@ func (m *MUC) Messages(ctx context.Context, room string, q storage.MUCQuery) (st
 	if err := storage.ValidateMUCQuery(q); err != nil {
 		return storage.MUCPage{}, err
 	}
-	lo, hi := -1, len(r.msgs)
-	for _, b := range []struct {
-		id    string
-		after bool
-	}{{q.After, true}, {q.Before, false}} {
-		if b.id == "" {
-			continue
-		}
-		i := slices.IndexFunc(r.msgs, func(msg storage.MUCMessage) bool { return msg.ID == b.id })
+	indexOf := func(id string) (int, error) {
+		i := slices.IndexFunc(r.msgs, func(msg storage.MUCMessage) bool { return msg.ID == id })
 		if i < 0 {
-			return storage.MUCPage{}, fmt.Errorf("modtest: no room message with id %q: %w", b.id, storage.ErrNotFound)
+			return 0, fmt.Errorf("modtest: no room message with id %q: %w", id, storage.ErrNotFound)
 		}
-		if b.after {
-			lo = i
-		} else {
-			hi = i
+		return i, nil
+	}
+	// bounds narrows [lo, hi) to the messages strictly between two ids.
+	bounds := func(lo, hi int, after, before string) (int, int, error) {
+		if after != "" {
+			i, err := indexOf(after)
+			if err != nil {
+				return 0, 0, err
+			}
+			lo = max(lo, i+1)
 		}
+		if before != "" {
+			i, err := indexOf(before)
+			if err != nil {
+				return 0, 0, err
+			}
+			hi = min(hi, i)
+		}
+		return lo, hi, nil
+	}
+	lo, hi, err := bounds(0, len(r.msgs), q.AfterID, q.BeforeID)
+	if err != nil {
+		return storage.MUCPage{}, err
+	}
+	keep := func(msg storage.MUCMessage) bool {
+		if (!q.Start.IsZero() && msg.Stamp.Before(q.Start)) || (!q.End.IsZero() && msg.Stamp.After(q.End)) {
+			return false
+		}
+		return q.IDs == nil || slices.Contains(q.IDs, msg.ID)
+	}
+	var page storage.MUCPage
+	for i := lo; i < hi; i++ {
+		if keep(r.msgs[i]) {
+			page.Count++
+		}
+	}
+	if lo, hi, err = bounds(lo, hi, q.After, q.Before); err != nil {
+		return storage.MUCPage{}, err
 	}
 	var sel []storage.MUCMessage
-	for i := lo + 1; i < hi; i++ {
-		msg := r.msgs[i]
-		if (!q.Start.IsZero() && msg.Stamp.Before(q.Start)) || (!q.End.IsZero() && msg.Stamp.After(q.End)) {
-			continue
+	for i := lo; i < hi; i++ {
+		if keep(r.msgs[i]) {
+			sel = append(sel, r.msgs[i])
 		}
-		sel = append(sel, msg)
 	}
-	page := storage.MUCPage{Complete: len(sel) <= q.Max}
+	page.Complete = len(sel) <= q.Max
 	if !page.Complete {
 		if q.Last || q.Before != "" {
 			sel = sel[len(sel)-q.Max:]
