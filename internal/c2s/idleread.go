@@ -2,7 +2,9 @@ package c2s
 
 import (
 	"crypto/tls"
+	"io"
 	"net"
+	"os"
 	"syscall"
 )
 
@@ -32,7 +34,14 @@ type recordConn struct {
 	// nonBlocking is set by idleReader around one TLS read, on the
 	// connection's own goroutine (TLS reads only from Read).
 	nonBlocking bool
-	peek        [1]byte
+
+	// The callbacks given to raw and what they report, kept here so that
+	// a read does not allocate a closure.
+	readFn, waitFn func(fd uintptr) bool
+	p              []byte
+	n              int
+	errno          error
+	waited         bool
 }
 
 const recordHeaderLen = 5
@@ -42,6 +51,8 @@ func newRecordConn(nc net.Conn) *recordConn {
 	if sc, ok := nc.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
 			r.raw = raw
+			r.readFn = r.readOnce
+			r.waitFn = r.waitOnce
 		}
 	}
 	return r
@@ -56,18 +67,61 @@ func (idleError) Temporary() bool { return true }
 var errIdle net.Error = idleError{}
 
 func (r *recordConn) Read(p []byte) (int, error) {
-	if r.nonBlocking && r.hdrN == 0 && r.body == 0 && r.raw != nil {
-		ready, err := r.poll(false)
-		if err != nil {
-			return 0, err
-		}
-		if !ready {
-			return 0, errIdle
-		}
+	if r.nonBlocking && r.hdrN == 0 && r.body == 0 && r.raw != nil && len(p) > 0 {
+		return r.readNonBlocking(p)
 	}
 	n, err := r.Conn.Read(p)
 	r.track(p[:n])
 	return n, err
+}
+
+// readNonBlocking reads what the socket has, or returns errIdle: one
+// system call, as many as a blocking read that finds data.
+func (r *recordConn) readNonBlocking(p []byte) (int, error) {
+	r.p = p
+	err := r.raw.Read(r.readFn)
+	n, errno := r.n, r.errno
+	r.p, r.errno = nil, nil
+	switch {
+	case err != nil:
+		return 0, err // deadline passed, or closed
+	case errno == syscall.EAGAIN:
+		return 0, errIdle
+	case errno != nil:
+		return 0, &net.OpError{Op: "read", Net: "tcp", Source: r.LocalAddr(), Addr: r.RemoteAddr(), Err: os.NewSyscallError("read", errno)}
+	case n == 0:
+		return 0, io.EOF
+	}
+	r.track(p[:n])
+	return n, nil
+}
+
+func (r *recordConn) readOnce(fd uintptr) bool {
+	for {
+		n, err := syscall.Read(int(fd), r.p)
+		if err == syscall.EINTR {
+			continue
+		}
+		r.n, r.errno = max(n, 0), err
+		return true
+	}
+}
+
+// waitReadable blocks until the socket is readable (or at EOF, or in
+// error), or until the read deadline, whose error it returns. It is
+// called right after a read found nothing, so it goes straight to the
+// poller, which remembers readiness that came in between.
+func (r *recordConn) waitReadable() error {
+	r.waited = false
+	return r.raw.Read(r.waitFn)
+}
+
+func (r *recordConn) waitOnce(uintptr) bool {
+	if r.waited {
+		return true
+	}
+	r.waited = true
+	return false
 }
 
 // track advances the record framing over b.
@@ -89,18 +143,6 @@ func (r *recordConn) track(b []byte) {
 	}
 }
 
-// poll reports whether the socket has something to read (data, EOF or an
-// error), without consuming it; with wait, it blocks until it does, or
-// until the read deadline, whose error it returns.
-func (r *recordConn) poll(wait bool) (ready bool, err error) {
-	err = r.raw.Read(func(fd uintptr) bool {
-		_, _, e := syscall.Recvfrom(int(fd), r.peek[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		ready = e != syscall.EAGAIN
-		return ready || !wait
-	})
-	return ready, err
-}
-
 // idleReader is what the decoder reads a TLS stream from.
 type idleReader struct {
 	tls *tls.Conn
@@ -119,7 +161,7 @@ func (r *idleReader) ReadIdle(p []byte) (int, error) {
 		if err != errIdle {
 			return n, err
 		}
-		if _, err := r.rc.poll(true); err != nil {
+		if err := r.rc.waitReadable(); err != nil {
 			return 0, err
 		}
 	}

@@ -125,6 +125,10 @@ func Open(ctx context.Context, path string) (*Store, error) {
 // dsn builds the modernc.org/sqlite DSN. The pragmas are per connection, so
 // putting them in the DSN (rather than executing them once) guarantees every
 // pooled connection has them, including ones opened after a reconnect.
+// writerCacheKiB is the writer connection's page cache; SQLite only
+// takes it as pages are used.
+const writerCacheKiB = 16 << 10
+
 func dsn(path string, writer bool) string {
 	q := url.Values{}
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeoutMS))
@@ -135,6 +139,11 @@ func dsn(path string, writer bool) string {
 		// only risks the last transactions on power loss, for far fewer
 		// fsyncs than FULL.
 		q.Add("_pragma", "synchronous(NORMAL)")
+		// The writer's page cache holds the index pages that archive
+		// batches touch (three per-owner indexes, so a page per active
+		// account each); at SQLite's default 2 MiB a busy server spills
+		// and re-reads them on every commit (issue 4's profile).
+		q.Add("_pragma", fmt.Sprintf("cache_size(%d)", -writerCacheKiB))
 		q.Set("_txlock", "immediate")
 	} else {
 		q.Add("_pragma", "query_only(1)")
