@@ -57,6 +57,14 @@ type Identity struct {
 // local session (outbound) and to a local account (inbound).
 type PresenceHandler func(ctx context.Context, from, to jid.JID, el *xmlstream.Element)
 
+// OutboundPresenceHook decorates an available or unavailable presence a
+// local session sends, broadcast or directed, once, before it is copied
+// to anyone (contacts, the account's own resources, a room): e.g. the
+// avatar hash of XEP-0153 §4.1. el already carries the session's full
+// JID as 'from'; the hook may add or replace children but must not keep
+// el, which is stored as the session's presence afterwards.
+type OutboundPresenceHook func(ctx context.Context, from jid.JID, el *xmlstream.Element)
+
 // OfflineHandler is offered a message for a local account that has no
 // available resource; it returns true when it kept the message for later.
 type OfflineHandler func(ctx context.Context, to jid.JID, el *xmlstream.Element) (stored bool, err error)
@@ -158,6 +166,13 @@ type Host interface {
 	SetPresenceHandler(h PresenceHandler)
 	SetOfflineHandler(h OfflineHandler)
 	AddFilter(f Filter)
+	// OnOutboundPresence adds a hook the presence module runs, through
+	// RunOutboundPresence, on the presence a session sends. Filters are
+	// the wrong place to edit presence: the router never filters what an
+	// account sends to itself, so the account's own resources would not
+	// see the change.
+	OnOutboundPresence(h OutboundPresenceHook)
+	RunOutboundPresence(ctx context.Context, from jid.JID, el *xmlstream.Element)
 	OnMessage(h MessageHook)
 	OnSessionBound(h SessionHook)
 	// OnIQResult adds a handler for IQ results and errors addressed to

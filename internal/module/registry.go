@@ -31,6 +31,7 @@ type Registry struct {
 	presence       PresenceHandler
 	offline        OfflineHandler
 	filters        []Filter
+	presenceHooks  []OutboundPresenceHook
 	bound, ended   []SessionHook
 	messages       []MessageHook
 	streamFeatures []StreamFeature
@@ -134,6 +135,23 @@ func (r *Registry) Filters() []Filter {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	return r.filters
+}
+
+func (r *Registry) OnOutboundPresence(h OutboundPresenceHook) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.presenceHooks = append(r.presenceHooks, h)
+}
+
+// RunOutboundPresence runs the outbound presence hooks in registration
+// order.
+func (r *Registry) RunOutboundPresence(ctx context.Context, from jid.JID, el *xmlstream.Element) {
+	r.mu.RLock()
+	hooks := r.presenceHooks
+	r.mu.RUnlock()
+	for _, h := range hooks {
+		h(ctx, from, el)
+	}
 }
 
 func (r *Registry) OnSessionBound(h SessionHook) {

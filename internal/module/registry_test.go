@@ -1,11 +1,15 @@
 package module
 
 import (
+	"context"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
+
+	"parley/internal/jid"
+	"parley/internal/xmlstream"
 )
 
 func TestHandleHTTP(t *testing.T) {
@@ -44,5 +48,31 @@ func TestHandleHTTP(t *testing.T) {
 	r.SetHTTPSAddr(a)
 	if r.HTTPSAddr() != a {
 		t.Errorf("HTTPSAddr = %v", r.HTTPSAddr())
+	}
+}
+
+func TestOutboundPresenceHooks(t *testing.T) {
+	r := NewRegistry()
+	el := xmlstream.New("jabber:client", "presence", "from", "a@x.org/r")
+	r.RunOutboundPresence(context.Background(), jid.MustParse("a@x.org/r"), el) // none registered
+	if el.FirstElement() != nil {
+		t.Fatalf("changed without hooks: %s", el)
+	}
+	var order []string
+	for _, name := range []string{"first", "second"} {
+		r.OnOutboundPresence(func(_ context.Context, from jid.JID, el *xmlstream.Element) {
+			if from.String() != "a@x.org/r" {
+				t.Errorf("%s hook: from %s", name, from)
+			}
+			order = append(order, name)
+			el.AddChild(xmlstream.New("urn:test", name))
+		})
+	}
+	r.RunOutboundPresence(context.Background(), jid.MustParse("a@x.org/r"), el)
+	if len(order) != 2 || order[0] != "first" || order[1] != "second" {
+		t.Errorf("hooks ran as %v", order)
+	}
+	if el.Child("urn:test", "first") == nil || el.Child("urn:test", "second") == nil {
+		t.Errorf("hooks' changes lost: %s", el)
 	}
 }

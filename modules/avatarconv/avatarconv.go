@@ -57,7 +57,7 @@ func (m *Module) Start(h module.Host) error {
 	m.host = h
 	m.vcard.OnSet(vcard.SetHook{Check: check, Stored: m.vcardStored})
 	m.pep.OnChange(nsMetadata, m.metadataChanged)
-	h.AddFilter(m.filter)
+	h.OnOutboundPresence(m.decorate)
 	h.OnSessionEnded(m.sessionEnded)
 	h.AddFeature(module.Account, Feature)
 	return nil

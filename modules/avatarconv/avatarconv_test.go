@@ -318,33 +318,36 @@ func TestStamp(t *testing.T) {
 	}
 }
 
-func TestFilterStampsAvailablePresenceOnly(t *testing.T) {
+func TestHookStampsAvailablePresenceOnly(t *testing.T) {
 	e := newEnv(t)
 	img := pngImage(t, 1, 1)
 	if err := e.setVCard(vcardWithPhoto("image/png", base64.StdEncoding.EncodeToString(img))); err != nil {
 		t.Fatal(err)
 	}
 	s := e.h.Connect(e.ctx, alice+"/a")
-	from, to := jid.MustParse(alice+"/a"), jid.MustParse("bob@x.org")
+	from := jid.MustParse(alice + "/a")
 	avail := parse(t, `<presence xmlns="jabber:client"/>`)
-	if stop, _ := e.h.Filter(e.ctx, from, to, avail); stop {
-		t.Fatal("presence stopped")
-	}
+	e.h.RunOutboundPresence(e.ctx, from, avail)
 	if p := avail.Child(nsUpdate, "x"); p == nil || p.Child(nsUpdate, "photo").Text() != sha(img) {
 		t.Errorf("not stamped: %s", avail)
 	}
-	for _, typ := range []string{"unavailable", "subscribe", "probe"} {
-		p := parse(t, `<presence xmlns="jabber:client" type="`+typ+`"/>`)
-		e.h.Filter(e.ctx, from, to, p)
-		if p.FirstElement() != nil {
-			t.Errorf("%s presence stamped: %s", typ, p)
-		}
+	p := parse(t, `<presence xmlns="jabber:client" type="unavailable"/>`)
+	e.h.RunOutboundPresence(e.ctx, from, p)
+	if p.FirstElement() != nil {
+		t.Errorf("unavailable presence stamped: %s", p)
 	}
-	// Inbound presence from a remote contact is not ours to stamp.
+	// Presence from elsewhere is not ours to stamp.
 	in := parse(t, `<presence xmlns="jabber:client"/>`)
-	e.h.Filter(e.ctx, jid.MustParse("carol@remote.org/r"), jid.MustParse(alice), in)
+	e.h.RunOutboundPresence(e.ctx, jid.MustParse("carol@remote.org/r"), in)
 	if in.FirstElement() != nil {
-		t.Errorf("inbound presence stamped: %s", in)
+		t.Errorf("remote presence stamped: %s", in)
+	}
+	// No filter edits presence any more: the router would skip the
+	// account's own resources.
+	other := parse(t, `<presence xmlns="jabber:client"/>`)
+	e.h.Filter(e.ctx, from, jid.MustParse("bob@x.org"), other)
+	if other.FirstElement() != nil {
+		t.Errorf("a filter stamped presence: %s", other)
 	}
 	// The cached hash goes with the last session.
 	e.h.Disconnect(e.ctx, s)

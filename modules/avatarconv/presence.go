@@ -7,7 +7,6 @@ import (
 
 	"parley/internal/jid"
 	"parley/internal/session"
-	"parley/internal/stanza"
 	"parley/internal/xmlstream"
 )
 
@@ -68,20 +67,20 @@ func (m *Module) hashOf(ctx context.Context, bare jid.JID) (string, error) {
 	return hash, nil
 }
 
-// filter never stops anything: it stamps the avatar hash into the
-// available presence a local account sends (XEP-0398 §4), broadcast or
-// directed (MUC joins included), as the copy for each recipient passes.
-func (m *Module) filter(ctx context.Context, from, _ jid.JID, el *xmlstream.Element, outbound bool) (bool, *stanza.Error) {
-	if !outbound || el.Name.Local != "presence" || el.Attr("type") != "" || from.Local() == "" || !m.host.IsLocal(from.Domain()) {
-		return false, nil
+// decorate stamps the avatar hash into the available presence a local
+// account sends (XEP-0398 §4), broadcast or directed (group chat joins
+// included), once, before the presence module copies it to contacts,
+// the account's own resources and rooms.
+func (m *Module) decorate(ctx context.Context, from jid.JID, el *xmlstream.Element) {
+	if el.Attr("type") != "" || from.Local() == "" || !m.host.IsLocal(from.Domain()) {
+		return
 	}
 	hash, err := m.hashOf(ctx, from.Bare())
 	if err != nil {
 		m.host.Logger().Warn("avatarconv: reading the avatar hash failed", "user", from.Bare().String(), "err", err)
-		return false, nil
+		return
 	}
 	stamp(el, hash)
-	return false, nil
 }
 
 // stamp puts <x xmlns='vcard-temp:x:update'><photo>hash</photo></x> in

@@ -7,7 +7,9 @@
 // turned into items (published, changed or retracted one by one, so that
 // XEP-0402 clients get notified), and its reading is made from the
 // items; private storage only keeps the parts of a list that XEP-0402
-// has no place for, such as <url/> bookmarks.
+// has no place for, such as <url/> bookmarks. The legacy PEP node
+// 'storage:bookmarks' (XEP-0048 over PEP, XEP-0411) is a third view of
+// the same list: PEP serves it through this package (legacy.go).
 package bookmarks
 
 import (
@@ -24,8 +26,14 @@ import (
 	"parley/modules/private"
 )
 
-// FeatureCompat is advertised on accounts (XEP-0402 §5.3).
-const FeatureCompat = NS + "#compat"
+// Features advertised on accounts: XEP-0402 §5.3 compatibility with
+// private storage (#compat) and with the legacy PEP node (#compat-pep),
+// and XEP-0411's conversion between those two, which follows from both.
+const (
+	FeatureCompat     = NS + "#compat"
+	FeatureCompatPEP  = NS + "#compat-pep"
+	FeatureConversion = "urn:xmpp:bookmarks-conversion:0"
+)
 
 // Module is the compatibility layer.
 type Module struct {
@@ -57,15 +65,24 @@ func (m *Module) Start(h module.Host) error {
 	}
 	m.host = h
 	m.private.Handle(NSLegacy, m)
+	m.pep.HandleView(NSLegacy, legacyNode{m})
+	m.pep.OnChange(NS, func(ctx context.Context, c pep.Change) {
+		m.notifyLegacy(ctx, c.Owner, func(ctx context.Context) (*xmlstream.Element, error) {
+			return m.private.Stored(ctx, c.Owner, NSLegacy)
+		})
+	})
 	h.OnSessionBound(m.migrate)
-	h.AddFeature(module.Account, FeatureCompat)
+	for _, f := range []string{FeatureCompat, FeatureCompatPEP, FeatureConversion} {
+		h.AddFeature(module.Account, f)
+	}
 	return nil
 }
 
-// migrate turns a legacy list stored before this layer existed into
-// XEP-0402 items when the account logs in, so that XEP-0402 clients see
-// it from the start (XEP-0411 §3 asks for the copy before the login).
-// Accounts that have the node already cost one read.
+// migrate turns a legacy list stored before this layer existed, in
+// private storage or in the legacy PEP node, into XEP-0402 items when
+// the account logs in, so that XEP-0402 clients see it from the start
+// (XEP-0411 §4 asks for the copy before the login). Accounts that have
+// the node already cost one read.
 func (m *Module) migrate(ctx context.Context, s session.Session) {
 	owner := s.JID().Bare()
 	if _, exists, err := m.pep.ItemsOf(ctx, owner, NS); err != nil || exists {
@@ -75,19 +92,57 @@ func (m *Module) migrate(ctx context.Context, s session.Session) {
 		return
 	}
 	stored, err := m.private.Stored(ctx, owner, NSLegacy)
-	if err != nil || stored == nil || !hasConference(stored) {
-		if err != nil {
-			m.host.Logger().Warn("bookmarks: reading legacy bookmarks failed", "user", owner.String(), "err", err)
+	if err != nil {
+		m.host.Logger().Warn("bookmarks: reading legacy bookmarks failed", "user", owner.String(), "err", err)
+		return
+	}
+	// What PEP itself kept under the legacy node's name, now hidden by
+	// the view: its rooms join the private list's (winning for a room
+	// in both, as the later copy would).
+	old, _, err := m.pep.ItemsOf(ctx, owner, NSLegacy)
+	if err != nil {
+		m.host.Logger().Warn("bookmarks: reading the legacy PEP node failed", "user", owner.String(), "err", err)
+		return
+	}
+	if len(old) > 0 {
+		if st := old[len(old)-1].Payload; st.Name.Space == NSLegacy && st.Name.Local == "storage" {
+			stored = merged(stored, st)
 		}
+	}
+	if stored == nil || !hasConference(stored) {
 		return
 	}
 	keep, err := m.Set(ctx, owner, stored)
 	if err == nil {
 		err = m.private.Keep(ctx, owner, NSLegacy, keep)
 	}
+	// The old PEP copy goes, or it would come back once the XEP-0402
+	// node were deleted.
+	for _, it := range old {
+		if err == nil {
+			err = m.pep.RetractItem(ctx, owner, NSLegacy, it.ID)
+		}
+	}
 	if err != nil {
 		m.host.Logger().Warn("bookmarks: migrating legacy bookmarks failed; they stay where they are", "user", owner.String(), "err", err)
 	}
+}
+
+// merged adds the conferences of a legacy PEP <storage/> to a private
+// query (nil for none) holding one.
+func merged(q, pepList *xmlstream.Element) *xmlstream.Element {
+	out := xmlstream.New(NSLegacy, "storage")
+	if q != nil {
+		if st := q.Child(NSLegacy, "storage"); st != nil {
+			out.Children = append(out.Children, st.Children...)
+		}
+	}
+	for c := range pepList.Elements() {
+		if c.Name.Space == NSLegacy && c.Name.Local == "conference" {
+			out.AddChild(c)
+		}
+	}
+	return xmlstream.New(private.NS, "query").AddChild(out)
 }
 
 // hasConference reports whether a stored private query holds a legacy
@@ -141,9 +196,10 @@ func withoutConferences(s *xmlstream.Element) *xmlstream.Element {
 	return out
 }
 
-// Set takes a legacy client's whole list: every conference is checked
-// before anything changes, then the XEP-0402 items are brought in line
-// with it. What remains of the list (URLs and the like) is kept.
+// Set takes a legacy client's whole list from private storage: every
+// conference is checked before anything changes, then the XEP-0402 items
+// are brought in line with it. What remains of the list (URLs and the
+// like) is kept.
 func (m *Module) Set(ctx context.Context, owner jid.JID, q *xmlstream.Element) (*xmlstream.Element, error) {
 	var storage *xmlstream.Element
 	for c := range q.Elements() {
@@ -155,7 +211,36 @@ func (m *Module) Set(ctx context.Context, owner jid.JID, q *xmlstream.Element) (
 		}
 		storage = c
 	}
-	var want []legacyConference
+	if storage == nil {
+		return nil, stanza.BadRequest("no bookmark <storage/>")
+	}
+	l, err := parseList(storage)
+	if err != nil {
+		return nil, err
+	}
+	changed, had, err := m.apply(ctx, owner, l)
+	if err != nil {
+		return nil, err
+	}
+	keep := l.keep(had)
+	if changed {
+		// XEP-0411 §3: the legacy PEP node's subscribers hear of it. The
+		// kept rest is not stored yet: the list is made from it directly.
+		m.notifyLegacy(ctx, owner, func(context.Context) (*xmlstream.Element, error) { return keep, nil })
+	}
+	return keep, nil
+}
+
+// list is a legacy list checked and turned into XEP-0402 items.
+type list struct {
+	want  []legacyConference // one per room, in the list's order
+	rooms map[string]bool
+	rest  *xmlstream.Element // the <storage/> without its conferences
+}
+
+// parseList checks every conference of a legacy <storage/>.
+func parseList(storage *xmlstream.Element) (list, error) {
+	l := list{rooms: map[string]bool{}}
 	index := map[string]int{}
 	for c := range storage.Elements() {
 		if c.Name.Space != NSLegacy || c.Name.Local != "conference" {
@@ -163,50 +248,62 @@ func (m *Module) Set(ctx context.Context, owner jid.JID, q *xmlstream.Element) (
 		}
 		lc, err := fromLegacy(c)
 		if err != nil {
-			return nil, err
+			return list{}, err
 		}
 		if i, dup := index[lc.id]; dup {
-			want[i] = lc // the last one of a room wins, as it would in a client
+			l.want[i] = lc // the last one of a room wins, as it would in a client
 			continue
 		}
-		index[lc.id] = len(want)
-		want = append(want, lc)
+		index[lc.id] = len(l.want)
+		l.want = append(l.want, lc)
+		l.rooms[lc.id] = true
 	}
-	if len(want) > MaxBookmarks {
-		return nil, &stanza.Error{Type: stanza.Modify, Condition: "not-acceptable",
+	if len(l.want) > MaxBookmarks {
+		return list{}, &stanza.Error{Type: stanza.Modify, Condition: "not-acceptable",
 			Text: fmt.Sprintf("at most %d bookmarks are kept", MaxBookmarks)}
 	}
+	l.rest = withoutConferences(storage)
+	return l, nil
+}
+
+// keep is what private storage keeps of the list: its rest, or nothing
+// when the rest is empty, except that an empty list on an account that
+// had no bookmarks is kept as the client left it.
+func (l list) keep(had int) *xmlstream.Element {
+	if l.rest.FirstElement() == nil && (len(l.want) > 0 || had > 0) {
+		return nil
+	}
+	return xmlstream.New(private.NS, "query").AddChild(l.rest)
+}
+
+// apply brings the XEP-0402 items in line with l: changed rooms are
+// published, gone ones retracted, unchanged ones left alone (no needless
+// notification). had is how many items there were.
+func (m *Module) apply(ctx context.Context, owner jid.JID, l list) (changed bool, had int, err error) {
 	have, _, err := m.pep.ItemsOf(ctx, owner, NS)
 	if err != nil {
-		return nil, err
+		return false, 0, err
 	}
 	current := make(map[string]string, len(have))
 	for _, it := range have {
 		current[it.ID] = it.Payload.String()
 	}
-	for _, lc := range want {
+	for _, lc := range l.want {
 		if s, ok := current[lc.id]; ok && s == lc.payload.String() {
-			continue // unchanged: no needless notification
+			continue
 		}
 		if err := m.pep.PublishItem(ctx, owner, NS, lc.id, lc.payload); err != nil {
-			return nil, err
+			return changed, len(have), err
 		}
+		changed = true
 	}
-	for id := range current {
-		if _, kept := index[id]; !kept {
-			if err := m.pep.RetractItem(ctx, owner, NS, id); err != nil {
-				return nil, err
+	for _, it := range have {
+		if !l.rooms[it.ID] {
+			if err := m.pep.RetractItem(ctx, owner, NS, it.ID); err != nil {
+				return changed, len(have), err
 			}
+			changed = true
 		}
 	}
-	rest := withoutConferences(storage)
-	if rest.FirstElement() == nil {
-		if len(want) == 0 && len(have) == 0 {
-			// An empty list on an account without bookmarks: keep the
-			// legacy answer as the client left it.
-			return xmlstream.New(private.NS, "query").AddChild(rest), nil
-		}
-		return nil, nil
-	}
-	return xmlstream.New(private.NS, "query").AddChild(rest), nil
+	return changed, len(have), nil
 }

@@ -76,6 +76,9 @@ func (m *Module) ItemsOf(ctx context.Context, owner jid.JID, node string, ids ..
 // needed, and notifies as a client's publish would. The error is a
 // *stanza.Error when the item cannot be kept (too large, too many nodes).
 func (m *Module) PublishItem(ctx context.Context, owner jid.JID, node, id string, payload *xmlstream.Element) error {
+	if m.views[node] != nil {
+		return fmt.Errorf("pep: %q is a view; its module keeps the data", node)
+	}
 	_, err := m.store(ctx, owner.Bare(), owner.Bare(), node, id, payload, nil)
 	return err
 }
@@ -84,6 +87,14 @@ func (m *Module) PublishItem(ctx context.Context, owner jid.JID, node, id string
 // says so. A missing node or item is not an error.
 func (m *Module) RetractItem(ctx context.Context, owner jid.JID, node, id string) error {
 	o := owner.Bare().String()
+	if m.views[node] != nil {
+		// What PEP kept under a view's name before the view existed:
+		// no client sees it, so its removal is not notified.
+		if err := m.ps.Retract(ctx, o, node, id); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return fmt.Errorf("pep: retracting from %q of %s: %w", node, o, err)
+		}
+		return nil
+	}
 	cfg, exists, err := m.nodeConfigOf(ctx, o, node)
 	if err != nil || !exists {
 		return err

@@ -205,7 +205,7 @@ func (m *Module) lastItemsOf(ctx context.Context, owner jid.JID, s session.Sessi
 	}
 	for _, l := range last {
 		cfg, ok := configs[l.Node]
-		if !ok || cfg.SendLast == SendLastNever {
+		if !ok || cfg.SendLast == SendLastNever || m.views[l.Node] != nil {
 			continue
 		}
 		if !own {

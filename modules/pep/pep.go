@@ -55,10 +55,13 @@ type Module struct {
 	// hooks see the changes owners make, by node; filled while the
 	// server starts (OnChange) and only read afterwards.
 	hooks map[string][]ChangeHook
+	// views are the nodes other modules serve (HandleView); filled
+	// while the server starts and only read afterwards.
+	views map[string]View
 }
 
 func New() *Module {
-	return &Module{caps: newCapsCache(), now: time.Now, hooks: map[string][]ChangeHook{}}
+	return &Module{caps: newCapsCache(), now: time.Now, hooks: map[string][]ChangeHook{}, views: map[string]View{}}
 }
 
 func (*Module) Name() string { return "pep" }
@@ -124,6 +127,9 @@ func (m *Module) set(ctx context.Context, iq module.IQ) (*xmlstream.Element, err
 	node := action.Attr("node")
 	if node == "" {
 		return nil, nodeRequired()
+	}
+	if v := m.views[node]; v != nil {
+		return m.setView(ctx, iq, node, action, v)
 	}
 	switch action.Name.Local {
 	case "publish":
@@ -194,8 +200,8 @@ func formIn(parent *xmlstream.Element) *xmlstream.Element {
 	return parent.Child(nsData, "x")
 }
 
-func (m *Module) publish(ctx context.Context, iq module.IQ, node string, pub *xmlstream.Element) (*xmlstream.Element, error) {
-	var item *xmlstream.Element
+// onePayload returns the one item of a publish and its one payload.
+func onePayload(pub *xmlstream.Element) (item, payload *xmlstream.Element, se *stanza.Error) {
 	n := 0
 	for c := range pub.Elements() {
 		if c.Name.Space == NS && c.Name.Local == "item" {
@@ -204,16 +210,23 @@ func (m *Module) publish(ctx context.Context, iq module.IQ, node string, pub *xm
 		}
 	}
 	if n != 1 {
-		return nil, withCondition(stanza.BadRequest("publish exactly one item"), "invalid-payload")
+		return nil, nil, withCondition(stanza.BadRequest("publish exactly one item"), "invalid-payload")
 	}
-	var payload *xmlstream.Element
 	k := 0
 	for c := range item.Elements() {
 		payload = c
 		k++
 	}
 	if k != 1 {
-		return nil, withCondition(stanza.BadRequest("an item carries exactly one payload"), "invalid-payload")
+		return nil, nil, withCondition(stanza.BadRequest("an item carries exactly one payload"), "invalid-payload")
+	}
+	return item, payload, nil
+}
+
+func (m *Module) publish(ctx context.Context, iq module.IQ, node string, pub *xmlstream.Element) (*xmlstream.Element, error) {
+	item, payload, se := onePayload(pub)
+	if se != nil {
+		return nil, se
 	}
 	opts := formIn(iq.Payload.Child(NS, "publish-options"))
 	id, err := m.store(ctx, iq.To, iq.From.Bare(), node, item.Attr("id"), payload, opts)
@@ -323,6 +336,9 @@ func (m *Module) get(ctx context.Context, iq module.IQ) (*xmlstream.Element, err
 	if node == "" {
 		return nil, nodeRequired()
 	}
+	if v := m.views[node]; v != nil {
+		return m.getView(ctx, iq, node, action, v)
+	}
 	owner := iq.To.String()
 	cfg, exists, err := m.nodeConfigOf(ctx, owner, node)
 	if err != nil {
@@ -423,6 +439,9 @@ func (m *Module) ownerGet(ctx context.Context, iq module.IQ) (*xmlstream.Element
 	if node == "" {
 		return nil, nodeRequired()
 	}
+	if m.views[node] != nil {
+		return m.ownerView("get", node, action)
+	}
 	cfg, exists, err := m.nodeConfigOf(ctx, iq.To.String(), node)
 	if err != nil {
 		return nil, err
@@ -445,6 +464,9 @@ func (m *Module) ownerSet(ctx context.Context, iq module.IQ) (*xmlstream.Element
 	node := action.Attr("node")
 	if node == "" {
 		return nil, nodeRequired()
+	}
+	if m.views[node] != nil {
+		return m.ownerView("set", node, action)
 	}
 	owner := iq.To.String()
 	cfg, exists, err := m.nodeConfigOf(ctx, owner, node)

@@ -95,7 +95,8 @@ func priority(el *xmlstream.Element) int {
 
 // broadcast handles presence without 'to' (RFC 6121 §4.2, §4.4, §4.5):
 // it goes to the contacts subscribed to the user and to the user's own
-// available resources; initial presence also probes the contacts the user
+// available resources, once the outbound presence hooks have decorated
+// it; initial presence also probes the contacts the user
 // is subscribed to and hands over waiting subscription requests.
 func (m *Module) broadcast(ctx context.Context, s session.Session, el *xmlstream.Element) {
 	full := s.JID()
@@ -115,7 +116,11 @@ func (m *Module) broadcast(ctx context.Context, s session.Session, el *xmlstream
 		if !was {
 			return
 		}
+		m.host.RunOutboundPresence(ctx, full, el)
 	} else {
+		// Decorated before it is kept: probes and later resources get
+		// the stored copy.
+		m.host.RunOutboundPresence(ctx, full, el)
 		initial = s.State().SetAvailable(el.Copy(), priority(el))
 	}
 
@@ -217,6 +222,7 @@ func (m *Module) directed(ctx context.Context, s session.Session, to jid.JID, el
 	} else {
 		s.State().AddDirected(to)
 	}
+	m.host.RunOutboundPresence(ctx, s.JID(), el)
 	if m.host.IsLocal(to.Domain()) && to.Local() != "" {
 		m.deliverLocal(ctx, to, el)
 		return

@@ -9,6 +9,7 @@ import (
 	"image/png"
 	"strings"
 	"testing"
+	"time"
 
 	"parley/internal/xmlstream"
 )
@@ -75,14 +76,18 @@ func TestAvatarConversion(t *testing.T) {
 			befriend(t, alice, bob)
 
 			r := alice.iq("<iq type='get' to='alice@localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
-			for _, f := range []string{"urn:xmpp:pep-vcard-conversion:0", "urn:xmpp:bookmarks:1#compat"} {
+			for _, f := range []string{"urn:xmpp:pep-vcard-conversion:0", "urn:xmpp:bookmarks:1#compat",
+				"urn:xmpp:bookmarks:1#compat-pep", "urn:xmpp:bookmarks-conversion:0"} {
 				if !strings.Contains(r.String(), `var="`+f+`"`) {
 					t.Errorf("account disco lacks %s: %s", f, r)
 				}
 			}
-			if strings.Contains(r.String(), "#compat-pep") {
-				t.Errorf("compat-pep advertised but not implemented: %s", r)
-			}
+			// A second device of alice's: the router never filters what
+			// an account sends to itself, so it sees the hash only if the
+			// presence was stamped before it was copied.
+			laptop := s.connect(t, "alice@localhost/laptop", "pw")
+			laptop.send("<presence/>")
+			alice.expect("the laptop's presence", isPresence("alice@localhost/laptop", ""))
 
 			// No avatar yet: alice's presence says so with an empty photo.
 			alice.send("<presence><status>no avatar</status></presence>")
@@ -122,6 +127,21 @@ func TestAvatarConversion(t *testing.T) {
 			})
 			if h, _ := photoHash(p); h != id {
 				t.Errorf("presence hash %q, want %q: %s", h, id, p)
+			}
+			p = laptop.expect("alice's phone's presence with her avatar", func(el *xmlstream.Element) bool {
+				return isPresence("alice@localhost/phone", "")(el) && strings.Contains(el.String(), "with avatar")
+			})
+			if h, _ := photoHash(p); h != id {
+				t.Errorf("hash in the presence of alice's other resource %q, want %q: %s", h, id, p)
+			}
+			// The probe answer a new device gets is the stamped presence.
+			tablet := s.connect(t, "alice@localhost/tablet", "pw")
+			tablet.send("<presence/>")
+			p = tablet.expect("alice's phone's presence at login", func(el *xmlstream.Element) bool {
+				return isPresence("alice@localhost/phone", "")(el) && strings.Contains(el.String(), "with avatar")
+			})
+			if h, _ := photoHash(p); h != id {
+				t.Errorf("hash in the presence a new resource got %q, want %q: %s", h, id, p)
 			}
 			carol := s.connect(t, "carol@localhost/x", "pw")
 			alice.send("<presence to='carol@localhost/x'><x xmlns='vcard-temp:x:update'/></presence>")
@@ -264,6 +284,126 @@ func TestBookmarksCompat(t *testing.T) {
 			r = modern.iq("<iq type='get'><pubsub xmlns='%s'><items node='urn:xmpp:bookmarks:1'/></pubsub></iq>", nsPubSub)
 			if !strings.Contains(r.String(), "orchard@") {
 				t.Errorf("PEP bookmarks changed by a refused list: %s", r)
+			}
+			if !s.alive() {
+				t.Fatalf("server died:\n%s", s.Stderr())
+			}
+		})
+	}
+}
+
+// awaitCaps waits until the server asked a client with --notify for its
+// features, and the answer is in: the round trip that follows is
+// handled after it.
+func awaitCaps(a *agent) {
+	a.t.Helper()
+	a.expect("the server's caps query", func(el *xmlstream.Element) bool {
+		return el.Name.Local == "iq" && el.Attr("type") == "get" && el.Child("http://jabber.org/protocol/disco#info", "query") != nil
+	})
+	if r := a.iq("<iq type='get' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>"); r.Attr("type") != "result" {
+		a.t.Fatalf("ping: %s", r)
+	}
+}
+
+// isEvent matches a PEP notification of node containing s.
+func isEvent(node, s string) func(*xmlstream.Element) bool {
+	return func(el *xmlstream.Element) bool {
+		return el.Name.Local == "message" && strings.Contains(el.String(), `node="`+node+`"`) && strings.Contains(el.String(), s)
+	}
+}
+
+// TestLegacyPEPBookmarks: the legacy PEP node 'storage:bookmarks'
+// (XEP-0048 via PEP, XEP-0411) is one more view of the XEP-0402 items.
+func TestLegacyPEPBookmarks(t *testing.T) {
+	needSlixmpp(t)
+	const legacyOpts = "<publish-options><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>http://jabber.org/protocol/pubsub#publish-options</value></field>" +
+		"<field var='pubsub#persist_items'><value>true</value></field><field var='pubsub#access_model'><value>whitelist</value></field></x></publish-options>"
+	for _, driver := range storeDrivers(t) {
+		t.Run(driver.name, func(t *testing.T) {
+			s := startServer(t, serverOpts{extra: driver.toml})
+			s.addUser("alice@localhost", "pw")
+			s.addUser("bob@localhost", "pw")
+			old := s.connect(t, "alice@localhost/old", "pw", "--notify", "storage:bookmarks")
+			modern := s.connect(t, "alice@localhost/new", "pw", "--notify", "urn:xmpp:bookmarks:1")
+			old.op("presence")
+			awaitCaps(old)
+			modern.op("presence")
+			awaitCaps(modern)
+
+			// Legacy PEP → XEP-0402.
+			r := old.iq("<iq type='set'><pubsub xmlns='%s'><publish node='storage:bookmarks'><item id='current'><storage xmlns='storage:bookmarks'>"+
+				"<conference jid='coven@chat.localhost' name='The Coven' autojoin='true'><nick>alice</nick></conference>"+
+				"<conference jid='orchard@chat.localhost' name='Orchard'/></storage></item></publish>%s</pubsub></iq>", nsPubSub, legacyOpts)
+			if r.Attr("type") != "result" {
+				t.Fatalf("publishing legacy PEP bookmarks: %s", r)
+			}
+			modern.expect("the coven item", isEvent("urn:xmpp:bookmarks:1", `<item id="coven@chat.localhost"`))
+			modern.expect("the orchard item", isEvent("urn:xmpp:bookmarks:1", `<item id="orchard@chat.localhost"`))
+			old.expect("the legacy node's notification", isEvent("storage:bookmarks", `jid="orchard@chat.localhost"`))
+			r = modern.iq("<iq type='get'><pubsub xmlns='%s'><items node='urn:xmpp:bookmarks:1'/></pubsub></iq>", nsPubSub)
+			out := r.String()
+			for _, want := range []string{`<item id="coven@chat.localhost"><conference xmlns="urn:xmpp:bookmarks:1" name="The Coven" autojoin="true"><nick>alice</nick>`,
+				`<item id="orchard@chat.localhost"><conference xmlns="urn:xmpp:bookmarks:1" name="Orchard"`} {
+				if !strings.Contains(out, want) {
+					t.Errorf("XEP-0402 bookmarks lack %s: %s", want, out)
+				}
+			}
+
+			// XEP-0402 → legacy PEP: the legacy client is told, and reads
+			// the whole list.
+			r = modern.iq("<iq type='set'><pubsub xmlns='%s'><publish node='urn:xmpp:bookmarks:1'><item id='tower@chat.localhost'>"+
+				"<conference xmlns='urn:xmpp:bookmarks:1' name='Tower'/></item></publish>%s</pubsub></iq>", nsPubSub, publishOptsMaxW)
+			if r.Attr("type") != "result" {
+				t.Fatalf("publishing a XEP-0402 bookmark: %s", r)
+			}
+			ev := old.expect("the legacy list with the tower", isEvent("storage:bookmarks", `jid="tower@chat.localhost"`))
+			if !strings.Contains(ev.String(), `jid="coven@chat.localhost"`) || !strings.Contains(ev.String(), `<item id="current">`) {
+				t.Errorf("legacy notification: %s", ev)
+			}
+			r = old.iq("<iq type='get'><pubsub xmlns='%s'><items node='storage:bookmarks'/></pubsub></iq>", nsPubSub)
+			out = r.String()
+			for _, want := range []string{`<item id="current"><storage xmlns="storage:bookmarks">`, `jid="coven@chat.localhost"`, `<nick>alice</nick>`,
+				`jid="orchard@chat.localhost"`, `jid="tower@chat.localhost" name="Tower"`} {
+				if !strings.Contains(out, want) {
+					t.Errorf("legacy PEP list lacks %s: %s", want, out)
+				}
+			}
+
+			// A legacy list without a room retracts it, and only it.
+			r = old.iq("<iq type='set'><pubsub xmlns='%s'><publish node='storage:bookmarks'><item id='current'><storage xmlns='storage:bookmarks'>"+
+				"<conference jid='coven@chat.localhost' name='The Coven' autojoin='true'><nick>alice</nick></conference>"+
+				"<conference jid='tower@chat.localhost' name='Tower'/></storage></item></publish>%s</pubsub></iq>", nsPubSub, legacyOpts)
+			if r.Attr("type") != "result" {
+				t.Fatalf("republishing legacy PEP bookmarks: %s", r)
+			}
+			modern.expect("the retraction of orchard", isEvent("urn:xmpp:bookmarks:1", `<retract id="orchard@chat.localhost"`))
+			modern.expectNone("a notification for an unchanged room", 300*time.Millisecond, isEvent("urn:xmpp:bookmarks:1", `<item id="coven@chat.localhost"`))
+
+			// Private storage reads the same list.
+			r = old.iq("<iq type='get'><query xmlns='jabber:iq:private'><storage xmlns='storage:bookmarks'/></query></iq>")
+			if out := r.String(); !strings.Contains(out, `jid="coven@chat.localhost"`) || !strings.Contains(out, `jid="tower@chat.localhost"`) || strings.Contains(out, "orchard@") {
+				t.Errorf("private storage after the legacy PEP publish: %s", out)
+			}
+
+			// Bad lists are refused and change nothing; the node is
+			// alice's only.
+			for _, bad := range []string{
+				"<storage xmlns='storage:bookmarks'><conference jid='r@chat.localhost/nick'/></storage>",
+				"<list xmlns='storage:bookmarks'/>",
+			} {
+				r = old.iq("<iq type='set'><pubsub xmlns='%s'><publish node='storage:bookmarks'><item id='current'>%s</item></publish></pubsub></iq>", nsPubSub, bad)
+				if errorCondition(r) != "bad-request" {
+					t.Errorf("bad list %s: %s", bad, r)
+				}
+			}
+			r = modern.iq("<iq type='get'><pubsub xmlns='%s'><items node='urn:xmpp:bookmarks:1'/></pubsub></iq>", nsPubSub)
+			if out := r.String(); !strings.Contains(out, "coven@") || !strings.Contains(out, "tower@") {
+				t.Errorf("XEP-0402 bookmarks after refused lists: %s", out)
+			}
+			bob := s.connect(t, "bob@localhost/b", "pw")
+			r = bob.iq("<iq type='get' to='alice@localhost'><pubsub xmlns='%s'><items node='storage:bookmarks'/></pubsub></iq>", nsPubSub)
+			if r.Attr("type") != "error" || strings.Contains(r.String(), "coven@") {
+				t.Errorf("bob read alice's legacy bookmarks: %s", r)
 			}
 			if !s.alive() {
 				t.Fatalf("server died:\n%s", s.Stderr())

@@ -49,6 +49,7 @@ type Host struct {
 	presence       module.PresenceHandler
 	offline        module.OfflineHandler
 	filters        []module.Filter
+	presenceHooks  []module.OutboundPresenceHook
 	bound, ended   []module.SessionHook
 	streamFeatures []module.StreamFeature
 	events         map[string][]module.SessionHook
@@ -198,6 +199,23 @@ func (h *Host) AddFilter(f module.Filter) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.filters = append(h.filters, f)
+}
+
+func (h *Host) OnOutboundPresence(fn module.OutboundPresenceHook) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.presenceHooks = append(h.presenceHooks, fn)
+}
+
+// RunOutboundPresence runs the outbound presence hooks in registration
+// order, as the registry does.
+func (h *Host) RunOutboundPresence(ctx context.Context, from jid.JID, el *xmlstream.Element) {
+	h.mu.Lock()
+	hooks := slices.Clone(h.presenceHooks)
+	h.mu.Unlock()
+	for _, fn := range hooks {
+		fn(ctx, from, el)
+	}
 }
 
 func (h *Host) OnMessage(fn module.MessageHook) {
