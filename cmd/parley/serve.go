@@ -108,6 +108,10 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			fmt.Fprintf(stdout, "profiler (pprof) on http://%s/debug/pprof/\n", l.Addr)
 			continue
 		}
+		if l.Name == "s2s" {
+			fmt.Fprintf(stdout, "listening for servers on %s\n", l.Addr)
+			continue
+		}
 		if l.Name == "https" {
 			fmt.Fprintf(stdout, "serving HTTPS (file upload) on %s\n", l.Addr)
 			continue

@@ -35,7 +35,7 @@ func startParley(t *testing.T, users int) liveServer {
 		t.Fatalf("building parley: %v\n%s", err, out)
 	}
 	cfg := filepath.Join(dir, "parley.toml")
-	conf := fmt.Sprintf("data_dir = %q\n[listen]\nc2s = \"127.0.0.1:0\"\nc2s_direct_tls = \"\"\n[log]\nlevel = \"warn\"\n", filepath.Join(dir, "data"))
+	conf := fmt.Sprintf("data_dir = %q\n[listen]\nc2s = \"127.0.0.1:0\"\nc2s_direct_tls = \"\"\ns2s = \"\"\n[log]\nlevel = \"warn\"\n", filepath.Join(dir, "data"))
 	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -30,7 +30,19 @@ type Config struct {
 		C2SDirectTLS string `toml:"c2s_direct_tls"` // "" disables (XEP-0368)
 		Admin        string `toml:"admin"`          // loopback only; "" disables
 		HTTPS        string `toml:"https"`          // HTTPS for HTTP file upload; "" disables
+		S2S          string `toml:"s2s"`            // server-to-server (federation); "" disables
 	} `toml:"listen"`
+
+	S2S struct {
+		// Routes maps a remote domain to "host:port", overriding DNS
+		// (private federations, tests).
+		Routes                   map[string]string `toml:"routes"`
+		RequireEncryption        bool              `toml:"require_encryption"`
+		RequireValidCertificates bool              `toml:"require_valid_certificates"`
+		CAFile                   string            `toml:"ca_file"` // extra trusted roots for peer certificates
+		IdleTimeout              Duration          `toml:"idle_timeout"`
+		MaxStreams               int               `toml:"max_streams"`
+	} `toml:"s2s"`
 
 	TLS struct {
 		Cert            string `toml:"cert"` // "" = self-signed certificate kept in data_dir
@@ -166,6 +178,10 @@ func Default() Config {
 	c.DataDir = "./parley-data"
 	c.Listen.C2S = "127.0.0.1:5222"
 	c.Listen.C2SDirectTLS = "127.0.0.1:5223"
+	c.Listen.S2S = "127.0.0.1:5269"
+	c.S2S.RequireEncryption = true
+	c.S2S.IdleTimeout = Duration{5 * time.Minute}
+	c.S2S.MaxStreams = 1000
 	c.TLS.RequireStartTLS = true
 	c.Storage.Driver = "sqlite"
 	c.Registration.PerAddressPerHour = 5
@@ -270,12 +286,15 @@ func (w *wrapped) Unwrap() error { return w.err }
 // accepted although TOML keys are case-sensitive.
 func checkKeys(found []toml.Key) error {
 	known := make(map[string]bool)
+	maps := mapKeys()
 	for _, k := range keys() {
 		known[k] = true
 	}
 	var unknown []toml.Key
 	for _, k := range found {
-		if !known[k.String()] {
+		// The entries of a table decoded into a map ([s2s] routes) are
+		// data, not keys: any name is allowed there.
+		if !known[k.String()] && !underMap(k, maps) {
 			unknown = append(unknown, k)
 		}
 	}
@@ -315,6 +334,38 @@ func keys() []string {
 }
 
 var textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
+
+// mapKeys returns the keys whose value is a table of arbitrary names
+// (a Go map, such as [s2s] routes).
+func mapKeys() map[string]bool {
+	out := make(map[string]bool)
+	var walk func(t reflect.Type, prefix string)
+	walk = func(t reflect.Type, prefix string) {
+		for i := range t.NumField() {
+			f := t.Field(i)
+			tag, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
+			switch {
+			case tag == "" || tag == "-":
+			case f.Type.Kind() == reflect.Map:
+				out[prefix+tag] = true
+			case f.Type.Kind() == reflect.Struct && !reflect.PointerTo(f.Type).Implements(textUnmarshaler):
+				walk(f.Type, prefix+tag+".")
+			}
+		}
+	}
+	walk(reflect.TypeFor[Config](), "")
+	return out
+}
+
+// underMap reports whether k names an entry inside a map-valued table.
+func underMap(k toml.Key, maps map[string]bool) bool {
+	for i := 1; i < len(k); i++ {
+		if maps[toml.Key(k[:i]).String()] {
+			return true
+		}
+	}
+	return false
+}
 
 func walkKeys(t reflect.Type, prefix string, out *[]string) {
 	for i := range t.NumField() {

@@ -123,6 +123,20 @@ func TestParseValues(t *testing.T) {
 				t.Errorf("Registration = %+v", c.Registration)
 			}
 		}},
+		{"federation", "[listen]\ns2s = \"0.0.0.0:5269\"\n[s2s]\nrequire_valid_certificates = true\nidle_timeout = \"90s\"\nmax_streams = 7\n[s2s.routes]\n\"Example.NET\" = \"10.0.0.7:5269\"\n\"b.example\" = \"[::1]:15269\"", func(t *testing.T, c Config) {
+			s := c.S2S
+			if c.Listen.S2S != "0.0.0.0:5269" || !s.RequireValidCertificates || !s.RequireEncryption || s.IdleTimeout.Duration != 90*time.Second || s.MaxStreams != 7 {
+				t.Errorf("S2S = %+v, listen = %q", s, c.Listen.S2S)
+			}
+			if len(s.Routes) != 2 || s.Routes["example.net"] != "10.0.0.7:5269" || s.Routes["b.example"] != "[::1]:15269" {
+				t.Errorf("Routes = %v, want the domains normalised", s.Routes)
+			}
+		}},
+		{"federation off", "[listen]\ns2s = \"\"\n[s2s]\nroutes = {}", func(t *testing.T, c Config) {
+			if c.Listen.S2S != "" || c.S2S.Routes != nil {
+				t.Errorf("listen.s2s = %q, routes = %#v", c.Listen.S2S, c.S2S.Routes)
+			}
+		}},
 		{"minimum stanza size", "[limits]\nmax_stanza_bytes = 10000", func(t *testing.T, c Config) {
 			if c.Limits.MaxStanzaBytes != 10000 {
 				t.Errorf("MaxStanzaBytes = %d", c.Limits.MaxStanzaBytes)
@@ -248,6 +262,17 @@ func TestParseErrors(t *testing.T) {
 		{"upload host is a served host", "[listen]\nhttps = \"127.0.0.1:5443\"\n[upload]\nhost = \"LOCALHOST\"", `config: upload.host: "localhost" is already listed in hosts`},
 		{"upload host invalid", "[listen]\nhttps = \"127.0.0.1:5443\"\n[upload]\nhost = \"up load\"", `config: upload.host: "up load" is not a valid domain`},
 		{"bad https address", "[listen]\nhttps = \"127.0.0.1\"", `config: listen.https: must be "host:port"`},
+		{"s2s same as c2s", "[listen]\ns2s = \"127.0.0.1:5222\"", `config: listen.s2s: must differ from the other listeners`},
+		{"s2s bad address", "[listen]\ns2s = \"5269\"", `config: listen.s2s: must be "host:port"`},
+		{"route to a served host", "[s2s]\nroutes = { \"localhost\" = \"127.0.0.1:5269\" }", `config: s2s.routes: "localhost" is served here`},
+		{"route without port", "[s2s]\nroutes = { \"b.example\" = \"127.0.0.1\" }", `config: s2s.routes: "b.example": must be "host:port"`},
+		{"route port 0", "[s2s]\nroutes = { \"b.example\" = \"127.0.0.1:0\" }", `config: s2s.routes: "b.example": port must be a number from 1 to 65535`},
+		{"route bad domain", "[s2s]\nroutes = { \"a b\" = \"127.0.0.1:5269\" }", `config: s2s.routes: "a b" is not a valid domain`},
+		{"route duplicate", "[s2s]\nroutes = { \"B.example\" = \"127.0.0.1:1\", \"b.example\" = \"127.0.0.1:2\" }", `config: s2s.routes: "b.example" is listed more than once`},
+		{"s2s idle timeout", "[s2s]\nidle_timeout = \"0s\"", `config: s2s.idle_timeout: must be at least "1s"`},
+		{"s2s max streams", "[s2s]\nmax_streams = 0", `config: s2s.max_streams: must be at least 1`},
+		{"s2s ca file", "[s2s]\nca_file = \"/nonexistent/ca.pem\"", `config: s2s.ca_file: cannot use`},
+		{"unknown s2s key", "[s2s]\nroute = {}", `config: unknown key "s2s.route"`},
 		{"https same as c2s", "[listen]\nhttps = \"127.0.0.1:5222\"", `config: listen.https: must differ from the client listeners`},
 		{"zero max file size", "[upload]\nmax_file_size = 0", `config: upload.max_file_size: must be at least 1 (bytes), got 0`},
 		{"daily quota below file size", "[upload]\nmax_file_size = 1000\nquota_per_user_per_day = 999", `config: upload.quota_per_user_per_day: must be 0 (no limit) or at least upload.max_file_size (1000), got 999`},

@@ -73,6 +73,7 @@ func (c *Config) Validate() error {
 		{"listen.c2s_direct_tls", c.Listen.C2SDirectTLS},
 		{"listen.admin", c.Listen.Admin},
 		{"listen.https", c.Listen.HTTPS},
+		{"listen.s2s", c.Listen.S2S},
 	} {
 		if l.addr == "" {
 			continue
@@ -97,7 +98,11 @@ func (c *Config) Validate() error {
 	if h := c.Listen.HTTPS; h != "" && !strings.HasSuffix(h, ":0") && (h == c.Listen.C2S || h == c.Listen.C2SDirectTLS) {
 		add("listen.https: must differ from the client listeners, got %q", h)
 	}
+	if a := c.Listen.S2S; a != "" && !strings.HasSuffix(a, ":0") && (a == c.Listen.C2S || a == c.Listen.C2SDirectTLS || a == c.Listen.HTTPS) {
+		add("listen.s2s: must differ from the other listeners, got %q", a)
+	}
 	errs = append(errs, c.validateUpload(seen)...)
+	errs = append(errs, c.validateS2S(seen)...)
 
 	// TLS files: both or neither, and they must exist now rather than fail
 	// on the first client connection.
@@ -166,6 +171,59 @@ func (c *Config) Validate() error {
 		add(`log.level: must be "debug", "info", "warn" or "error", got %q`, c.Log.Level)
 	}
 	return errors.Join(errs...)
+}
+
+// validateS2S checks the [s2s] table and normalises the routed domains.
+func (c *Config) validateS2S(seen map[string]string) []error {
+	var errs []error
+	add := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("config: "+format, args...))
+	}
+	s := &c.S2S
+	if len(s.Routes) == 0 {
+		s.Routes = nil // one representation for "none", as for anonymous_hosts
+	}
+	routes := make(map[string]string, len(s.Routes))
+	for d, addr := range s.Routes {
+		j, err := jid.New("", d, "")
+		switch {
+		case err != nil:
+			add("s2s.routes: %q is not a valid domain: %v", d, err)
+			continue
+		case seen[j.Domain()] != "":
+			add("s2s.routes: %q is served here (%s), it cannot be a remote domain", j.Domain(), seen[j.Domain()])
+			continue
+		}
+		if _, dup := routes[j.Domain()]; dup {
+			add("s2s.routes: %q is listed more than once", j.Domain())
+			continue
+		}
+		host, port, err := net.SplitHostPort(addr)
+		if err != nil || host == "" {
+			add("s2s.routes: %q: must be \"host:port\" such as \"xmpp.example.org:5269\", got %q", j.Domain(), addr)
+			continue
+		}
+		if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+			add("s2s.routes: %q: port must be a number from 1 to 65535, got %q", j.Domain(), port)
+			continue
+		}
+		routes[j.Domain()] = addr
+	}
+	if s.Routes != nil {
+		s.Routes = routes
+	}
+	if s.CAFile != "" {
+		if err := checkFile(s.CAFile); err != nil {
+			errs = append(errs, fmt.Errorf("config: s2s.ca_file: %w", err))
+		}
+	}
+	if d := s.IdleTimeout.Duration; d < time.Second {
+		add("s2s.idle_timeout: must be at least \"1s\", got %q", d.String())
+	}
+	if n := s.MaxStreams; n < 1 {
+		add("s2s.max_streams: must be at least 1, got %d", n)
+	}
+	return errs
 }
 
 // validateUpload checks the [upload] table; seen holds the served hosts

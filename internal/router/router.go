@@ -30,8 +30,16 @@ type shard struct {
 	m map[jid.JID]map[string]Session
 }
 
+// Remote carries stanzas to domains this server does not serve
+// (federation). The router has already run its filters and hooks; Send
+// must answer el with an error itself when it cannot deliver it.
+type Remote interface {
+	Send(ctx context.Context, from, to jid.JID, el *xmlstream.Element)
+}
+
 // Router is the routing core of one server process.
 type Router struct {
+	remote Remote // nil: no federation, remote domains are unreachable
 	hosts  map[string]bool
 	reg    *module.Registry
 	store  storage.Store
@@ -52,6 +60,10 @@ func New(hosts []string, reg *module.Registry, store storage.Store, log *slog.Lo
 }
 
 func (r *Router) IsLocal(domain string) bool { return r.hosts[domain] }
+
+// SetRemote gives the router its way to other servers. It must be called
+// before any stanza is routed.
+func (r *Router) SetRemote(rem Remote) { r.remote = rem }
 
 func (r *Router) shard(bare jid.JID) *shard {
 	h := maphash.String(r.seed, bare.String())
@@ -192,8 +204,13 @@ func (r *Router) routeTo(ctx context.Context, from, to jid.JID, el *xmlstream.El
 	case r.reg.Component(to.Domain()) != nil:
 		r.reg.Component(to.Domain())(ctx, from, to, el)
 	case !r.hosts[to.Domain()]:
-		// Federation is not there yet: say so rather than pretend.
-		r.bounce(ctx, from, el, stanza.RemoteServerNotFound())
+		if r.remote == nil || !r.hosts[from.Domain()] && r.reg.Component(from.Domain()) == nil {
+			// No federation, or a remote sender (a server never relays
+			// between two other servers): say so rather than pretend.
+			r.bounce(ctx, from, el, stanza.RemoteServerNotFound())
+			return
+		}
+		r.remote.Send(ctx, from, to, el)
 	case to.IsDomain():
 		r.toServer(ctx, from, to, el)
 	case to.IsBare():
@@ -404,7 +421,7 @@ func (r *Router) handleIQ(ctx context.Context, target module.Target, from, to ji
 		reply.SetAttr("from", to.String())
 	}
 	reply.SetAttr("to", from.String())
-	r.deliverReply(from, reply)
+	r.deliverReply(ctx, from, reply)
 }
 
 // bounce answers el with an error, to its sender. An error is never
@@ -417,13 +434,19 @@ func (r *Router) bounce(ctx context.Context, from jid.JID, el *xmlstream.Element
 	if reply.Attr("from") == "" {
 		reply.SetAttr("from", from.Bare().String())
 	}
-	r.deliverReply(from, reply)
+	r.deliverReply(ctx, from, reply)
 }
 
-// deliverReply sends something the server generated back to the full JID
-// of a local sender; nothing to deliver to if that session has gone.
-func (r *Router) deliverReply(to jid.JID, el *xmlstream.Element) {
+// deliverReply sends something the server generated back to its sender:
+// the full JID of a local session (nothing to deliver to if that session
+// has gone), or a remote sender's server.
+func (r *Router) deliverReply(ctx context.Context, to jid.JID, el *xmlstream.Element) {
 	if !r.hosts[to.Domain()] {
+		if r.remote != nil && r.reg.Component(to.Domain()) == nil {
+			if from, err := jid.Parse(el.Attr("from")); err == nil {
+				r.remote.Send(ctx, from, to, el)
+			}
+		}
 		return
 	}
 	if s := r.session(to); s != nil {

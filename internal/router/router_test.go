@@ -226,3 +226,70 @@ func TestComponentRouting(t *testing.T) {
 		t.Fatalf("component got %v", got)
 	}
 }
+
+type fakeRemote struct {
+	mu   sync.Mutex
+	sent []*xmlstream.Element
+}
+
+func (f *fakeRemote) Send(_ context.Context, from, to jid.JID, el *xmlstream.Element) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.sent = append(f.sent, el)
+}
+
+func (f *fakeRemote) take() []*xmlstream.Element {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s := f.sent
+	f.sent = nil
+	return s
+}
+
+// TestRemote: stanzas for other domains go to the Remote, answers to a
+// remote sender too, and nothing is relayed between two remote domains.
+func TestRemote(t *testing.T) {
+	r, _ := newRouter(t)
+	ctx := context.Background()
+	alice := newSession("alice@example.org/phone")
+	r.Bind(ctx, alice)
+	rem := &fakeRemote{}
+
+	r.Route(ctx, msg("alice@example.org/phone", "bob@other.example"))
+	if got := alice.take(); len(got) != 1 || errorCondition(got[0]) != "remote-server-not-found" {
+		t.Fatalf("without federation: %v", got)
+	}
+
+	r.SetRemote(rem)
+	r.Route(ctx, msg("alice@example.org/phone", "bob@other.example"))
+	if got := rem.take(); len(got) != 1 || got[0].Attr("to") != "bob@other.example" {
+		t.Fatalf("to a remote account: %v", got)
+	}
+	if got := alice.take(); len(got) != 0 {
+		t.Fatalf("the sender got %v", got)
+	}
+
+	// A remote sender's IQ to an unknown local account: the error goes
+	// back through the Remote.
+	iq := xmlstream.New("jabber:client", "iq", "from", "bob@other.example/x", "to", "nobody@example.org", "type", "get", "id", "q1")
+	iq.AddChild(xmlstream.New("urn:test", "q"))
+	r.Route(ctx, iq)
+	got := rem.take()
+	if len(got) != 1 || errorCondition(got[0]) != "service-unavailable" || got[0].Attr("to") != "bob@other.example/x" {
+		t.Fatalf("error for a remote sender: %v", got)
+	}
+
+	// A remote sender's stanza for a third domain is never relayed.
+	r.Route(ctx, msg("bob@other.example/x", "carol@third.example"))
+	for _, el := range rem.take() {
+		if el.Attr("to") == "carol@third.example" {
+			t.Fatalf("relayed between remote domains: %s", el)
+		}
+	}
+
+	// A message to a local account from a remote one is delivered as usual.
+	r.Route(ctx, msg("bob@other.example/x", "alice@example.org/phone"))
+	if got := alice.take(); len(got) != 1 {
+		t.Fatalf("inbound remote message: %v", got)
+	}
+}

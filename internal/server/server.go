@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -27,6 +28,7 @@ import (
 	"parley/internal/jid"
 	"parley/internal/module"
 	"parley/internal/router"
+	"parley/internal/s2s"
 	"parley/internal/session"
 	"parley/internal/storage"
 	"parley/internal/storage/backend"
@@ -37,7 +39,7 @@ import (
 
 // Listener is one address the server accepts on, for the start-up message.
 type Listener struct {
-	Name string // "c2s" or "c2s_direct_tls"
+	Name string // "c2s", "c2s_direct_tls", "s2s", "https" or "admin"
 	Addr net.Addr
 }
 
@@ -50,6 +52,7 @@ type Server struct {
 	reg      *module.Registry
 	router   *router.Router
 	c2s      *c2s.Server
+	s2s      *s2s.Service
 	modules  []module.Module
 	lns      []Listener
 	admin    *http.Server
@@ -127,6 +130,30 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, mods []module
 	s := &Server{cfg: cfg, log: log, store: store, accounts: accounts.New(store), reg: module.NewRegistry(), modules: mods, cert: cert}
 	s.router = router.New(cfg.AllHosts(), s.reg, store, log)
 	h := &host{Registry: s.reg, accts: s.accounts, r: s.router, store: store, log: log, secret: secret}
+	roots, err := s2sRoots(cfg.S2S.CAFile)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	s.s2s = s2s.New(&s2s.Config{
+		// Services (group chat, upload) are ours too: other servers may
+		// write to them, and they to other servers.
+		IsLocal:                  func(d string) bool { return s.router.IsLocal(d) || s.reg.Component(d) != nil },
+		Route:                    s.router.Route,
+		Bounce:                   s.router.RouteDirect,
+		Cert:                     cert,
+		Roots:                    roots,
+		Routes:                   cfg.S2S.Routes,
+		RequireEncryption:        cfg.S2S.RequireEncryption,
+		RequireValidCertificates: cfg.S2S.RequireValidCertificates,
+		Secret:                   h.Key("s2s dialback"),
+		Limits:                   xmlstream.Limits{MaxStanzaBytes: cfg.Limits.MaxStanzaBytes},
+		NegotiationTimeout:       cfg.Limits.AuthTimeout.Duration,
+		IdleTimeout:              cfg.S2S.IdleTimeout.Duration,
+		MaxStreams:               cfg.S2S.MaxStreams,
+		Log:                      log,
+	})
+	s.router.SetRemote(s.s2s)
 	for _, m := range mods {
 		if err := m.Start(h); err != nil {
 			store.Close()
@@ -177,6 +204,20 @@ func (s *Server) Listen() error {
 			defer s.wg.Done()
 			if err := s.c2s.Serve(ln, sp.direct); err != nil && !errors.Is(err, net.ErrClosed) {
 				s.log.Error("listener stopped", "listener", sp.name, "err", err)
+			}
+		}()
+	}
+	if addr := s.cfg.Listen.S2S; addr != "" {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("listen.s2s: %w", err)
+		}
+		s.lns = append(s.lns, Listener{Name: "s2s", Addr: ln.Addr()})
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			if err := s.s2s.Serve(ln); err != nil && !errors.Is(err, net.ErrClosed) {
+				s.log.Error("listener stopped", "listener", "s2s", "err", err)
 			}
 		}()
 	}
@@ -256,7 +297,9 @@ func (s *Server) listenAdmin() error {
 
 // Stop ends every session, stops modules and closes storage.
 func (s *Server) Stop(ctx context.Context) error {
+	// Clients first: their going offline still reaches other servers.
 	err := s.c2s.Stop(ctx)
+	err = errors.Join(err, s.s2s.Stop(ctx))
 	if s.admin != nil {
 		err = errors.Join(err, s.admin.Shutdown(ctx))
 	}
@@ -271,6 +314,26 @@ func (s *Server) Stop(ctx context.Context) error {
 		}
 	}
 	return errors.Join(err, s.store.Close())
+}
+
+// s2sRoots is the pool peer server certificates are checked against:
+// the system's roots plus those of caFile.
+func s2sRoots(caFile string) (*x509.CertPool, error) {
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	if caFile == "" {
+		return pool, nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("s2s.ca_file: %w", err)
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("s2s.ca_file: %s holds no PEM certificate", caFile)
+	}
+	return pool, nil
 }
 
 // loadSecret returns the server's own random secret, created on first

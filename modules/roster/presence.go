@@ -198,10 +198,14 @@ func (m *Module) deliverLocal(ctx context.Context, to jid.JID, el *xmlstream.Ele
 	}
 }
 
-// presencesOf sends the current presence of each available resource of a
-// local contact to the session s (a probe answered on the spot).
+// presencesOf gets s the current presence of each available resource of
+// contact: a local contact's on the spot (a probe answered at once), a
+// remote one's by probing its server.
 func (m *Module) presencesOf(ctx context.Context, contact jid.JID, s session.Session) {
 	if !m.host.IsLocal(contact.Domain()) {
+		// The contact's own server answers, over federation, to the
+		// user's bare JID (RFC 6121 §4.3.1).
+		m.host.Deliver(ctx, xmlstream.New(stanza.NSClient, "presence", "type", "probe", "from", s.JID().Bare().String(), "to", contact.String()))
 		return
 	}
 	for _, cs := range m.host.Sessions(contact) {
@@ -242,9 +246,8 @@ func (m *Module) answerProbe(ctx context.Context, prober, probed jid.JID) {
 	}
 	for _, cs := range m.host.Sessions(probed) {
 		if p := cs.State().Presence(); p != nil {
-			c := p.Copy()
-			c.SetAttr("to", prober.String())
-			m.deliverLocal(ctx, prober, c)
+			// A remote prober's server gets the answer over federation.
+			m.sendPresenceTo(ctx, p, prober)
 		}
 	}
 }

@@ -75,6 +75,8 @@ type server struct {
 	direct   string
 	admin    string // the profiler's host:port, when enabled
 	https    string // the HTTPS listener's host:port, when enabled
+	s2s      string // the server-to-server listener's host:port, when enabled
+	ca       string // the certificate clients trust, when not the self-signed one
 	mu       sync.Mutex
 	stderr   bytes.Buffer
 	done     chan struct{}
@@ -86,6 +88,8 @@ type serverOpts struct {
 	admin     bool   // enable the loopback profiler
 	https     bool   // enable the HTTPS listener (file upload)
 	extra     string // appended TOML
+	s2s       string // listen.s2s ("127.0.0.1:0", or a reserved port); "" = off
+	cafile    string // the certificate clients trust when extra sets [tls] cert
 }
 
 // startServer writes a config with ports chosen by the kernel, starts
@@ -109,12 +113,13 @@ func startServer(t *testing.T, o serverOpts) *server {
 	if o.https {
 		cfg.WriteString("https = \"127.0.0.1:0\"\n")
 	}
+	fmt.Fprintf(&cfg, "s2s = %q\n", o.s2s)
 	cfg.WriteString(o.extra)
 	path := filepath.Join(dir, "parley.toml")
 	if err := os.WriteFile(path, []byte(cfg.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s := &server{t: t, dir: dir, config: path, done: make(chan struct{})}
+	s := &server{t: t, dir: dir, config: path, done: make(chan struct{}), ca: o.cafile}
 	s.cmd = exec.Command(binPath, "serve", "--config", path)
 	s.cmd.Dir = dir
 	stdout, err := s.cmd.StdoutPipe()
@@ -141,8 +146,9 @@ func startServer(t *testing.T, o serverOpts) *server {
 	re := regexp.MustCompile(`^listening for clients \((STARTTLS|direct TLS)\) on (\S+)$`)
 	adminRE := regexp.MustCompile(`^profiler \(pprof\) on http://(\S+)/debug/pprof/$`)
 	httpsRE := regexp.MustCompile(`^serving HTTPS \(file upload\) on (\S+)$`)
+	s2sRE := regexp.MustCompile(`^listening for servers on (\S+)$`)
 	deadline := time.After(30 * time.Second)
-	for s.starttls == "" || s.direct == "" || (o.admin && s.admin == "") || (o.https && s.https == "") {
+	for s.starttls == "" || s.direct == "" || (o.admin && s.admin == "") || (o.https && s.https == "") || (o.s2s != "" && s.s2s == "") {
 		select {
 		case l, ok := <-lines:
 			if !ok {
@@ -153,6 +159,9 @@ func startServer(t *testing.T, o serverOpts) *server {
 			}
 			if m := httpsRE.FindStringSubmatch(l); m != nil {
 				s.https = m[1]
+			}
+			if m := s2sRE.FindStringSubmatch(l); m != nil {
+				s.s2s = m[1]
 			}
 			if m := re.FindStringSubmatch(l); m != nil {
 				if m[1] == "STARTTLS" {
@@ -238,7 +247,12 @@ func (s *server) addUser(jid, password string) {
 	}
 }
 
-func (s *server) cafile() string { return filepath.Join(s.dir, "data", "tls", "selfsigned.crt") }
+func (s *server) cafile() string {
+	if s.ca != "" {
+		return s.ca
+	}
+	return filepath.Join(s.dir, "data", "tls", "selfsigned.crt")
+}
 
 type loginResult struct {
 	Connected      bool   `json:"connected"`

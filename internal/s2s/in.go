@@ -1,0 +1,475 @@
+package s2s
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/base64"
+	"errors"
+	"io"
+	"maps"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"parley/internal/jid"
+	"parley/internal/stanza"
+	"parley/internal/stream"
+	"parley/internal/xmlstream"
+)
+
+// inConn is one stream from another server. Its goroutine (serve) owns
+// every field not under mu; Stop only asks it to end.
+type inConn struct {
+	s    *Service
+	addr string // peer address, for debug logs only (never beside a JID)
+	ctx  context.Context
+
+	dec        *xmlstream.Decoder
+	secure     bool
+	tlsState   *tls.ConnectionState
+	local      string // our domain, the 'to' of the peer's header
+	remote     string // the 'from' of the peer's header; "" if it gave none
+	id         string // the id of our latest header (the dialback stream ID)
+	headerSent bool
+	saslDone   bool
+	verified   map[string]bool // remote domains authenticated on this stream
+
+	mu     sync.Mutex
+	nc     net.Conn
+	endErr *stream.Error
+}
+
+func newInConn(s *Service, nc net.Conn) *inConn {
+	addr := nc.RemoteAddr().String()
+	if h, _, err := net.SplitHostPort(addr); err == nil {
+		addr = h
+	}
+	return &inConn{s: s, nc: nc, addr: addr, ctx: s.ctx, verified: make(map[string]bool)}
+}
+
+func (c *inConn) netConn() net.Conn {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.nc
+}
+
+func (c *inConn) shutdown() {
+	c.mu.Lock()
+	if c.endErr == nil {
+		c.endErr = stream.SystemShutdown()
+	}
+	nc := c.nc
+	c.mu.Unlock()
+	nc.SetReadDeadline(time.Unix(1, 0))
+}
+
+func (c *inConn) requestedEnd() *stream.Error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.endErr
+}
+
+func (c *inConn) write(b []byte) error {
+	nc := c.netConn()
+	nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+	_, err := nc.Write(b)
+	return err
+}
+
+// refuse turns a connection away before reading anything from it.
+func (c *inConn) refuse(se *stream.Error) {
+	buf := appendHeader(nil, "", "", stream.NewID())
+	buf = append(stream.AppendError(buf, se), stream.Close...)
+	c.write(buf)
+	c.netConn().Close()
+}
+
+func (c *inConn) serve() {
+	nc := c.netConn()
+	nc.SetDeadline(time.Now().Add(c.s.cfg.NegotiationTimeout))
+	c.s.cfg.Log.Debug("s2s: connection accepted", "addr", c.addr)
+	c.dec = xmlstream.NewDecoder(nc, c.s.cfg.Limits)
+	err := c.run()
+	c.finish(err)
+}
+
+func (c *inConn) authenticated() bool { return len(c.verified) > 0 }
+
+// errIdle ends an authenticated stream that carried nothing for the idle
+// timeout: closed without an error, the peer reconnects when it needs to.
+var errIdle = errors.New("s2s: idle")
+
+func (c *inConn) run() error {
+	for {
+		if err := c.readHeader(); err != nil {
+			return err
+		}
+		if err := c.write(stream.AppendFeatures(nil, stanza.NSServer, c.features())); err != nil {
+			return err
+		}
+		restart, err := c.elements()
+		if err != nil || !restart {
+			return err
+		}
+	}
+}
+
+// readHeader reads and checks the peer's stream header (RFC 6120 §4.7),
+// then sends ours.
+func (c *inConn) readHeader() error {
+	c.headerSent = false
+	raw, err := c.dec.ReadHeader()
+	if err != nil {
+		return err
+	}
+	h, err := checkHeader(raw)
+	if err != nil {
+		return err
+	}
+	to, err := jid.New("", h.to, "")
+	switch {
+	case h.to == "" || err != nil:
+		return stream.HostUnknown("the stream header must name a domain served here in 'to'")
+	case c.local != "" && to.Domain() != c.local:
+		return stream.NotAuthorized("the 'to' of a restarted stream must not change")
+	case !c.s.cfg.IsLocal(to.Domain()):
+		return stream.HostUnknown("this server does not serve " + h.to)
+	}
+	c.local = to.Domain()
+	if h.from != "" {
+		from, err := jid.New("", h.from, "")
+		switch {
+		case err != nil || c.s.cfg.IsLocal(from.Domain()):
+			return stream.InvalidFrom("'from' must be the domain of the connecting server")
+		case c.remote != "" && from.Domain() != c.remote:
+			return stream.NotAuthorized("the 'from' of a restarted stream must not change")
+		}
+		c.remote = from.Domain()
+	}
+	c.id = stream.NewID()
+	if err := c.write(appendHeader(nil, c.local, c.remote, c.id)); err != nil {
+		return err
+	}
+	c.headerSent = true
+	return nil
+}
+
+func (c *inConn) certValid() bool {
+	return c.tlsState != nil && c.remote != "" && peerCertValid(*c.tlsState, c.s.cfg.Roots, c.remote)
+}
+
+func (c *inConn) features() []*xmlstream.Element {
+	var fs []*xmlstream.Element
+	if !c.secure {
+		st := xmlstream.New(stanza.NSTLS, "starttls")
+		if c.s.cfg.RequireEncryption {
+			// Nothing else before TLS: no authentication in the clear.
+			st.AddChild(xmlstream.New(stanza.NSTLS, "required"))
+			return append(fs, st)
+		}
+		fs = append(fs, st)
+	}
+	if !c.saslDone && c.certValid() {
+		mechs := xmlstream.New(stanza.NSSASL, "mechanisms")
+		mechs.AddChild(xmlstream.New(stanza.NSSASL, "mechanism").AddText("EXTERNAL"))
+		fs = append(fs, mechs)
+	}
+	if !c.s.cfg.RequireValidCertificates {
+		db := xmlstream.New(nsDialbackFeature, "dialback")
+		db.AddChild(xmlstream.New(nsDialbackFeature, "errors"))
+		fs = append(fs, db)
+	}
+	return fs
+}
+
+// elements handles the stream's elements until it must restart (after
+// TLS or SASL) or ends.
+func (c *inConn) elements() (restart bool, err error) {
+	for {
+		if c.authenticated() {
+			c.netConn().SetReadDeadline(time.Now().Add(c.s.cfg.IdleTimeout))
+			// shutdown sets endErr before its deadline: if that deadline
+			// was just overwritten, endErr is already visible here.
+			if se := c.requestedEnd(); se != nil {
+				return false, se
+			}
+		}
+		el, err := c.dec.Next()
+		var ne net.Error
+		if err != nil && errors.As(err, &ne) && ne.Timeout() && c.authenticated() && c.requestedEnd() == nil {
+			return false, errIdle
+		}
+		if err != nil {
+			return false, err
+		}
+		switch {
+		case el.Name.Space == stanza.NSTLS && el.Name.Local == "starttls" && !c.secure:
+			return true, c.startTLS()
+		case !c.secure && c.s.cfg.RequireEncryption:
+			return false, stream.PolicyViolation("STARTTLS is required")
+		case el.Name.Space == stanza.NSSASL:
+			ok, err := c.handleSASL(el)
+			if err != nil || ok {
+				return ok, err
+			}
+		case el.Name.Space == nsDialback && el.Name.Local == "verify":
+			if err := c.answerVerify(el); err != nil {
+				return false, err
+			}
+		case el.Name.Space == nsDialback && el.Name.Local == "result":
+			if err := c.handleResult(el); err != nil {
+				return false, err
+			}
+		case stanza.IsStanza(el, stanza.NSServer):
+			if err := c.handleStanza(el); err != nil {
+				return false, err
+			}
+		default:
+			return false, stream.UnsupportedStanzaType("<" + el.Name.Local + "/> in " + el.Name.Space + " is not expected here")
+		}
+	}
+}
+
+func (c *inConn) startTLS() error {
+	if c.dec.Buffered() > 0 {
+		// Bytes sent before our <proceed/> would be mixed into the TLS
+		// stream (STARTTLS command injection).
+		return stream.PolicyViolation("data after <starttls/>")
+	}
+	if err := c.write([]byte("<proceed xmlns='" + stanza.NSTLS + "'/>")); err != nil {
+		return err
+	}
+	tc := tls.Server(c.netConn(), serverTLS(c.s.cfg.Cert))
+	if err := tc.HandshakeContext(c.ctx); err != nil {
+		c.s.cfg.Log.Debug("s2s: STARTTLS handshake failed", "addr", c.addr, "err", err)
+		return io.EOF // no stream is left to send an error on
+	}
+	cs := tc.ConnectionState()
+	c.mu.Lock()
+	c.nc = tc
+	c.mu.Unlock()
+	c.secure = true
+	c.tlsState = &cs
+	c.dec.Reset(tc)
+	return nil
+}
+
+func (c *inConn) saslFailure(condition string) error {
+	return c.write([]byte("<failure xmlns='" + stanza.NSSASL + "'><" + condition + "/></failure>"))
+}
+
+// handleSASL accepts SASL EXTERNAL (RFC 6120 §6, XEP-0178) from a peer
+// whose certificate is valid for the domain in its header.
+func (c *inConn) handleSASL(el *xmlstream.Element) (ok bool, err error) {
+	if c.saslDone {
+		return false, stream.PolicyViolation("already authenticated")
+	}
+	switch el.Name.Local {
+	case "auth":
+	case "abort":
+		return false, c.saslFailure("aborted")
+	default:
+		return false, stream.UnsupportedStanzaType("unexpected SASL element <" + el.Name.Local + "/>")
+	}
+	if el.Attr("mechanism") != "EXTERNAL" {
+		return false, c.saslFailure("invalid-mechanism")
+	}
+	if !c.certValid() {
+		return false, c.saslFailure("not-authorized")
+	}
+	authz := c.remote
+	switch t := strings.TrimSpace(el.Text()); t {
+	case "", "=":
+	default:
+		b, err := base64.StdEncoding.DecodeString(t)
+		if err != nil {
+			return false, c.saslFailure("incorrect-encoding")
+		}
+		authz = string(b)
+	}
+	if az, err := jid.New("", authz, ""); err != nil || az.Domain() != c.remote {
+		return false, c.saslFailure("invalid-authzid")
+	}
+	if err := c.write([]byte("<success xmlns='" + stanza.NSSASL + "'/>")); err != nil {
+		return false, err
+	}
+	c.saslDone = true
+	c.verify(c.remote, "sasl external")
+	c.dec.Restart()
+	return true, nil
+}
+
+// verify records that domain has proved itself on this stream.
+func (c *inConn) verify(domain, method string) {
+	c.verified[domain] = true
+	c.s.cfg.Log.Info("s2s: incoming stream authenticated", "from_domain", domain, "to_domain", c.local, "method", method)
+	// From now on the stream may idle, not just negotiate; this also
+	// bounds the wait for the header of a stream restarted after SASL.
+	c.netConn().SetDeadline(time.Now().Add(c.s.cfg.IdleTimeout))
+}
+
+// dialbackDomains reads and checks the addresses of a db:result or
+// db:verify: from must be a remote domain, to one of ours.
+func (c *inConn) dialbackDomains(el *xmlstream.Element) (from, to string, err error) {
+	f, err1 := jid.New("", el.Attr("from"), "")
+	t, err2 := jid.New("", el.Attr("to"), "")
+	switch {
+	case el.Attr("from") == "" || el.Attr("to") == "":
+		return "", "", stream.ImproperAddressing("dialback needs 'from' and 'to'")
+	case err1 != nil || c.s.cfg.IsLocal(f.Domain()):
+		return "", "", stream.InvalidFrom("'from' must be the domain of the connecting server")
+	case err2 != nil || !c.s.cfg.IsLocal(t.Domain()):
+		return "", "", stream.HostUnknown("this server does not serve " + el.Attr("to"))
+	}
+	return f.Domain(), t.Domain(), nil
+}
+
+// handleResult checks a peer's dialback key (XEP-0220 §2.2) by asking
+// the authoritative server of the domain it claims.
+func (c *inConn) handleResult(el *xmlstream.Element) error {
+	if c.s.cfg.RequireValidCertificates {
+		return stream.NotAuthorized("only certificates are accepted here, not dialback")
+	}
+	from, to, err := c.dialbackDomains(el)
+	if err != nil {
+		return err
+	}
+	key := strings.TrimSpace(el.Text())
+	if key == "" {
+		return stream.BadFormat("db:result needs a key")
+	}
+	if c.verified[from] {
+		return c.write(appendDialback(nil, "result", to, from, "", "valid", ""))
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, c.s.cfg.NegotiationTimeout)
+	valid, err := c.s.verifyDialback(ctx, to, from, c.id, key)
+	cancel()
+	if err != nil {
+		c.s.cfg.Log.Info("s2s: dialback verification failed", "from_domain", from, "to_domain", to, "err", err)
+		buf := appendDialback(nil, "result", to, from, "", "error", "")
+		buf = buf[:len(buf)-2] // reopen the empty element for its error
+		buf = append(buf, "><error type='cancel'><remote-server-not-found xmlns='"+stanza.NSStanzas+"'/></error></db:result>"...)
+		return c.write(buf)
+	}
+	if !valid {
+		c.s.cfg.Log.Info("s2s: dialback key refused", "from_domain", from, "to_domain", to)
+		return c.write(appendDialback(nil, "result", to, from, "", "invalid", ""))
+	}
+	if err := c.write(appendDialback(nil, "result", to, from, "", "valid", "")); err != nil {
+		return err
+	}
+	c.verify(from, "dialback")
+	return nil
+}
+
+// answerVerify tells a receiving server whether a key is one we made
+// (XEP-0220 §2.3.2). Any server may ask, before authenticating.
+func (c *inConn) answerVerify(el *xmlstream.Element) error {
+	from, to, err := c.dialbackDomains(el)
+	if err != nil {
+		return err
+	}
+	id := el.Attr("id")
+	typ := "invalid"
+	if verifyDialbackKey(c.s.cfg.Secret, from, to, id, strings.TrimSpace(el.Text())) {
+		typ = "valid"
+	}
+	c.s.cfg.Log.Debug("s2s: dialback key checked", "from_domain", from, "to_domain", to, "type", typ)
+	return c.write(appendDialback(nil, "verify", to, from, id, typ, ""))
+}
+
+// handleStanza hands a stanza to the router once its addresses are
+// checked: 'from' of a domain verified on this stream, 'to' served here.
+func (c *inConn) handleStanza(el *xmlstream.Element) error {
+	if !c.authenticated() {
+		return stream.NotAuthorized("authenticate first")
+	}
+	f, t := el.Attr("from"), el.Attr("to")
+	if f == "" || t == "" {
+		return stream.ImproperAddressing("a stanza between servers needs 'from' and 'to'")
+	}
+	from, err := jid.Parse(f)
+	if err != nil || !c.verified[from.Domain()] {
+		return stream.InvalidFrom("'from' is not a domain authenticated on this stream")
+	}
+	to, err := jid.Parse(t)
+	if err != nil {
+		return stream.ImproperAddressing("'to' is not a valid address")
+	}
+	if !c.s.cfg.IsLocal(to.Domain()) {
+		return stream.HostUnknown("this server does not serve " + to.Domain())
+	}
+	// The router and modules know stanzas as jabber:client, with the
+	// addresses in their normalised form.
+	nsServerToClient(el)
+	el.SetAttr("from", from.String())
+	el.SetAttr("to", to.String())
+	if se := checkIQ(el); se != nil {
+		c.s.bounce(el, se)
+		return nil
+	}
+	c.s.cfg.Route(c.ctx, el)
+	return nil
+}
+
+// checkIQ applies RFC 6120 §8.2.3 to an IQ, as the client stream does.
+func checkIQ(el *xmlstream.Element) *stanza.Error {
+	if el.Name.Local != "iq" {
+		return nil
+	}
+	if el.Attr("id") == "" {
+		return stanza.BadRequest("an IQ needs an 'id'")
+	}
+	switch el.Attr("type") {
+	case "get", "set":
+		n := 0
+		for range el.Elements() {
+			n++
+		}
+		if n != 1 {
+			return stanza.BadRequest("an IQ get or set has exactly one payload element")
+		}
+	case "result", "error":
+	default:
+		return stanza.BadRequest("unknown IQ type")
+	}
+	return nil
+}
+
+// finish closes the stream the way err calls for.
+func (c *inConn) finish(err error) {
+	var se *stream.Error
+	var xe *xmlstream.Error
+	var ne net.Error
+	switch {
+	case c.requestedEnd() != nil:
+		se = c.requestedEnd()
+	case errors.As(err, &se):
+	case errors.As(err, &xe):
+		se = &stream.Error{Condition: xe.Condition, Text: xe.Text}
+	case errors.As(err, &ne) && ne.Timeout() && !c.authenticated():
+		se = stream.ConnectionTimeout()
+	}
+	var buf []byte
+	if (se != nil || errors.Is(err, xmlstream.ErrStreamEnd)) && !c.headerSent {
+		buf = appendHeader(buf, c.local, "", stream.NewID())
+	}
+	if se != nil {
+		c.s.cfg.Log.Debug("s2s: incoming stream error", "addr", c.addr, "condition", se.Condition, "text", se.Text)
+		buf = stream.AppendError(buf, se)
+	}
+	if se != nil || errors.Is(err, xmlstream.ErrStreamEnd) || errors.Is(err, errIdle) {
+		buf = append(buf, stream.Close...)
+	}
+	if len(buf) > 0 {
+		nc := c.netConn()
+		nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		nc.Write(buf)
+	}
+	if c.authenticated() {
+		c.s.cfg.Log.Info("s2s: incoming stream closed", "from_domains", slices.Sorted(maps.Keys(c.verified)), "to_domain", c.local)
+	}
+	c.netConn().Close()
+}

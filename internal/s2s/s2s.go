@@ -1,0 +1,247 @@
+// Package s2s serves server-to-server streams (RFC 6120 federation): one
+// outgoing stream per pair of local and remote domain, created on demand,
+// and the listener for streams from other servers. Peers authenticate
+// with SASL EXTERNAL when their certificate is valid for their domain,
+// else with Server Dialback (XEP-0220). The router reaches this package
+// only through Send; inbound stanzas go back to it with a verified from.
+package s2s
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"parley/internal/jid"
+	"parley/internal/stanza"
+	"parley/internal/stream"
+	"parley/internal/xmlstream"
+)
+
+// Config is everything server streams need from the server.
+type Config struct {
+	// IsLocal reports whether a domain is served here: a host or one of
+	// its services (components). Only stanzas to such domains are
+	// accepted from other servers, and only from them sent out.
+	IsLocal func(domain string) bool
+	// Route takes a stanza that arrived from another server, its 'from'
+	// verified, into the router.
+	Route func(ctx context.Context, el *xmlstream.Element)
+	// Bounce delivers an error this package made for a stanza it could
+	// not deliver back to the local sender.
+	Bounce func(ctx context.Context, el *xmlstream.Element)
+
+	Cert  tls.Certificate // ours, also offered as client certificate
+	Roots *x509.CertPool  // roots trusted for peer certificates; nil: the system's
+	// Routes maps a remote domain to "host:port", overriding DNS.
+	Routes                   map[string]string
+	RequireEncryption        bool
+	RequireValidCertificates bool
+	// Secret keys dialback; every process serving the same domains
+	// must share it.
+	Secret []byte
+
+	Limits             xmlstream.Limits
+	NegotiationTimeout time.Duration // connect, TLS and authentication, each direction
+	IdleTimeout        time.Duration // a stream that carried nothing this long is closed
+	// MaxStreams bounds the streams in each direction: incoming ones
+	// past it are refused, and stanzas that would open an outgoing one
+	// are bounced.
+	MaxStreams int
+	// MaxQueued bounds the stanzas waiting for one outgoing stream.
+	MaxQueued int
+
+	Log      *slog.Logger
+	Resolver *net.Resolver // nil: net.DefaultResolver
+}
+
+// pair names an outgoing stream: dialback and SASL authenticate one
+// local domain to one remote domain.
+type pair struct{ local, remote string }
+
+// Service owns every server stream and every goroutine serving one.
+type Service struct {
+	cfg    *Config
+	ctx    context.Context // cancelled by Stop
+	cancel context.CancelFunc
+
+	mu        sync.Mutex
+	out       map[pair]*outStream
+	in        map[*inConn]struct{}
+	listeners []net.Listener
+	stopping  bool
+	wg        sync.WaitGroup
+}
+
+// defaultMaxQueued is the queue of one outgoing stream when Config does
+// not say: enough for a burst of presence while the stream connects.
+const defaultMaxQueued = 1000
+
+func New(cfg *Config) *Service {
+	if cfg.MaxQueued <= 0 {
+		cfg.MaxQueued = defaultMaxQueued
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Service{cfg: cfg, ctx: ctx, cancel: cancel, out: make(map[pair]*outStream), in: make(map[*inConn]struct{})}
+}
+
+// remoteServerTimeout is the stanza error for a peer that was reached but
+// did not take the stanza (RFC 6120 §8.3.3.15); the stanza package only
+// has the conditions the core needs.
+func remoteServerTimeout() *stanza.Error {
+	return &stanza.Error{Type: stanza.Wait, Condition: "remote-server-timeout"}
+}
+
+// Send queues el for the server of to's domain, connecting first if
+// needed. A stanza that cannot be delivered is answered with an error;
+// none is dropped without a word except errors, never answered.
+func (s *Service) Send(ctx context.Context, from, to jid.JID, el *xmlstream.Element) {
+	if !s.cfg.IsLocal(from.Domain()) {
+		// Only a stanza whose sender we vouch for may leave; a remote
+		// sender here would make us a relay.
+		s.cfg.Log.Debug("s2s: stanza with a foreign sender not sent", "to_domain", to.Domain())
+		return
+	}
+	if s.cfg.IsLocal(to.Domain()) {
+		return // the router's business, never ours
+	}
+	s.submit(pair{from.Domain(), to.Domain()}, queued{el: el, data: el.Append(nil, stanza.NSClient)})
+}
+
+// submit queues q on the stream for key, making the stream if needed.
+func (s *Service) submit(key pair, q queued) {
+	el := q.el
+	for range 2 {
+		s.mu.Lock()
+		if s.stopping {
+			s.mu.Unlock()
+			s.bounce(el, remoteServerTimeout())
+			return
+		}
+		o := s.out[key]
+		if o == nil && len(s.out) >= s.cfg.MaxStreams {
+			s.mu.Unlock()
+			s.bounce(el, stanza.ResourceConstraint("too many connections to other servers"))
+			return
+		}
+		if o == nil {
+			o = newOutStream(s, key)
+			s.out[key] = o
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				o.run()
+			}()
+		}
+		s.mu.Unlock()
+		switch o.enqueue(q) {
+		case enqueued:
+			return
+		case queueFull:
+			s.bounce(el, stanza.ResourceConstraint("too many stanzas waiting for "+key.remote))
+			return
+		}
+		// The stream closed between lookup and enqueue (idle or broken):
+		// the next round makes a new one.
+	}
+	s.bounce(el, remoteServerTimeout())
+}
+
+// bounce answers a stanza we could not deliver, unless it is an error.
+func (s *Service) bounce(el *xmlstream.Element, se *stanza.Error) {
+	if r := stanza.ErrorReply(el, se); r != nil {
+		s.cfg.Bounce(context.Background(), r)
+	}
+}
+
+// forget removes o from the table if it is still the stream for its pair.
+func (s *Service) forget(o *outStream) {
+	s.mu.Lock()
+	if s.out[o.key] == o {
+		delete(s.out, o.key)
+	}
+	s.mu.Unlock()
+}
+
+// Serve accepts streams from other servers on ln until Stop.
+func (s *Service) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.stopping {
+		s.mu.Unlock()
+		ln.Close()
+		return net.ErrClosed
+	}
+	s.listeners = append(s.listeners, ln)
+	s.wg.Add(1)
+	s.mu.Unlock()
+	defer s.wg.Done()
+	var delay time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			s.cfg.Log.Warn("s2s: accept failed", "err", err)
+			time.Sleep(delay)
+			continue
+		}
+		delay = 0
+		c := newInConn(s, nc)
+		s.mu.Lock()
+		if s.stopping {
+			s.mu.Unlock()
+			nc.Close()
+			continue
+		}
+		full := len(s.in) >= s.cfg.MaxStreams
+		if !full {
+			s.in[c] = struct{}{}
+		}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go func() {
+			defer s.wg.Done()
+			if full {
+				c.refuse(stream.ResourceConstraint("too many server connections"))
+				return
+			}
+			c.serve()
+			s.mu.Lock()
+			delete(s.in, c)
+			s.mu.Unlock()
+		}()
+	}
+}
+
+// Stop closes the listeners, ends incoming streams with
+// <system-shutdown/>, sends what outgoing streams still hold and closes
+// them, then waits for every goroutine, or for ctx.
+func (s *Service) Stop(ctx context.Context) error {
+	s.mu.Lock()
+	s.stopping = true
+	for _, ln := range s.listeners {
+		ln.Close()
+	}
+	for c := range s.in {
+		c.shutdown()
+	}
+	s.mu.Unlock()
+	s.cancel()
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
