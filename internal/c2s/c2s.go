@@ -39,6 +39,7 @@ type Config struct {
 	ResumeTimeout time.Duration
 
 	resumable *resumeTable
+	parker    *parker // nil: idle sessions keep their goroutine
 	Accounts  *accounts.Service
 	Router    *router.Router
 	Registry  *module.Registry
@@ -67,6 +68,7 @@ type Server struct {
 
 func NewServer(cfg *Config) *Server {
 	cfg.resumable = newResumeTable()
+	cfg.parker = newParker(cfg.Log)
 	return &Server{cfg: cfg, conns: make(map[*conn]struct{})}
 }
 
@@ -98,7 +100,13 @@ func (s *Server) Serve(ln net.Listener, directTLS bool) error {
 			continue
 		}
 		delay = 0
-		c := newConn(s.cfg, nc, directTLS)
+		var c *conn
+		c = newConn(s.cfg, nc, directTLS, func() {
+			s.mu.Lock()
+			delete(s.conns, c)
+			s.mu.Unlock()
+			s.wg.Done()
+		})
 		s.mu.Lock()
 		if s.stopping {
 			s.mu.Unlock()
@@ -108,13 +116,9 @@ func (s *Server) Serve(ln net.Listener, directTLS bool) error {
 		s.conns[c] = struct{}{}
 		s.wg.Add(1)
 		s.mu.Unlock()
-		go func() {
-			defer s.wg.Done()
-			c.serve()
-			s.mu.Lock()
-			delete(s.conns, c)
-			s.mu.Unlock()
-		}()
+		// The connection's goroutine, or the parker while it is parked,
+		// owns it until done runs; wg counts connections, not goroutines.
+		go c.serve()
 	}
 }
 
@@ -137,8 +141,10 @@ func (s *Server) Stop(ctx context.Context) error {
 	}()
 	select {
 	case <-done:
+		s.cfg.parker.close()
 		return nil
 	case <-ctx.Done():
+		s.cfg.parker.close() // wakes what is still parked
 		return ctx.Err()
 	}
 }

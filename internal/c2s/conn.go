@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"parley/internal/jid"
@@ -67,39 +68,97 @@ type conn struct {
 
 	attachCh chan attachReq // a new connection resuming this session
 	wake     chan struct{}  // end() wakes a detached session with it
+
+	// Parking (parker_linux.go): an idle session gives up its goroutine.
+	ir        *idleReader // the TLS reader; nil before TLS
+	kicked    atomic.Bool // end() or a resumption wants the reader awake
+	parkID    uint64      // guarded by the parker's lock, as parkRC
+	parkRC    *recordConn // the socket registered while parked
+	parkTimer *time.Timer // wakes a parked session at its read deadline
+	pinged    bool        // a ping is out and unanswered
+	deadline  bool        // the idle read deadline is set
+	done      func()      // the server's bookkeeping, once the conn ends
 }
 
-func newConn(cfg *Config, nc net.Conn, directTLS bool) *conn {
+func newConn(cfg *Config, nc net.Conn, directTLS bool, done func()) *conn {
 	addr := nc.RemoteAddr().String()
 	if h, _, err := net.SplitHostPort(addr); err == nil {
 		addr = h
 	}
 	c := &conn{cfg: cfg, nc: nc, directTLS: directTLS, addr: addr,
-		attachCh: make(chan attachReq, 1), wake: make(chan struct{}, 1)}
+		attachCh: make(chan attachReq, 1), wake: make(chan struct{}, 1), done: done}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	return c
 }
 
-// serve runs the connection. It and stanzaLoop sit on the stack of every
-// idle session, so they keep small frames: the work is in functions that
-// return before the session waits (see idleread.go).
+// serve runs a new connection; loop runs its bound session until it
+// ends or parks, and runs again on a fresh goroutine when a parked
+// session wakes. Both sit on the stack of every idle session, so they
+// keep small frames: the work is in functions that return before the
+// session waits (see idleread.go).
 func (c *conn) serve() {
-	defer c.cancel()
 	err := c.open()
 	if errors.Is(err, errHandedOver) {
-		return // the socket now belongs to the resumed session
+		// The socket now belongs to the resumed session.
+		c.cancel()
+		c.done()
+		return
 	}
-	if err == nil {
-		for {
-			err = c.stanzaLoop()
-			if !brokenConnection(err) || !c.waitResume() {
-				break
+	if err != nil {
+		c.close(err)
+		return
+	}
+	c.loop()
+}
+
+func (c *conn) loop() {
+	for {
+		err := c.stanzaLoop()
+		if err == errPark {
+			if c.cfg.parker.park(c) {
+				return // the parker owns c until it wakes
 			}
+			continue
+		}
+		if !brokenConnection(err) || !c.waitResume() {
+			c.close(err)
+			return
 		}
 	}
+}
+
+// close ends the stream the way err calls for and tells the server.
+func (c *conn) close(err error) {
 	if err != errNoStream {
 		c.finish(err)
 	}
+	c.cancel()
+	c.done()
+}
+
+// mayPark lets the session park once it is bound, never while it
+// negotiates (the negotiation would read errPark as a failure).
+func (c *conn) mayPark() {
+	if c.ir != nil && c.cfg.parker != nil {
+		c.ir.parkAfter = parkAfter
+	}
+}
+
+// kick wakes the reader: a parked session gets a goroutine again to
+// notice a deadline in the past or a closed socket.
+func (c *conn) kick() {
+	c.kicked.Store(true)
+	c.cfg.parker.unpark(c)
+}
+
+// recordConn is the socket under TLS, for the parker.
+func (c *conn) recordConn() *recordConn {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ir == nil {
+		return nil
+	}
+	return c.ir.rc
 }
 
 // errNoStream: the TLS handshake failed, before any stream existed.
@@ -118,7 +177,7 @@ func (c *conn) open() error {
 			nc.Close()
 			return errNoStream
 		}
-		c.useTLS(tc)
+		c.useTLS(tc, ir)
 		c.dec = xmlstream.NewDecoder(ir, c.cfg.Limits)
 		nc = tc
 	} else {
@@ -129,6 +188,7 @@ func (c *conn) open() error {
 		return err
 	}
 	c.netConn().SetDeadline(time.Time{})
+	c.mayPark()
 	c.cfg.Log.Info("c2s: session started", "jid", c.full.String())
 	return nil
 }
@@ -147,10 +207,11 @@ func (c *conn) netConn() net.Conn {
 	return c.nc
 }
 
-func (c *conn) useTLS(tc *tls.Conn) {
+func (c *conn) useTLS(tc *tls.Conn, ir *idleReader) {
 	cs := tc.ConnectionState()
 	c.mu.Lock()
 	c.nc = tc
+	c.ir = ir
 	c.mu.Unlock()
 	c.secure = true
 	c.tlsState = &cs
@@ -166,6 +227,7 @@ func (c *conn) end(e *stream.Error) {
 	nc := c.nc
 	c.mu.Unlock()
 	nc.SetReadDeadline(time.Unix(1, 0))
+	c.kick()
 	select {
 	case c.wake <- struct{}{}:
 	default:
@@ -413,7 +475,7 @@ func (c *conn) startTLS() error {
 		// There is no stream left to send an error on.
 		return io.EOF
 	}
-	c.useTLS(tc)
+	c.useTLS(tc, ir)
 	c.dec.Reset(ir)
 	c.out.SetConn(tc)
 	return nil
@@ -673,36 +735,48 @@ const pingID = "parley-c2s-ping"
 // PingTimeout is gone (a phone that lost its network without a FIN) and
 // is closed, so its presence does not linger.
 func (c *conn) stanzaLoop() error {
-	pinged := false
 	for {
-		if c.cfg.IdleTimeout > 0 {
-			c.setIdleDeadline(pinged)
+		if c.cfg.IdleTimeout > 0 && !c.deadline {
+			c.setIdleDeadline()
+			// end() may have set its deadline in the past just before
+			// this replaced it.
+			if e := c.requestedEnd(); e != nil {
+				return e
+			}
 		}
 		el, err := c.dec.Next()
+		if err == errPark {
+			return err
+		}
 		if err != nil && c.idleTimeout(err) {
-			if pinged {
+			if c.pinged {
 				return stream.ConnectionTimeout()
 			}
-			pinged = true
+			c.pinged = true
+			c.deadline = false
 			c.ping()
 			continue
 		}
 		if err != nil {
 			return err
 		}
-		pinged = false
+		c.pinged = false
+		c.deadline = false
 		if err := c.handleElement(el); err != nil {
 			return err
 		}
 	}
 }
 
-func (c *conn) setIdleDeadline(pinged bool) {
+// setIdleDeadline gives a silent client IdleTimeout before a ping, then
+// PingTimeout to answer it. The deadline stays while the session parks.
+func (c *conn) setIdleDeadline() {
 	wait := c.cfg.IdleTimeout
-	if pinged {
+	if c.pinged {
 		wait = c.cfg.PingTimeout
 	}
 	c.netConn().SetReadDeadline(time.Now().Add(wait))
+	c.deadline = true
 }
 
 // idleTimeout reports whether err is the idle deadline running out, not

@@ -2,10 +2,13 @@ package c2s
 
 import (
 	"crypto/tls"
+	"errors"
 	"io"
 	"net"
 	"os"
+	"sync"
 	"syscall"
+	"time"
 )
 
 // An idle session spends its life waiting for the client's next byte. If
@@ -42,6 +45,60 @@ type recordConn struct {
 	n              int
 	errno          error
 	waited         bool
+	peek           [1]byte
+
+	// The read deadline callers set, remembered because a session about
+	// to park puts a shorter one on the socket for a while.
+	dlMu     sync.Mutex
+	deadline time.Time
+}
+
+// SetDeadline and SetReadDeadline record the read deadline (crypto/tls
+// passes them through).
+func (r *recordConn) SetDeadline(t time.Time) error {
+	r.dlMu.Lock()
+	defer r.dlMu.Unlock()
+	r.deadline = t
+	return r.Conn.SetDeadline(t)
+}
+
+func (r *recordConn) SetReadDeadline(t time.Time) error {
+	r.dlMu.Lock()
+	defer r.dlMu.Unlock()
+	r.deadline = t
+	return r.Conn.SetReadDeadline(t)
+}
+
+func (r *recordConn) readDeadline() time.Time {
+	r.dlMu.Lock()
+	defer r.dlMu.Unlock()
+	return r.deadline
+}
+
+// waitOrPark waits until the socket is readable, for at most d: parked
+// reports that d went by first, while the session's own read deadline
+// has not come.
+func (r *recordConn) waitOrPark(d time.Duration) (parked bool, err error) {
+	r.dlMu.Lock()
+	parkAt := time.Now().Add(d)
+	if !r.deadline.IsZero() && !parkAt.Before(r.deadline) {
+		r.dlMu.Unlock()
+		return false, r.waitReadable() // the deadline comes first
+	}
+	r.Conn.SetReadDeadline(parkAt)
+	r.dlMu.Unlock()
+	err = r.waitReadable()
+	r.dlMu.Lock()
+	defer r.dlMu.Unlock()
+	r.Conn.SetReadDeadline(r.deadline)
+	var ne net.Error
+	if err != nil && errors.As(err, &ne) && ne.Timeout() {
+		// Ours, unless a deadline set meanwhile (end()) has passed.
+		if r.deadline.IsZero() || time.Now().Before(r.deadline) {
+			return true, nil
+		}
+	}
+	return false, err
 }
 
 const recordHeaderLen = 5
@@ -108,20 +165,27 @@ func (r *recordConn) readOnce(fd uintptr) bool {
 }
 
 // waitReadable blocks until the socket is readable (or at EOF, or in
-// error), or until the read deadline, whose error it returns. It is
-// called right after a read found nothing, so it goes straight to the
-// poller, which remembers readiness that came in between.
+// error), or until the read deadline, whose error it returns. The
+// runtime forgets readiness that came in since the last read when a new
+// wait begins, so the first look is a peek; after the poller wakes us,
+// the caller's next read finds out.
 func (r *recordConn) waitReadable() error {
 	r.waited = false
 	return r.raw.Read(r.waitFn)
 }
 
-func (r *recordConn) waitOnce(uintptr) bool {
+func (r *recordConn) waitOnce(fd uintptr) bool {
 	if r.waited {
 		return true
 	}
 	r.waited = true
-	return false
+	for {
+		_, _, err := syscall.Recvfrom(int(fd), r.peek[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		if err == syscall.EINTR {
+			continue
+		}
+		return err != syscall.EAGAIN
+	}
 }
 
 // track advances the record framing over b.
@@ -147,7 +211,16 @@ func (r *recordConn) track(b []byte) {
 type idleReader struct {
 	tls *tls.Conn
 	rc  *recordConn
+	// parkAfter > 0: after that long with nothing to read, ReadIdle
+	// returns errPark so the session can give its goroutine up.
+	parkAfter time.Duration
+	// beforeWait, for tests, runs between a read that found nothing and
+	// the wait that follows.
+	beforeWait func()
 }
+
+// errPark: the session has been idle for parkAfter and may park.
+var errPark = errors.New("c2s: idle session may park")
 
 func (r *idleReader) Read(p []byte) (int, error) { return r.tls.Read(p) }
 
@@ -161,8 +234,21 @@ func (r *idleReader) ReadIdle(p []byte) (int, error) {
 		if err != errIdle {
 			return n, err
 		}
-		if err := r.rc.waitReadable(); err != nil {
+		if r.beforeWait != nil {
+			r.beforeWait()
+		}
+		if r.parkAfter <= 0 {
+			if err := r.rc.waitReadable(); err != nil {
+				return 0, err
+			}
+			continue
+		}
+		parked, err := r.rc.waitOrPark(r.parkAfter)
+		if err != nil {
 			return 0, err
+		}
+		if parked {
+			return 0, errPark
 		}
 	}
 }

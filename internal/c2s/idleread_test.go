@@ -188,3 +188,24 @@ func TestRecordFraming(t *testing.T) {
 		t.Fatalf("long record: body %d hdrN %d", r.body, r.hdrN)
 	}
 }
+
+// TestIdleReadNoLostWakeup: data that arrives between a read that found
+// nothing and the wait that follows must end the wait.
+func TestIdleReadNoLostWakeup(t *testing.T) {
+	ir, client, bc := tlsPair(t)
+	ir.beforeWait = func() {
+		ir.beforeWait = nil
+		client.Write([]byte("<late/>"))
+		bc.flush()
+		time.Sleep(50 * time.Millisecond) // let it reach the socket
+	}
+	ir.rc.SetReadDeadline(time.Now().Add(3 * time.Second))
+	p := make([]byte, 16)
+	n, err := ir.ReadIdle(p)
+	if err != nil {
+		t.Fatalf("ReadIdle: %v (the wake-up was lost)", err)
+	}
+	if string(p[:n]) != "<late/>" {
+		t.Fatalf("read %q", p[:n])
+	}
+}

@@ -226,7 +226,11 @@ func (old *conn) tryResume(req attachReq) bool {
 	}
 	if !old.detached {
 		// The server has not noticed that the old connection died; make
-		// its reader fail now so the session moves to the new one.
+		// its reader fail now so the session moves to the new one. A
+		// parked reader is woken first: a closed socket leaves the
+		// parker's epoll set without an event.
+		old.kicked.Store(true)
+		old.cfg.parker.unpark(old)
 		old.nc.Close()
 	}
 	return true
@@ -241,7 +245,10 @@ func (c *conn) attach(req attachReq) bool {
 		n.write(stream.AppendError(nil, &stream.Error{Condition: "undefined-condition", Text: err.Error()}))
 		return false
 	}
-	c.nc, c.dec, c.out = n.nc, n.dec, n.out
+	c.nc, c.dec, c.out, c.ir = n.nc, n.dec, n.out, n.ir
+	c.kicked.Store(false)
+	c.deadline, c.pinged = false, false
+	c.mayPark()
 	c.secure, c.tlsState = n.secure, n.tlsState
 	c.detached = false
 	c.state.SetDetached(false)
