@@ -61,6 +61,12 @@ func New(hosts []string, reg *module.Registry, store storage.Store, log *slog.Lo
 
 func (r *Router) IsLocal(domain string) bool { return r.hosts[domain] }
 
+// servesDomain reports whether a stanza from domain is ours to send to
+// other servers: a host or one of its services.
+func (r *Router) servesDomain(domain string) bool {
+	return r.hosts[domain] || r.reg.Component(domain) != nil
+}
+
 // SetRemote gives the router its way to other servers. It must be called
 // before any stanza is routed.
 func (r *Router) SetRemote(rem Remote) { r.remote = rem }
@@ -204,7 +210,7 @@ func (r *Router) routeTo(ctx context.Context, from, to jid.JID, el *xmlstream.El
 	case r.reg.Component(to.Domain()) != nil:
 		r.reg.Component(to.Domain())(ctx, from, to, el)
 	case !r.hosts[to.Domain()]:
-		if r.remote == nil || !r.hosts[from.Domain()] && r.reg.Component(from.Domain()) == nil {
+		if r.remote == nil || !r.servesDomain(from.Domain()) {
 			// No federation, or a remote sender (a server never relays
 			// between two other servers): say so rather than pretend.
 			r.bounce(ctx, from, el, stanza.RemoteServerNotFound())
@@ -442,8 +448,11 @@ func (r *Router) bounce(ctx context.Context, from jid.JID, el *xmlstream.Element
 // has gone), or a remote sender's server.
 func (r *Router) deliverReply(ctx context.Context, to jid.JID, el *xmlstream.Element) {
 	if !r.hosts[to.Domain()] {
+		// Only what a domain of ours says goes to another server: an
+		// error in the name of a third domain (a stanza of a remote
+		// sender for another remote domain, refused) would be relaying.
 		if r.remote != nil && r.reg.Component(to.Domain()) == nil {
-			if from, err := jid.Parse(el.Attr("from")); err == nil {
+			if from, err := jid.Parse(el.Attr("from")); err == nil && r.servesDomain(from.Domain()) {
 				r.remote.Send(ctx, from, to, el)
 			}
 		}

@@ -33,11 +33,24 @@ func (s *Service) resolve(ctx context.Context, domain string) ([]string, error) 
 	if domain == "localhost" || strings.HasSuffix(domain, ".localhost") || strings.HasSuffix(domain, ".invalid") {
 		return nil, fmt.Errorf("%w: %s is a special-use name without a route", errNotFound, domain)
 	}
+	// A peer names the domain we connect to for verification (the
+	// 'from' of its db:result): an IP address would let it point us at
+	// any host, a name without a dot at one the resolver completes from
+	// our own search domains. Both are reachable only through a route.
+	if isIPLiteral(domain) || !strings.Contains(domain, ".") {
+		return nil, fmt.Errorf("%w: %s is not a DNS domain and has no route", errNotFound, domain)
+	}
+	name, err := asciiName(domain)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", errNotFound, domain, err)
+	}
+	// Absolute, so that no search domain is ever appended.
+	name += "."
 	r := s.cfg.Resolver
 	if r == nil {
 		r = net.DefaultResolver
 	}
-	_, srvs, err := r.LookupSRV(ctx, "xmpp-server", "tcp", domain)
+	_, srvs, err := r.LookupSRV(ctx, "xmpp-server", "tcp", name)
 	var dnsErr *net.DNSError
 	switch {
 	case err == nil && len(srvs) == 1 && srvs[0].Target == ".":
@@ -50,7 +63,7 @@ func (s *Service) resolve(ctx context.Context, domain string) ([]string, error) 
 		}
 		return out, nil
 	case err == nil || errors.As(err, &dnsErr) && dnsErr.IsNotFound:
-		return []string{net.JoinHostPort(domain, "5269")}, nil
+		return []string{net.JoinHostPort(name, "5269")}, nil
 	default:
 		return nil, fmt.Errorf("%w: looking up %s: %v", errNotFound, domain, err)
 	}
@@ -156,6 +169,11 @@ func (p *peer) negotiateTLS(ctx context.Context) error {
 	}
 	if el.Name.Space != stanza.NSTLS || el.Name.Local != "proceed" {
 		return fmt.Errorf("s2s: %s refused STARTTLS", p.remote)
+	}
+	if p.dec.Buffered() > 0 {
+		// Bytes after <proceed/> came in the clear; after the handshake
+		// they would pass for protected ones (STARTTLS injection).
+		return stream.PolicyViolation("data after <proceed/>")
 	}
 	tc := tls.Client(p.nc, clientTLS(p.s.cfg.Cert, p.remote))
 	if err := tc.HandshakeContext(ctx); err != nil {

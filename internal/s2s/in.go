@@ -6,7 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"io"
-	"maps"
+	"log/slog"
 	"net"
 	"slices"
 	"strings"
@@ -34,7 +34,14 @@ type inConn struct {
 	id         string // the id of our latest header (the dialback stream ID)
 	headerSent bool
 	saslDone   bool
-	verified   map[string]bool // remote domains authenticated on this stream
+	// verified holds the domain pairs authenticated on this stream (local
+	// is ours, remote the peer's): dialback and SASL vouch for one
+	// sender domain towards one target domain (XEP-0220, Multiplexing), so a
+	// stanza is taken only for a pair in here.
+	verified map[pair]bool
+	// dialbackFailures counts the db:result requests that did not
+	// verify; each cost us a connection of the peer's choosing.
+	dialbackFailures int
 
 	mu     sync.Mutex
 	nc     net.Conn
@@ -46,7 +53,7 @@ func newInConn(s *Service, nc net.Conn) *inConn {
 	if h, _, err := net.SplitHostPort(addr); err == nil {
 		addr = h
 	}
-	return &inConn{s: s, nc: nc, addr: addr, ctx: s.ctx, verified: make(map[string]bool)}
+	return &inConn{s: s, nc: nc, addr: addr, ctx: s.ctx, verified: make(map[pair]bool)}
 }
 
 func (c *inConn) netConn() net.Conn {
@@ -292,22 +299,36 @@ func (c *inConn) handleSASL(el *xmlstream.Element) (ok bool, err error) {
 	if az, err := jid.New("", authz, ""); err != nil || az.Domain() != c.remote {
 		return false, c.saslFailure("invalid-authzid")
 	}
+	c.saslDone = true
+	c.verify(pair{local: c.local, remote: c.remote}, "sasl external")
 	if err := c.write([]byte("<success xmlns='" + stanza.NSSASL + "'/>")); err != nil {
 		return false, err
 	}
-	c.saslDone = true
-	c.verify(c.remote, "sasl external")
 	c.dec.Restart()
 	return true, nil
 }
 
-// verify records that domain has proved itself on this stream.
-func (c *inConn) verify(domain, method string) {
-	c.verified[domain] = true
-	c.s.cfg.Log.Info("s2s: incoming stream authenticated", "from_domain", domain, "to_domain", c.local, "method", method)
+// verify records that p.remote has proved itself towards p.local on
+// this stream.
+func (c *inConn) verify(p pair, method string) {
+	if !c.authenticated() { // no longer counted against its address
+		c.s.authenticatedFrom(c.addr)
+	}
+	c.verified[p] = true
+	// Info names only the remote domain: which of our domains talks to
+	// which other one is the business of debug logs.
+	c.s.cfg.Log.Info("s2s: incoming stream authenticated", "remote_domain", p.remote, "method", method)
+	c.s.cfg.Log.Debug("s2s: incoming stream authenticated", "from_domain", p.remote, "to_domain", p.local, "method", method)
 	// From now on the stream may idle, not just negotiate; this also
 	// bounds the wait for the header of a stream restarted after SASL.
-	c.netConn().SetDeadline(time.Now().Add(c.s.cfg.IdleTimeout))
+	nc := c.netConn()
+	nc.SetDeadline(time.Now().Add(c.s.cfg.IdleTimeout))
+	// shutdown sets endErr before its deadline: if Stop came before the
+	// line above, that deadline is gone and must be put back, or a
+	// restarted stream would wait a whole idle timeout for its header.
+	if c.requestedEnd() != nil {
+		nc.SetDeadline(time.Unix(1, 0))
+	}
 }
 
 // dialbackDomains reads and checks the addresses of a db:result or
@@ -326,6 +347,22 @@ func (c *inConn) dialbackDomains(el *xmlstream.Element) (from, to string, err er
 	return f.Domain(), t.Domain(), nil
 }
 
+// maxDialbackFailures is how many verifications may fail on one stream
+// (invalid key, unreachable server) before it is ended: every
+// verification is a connection to a server of the peer's choosing, so a
+// peer must not get an unbounded number of them. Config.MaxDomainPairs
+// bounds the ones that succeed.
+const maxDialbackFailures = 8
+
+// appendDialbackError writes a db:result or db:verify of type "error"
+// (XEP-0220, Dialback Error Conditions): it leaves the stream open.
+func appendDialbackError(buf []byte, name, from, to, id, errType, condition string) []byte {
+	buf = appendDialback(buf, name, from, to, id, "error", "")
+	buf = buf[:len(buf)-2] // reopen the empty element for its error
+	buf = append(buf, "><error type='"+errType+"'><"+condition+" xmlns='"+stanza.NSStanzas+"'/></error></db:"+name+">"...)
+	return buf
+}
+
 // handleResult checks a peer's dialback key (XEP-0220 §2.2) by asking
 // the authoritative server of the domain it claims.
 func (c *inConn) handleResult(el *xmlstream.Element) error {
@@ -340,32 +377,48 @@ func (c *inConn) handleResult(el *xmlstream.Element) error {
 	if key == "" {
 		return stream.BadFormat("db:result needs a key")
 	}
-	if c.verified[from] {
+	p := pair{local: to, remote: from}
+	if c.verified[p] {
 		return c.write(appendDialback(nil, "result", to, from, "", "valid", ""))
+	}
+	if c.dialbackFailures >= maxDialbackFailures {
+		return stream.PolicyViolation("too many failed dialback attempts on this stream")
+	}
+	if len(c.verified) >= c.s.cfg.MaxDomainPairs {
+		return c.write(appendDialbackError(nil, "result", to, from, "", "wait", "resource-constraint"))
+	}
+	release, ok := c.s.startVerification(c.addr)
+	if !ok {
+		c.s.cfg.Log.Debug("s2s: dialback verification refused, too many under way", "addr", c.addr)
+		return c.write(appendDialbackError(nil, "result", to, from, "", "wait", "resource-constraint"))
 	}
 	ctx, cancel := context.WithTimeout(c.ctx, c.s.cfg.NegotiationTimeout)
 	valid, err := c.s.verifyDialback(ctx, to, from, c.id, key)
 	cancel()
+	release()
 	if err != nil {
-		c.s.cfg.Log.Info("s2s: dialback verification failed", "from_domain", from, "to_domain", to, "err", err)
-		buf := appendDialback(nil, "result", to, from, "", "error", "")
-		buf = buf[:len(buf)-2] // reopen the empty element for its error
-		buf = append(buf, "><error type='cancel'><remote-server-not-found xmlns='"+stanza.NSStanzas+"'/></error></db:result>"...)
-		return c.write(buf)
+		c.dialbackFailures++
+		// The error may name addresses of the peer's servers: debug only.
+		c.s.cfg.Log.Info("s2s: dialback verification failed", "remote_domain", from)
+		c.s.cfg.Log.Debug("s2s: dialback verification failed", "from_domain", from, "to_domain", to, "err", err)
+		return c.write(appendDialbackError(nil, "result", to, from, "", "cancel", "remote-server-not-found"))
 	}
 	if !valid {
-		c.s.cfg.Log.Info("s2s: dialback key refused", "from_domain", from, "to_domain", to)
+		c.dialbackFailures++
+		c.s.cfg.Log.Info("s2s: dialback key refused", "remote_domain", from)
 		return c.write(appendDialback(nil, "result", to, from, "", "invalid", ""))
 	}
-	if err := c.write(appendDialback(nil, "result", to, from, "", "valid", "")); err != nil {
-		return err
-	}
-	c.verify(from, "dialback")
-	return nil
+	// Recorded before the peer hears of it, which may act on it at once.
+	c.verify(p, "dialback")
+	return c.write(appendDialback(nil, "result", to, from, "", "valid", ""))
 }
 
 // answerVerify tells a receiving server whether a key is one we made
-// (XEP-0220 §2.3.2). Any server may ask, before authenticating.
+// (XEP-0220 §2.3.2). Any server may ask, before authenticating; a key is
+// valid only while one of our outgoing streams waits for its dialback
+// with that very stream ID, so that no key is confirmed that we did not
+// send just now (XEP-0220, Security Considerations: unsolicited
+// dialback).
 func (c *inConn) answerVerify(el *xmlstream.Element) error {
 	from, to, err := c.dialbackDomains(el)
 	if err != nil {
@@ -373,7 +426,7 @@ func (c *inConn) answerVerify(el *xmlstream.Element) error {
 	}
 	id := el.Attr("id")
 	typ := "invalid"
-	if verifyDialbackKey(c.s.cfg.Secret, from, to, id, strings.TrimSpace(el.Text())) {
+	if verifyDialbackKey(c.s.cfg.Secret, from, to, id, strings.TrimSpace(el.Text())) && c.s.dialbackPending(dialbackID{receiving: from, originating: to, streamID: id}) {
 		typ = "valid"
 	}
 	c.s.cfg.Log.Debug("s2s: dialback key checked", "from_domain", from, "to_domain", to, "type", typ)
@@ -391,8 +444,8 @@ func (c *inConn) handleStanza(el *xmlstream.Element) error {
 		return stream.ImproperAddressing("a stanza between servers needs 'from' and 'to'")
 	}
 	from, err := jid.Parse(f)
-	if err != nil || !c.verified[from.Domain()] {
-		return stream.InvalidFrom("'from' is not a domain authenticated on this stream")
+	if err != nil {
+		return stream.InvalidFrom("'from' is not a valid address")
 	}
 	to, err := jid.Parse(t)
 	if err != nil {
@@ -400,6 +453,11 @@ func (c *inConn) handleStanza(el *xmlstream.Element) error {
 	}
 	if !c.s.cfg.IsLocal(to.Domain()) {
 		return stream.HostUnknown("this server does not serve " + to.Domain())
+	}
+	// Both domains are compared in their canonical form, so that no
+	// spelling (case, width, A-label) of another domain passes.
+	if !c.verified[pair{local: to.Domain(), remote: from.Domain()}] {
+		return stream.InvalidFrom("'from' and 'to' are not a domain pair authenticated on this stream")
 	}
 	// The router and modules know stanzas as jabber:client, with the
 	// addresses in their normalised form.
@@ -469,7 +527,23 @@ func (c *inConn) finish(err error) {
 		nc.Write(buf)
 	}
 	if c.authenticated() {
-		c.s.cfg.Log.Info("s2s: incoming stream closed", "from_domains", slices.Sorted(maps.Keys(c.verified)), "to_domain", c.local)
+		// One domain at info (never a list of them side by side).
+		remote := c.remote
+		if remote == "" { // no 'from' in the header: any domain it proved
+			for p := range c.verified {
+				remote = p.remote
+				break
+			}
+		}
+		c.s.cfg.Log.Info("s2s: incoming stream closed", "remote_domain", remote, "domain_pairs", len(c.verified))
+		if c.s.cfg.Log.Enabled(context.Background(), slog.LevelDebug) {
+			pairs := make([]string, 0, len(c.verified))
+			for p := range c.verified {
+				pairs = append(pairs, p.remote+" -> "+p.local)
+			}
+			slices.Sort(pairs)
+			c.s.cfg.Log.Debug("s2s: incoming stream closed", "pairs", pairs)
+		}
 	}
 	c.netConn().Close()
 }

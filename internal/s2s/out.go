@@ -40,27 +40,32 @@ type outStream struct {
 	mu     sync.Mutex
 	queue  []queued
 	closed bool // no more stanzas are taken; Send must make a new stream
+	// failed is why the stream could not be made or broke, once closed
+	// for it; nil when it closed idle or handed its queue on.
+	failed *stanza.Error
 }
 
 func newOutStream(s *Service, key pair) *outStream {
 	return &outStream{s: s, key: key, wake: make(chan struct{}, 1)}
 }
 
-func (o *outStream) enqueue(q queued) enqueueResult {
+// enqueue queues q unless the queue is full or the stream closed; a
+// stream closed for a failure says which.
+func (o *outStream) enqueue(q queued) (enqueueResult, *stanza.Error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.closed {
-		return streamClosed
+		return streamClosed, o.failed
 	}
 	if len(o.queue) >= o.s.cfg.MaxQueued {
-		return queueFull
+		return queueFull, nil
 	}
 	o.queue = append(o.queue, q)
 	select {
 	case o.wake <- struct{}{}:
 	default:
 	}
-	return enqueued
+	return enqueued, nil
 }
 
 func (o *outStream) take() []queued {
@@ -76,6 +81,7 @@ func (o *outStream) fail(se *stanza.Error) {
 	o.s.forget(o)
 	o.mu.Lock()
 	o.closed = true
+	o.failed = se
 	q := o.queue
 	o.queue = nil
 	o.mu.Unlock()
@@ -130,13 +136,17 @@ func (o *outStream) run() {
 		if errors.Is(err, errNotFound) {
 			se = stanza.RemoteServerNotFound()
 		}
-		log.Info("s2s: outgoing stream failed", "from_domain", o.key.local, "to_domain", o.key.remote, "err", err)
+		// Info names the remote domain alone: the local one beside it
+		// would say who talks to whom, and the error may hold addresses.
+		log.Info("s2s: outgoing stream failed", "remote_domain", o.key.remote, "condition", se.Condition)
+		log.Debug("s2s: outgoing stream failed", "from_domain", o.key.local, "to_domain", o.key.remote, "err", err)
 		o.fail(se)
 		return
 	}
-	log.Info("s2s: outgoing stream ready", "from_domain", o.key.local, "to_domain", o.key.remote)
+	log.Info("s2s: outgoing stream ready", "remote_domain", o.key.remote)
+	log.Debug("s2s: outgoing stream ready", "from_domain", o.key.local, "to_domain", o.key.remote)
 	o.serve(p)
-	log.Info("s2s: outgoing stream closed", "from_domain", o.key.local, "to_domain", o.key.remote)
+	log.Info("s2s: outgoing stream closed", "remote_domain", o.key.remote)
 }
 
 // connect opens and authenticates the stream: SASL EXTERNAL when the
@@ -195,6 +205,10 @@ func (o *outStream) external(p *peer) (ok bool, err error) {
 // have it verified by our authoritative server.
 func (o *outStream) dialback(p *peer) error {
 	key := dialbackKey(o.s.cfg.Secret, o.key.remote, o.key.local, p.id)
+	// The receiving server asks our listener to verify the key while we
+	// wait here; only then is it confirmed.
+	done := o.s.expectDialback(dialbackID{receiving: o.key.remote, originating: o.key.local, streamID: p.id})
+	defer done()
 	if err := p.write(appendDialback(nil, "result", o.key.local, o.key.remote, "", "", key)); err != nil {
 		return err
 	}
@@ -209,7 +223,7 @@ func (o *outStream) dialback(p *peer) error {
 		if el.Name.Space != nsDialback || el.Name.Local != "result" {
 			continue // nothing else is expected yet; RFC 6120 §4.3.5 lets us ignore it
 		}
-		if el.Attr("from") != o.key.remote || el.Attr("to") != o.key.local {
+		if !sameDomain(el.Attr("from"), o.key.remote) || !sameDomain(el.Attr("to"), o.key.local) {
 			continue
 		}
 		switch el.Attr("type") {

@@ -50,18 +50,34 @@ type Config struct {
 	IdleTimeout        time.Duration // a stream that carried nothing this long is closed
 	// MaxStreams bounds the streams in each direction: incoming ones
 	// past it are refused, and stanzas that would open an outgoing one
-	// are bounced.
+	// are bounced. One address may have an eighth of them (8 at least)
+	// that have not authenticated yet.
 	MaxStreams int
 	// MaxQueued bounds the stanzas waiting for one outgoing stream.
 	MaxQueued int
+	// MaxVerifications bounds the dialback verifications under way at
+	// once for all incoming streams together: each is a connection to a
+	// server a peer chose. One peer address gets an eighth of them at
+	// most. 0: defaultMaxVerifications.
+	MaxVerifications int
+	// MaxDomainPairs bounds the domain pairs one incoming stream may
+	// authenticate (XEP-0220, Multiplexing): each may become an
+	// outgoing stream of ours too. 0: defaultMaxDomainPairs.
+	MaxDomainPairs int
 
 	Log      *slog.Logger
 	Resolver *net.Resolver // nil: net.DefaultResolver
 }
 
-// pair names an outgoing stream: dialback and SASL authenticate one
-// local domain to one remote domain.
+// pair names an outgoing stream, and a pair authenticated on an incoming
+// one: dialback and SASL authenticate one local domain to one remote
+// domain, both in canonical form (internal/jid).
 type pair struct{ local, remote string }
+
+// dialbackID names a dialback key we sent and wait to have verified: the
+// receiving (remote) domain, our originating one, and the receiving
+// server's stream ID.
+type dialbackID struct{ receiving, originating, streamID string }
 
 // Service owns every server stream and every goroutine serving one.
 type Service struct {
@@ -75,18 +91,98 @@ type Service struct {
 	listeners []net.Listener
 	stopping  bool
 	wg        sync.WaitGroup
+	// pending counts our outgoing streams waiting for a dialback result
+	// per key; a db:verify is answered "valid" only for one of these.
+	pending map[dialbackID]int
+
+	verifySlots chan struct{}  // one token per verification under way
+	verifying   map[string]int // verifications under way per peer address
+	unauth      map[string]int // incoming streams not yet authenticated per peer address
 }
 
 // defaultMaxQueued is the queue of one outgoing stream when Config does
 // not say: enough for a burst of presence while the stream connects.
 const defaultMaxQueued = 1000
 
+// defaultMaxVerifications is the number of dialback verifications under
+// way at once when Config does not say: far more than peers connecting
+// at the same moment need, far fewer than the streams an attacker may
+// open to make us connect elsewhere.
+const defaultMaxVerifications = 64
+
+// defaultMaxDomainPairs is the domain pairs of one incoming stream when
+// Config does not say: room for a server with many virtual hosts.
+const defaultMaxDomainPairs = 100
+
 func New(cfg *Config) *Service {
+	if cfg.MaxDomainPairs <= 0 {
+		cfg.MaxDomainPairs = defaultMaxDomainPairs
+	}
 	if cfg.MaxQueued <= 0 {
 		cfg.MaxQueued = defaultMaxQueued
 	}
+	if cfg.MaxVerifications <= 0 {
+		cfg.MaxVerifications = defaultMaxVerifications
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Service{cfg: cfg, ctx: ctx, cancel: cancel, out: make(map[pair]*outStream), in: make(map[*inConn]struct{})}
+	return &Service{
+		cfg: cfg, ctx: ctx, cancel: cancel,
+		out:         make(map[pair]*outStream),
+		in:          make(map[*inConn]struct{}),
+		pending:     make(map[dialbackID]int),
+		verifySlots: make(chan struct{}, cfg.MaxVerifications),
+		verifying:   make(map[string]int),
+		unauth:      make(map[string]int),
+	}
+}
+
+// startVerification takes a place for one dialback verification asked
+// by a peer at addr; ok is false when all are taken, or when addr holds
+// its share of them already, so that one host cannot keep every place
+// busy with verifications that time out. release gives the place back.
+func (s *Service) startVerification(addr string) (release func(), ok bool) {
+	share := max(1, s.cfg.MaxVerifications/8)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.verifying[addr] >= share {
+		return nil, false
+	}
+	select {
+	case s.verifySlots <- struct{}{}:
+	default:
+		return nil, false
+	}
+	s.verifying[addr]++
+	return func() {
+		s.mu.Lock()
+		if s.verifying[addr]--; s.verifying[addr] <= 0 {
+			delete(s.verifying, addr)
+		}
+		s.mu.Unlock()
+		<-s.verifySlots
+	}, true
+}
+
+// expectDialback records that one of our streams waits for the dialback
+// result of id; the returned function ends the wait.
+func (s *Service) expectDialback(id dialbackID) (done func()) {
+	s.mu.Lock()
+	s.pending[id]++
+	s.mu.Unlock()
+	return func() {
+		s.mu.Lock()
+		if s.pending[id]--; s.pending[id] <= 0 {
+			delete(s.pending, id)
+		}
+		s.mu.Unlock()
+	}
+}
+
+// dialbackPending reports whether one of our streams waits for id.
+func (s *Service) dialbackPending(id dialbackID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pending[id] > 0
 }
 
 // remoteServerTimeout is the stanza error for a peer that was reached but
@@ -129,24 +225,37 @@ func (s *Service) submit(key pair, q queued) {
 			return
 		}
 		if o == nil {
+			// The stanza is queued before the stream's goroutine starts:
+			// a stream that fails at once (no such domain) then bounces
+			// it with the reason, instead of being closed before it could
+			// take it.
 			o = newOutStream(s, key)
+			o.enqueue(q)
 			s.out[key] = o
 			s.wg.Add(1)
 			go func() {
 				defer s.wg.Done()
 				o.run()
 			}()
+			s.mu.Unlock()
+			return
 		}
 		s.mu.Unlock()
-		switch o.enqueue(q) {
-		case enqueued:
+		switch res, failed := o.enqueue(q); {
+		case res == enqueued:
 			return
-		case queueFull:
+		case res == queueFull:
 			s.bounce(el, stanza.ResourceConstraint("too many stanzas waiting for "+key.remote))
 			return
+		case failed != nil:
+			// The stream failed just now: this stanza shares the fate of
+			// those that waited for it, rather than start another
+			// attempt at once.
+			s.bounce(el, failed)
+			return
 		}
-		// The stream closed between lookup and enqueue (idle or broken):
-		// the next round makes a new one.
+		// The stream closed between lookup and enqueue (idle, or its
+		// queue handed on): the next round makes a new one.
 	}
 	s.bounce(el, remoteServerTimeout())
 }
@@ -156,6 +265,20 @@ func (s *Service) bounce(el *xmlstream.Element, se *stanza.Error) {
 	if r := stanza.ErrorReply(el, se); r != nil {
 		s.cfg.Bounce(context.Background(), r)
 	}
+}
+
+// unauthShare is how many incoming streams one address may have that
+// are not authenticated yet: an eighth of all, or 8 when that is more.
+func (s *Service) unauthShare() int { return max(8, s.cfg.MaxStreams/8) }
+
+// authenticatedFrom counts one stream from addr as no longer waiting to
+// authenticate: it did, or it ended.
+func (s *Service) authenticatedFrom(addr string) {
+	s.mu.Lock()
+	if s.unauth[addr]--; s.unauth[addr] <= 0 {
+		delete(s.unauth, addr)
+	}
+	s.mu.Unlock()
 }
 
 // forget removes o from the table if it is still the stream for its pair.
@@ -200,14 +323,18 @@ func (s *Service) Serve(ln net.Listener) error {
 			continue
 		}
 		full := len(s.in) >= s.cfg.MaxStreams
-		if !full {
+		// One host may not hold every place with streams that never
+		// authenticate, each kept until the negotiation timeout.
+		crowded := s.unauth[c.addr] >= s.unauthShare()
+		if !full && !crowded {
 			s.in[c] = struct{}{}
+			s.unauth[c.addr]++
 		}
 		s.wg.Add(1)
 		s.mu.Unlock()
 		go func() {
 			defer s.wg.Done()
-			if full {
+			if full || crowded {
 				c.refuse(stream.ResourceConstraint("too many server connections"))
 				return
 			}
@@ -215,6 +342,9 @@ func (s *Service) Serve(ln net.Listener) error {
 			s.mu.Lock()
 			delete(s.in, c)
 			s.mu.Unlock()
+			if !c.authenticated() {
+				s.authenticatedFrom(c.addr)
+			}
 		}()
 	}
 }

@@ -412,6 +412,8 @@ func TestInboundNegotiation(t *testing.T) {
 	})
 	authenticated := func(t *testing.T) *rawPeer {
 		p := secured(t)
+		// b confirms only a key one of its streams waits for.
+		defer b.svc.expectDialback(dialbackID{receiving: "a.test", originating: "b.test", streamID: p.id})()
 		p.write("<db:result from='b.test' to='a.test'>%s</db:result>", dialbackKey(b.cfg.Secret, "a.test", "b.test", p.id))
 		el, err := p.dec.Next()
 		if err != nil || el.Name.Local != "result" || el.Attr("type") != "valid" {
@@ -439,6 +441,10 @@ func TestInboundNegotiation(t *testing.T) {
 		{"no to", "<message from='bob@b.test'><body>x</body></message>", "improper-addressing"},
 		{"no from", "<message to='alice@a.test'><body>x</body></message>", "improper-addressing"},
 		{"not a stanza", "<foo xmlns='urn:x'/>", "unsupported-stanza-type"},
+		// b.test proved itself towards a.test only: another of our
+		// domains is another pair, with its own dialback (XEP-0220 §4).
+		{"pair not verified", "<message from='bob@b.test' to='room@conference.a.test'><body>x</body></message>", "invalid-from"},
+		{"subdomain of the verified domain", "<message from='bob@x.b.test' to='alice@a.test'><body>x</body></message>", "invalid-from"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			p := authenticated(t)
@@ -448,12 +454,61 @@ func TestInboundNegotiation(t *testing.T) {
 			}
 		})
 	}
+	t.Run("spellings of the verified pair", func(t *testing.T) {
+		p := authenticated(t)
+		p.write("<message from='bob@B.TEST/r' to='alice@A.Test.' type='chat'><body>case</body></message>")
+		if el := wait(t, a.routed, "routed stanza"); el.Attr("from") != "bob@b.test/r" || el.Attr("to") != "alice@a.test" {
+			t.Fatalf("routed %s", el)
+		}
+	})
+	t.Run("new target pair is verified again", func(t *testing.T) {
+		p := authenticated(t)
+		p.write("<db:result from='b.test' to='conference.a.test'>not-a-key</db:result>")
+		el, err := p.dec.Next()
+		if err != nil || el.Name.Local != "result" || el.Attr("type") != "invalid" || el.Attr("from") != "conference.a.test" {
+			t.Fatalf("answer to a wrong key for a new pair: %v %v", el, err)
+		}
+	})
+	t.Run("failed dialbacks are bounded", func(t *testing.T) {
+		p := secured(t)
+		for range maxDialbackFailures {
+			p.write("<db:result from='b.test' to='a.test'>not-a-key</db:result>")
+			if el, err := p.dec.Next(); err != nil || el.Attr("type") != "invalid" {
+				t.Fatalf("answer to a wrong key: %v %v", el, err)
+			}
+		}
+		p.write("<db:result from='b.test' to='a.test'>not-a-key</db:result>")
+		if got := p.streamError(); got != "policy-violation" {
+			t.Errorf("stream error %s", got)
+		}
+	})
+	t.Run("no dialback to an address", func(t *testing.T) {
+		p := secured(t)
+		p.write("<db:result from='127.0.0.1' to='a.test'>k</db:result>")
+		el, err := p.dec.Next()
+		if err != nil || el.Name.Local != "result" || el.Attr("type") != "error" {
+			t.Fatalf("answer to dialback for an IP address: %v %v", el, err)
+		}
+	})
 	t.Run("answers db:verify", func(t *testing.T) {
 		p := secured(t)
 		key := dialbackKey(a.cfg.Secret, "b.test", "a.test", "S1")
+		done := a.svc.expectDialback(dialbackID{receiving: "b.test", originating: "a.test", streamID: "S1"})
 		p.write("<db:verify from='b.test' to='a.test' id='S1'>%s</db:verify>", key)
 		p.write("<db:verify from='b.test' to='a.test' id='S2'>%s</db:verify>", key)
-		for _, want := range []string{"valid", "invalid"} {
+		// Another spelling of the same domains is the same request.
+		p.write("<db:verify from='B.Test' to='A.TEST.' id='S1'>%s</db:verify>", key)
+		for _, want := range []string{"valid", "invalid", "valid"} {
+			el, err := p.dec.Next()
+			if err != nil || el.Name.Local != "verify" || el.Attr("type") != want || el.Attr("from") != "a.test" || el.Attr("to") != "b.test" {
+				t.Fatalf("verify answer %v %v, want %s", el, err, want)
+			}
+		}
+		// Once no stream of a.test waits for that dialback, the same
+		// right key is unsolicited and not confirmed (XEP-0220 §5.1).
+		done()
+		p.write("<db:verify from='b.test' to='a.test' id='S1'>%s</db:verify>", key)
+		for _, want := range []string{"invalid"} {
 			el, err := p.dec.Next()
 			if err != nil || el.Name.Local != "verify" || el.Attr("type") != want || el.Attr("from") != "a.test" || el.Attr("to") != "b.test" {
 				t.Fatalf("verify answer %v %v, want %s", el, err, want)

@@ -39,7 +39,7 @@ func (s *Service) verifyDialback(ctx context.Context, receiving, originating, id
 		if el.Name.Space != nsDialback || el.Name.Local != "verify" || el.Attr("id") != id {
 			continue
 		}
-		if el.Attr("from") != originating || el.Attr("to") != receiving {
+		if !sameDomain(el.Attr("from"), originating) || !sameDomain(el.Attr("to"), receiving) {
 			continue
 		}
 		switch el.Attr("type") {

@@ -129,12 +129,18 @@ func peerCertValid(cs tls.ConnectionState, roots *x509.CertPool, domain string) 
 	if len(cs.PeerCertificates) == 0 || domain == "" {
 		return false
 	}
+	// RFC 6125 §6.4.2: an internationalised domain is compared in its
+	// A-label form, the form certificates carry.
+	name, err := asciiName(domain)
+	if err != nil {
+		return false
+	}
 	inter := x509.NewCertPool()
 	for _, c := range cs.PeerCertificates[1:] {
 		inter.AddCert(c)
 	}
-	_, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{
-		DNSName:       domain,
+	_, err = cs.PeerCertificates[0].Verify(x509.VerifyOptions{
+		DNSName:       name,
 		Roots:         roots,
 		Intermediates: inter,
 		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
@@ -173,7 +179,9 @@ func serverTLS(cert tls.Certificate) *tls.Config {
 // an invalid one may still be acceptable with dialback.
 func clientTLS(cert tls.Certificate, remote string) *tls.Config {
 	c := tlsBase(cert)
-	c.ServerName = remote
+	if name, err := asciiName(remote); err == nil {
+		c.ServerName = name // SNI carries A-labels (RFC 6066 §3)
+	}
 	c.InsecureSkipVerify = true
 	return c
 }
