@@ -296,13 +296,11 @@ func TestFederationCertificates(t *testing.T) {
 // real Prosody on loopback, authenticated by certificates (SASL
 // EXTERNAL): Prosody finds parley through its route-less resolver only
 // by DNS, so only this direction can be tested without DNS or
-// /etc/hosts. Skipped where Prosody is not installed.
+// /etc/hosts. Skipped where Prosody is not installed, except under CI.
 func TestFederationWithProsody(t *testing.T) {
 	needSlixmpp(t)
 	bin, err := exec.LookPath("prosody")
-	if err != nil {
-		t.Skip("prosody is not installed (apt-get install prosody)")
-	}
+	mustHave(t, "Prosody", err == nil, "apt-get install prosody")
 	dir := t.TempDir()
 	crt := func(d string) (string, string) {
 		if _, err := tlsconf.Load("", "", filepath.Join(dir, d), []string{d}); err != nil {
