@@ -28,6 +28,9 @@ const (
 	maxCachedVers = 4096
 	maxPending    = 1024
 	pendingTTL    = time.Minute
+	// maxHeldBytes bounds the notifications kept, across all pending
+	// queries, for sessions whose caps are being asked for.
+	maxHeldBytes = 4 << 20
 )
 
 // capsRef is what a presence announces (XEP-0115 §4).
@@ -120,12 +123,30 @@ func verString(hashName string, query *xmlstream.Element) string {
 
 // pendingQuery is a disco#info query the module sent for a caps ver;
 // waiters are the sessions announcing that ver that want their last
-// items once it is known.
+// items once it is known, and held the notifications published to them
+// meanwhile.
 type pendingQuery struct {
 	ref     capsRef
 	to      jid.JID // the full JID asked
 	sent    time.Time
 	waiters []jid.JID
+	held    []heldEvent
+	// claimed: its answer came and is being applied (see next); it
+	// still holds notifications, and does not expire, until then.
+	claimed bool
+}
+
+// heldEvent is a notification for a session whose caps were unknown when
+// it was published: whether the session wants it is decided once they
+// are. Dropping it instead would lose every item published during the
+// disco round trip that follows a client's presence, and nodes that do
+// not send their last item (XEP-0402 bookmarks) would never make up for
+// it.
+type heldEvent struct {
+	to   jid.JID
+	node string
+	msg  *xmlstream.Element
+	size int
 }
 
 // capsCache maps verified caps to feature sets. It lives in memory only:
@@ -136,10 +157,15 @@ type capsCache struct {
 	order    []string                   // insertion order, to evict the oldest
 	pending  map[string]*pendingQuery   // IQ id → query
 	byKey    map[string]string          // capsRef.key() → IQ id in flight
+	// heldBytes is the size of all held notifications, at most
+	// heldLimit: a client that never answers must not make the server
+	// keep its contacts' items for it.
+	heldBytes, heldLimit int
 }
 
 func newCapsCache() *capsCache {
-	return &capsCache{features: map[string]map[string]bool{}, pending: map[string]*pendingQuery{}, byKey: map[string]string{}}
+	return &capsCache{features: map[string]map[string]bool{}, pending: map[string]*pendingQuery{}, byKey: map[string]string{},
+		heldLimit: maxHeldBytes}
 }
 
 // lookup returns the features of ref and whether they are known.
@@ -150,9 +176,8 @@ func (c *capsCache) lookup(ref capsRef) (map[string]bool, bool) {
 	return f, ok
 }
 
+// store keeps the features of ref; c.mu is held.
 func (c *capsCache) store(ref capsRef, features map[string]bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	k := ref.key()
 	if _, ok := c.features[k]; ok {
 		return
@@ -172,9 +197,8 @@ func (c *capsCache) want(ref capsRef, to, waiter jid.JID, id string, now time.Ti
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for pid, p := range c.pending {
-		if now.Sub(p.sent) > pendingTTL {
-			delete(c.pending, pid)
-			delete(c.byKey, p.ref.key())
+		if !p.claimed && now.Sub(p.sent) > pendingTTL {
+			c.drop(pid, p)
 		}
 	}
 	if pid, ok := c.byKey[ref.key()]; ok {
@@ -192,16 +216,76 @@ func (c *capsCache) want(ref capsRef, to, waiter jid.JID, id string, now time.Ti
 	return true
 }
 
-// take removes and returns the query an IQ answers: same id and sent by
-// the address that was asked, so nobody else can answer for a client.
-func (c *capsCache) take(id string, from jid.JID) (*pendingQuery, bool) {
+// claim returns the query an IQ answers: same id and sent by the address
+// that was asked, so nobody else can answer for a client; and answered
+// once. The caller then applies the answer with next.
+func (c *capsCache) claim(id string, from jid.JID) (capsRef, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	p, ok := c.pending[id]
-	if !ok || !p.to.Equal(from) {
-		return nil, false
+	if !ok || p.claimed || !p.to.Equal(from) {
+		return capsRef{}, false
 	}
+	p.claimed = true
+	return p.ref, true
+}
+
+// next applies the answer to the claimed query id. While notifications
+// are held it returns them, oldest first, for the caller to decide on,
+// and is called again. Once none is left it forgets the query, stores
+// features (when not nil) and runs done, all in one step, and returns
+// the waiters with finished set. So every notification is either held
+// and returned here or, published after that step, finds the features:
+// none is lost, and none overtakes an older one.
+func (c *capsCache) next(id string, features map[string]bool, done func()) (held []heldEvent, waiters []jid.JID, finished bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p, ok := c.pending[id]
+	if !ok {
+		return nil, nil, true
+	}
+	if len(p.held) > 0 {
+		held, p.held = p.held, nil
+		for _, h := range held {
+			c.heldBytes -= h.size
+		}
+		return held, nil, false
+	}
+	c.drop(id, p)
+	if features != nil {
+		c.store(p.ref, features)
+	}
+	if done != nil {
+		done()
+	}
+	return nil, p.waiters, true
+}
+
+// drop forgets a pending query and releases what it held.
+func (c *capsCache) drop(id string, p *pendingQuery) {
 	delete(c.pending, id)
 	delete(c.byKey, p.ref.key())
-	return p, true
+	for _, h := range p.held {
+		c.heldBytes -= h.size
+	}
+}
+
+// hold keeps msg, a notification of node for the session 'to' announcing
+// ref, until the query for ref is answered. It reports false, and keeps
+// nothing, when no query for ref is in flight or the budget is spent.
+func (c *capsCache) hold(ref capsRef, to jid.JID, node string, msg *xmlstream.Element) bool {
+	size := len(msg.Append(nil, ""))
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	pid, ok := c.byKey[ref.key()]
+	if !ok {
+		return false
+	}
+	p := c.pending[pid]
+	if !slices.ContainsFunc(p.waiters, to.Equal) || c.heldBytes+size > c.heldLimit {
+		return false
+	}
+	p.held = append(p.held, heldEvent{to: to, node: node, msg: msg, size: size})
+	c.heldBytes += size
+	return true
 }

@@ -20,23 +20,67 @@ type ownFeatures struct {
 	features map[string]bool
 }
 
-// interested reports whether a session wants notifications for node:
-// it is available and its caps include "<node>+notify" (XEP-0163 §4.3).
-// An unknown caps ver is queried, and the session gets the last items
-// once the answer is in.
-func (m *Module) interested(ctx context.Context, s session.Session, node string) bool {
+// interest is what the module knows of a session's wish for a node's
+// notifications.
+type interest int
+
+const (
+	unwanted interest = iota
+	wanted
+	// asking: the session's caps are unknown and being asked for.
+	asking
+)
+
+// interest tells whether a session wants notifications for node: its
+// caps include "<node>+notify" (XEP-0163 §4.3). An unknown caps ver is
+// queried, and the session gets the last items once the answer is in.
+func (m *Module) interest(ctx context.Context, s session.Session, node string) (interest, capsRef) {
 	ref, ok := capsOf(s.State().Presence())
 	if !ok {
-		return false
+		return unwanted, ref
 	}
 	if f, ok := m.caps.lookup(ref); ok {
-		return f[node+"+notify"]
+		return wantedIf(f[node+"+notify"]), ref
 	}
 	if own, ok := s.State().Value(sessionCaps{}).(ownFeatures); ok && own.ref == ref {
-		return own.features[node+"+notify"]
+		return wantedIf(own.features[node+"+notify"]), ref
 	}
 	m.query(ctx, s.JID(), ref)
-	return false
+	return asking, ref
+}
+
+func wantedIf(b bool) interest {
+	if b {
+		return wanted
+	}
+	return unwanted
+}
+
+// notify sends msg, a notification of node, to the available session s
+// if it wants it. While its caps are being asked for, the notification
+// waits for the answer: the session announced them before the publish,
+// and missing the round trip is the server's doing, not the client's.
+func (m *Module) notify(ctx context.Context, s session.Session, node string, msg *xmlstream.Element) {
+	if avail, _ := s.State().Available(); !avail {
+		return
+	}
+	// A query that ends between interest and hold has made the caps
+	// known, or needs asking again: looking again settles it, unless no
+	// query can be sent (the pending table is full).
+	for range 3 {
+		in, ref := m.interest(ctx, s, node)
+		switch in {
+		case wanted:
+			m.host.Deliver(ctx, msg)
+			return
+		case unwanted:
+			return
+		}
+		if m.caps.hold(ref, s.JID(), node, msg) {
+			return
+		}
+	}
+	m.host.Logger().Debug("pep: notification dropped while asking for caps", "to", s.JID().String(), "node", node)
 }
 
 // knows reports whether the features behind ref are known for s.
@@ -62,40 +106,100 @@ func (m *Module) query(ctx context.Context, full jid.JID, ref capsRef) {
 
 // iqResult takes the answers to the caps queries.
 func (m *Module) iqResult(ctx context.Context, from, _ jid.JID, el *xmlstream.Element) bool {
-	p, ok := m.caps.take(el.Attr("id"), from)
+	id := el.Attr("id")
+	ref, ok := m.caps.claim(id, from)
 	if !ok {
 		return false
 	}
-	q := el.Child(nsDiscoInfo, "query")
-	if el.Attr("type") != "result" || q == nil {
-		return true // the client would not say: it gets no notifications
-	}
-	features := map[string]bool{}
-	for f := range q.Elements() {
-		if f.Name.Space == nsDiscoInfo && f.Name.Local == "feature" {
-			features[f.Attr("var")] = true
+	// features stays nil when the client would not say: it gets no
+	// notifications.
+	var features map[string]bool
+	verified := false
+	if q := el.Child(nsDiscoInfo, "query"); el.Attr("type") == "result" && q != nil {
+		features = map[string]bool{}
+		for f := range q.Elements() {
+			if f.Name.Space == nsDiscoInfo && f.Name.Local == "feature" {
+				features[f.Attr("var")] = true
+			}
 		}
+		verified = verString(ref.hash, q) == ref.ver
 	}
-	verified := verString(p.ref.hash, q) == p.ref.ver
+	// decides reports whether the answer tells what the session 'to'
+	// wants: a verified answer does for every client announcing the ver,
+	// another only for the client that gave it.
+	decides := func(to jid.JID) bool { return verified || to.Equal(from) }
+	var cache map[string]bool
+	var done func()
 	if verified {
-		m.caps.store(p.ref, features)
+		cache = features
+	} else if s := m.session(from); s != nil && features != nil {
+		// Such an answer may be used for the client that gave it but
+		// never cached for others; it is set when the query ends (see
+		// next), as the cache would be.
+		done = func() { s.State().SetValue(sessionCaps{}, ownFeatures{ref: ref, features: features}) }
 	}
-	for _, w := range p.waiters {
-		for _, s := range m.host.Sessions(w.Bare()) {
-			if !s.JID().Equal(w) {
+	sent := map[string]map[string]bool{} // waiter → "owner\x00node" of the items it got
+	var again []heldEvent                // for sessions the answer says nothing about
+	for {
+		held, waiters, finished := m.caps.next(id, cache, done)
+		for _, h := range held {
+			s := m.session(h.to)
+			if s == nil {
 				continue
 			}
-			if !verified {
-				if w.Equal(from) {
-					s.State().SetValue(sessionCaps{}, ownFeatures{ref: p.ref, features: features})
-				} else {
-					continue // another client's unverified answer says nothing about this one
+			if cur, ok := capsOf(s.State().Presence()); !ok || cur != ref || !decides(h.to) {
+				again = append(again, h)
+				continue
+			}
+			if avail, _ := s.State().Available(); !avail || !features[h.node+"+notify"] {
+				continue
+			}
+			m.host.Deliver(ctx, h.msg)
+			if carriesItem(h.msg) {
+				w := h.to.String()
+				if sent[w] == nil {
+					sent[w] = map[string]bool{}
+				}
+				sent[w][h.msg.Attr("from")+"\x00"+h.node] = true
+			}
+		}
+		if finished {
+			for _, w := range waiters {
+				if s := m.session(w); s != nil && features != nil && decides(w) {
+					m.sendLastItems(ctx, s, sent[w.String()])
 				}
 			}
-			m.sendLastItems(ctx, s)
+			break
+		}
+	}
+	// These wait for the session's own answer, or are decided on its new
+	// caps if its presence changed meanwhile.
+	for _, h := range again {
+		if s := m.session(h.to); s != nil {
+			m.notify(ctx, s, h.node, h.msg)
 		}
 	}
 	return true
+}
+
+// carriesItem reports whether an event message publishes an item.
+func carriesItem(msg *xmlstream.Element) bool {
+	ev := msg.Child(NSEvent, "event")
+	if ev == nil {
+		return false
+	}
+	items := ev.Child(NSEvent, "items")
+	return items != nil && items.Child(NSEvent, "item") != nil
+}
+
+// session returns the session bound to full, nil when there is none.
+func (m *Module) session(full jid.JID) session.Session {
+	for _, s := range m.host.Sessions(full.Bare()) {
+		if s.JID().Equal(full) {
+			return s
+		}
+	}
+	return nil
 }
 
 // event wraps an event payload in a headline message: headlines are not
@@ -111,9 +215,7 @@ func event(from jid.JID, to jid.JID, payload *xmlstream.Element) *xmlstream.Elem
 // subscription whom the access model lets see the node.
 func (m *Module) broadcast(ctx context.Context, owner jid.JID, node string, cfg nodeConfig, payload *xmlstream.Element) {
 	send := func(s session.Session) {
-		if avail, _ := s.State().Available(); avail && m.interested(ctx, s, node) {
-			m.host.Deliver(ctx, event(owner, s.JID(), payload.Copy()))
-		}
+		m.notify(ctx, s, node, event(owner, s.JID(), payload.Copy()))
 	}
 	for _, s := range m.host.Sessions(owner) {
 		send(s)
@@ -145,10 +247,14 @@ func (m *Module) broadcast(ctx context.Context, owner jid.JID, node string, cfg 
 // item of each node it is interested in: its own account's and those of
 // the contacts it is subscribed to (XEP-0163 §6.1).
 func (m *Module) available(ctx context.Context, s session.Session) {
-	m.sendLastItems(ctx, s)
+	m.sendLastItems(ctx, s, nil)
 }
 
-func (m *Module) sendLastItems(ctx context.Context, s session.Session) {
+// sendLastItems sends s the last items it may see and wants, except
+// those of the nodes in skip ("owner\x00node"): s got a live
+// notification of an item there since its presence, which is the last
+// one or newer.
+func (m *Module) sendLastItems(ctx context.Context, s session.Session, skip map[string]bool) {
 	ref, ok := capsOf(s.State().Presence())
 	if !ok {
 		return
@@ -160,7 +266,7 @@ func (m *Module) sendLastItems(ctx context.Context, s session.Session) {
 		return
 	}
 	user := s.JID().Bare()
-	m.lastItemsOf(ctx, user, s, true)
+	m.lastItemsOf(ctx, user, s, true, skip)
 	items, _, err := m.host.Store().Roster().Items(ctx, user.String())
 	if err != nil {
 		m.host.Logger().Warn("pep: reading the roster for last items failed", "err", err)
@@ -174,13 +280,13 @@ func (m *Module) sendLastItems(ctx context.Context, s session.Session) {
 		if err != nil || !c.IsBare() || c.Local() == "" || !m.host.IsLocal(c.Domain()) {
 			continue
 		}
-		m.lastItemsOf(ctx, c, s, false)
+		m.lastItemsOf(ctx, c, s, false, skip)
 	}
 }
 
 // lastItemsOf sends s the last item of each of owner's nodes that s may
 // see and wants.
-func (m *Module) lastItemsOf(ctx context.Context, owner jid.JID, s session.Session, own bool) {
+func (m *Module) lastItemsOf(ctx context.Context, owner jid.JID, s session.Session, own bool, skip map[string]bool) {
 	last, err := m.ps.LastItems(ctx, owner.String())
 	if err != nil {
 		m.host.Logger().Warn("pep: reading last items failed", "err", err)
@@ -205,7 +311,7 @@ func (m *Module) lastItemsOf(ctx context.Context, owner jid.JID, s session.Sessi
 	}
 	for _, l := range last {
 		cfg, ok := configs[l.Node]
-		if !ok || cfg.SendLast == SendLastNever || m.views[l.Node] != nil {
+		if !ok || cfg.SendLast == SendLastNever || m.views[l.Node] != nil || skip[owner.String()+"\x00"+l.Node] {
 			continue
 		}
 		if !own {
@@ -215,7 +321,7 @@ func (m *Module) lastItemsOf(ctx context.Context, owner jid.JID, s session.Sessi
 				continue
 			}
 		}
-		if !m.interested(ctx, s, l.Node) {
+		if in, _ := m.interest(ctx, s, l.Node); in != wanted {
 			continue
 		}
 		p, err := xmlstream.ParseElement(l.Item.Payload, "")

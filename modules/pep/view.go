@@ -44,14 +44,19 @@ var viewConfig = nodeConfig{AccessModel: AccessWhitelist, MaxItems: 1, PersistIt
 func (m *Module) HandleView(node string, v View) { m.views[node] = v }
 
 // NotifyView sends the items of owner's view node, as a publish would,
-// to the owner's resources that want them; items is only called when
-// one does. The view's module calls it when the data behind the view
-// changed other than by a publish to the view.
+// to the owner's resources that want them (or may: see notify); items
+// is only called when one does. The view's module calls it when the
+// data behind the view changed other than by a publish to the view.
 func (m *Module) NotifyView(ctx context.Context, owner jid.JID, node string, items func(context.Context) ([]Item, error)) {
 	owner = owner.Bare()
 	var to []session.Session
 	for _, s := range m.host.Sessions(owner) {
-		if avail, _ := s.State().Available(); avail && m.interested(ctx, s, node) {
+		if avail, _ := s.State().Available(); !avail {
+			continue
+		}
+		// A session whose caps are being asked for gets the
+		// notification held for it (see notify).
+		if in, _ := m.interest(ctx, s, node); in != unwanted {
 			to = append(to, s)
 		}
 	}
@@ -68,7 +73,7 @@ func (m *Module) NotifyView(ctx context.Context, owner jid.JID, node string, ite
 		ev.AddChild(itemElement(it.ID, it.Payload))
 	}
 	for _, s := range to {
-		m.host.Deliver(ctx, event(owner, s.JID(), ev.Copy()))
+		m.notify(ctx, s, node, event(owner, s.JID(), ev.Copy()))
 	}
 }
 

@@ -169,3 +169,28 @@ func TestViewNode(t *testing.T) {
 		return nil, nil
 	})
 }
+
+// A view's notifications, too, wait for the caps of a session that just
+// came online (see TestNotificationsWaitForTheCapsAnswer).
+func TestViewNotificationWaitsForTheCapsAnswer(t *testing.T) {
+	e := newEnv(t)
+	const node = "urn:test:view"
+	v := &fakeView{texts: map[string]string{alice: "one"}}
+	e.m.HandleView(node, v)
+	e.online(alice+"/phone", node+"+notify")
+	queries := e.takeQueries()
+	e.m.NotifyView(e.ctx, jid.MustParse(alice), node, func(ctx context.Context) ([]Item, error) {
+		items, _, err := v.Items(ctx, jid.MustParse(alice))
+		return items, err
+	})
+	if got := e.h.TakeDelivered(); len(got) != 0 {
+		t.Fatalf("delivered before the caps were known: %q", summary(got))
+	}
+	for _, q := range queries {
+		e.h.Deliver(e.ctx, q)
+	}
+	want := []string{"from alice@x.org to alice@x.org/phone: urn:test:view/item:current=one"}
+	if got := summary(e.answer()); !slices.Equal(got, want) {
+		t.Errorf("after the answer\n got %q\nwant %q", got, want)
+	}
+}

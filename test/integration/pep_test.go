@@ -79,7 +79,7 @@ func TestPEPNotifications(t *testing.T) {
 		c.op("presence") // slixmpp adds its entity capabilities for bob
 		c.expect("alice's presence", isPresence("alice@localhost/r", ""))
 	}
-	time.Sleep(500 * time.Millisecond) // the server asks bob's client for its features
+	awaitCaps(bob)
 	r := alice.iq("<iq type='set'><pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='urn:xmpp:avatar:metadata'><item id='abc'><metadata xmlns='urn:xmpp:avatar:metadata'><info id='abc' bytes='10' type='image/png'/></metadata></item></publish></pubsub></iq>")
 	if r.Attr("type") != "result" {
 		t.Fatalf("publish: %s", r)
