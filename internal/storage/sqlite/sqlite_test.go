@@ -79,6 +79,8 @@ func TestOpenUsesWAL(t *testing.T) {
 		{"foreign_keys", "1"},
 		{"busy_timeout", strconv.Itoa(busyTimeoutMS)},
 		{"synchronous", "1"}, // NORMAL
+		{"temp_store", "2"},  // MEMORY
+		{"cache_size", strconv.Itoa(-writerCacheKiB)},
 	}
 	for _, p := range pragmas {
 		var got string
