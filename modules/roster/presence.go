@@ -103,11 +103,6 @@ func (m *Module) broadcast(ctx context.Context, s session.Session, el *xmlstream
 	owner := full.Bare()
 	el.SetAttr("from", full.String())
 	el.RemoveAttr("to")
-	items, _, err := m.store.Items(ctx, owner.String())
-	if err != nil {
-		m.host.Logger().Error("roster: reading the roster for a broadcast failed", "err", err)
-		return
-	}
 	var directed []jid.JID
 	initial := false
 	if el.Attr("type") == "unavailable" {
@@ -122,6 +117,18 @@ func (m *Module) broadcast(ctx context.Context, s session.Session, el *xmlstream
 		// the stored copy.
 		m.host.RunOutboundPresence(ctx, full, el)
 		initial = s.State().SetAvailable(el.Copy(), priority(el))
+	}
+	// The roster is read only now that the session's new state is
+	// visible: a subscription change handled meanwhile on another
+	// session's goroutine (an approval, say) saves the item before it
+	// looks for available resources, so it either is in what we read
+	// here or finds this session available and delivers to it itself.
+	// Read before, the change could fall between the two and reach no
+	// one: no probe from us, no delivery from it.
+	items, _, err := m.store.Items(ctx, owner.String())
+	if err != nil {
+		m.host.Logger().Error("roster: reading the roster for a broadcast failed", "err", err)
+		return
 	}
 
 	for _, it := range items {
