@@ -228,6 +228,29 @@ func (a *archive) DeleteBefore(ctx context.Context, t time.Time) (int, error) {
 	}
 }
 
+// appendChunk is how many entries one INSERT carries: per-statement costs
+// (binding, stepping, resetting through database/sql) are paid once per
+// chunk instead of once per row. 64 rows use 448 of SQLite's 32,766
+// parameters.
+const appendChunk = 64
+
+// appendSQL returns an INSERT of n entries that skips entries whose
+// owner no longer exists and stanza-ids the owner already has.
+func appendSQL(n int) string {
+	var b strings.Builder
+	b.WriteString(`INSERT INTO archive (owner, stanza_id, with_full, with_bare, stamp, outgoing, data)
+		SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7 FROM (VALUES `)
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString("(?,?,?,?,?,?,?)")
+	}
+	b.WriteString(`) AS v WHERE EXISTS (SELECT 1 FROM accounts WHERE jid = v.column1)
+		ON CONFLICT (owner, stanza_id) DO NOTHING`)
+	return b.String()
+}
+
 func (a *archive) AppendBatch(ctx context.Context, entries []storage.ArchiveEntry) error {
 	entries, err := storage.PrepareArchiveEntries(entries)
 	if err != nil || len(entries) == 0 {
@@ -238,18 +261,28 @@ func (a *archive) AppendBatch(ctx context.Context, entries []storage.ArchiveEntr
 		return fmt.Errorf("sqlite: archive a batch: %w", err)
 	}
 	defer func() { _ = tx.Rollback() }() // a no-op after Commit
-	stmt, err := tx.PrepareContext(ctx, `
-		INSERT INTO archive (owner, stanza_id, with_full, with_bare, stamp, outgoing, data)
-		SELECT $1, $2, $3, $4, $5, $6, $7
-		WHERE EXISTS (SELECT 1 FROM accounts WHERE jid = $1)
-		ON CONFLICT (owner, stanza_id) DO NOTHING`)
-	if err != nil {
-		return fmt.Errorf("sqlite: archive a batch: %w", err)
-	}
-	defer stmt.Close()
-	for _, e := range entries {
-		m := e.Message
-		if _, err := stmt.ExecContext(ctx, e.Owner, m.ID, m.With, storage.BareOf(m.With), m.Stamp.UnixMicro(), m.Outgoing, m.Data); err != nil {
+	var full *sql.Stmt
+	args := make([]any, 0, 7*appendChunk)
+	for len(entries) > 0 {
+		n := min(len(entries), appendChunk)
+		args = args[:0]
+		for _, e := range entries[:n] {
+			m := e.Message
+			args = append(args, e.Owner, m.ID, m.With, storage.BareOf(m.With), m.Stamp.UnixMicro(), m.Outgoing, m.Data)
+		}
+		entries = entries[n:]
+		if n == appendChunk {
+			if full == nil {
+				if full, err = tx.PrepareContext(ctx, appendSQL(appendChunk)); err != nil {
+					return fmt.Errorf("sqlite: archive a batch: %w", err)
+				}
+				defer full.Close()
+			}
+			_, err = full.ExecContext(ctx, args...)
+		} else {
+			_, err = tx.ExecContext(ctx, appendSQL(n), args...)
+		}
+		if err != nil {
 			return fmt.Errorf("sqlite: archive a batch: %w", err)
 		}
 	}

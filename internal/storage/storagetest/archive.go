@@ -123,6 +123,34 @@ func RunArchive(t *testing.T, open func(t *testing.T) storage.Store) {
 		if err := a.AppendBatch(ctx, nil); err != nil {
 			t.Fatalf("an empty batch: %v", err)
 		}
+		// A large batch (drivers may split it into statements) keeps its
+		// order and skips what it must.
+		var big []storage.ArchiveEntry
+		for i := range 150 {
+			owner := "bob@example.com"
+			if i%10 == 7 {
+				owner = "gone@example.com"
+			}
+			big = append(big, storage.ArchiveEntry{Owner: owner, Message: storage.ArchiveMessage{ID: fmt.Sprintf("big%03d", i), With: "carol@example.net", Data: []byte{byte(i)}}})
+		}
+		big = append(big, storage.ArchiveEntry{Owner: "bob@example.com", Message: storage.ArchiveMessage{ID: "big000", With: "dup@example.net"}})
+		if err := a.AppendBatch(ctx, big); err != nil {
+			t.Fatalf("AppendBatch of %d: %v", len(big), err)
+		}
+		p = mustQuery(t, a, "bob@example.com", storage.ArchiveQuery{Max: 200, With: "carol@example.net"})
+		if len(p.Messages) != 135 {
+			t.Fatalf("bob's archive after the big batch: %d messages, want 135", len(p.Messages))
+		}
+		want := 0
+		for _, m := range p.Messages {
+			for want%10 == 7 {
+				want++
+			}
+			if m.ID != fmt.Sprintf("big%03d", want) || len(m.Data) != 1 || m.Data[0] != byte(want) {
+				t.Fatalf("message %s out of order or altered, want big%03d", m.ID, want)
+			}
+			want++
+		}
 	})
 
 	t.Run("AppendQueryRoundTrip", func(t *testing.T) {
