@@ -7,7 +7,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"log/slog"
 	"net"
 	"sync"
@@ -16,6 +15,7 @@ import (
 	"parley/internal/accounts"
 	"parley/internal/module"
 	"parley/internal/router"
+	"parley/internal/stream"
 	"parley/internal/throttle"
 	"parley/internal/xmlstream"
 )
@@ -85,21 +85,11 @@ func (s *Server) Serve(ln net.Listener, directTLS bool) error {
 	s.wg.Add(1)
 	s.mu.Unlock()
 	defer s.wg.Done()
-	var delay time.Duration
 	for {
-		nc, err := ln.Accept()
+		nc, err := stream.Accept(ln, s.cfg.Log, "c2s")
 		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return nil
-			}
-			// Out of descriptors and the like: back off instead of
-			// spinning, as net/http does.
-			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-			s.cfg.Log.Warn("c2s: accept failed", "err", err)
-			time.Sleep(delay)
-			continue
+			return nil
 		}
-		delay = 0
 		var c *conn
 		c = newConn(s.cfg, nc, directTLS, func() {
 			s.mu.Lock()

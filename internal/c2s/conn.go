@@ -816,7 +816,7 @@ func (c *conn) handleElement(el *xmlstream.Element) error {
 	if el.Name.Local == "iq" && el.Attr("id") == pingID && (el.Attr("type") == "result" || el.Attr("type") == "error") {
 		return nil // any answer, even an error, shows the client is there
 	}
-	if se := checkStanza(el); se != nil {
+	if se := stanza.CheckIQ(el); se != nil {
 		c.replyError(el, se)
 		return nil
 	}
@@ -854,30 +854,6 @@ func (c *conn) stampFrom(el *xmlstream.Element) error {
 	return nil
 }
 
-// checkStanza applies the rules every stanza must follow before routing.
-func checkStanza(el *xmlstream.Element) *stanza.Error {
-	if el.Name.Local != "iq" {
-		return nil
-	}
-	if el.Attr("id") == "" {
-		return stanza.BadRequest("an IQ needs an 'id'")
-	}
-	switch el.Attr("type") {
-	case "get", "set":
-		n := 0
-		for range el.Elements() {
-			n++
-		}
-		if n != 1 {
-			return stanza.BadRequest("an IQ get or set has exactly one payload element")
-		}
-	case "result", "error":
-	default:
-		return stanza.BadRequest("unknown IQ type")
-	}
-	return nil
-}
-
 // isSessionIQ recognises legacy session establishment (RFC 3921), which
 // RFC 6121 keeps as an optional no-op for old clients.
 func (c *conn) isSessionIQ(el *xmlstream.Element) bool {
@@ -906,7 +882,7 @@ func (c *conn) preAuthHandler(el *xmlstream.Element) module.PreAuthIQHandler {
 }
 
 func (c *conn) handlePreAuthIQ(el *xmlstream.Element) {
-	if se := checkStanza(el); se != nil {
+	if se := stanza.CheckIQ(el); se != nil {
 		c.replyError(el, se)
 		return
 	}

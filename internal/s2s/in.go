@@ -464,35 +464,11 @@ func (c *inConn) handleStanza(el *xmlstream.Element) error {
 	nsServerToClient(el)
 	el.SetAttr("from", from.String())
 	el.SetAttr("to", to.String())
-	if se := checkIQ(el); se != nil {
+	if se := stanza.CheckIQ(el); se != nil {
 		c.s.bounce(el, se)
 		return nil
 	}
 	c.s.cfg.Route(c.ctx, el)
-	return nil
-}
-
-// checkIQ applies RFC 6120 §8.2.3 to an IQ, as the client stream does.
-func checkIQ(el *xmlstream.Element) *stanza.Error {
-	if el.Name.Local != "iq" {
-		return nil
-	}
-	if el.Attr("id") == "" {
-		return stanza.BadRequest("an IQ needs an 'id'")
-	}
-	switch el.Attr("type") {
-	case "get", "set":
-		n := 0
-		for range el.Elements() {
-			n++
-		}
-		if n != 1 {
-			return stanza.BadRequest("an IQ get or set has exactly one payload element")
-		}
-	case "result", "error":
-	default:
-		return stanza.BadRequest("unknown IQ type")
-	}
 	return nil
 }
 

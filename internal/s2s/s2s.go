@@ -10,7 +10,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"log/slog"
 	"net"
 	"sync"
@@ -302,19 +301,11 @@ func (s *Service) Serve(ln net.Listener) error {
 	s.wg.Add(1)
 	s.mu.Unlock()
 	defer s.wg.Done()
-	var delay time.Duration
 	for {
-		nc, err := ln.Accept()
+		nc, err := stream.Accept(ln, s.cfg.Log, "s2s")
 		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return nil
-			}
-			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-			s.cfg.Log.Warn("s2s: accept failed", "err", err)
-			time.Sleep(delay)
-			continue
+			return nil
 		}
-		delay = 0
 		c := newInConn(s, nc)
 		s.mu.Lock()
 		if s.stopping {

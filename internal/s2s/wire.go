@@ -9,6 +9,7 @@ import (
 
 	"parley/internal/stanza"
 	"parley/internal/stream"
+	"parley/internal/tlsconf"
 	"parley/internal/xmlstream"
 )
 
@@ -148,28 +149,11 @@ func peerCertValid(cs tls.ConnectionState, roots *x509.CertPool, domain string) 
 	return err == nil
 }
 
-// tlsBase is the TLS floor of server streams: 1.2 at least (RFC 7590,
-// RFC 9325), ECDHE with AEAD ciphers for 1.2.
-func tlsBase(cert tls.Certificate) *tls.Config {
-	return &tls.Config{
-		Certificates: []tls.Certificate{cert},
-		MinVersion:   tls.VersionTLS12,
-		CipherSuites: []uint16{
-			tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
-			tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
-			tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
-			tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
-			tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
-			tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
-		},
-	}
-}
-
 // serverTLS is the configuration of incoming streams: the peer is asked
 // for a certificate (for SASL EXTERNAL) but may go without one, since
 // dialback can still authenticate it.
 func serverTLS(cert tls.Certificate) *tls.Config {
-	c := tlsBase(cert)
+	c := tlsconf.Base(cert)
 	c.ClientAuth = tls.RequestClientCert
 	return c
 }
@@ -178,7 +162,7 @@ func serverTLS(cert tls.Certificate) *tls.Config {
 // checked after the handshake (peerCertValid), not by crypto/tls, because
 // an invalid one may still be acceptable with dialback.
 func clientTLS(cert tls.Certificate, remote string) *tls.Config {
-	c := tlsBase(cert)
+	c := tlsconf.Base(cert)
 	if name, err := asciiName(remote); err == nil {
 		c.ServerName = name // SNI carries A-labels (RFC 6066 §3)
 	}

@@ -76,3 +76,28 @@ func Result(iq *xmlstream.Element, payload *xmlstream.Element) *xmlstream.Elemen
 	}
 	return res
 }
+
+// CheckIQ applies RFC 6120 §8.2.3 to an IQ: an 'id', a known type, and
+// exactly one payload in a get or set. Other stanzas pass.
+func CheckIQ(el *xmlstream.Element) *Error {
+	if el.Name.Local != "iq" {
+		return nil
+	}
+	if el.Attr("id") == "" {
+		return BadRequest("an IQ needs an 'id'")
+	}
+	switch el.Attr("type") {
+	case "get", "set":
+		n := 0
+		for range el.Elements() {
+			n++
+		}
+		if n != 1 {
+			return BadRequest("an IQ get or set has exactly one payload element")
+		}
+	case "result", "error":
+	default:
+		return BadRequest("unknown IQ type")
+	}
+	return nil
+}

@@ -45,3 +45,31 @@ func TestAsError(t *testing.T) {
 type errorString string
 
 func (e errorString) Error() string { return string(e) }
+
+func TestCheckIQ(t *testing.T) {
+	for _, tc := range []struct {
+		xml  string
+		want string // condition, "" for none
+	}{
+		{`<message xmlns='jabber:client'/>`, ""},
+		{`<iq xmlns='jabber:client' type='get' id='a'><ping xmlns='urn:xmpp:ping'/></iq>`, ""},
+		{`<iq xmlns='jabber:client' type='result' id='a'/>`, ""},
+		{`<iq xmlns='jabber:client' type='error' id='a'><error/></iq>`, ""},
+		{`<iq xmlns='jabber:client' type='get'><ping xmlns='urn:xmpp:ping'/></iq>`, "bad-request"},
+		{`<iq xmlns='jabber:client' type='set' id='a'/>`, "bad-request"},
+		{`<iq xmlns='jabber:client' type='get' id='a'><a xmlns='x'/><b xmlns='y'/></iq>`, "bad-request"},
+		{`<iq xmlns='jabber:client' type='poke' id='a'/>`, "bad-request"},
+	} {
+		el, err := xmlstream.ParseElement([]byte(tc.xml), NSClient)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := ""
+		if se := CheckIQ(el); se != nil {
+			got = se.Condition
+		}
+		if got != tc.want {
+			t.Errorf("CheckIQ(%s) = %q, want %q", tc.xml, got, tc.want)
+		}
+	}
+}

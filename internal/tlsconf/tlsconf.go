@@ -123,10 +123,10 @@ func writeFile(path string, data []byte) error {
 	return nil
 }
 
-// ServerConfig is the TLS configuration of every listener: TLS 1.2 as the
-// floor (RFC 9325), 1.3 when the client can, and for 1.2 only ECDHE with
-// AEAD ciphers, so every session has forward secrecy.
-func ServerConfig(cert tls.Certificate) *tls.Config {
+// Base is the TLS floor of every stream, client or server: TLS 1.2 at
+// least (RFC 9325, RFC 7590), 1.3 when the peer can, and for 1.2 only
+// ECDHE with AEAD ciphers, so every session has forward secrecy.
+func Base(cert tls.Certificate) *tls.Config {
 	return &tls.Config{
 		Certificates: []tls.Certificate{cert},
 		MinVersion:   tls.VersionTLS12,
@@ -138,6 +138,13 @@ func ServerConfig(cert tls.Certificate) *tls.Config {
 			tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
 			tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
 		},
-		NextProtos: []string{"xmpp-client"},
 	}
+}
+
+// ServerConfig is the TLS configuration of the client listeners: Base,
+// announcing XMPP client streams by ALPN (XEP-0368).
+func ServerConfig(cert tls.Certificate) *tls.Config {
+	c := Base(cert)
+	c.NextProtos = []string{"xmpp-client"}
+	return c
 }
