@@ -63,6 +63,10 @@ func newFixture(t *testing.T) *fixture {
 	if err := m.Start(h); err != nil {
 		t.Fatalf("Start: %v", err)
 	}
+	// A failing store is retried; the tests need not wait a minute.
+	// (Set before any entry is queued, which orders it before the
+	// writer reads it.)
+	m.writer.retry = []time.Duration{time.Millisecond}
 	t.Cleanup(func() {
 		if err := m.Stop(context.Background()); err != nil {
 			t.Errorf("Stop: %v", err)

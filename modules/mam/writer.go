@@ -2,6 +2,7 @@ package mam
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -27,9 +28,16 @@ const (
 	gather = 100 * time.Millisecond
 )
 
+// retryPauses: a failed batch is tried again after each pause, for about
+// a minute in all, before it is given up.
+var retryPauses = []time.Duration{100 * time.Millisecond, time.Second, 5 * time.Second, 15 * time.Second, 40 * time.Second}
+
 type writer struct {
 	store storage.Archive
 	logf  func(msg string, args ...any)
+
+	// retry holds the pauses before each new attempt at a failed batch.
+	retry []time.Duration
 
 	queue chan storage.ArchiveEntry
 	syncs chan chan struct{}
@@ -39,7 +47,7 @@ type writer struct {
 }
 
 func newWriter(store storage.Archive, logf func(string, ...any)) *writer {
-	w := &writer{store: store, logf: logf,
+	w := &writer{store: store, logf: logf, retry: retryPauses,
 		queue: make(chan storage.ArchiveEntry, queueSize),
 		syncs: make(chan chan struct{}),
 		stop:  make(chan struct{}), done: make(chan struct{})}
@@ -142,11 +150,22 @@ func (w *writer) write(batch []storage.ArchiveEntry) {
 	if len(batch) == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := w.store.AppendBatch(ctx, batch); err != nil {
+	// A database that is briefly unavailable (locked, restarting, a
+	// connection dropped) must not cost archive entries: retry, while the
+	// queue holds what arrives meanwhile and, once full, slows senders.
+	var err error
+	for attempt := 0; ; attempt++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err = w.store.AppendBatch(ctx, batch)
+		cancel()
+		if err == nil || errors.Is(err, storage.ErrInvalid) || attempt == len(w.retry) {
+			break
+		}
+		time.Sleep(w.retry[attempt])
+	}
+	if err != nil {
 		// Only counts: no owner, peer or content in the log.
-		w.logf("mam: archiving a batch failed", "messages", len(batch), "err", err)
+		w.logf("mam: archiving a batch failed; its entries are lost", "messages", len(batch), "err", err)
 	}
 }
 
