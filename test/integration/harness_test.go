@@ -22,7 +22,11 @@ import (
 	"time"
 )
 
-var binPath string
+var (
+	binPath   string
+	srcRoot   string
+	trackOnce sync.Once
+)
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "parley-it-")
@@ -33,6 +37,7 @@ func TestMain(m *testing.M) {
 	binPath = filepath.Join(dir, "parley")
 	_, here, _, _ := runtime.Caller(0)
 	root := filepath.Join(filepath.Dir(here), "..", "..")
+	srcRoot = root
 	build := exec.Command("go", "build", "-o", binPath, "./cmd/parley")
 	build.Dir = root
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
@@ -43,6 +48,33 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// trackSources opens every source file of the server and of the test
+// clients. go test caches a package's result until the files its tests
+// opened change; the binary is built by a subprocess it cannot see, so
+// without this a change to the server would be answered from the cache.
+// It must run inside a test: opens in TestMain before m.Run are not
+// logged.
+func trackSources(root string) {
+	filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		if d.IsDir() {
+			if name := d.Name(); path != root && (strings.HasPrefix(name, ".") || name == "parley-data") {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		switch filepath.Ext(path) {
+		case ".go", ".py", ".mod", ".sum":
+			if f, err := os.Open(path); err == nil {
+				f.Close()
+			}
+		}
+		return nil
+	})
 }
 
 // mustHave skips when an external tool is missing on a developer machine,
@@ -96,6 +128,7 @@ type serverOpts struct {
 // parley and waits for it to say where it listens.
 func startServer(t *testing.T, o serverOpts) *server {
 	t.Helper()
+	trackOnce.Do(func() { trackSources(srcRoot) })
 	if len(o.hosts) == 0 {
 		o.hosts = []string{"localhost"}
 	}
