@@ -108,39 +108,17 @@ func (a *archive) query(ctx context.Context, owner string, q storage.ArchiveQuer
 	if !q.End.IsZero() {
 		w.add("stamp <= ?", q.End.Truncate(time.Microsecond))
 	}
-	for _, c := range []struct {
-		id, op string
-	}{{q.AfterID, ">"}, {q.BeforeID, "<"}} {
-		if c.id == "" {
-			continue
-		}
-		seq, err := seqOf(c.id)
-		if err != nil {
-			return page, err
-		}
-		w.add("seq "+c.op+" ?", seq)
+	if err := w.seqBounds(q.AfterID, q.BeforeID, seqOf); err != nil {
+		return page, err
 	}
-	if q.IDs != nil {
-		// One array parameter, however many ids; a nil slice would be
-		// sent as NULL, hence the non-nil copy.
-		w.add("stanza_id = ANY(?)", append([]string{}, q.IDs...))
-	}
+	w.ids(q.IDs)
 	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM archive WHERE `+w.where(), w.args...).Scan(&page.Count); err != nil {
 		return page, fmt.Errorf("count: %w", err)
 	}
 
 	// Paging bounds come after the count: RSM counts the whole result set.
-	for _, c := range []struct {
-		id, op string
-	}{{q.After, ">"}, {q.Before, "<"}} {
-		if c.id == "" {
-			continue
-		}
-		seq, err := seqOf(c.id)
-		if err != nil {
-			return page, err
-		}
-		w.add("seq "+c.op+" ?", seq)
+	if err := w.seqBounds(q.After, q.Before, seqOf); err != nil {
+		return page, err
 	}
 	backwards := q.Last || q.Before != ""
 	order := "ASC"
@@ -194,6 +172,31 @@ func (w *whereBuilder) add(cond string, v any) {
 }
 
 func (w *whereBuilder) where() string { return strings.Join(w.conds, " AND ") }
+
+// seqBounds limits the rows to those after the message with id after and
+// before the one with id before (either may be empty), by sequence.
+func (w *whereBuilder) seqBounds(after, before string, seqOf func(id string) (int64, error)) error {
+	for _, c := range []struct{ id, op string }{{after, ">"}, {before, "<"}} {
+		if c.id == "" {
+			continue
+		}
+		seq, err := seqOf(c.id)
+		if err != nil {
+			return err
+		}
+		w.add("seq "+c.op+" ?", seq)
+	}
+	return nil
+}
+
+// ids limits the rows to the given stanza-ids (none at all for an empty,
+// non-nil list) in one array parameter, however many; a nil slice would
+// be sent as NULL, hence the non-nil copy.
+func (w *whereBuilder) ids(ids []string) {
+	if ids != nil {
+		w.add("stanza_id = ANY(?)", append([]string{}, ids...))
+	}
+}
 
 func (a *archive) DeleteBefore(ctx context.Context, t time.Time) (int, error) {
 	res, err := a.db.ExecContext(ctx, `DELETE FROM archive WHERE stamp < $1`, storage.CeilMicro(t))

@@ -256,34 +256,16 @@ func (m *muc) messages(ctx context.Context, room string, q storage.MUCQuery) (pa
 		}
 		return seq, nil
 	}
-	for _, c := range []struct{ id, op string }{{q.AfterID, ">"}, {q.BeforeID, "<"}} {
-		if c.id == "" {
-			continue
-		}
-		seq, err := seqOf(c.id)
-		if err != nil {
-			return page, err
-		}
-		w.add("seq "+c.op+" ?", seq)
+	if err := w.seqBounds(q.AfterID, q.BeforeID, seqOf); err != nil {
+		return page, err
 	}
-	if q.IDs != nil {
-		// One array parameter, however many ids; a nil slice would be
-		// sent as NULL, hence the non-nil copy.
-		w.add("stanza_id = ANY(?)", append([]string{}, q.IDs...))
-	}
+	w.ids(q.IDs)
 	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM muc_messages WHERE `+w.where(), w.args...).Scan(&page.Count); err != nil {
 		return page, fmt.Errorf("count: %w", err)
 	}
 	// Paging bounds come after the count: RSM counts the whole result set.
-	for _, c := range []struct{ id, op string }{{q.After, ">"}, {q.Before, "<"}} {
-		if c.id == "" {
-			continue
-		}
-		seq, err := seqOf(c.id)
-		if err != nil {
-			return page, err
-		}
-		w.add("seq "+c.op+" ?", seq)
+	if err := w.seqBounds(q.After, q.Before, seqOf); err != nil {
+		return page, err
 	}
 	backwards := q.Last || q.Before != ""
 	order := "ASC"

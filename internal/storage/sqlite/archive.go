@@ -113,43 +113,19 @@ func (a *archive) query(ctx context.Context, owner string, q storage.ArchiveQuer
 	if !q.End.IsZero() {
 		w.add("stamp <= ?", q.End.Truncate(time.Microsecond).UnixMicro())
 	}
-	for _, c := range []struct {
-		id, op string
-	}{{q.AfterID, ">"}, {q.BeforeID, "<"}} {
-		if c.id == "" {
-			continue
-		}
-		seq, err := seqOf(c.id)
-		if err != nil {
-			return page, err
-		}
-		w.add("seq "+c.op+" ?", seq)
+	if err := w.seqBounds(q.AfterID, q.BeforeID, seqOf); err != nil {
+		return page, err
 	}
-	if q.IDs != nil {
-		// One JSON parameter whatever the number of ids (SQLite caps
-		// parameters per statement); nil marshals as null, hence the check.
-		ids, err := json.Marshal(q.IDs)
-		if err != nil {
-			return page, fmt.Errorf("encode ids: %w", err)
-		}
-		w.add("stanza_id IN (SELECT value FROM json_each(?))", string(ids))
+	if err := w.ids(q.IDs); err != nil {
+		return page, err
 	}
 	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM archive WHERE `+w.where(), w.args...).Scan(&page.Count); err != nil {
 		return page, fmt.Errorf("count: %w", err)
 	}
 
 	// Paging bounds come after the count: RSM counts the whole result set.
-	for _, c := range []struct {
-		id, op string
-	}{{q.After, ">"}, {q.Before, "<"}} {
-		if c.id == "" {
-			continue
-		}
-		seq, err := seqOf(c.id)
-		if err != nil {
-			return page, err
-		}
-		w.add("seq "+c.op+" ?", seq)
+	if err := w.seqBounds(q.After, q.Before, seqOf); err != nil {
+		return page, err
 	}
 	backwards := q.Last || q.Before != ""
 	order := "ASC"
@@ -206,6 +182,37 @@ func (w *whereBuilder) add(cond string, v any) {
 }
 
 func (w *whereBuilder) where() string { return strings.Join(w.conds, " AND ") }
+
+// seqBounds limits the rows to those after the message with id after and
+// before the one with id before (either may be empty), by sequence.
+func (w *whereBuilder) seqBounds(after, before string, seqOf func(id string) (int64, error)) error {
+	for _, c := range []struct{ id, op string }{{after, ">"}, {before, "<"}} {
+		if c.id == "" {
+			continue
+		}
+		seq, err := seqOf(c.id)
+		if err != nil {
+			return err
+		}
+		w.add("seq "+c.op+" ?", seq)
+	}
+	return nil
+}
+
+// ids limits the rows to the given stanza-ids (none at all for an empty,
+// non-nil list), in one JSON parameter whatever their number: SQLite caps
+// the parameters of a statement.
+func (w *whereBuilder) ids(ids []string) error {
+	if ids == nil {
+		return nil
+	}
+	b, err := json.Marshal(ids)
+	if err != nil {
+		return fmt.Errorf("encode ids: %w", err)
+	}
+	w.add("stanza_id IN (SELECT value FROM json_each(?))", string(b))
+	return nil
+}
 
 func (a *archive) DeleteBefore(ctx context.Context, t time.Time) (int, error) {
 	cutoff := storage.CeilMicro(t).UnixMicro()

@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -255,38 +254,18 @@ func (m *muc) messages(ctx context.Context, room string, q storage.MUCQuery) (pa
 		}
 		return seq, nil
 	}
-	for _, c := range []struct{ id, op string }{{q.AfterID, ">"}, {q.BeforeID, "<"}} {
-		if c.id == "" {
-			continue
-		}
-		seq, err := seqOf(c.id)
-		if err != nil {
-			return page, err
-		}
-		w.add("seq "+c.op+" ?", seq)
+	if err := w.seqBounds(q.AfterID, q.BeforeID, seqOf); err != nil {
+		return page, err
 	}
-	if q.IDs != nil {
-		// One JSON parameter whatever the number of ids (SQLite caps
-		// parameters per statement); nil marshals as null, hence the check.
-		ids, err := json.Marshal(q.IDs)
-		if err != nil {
-			return page, fmt.Errorf("encode ids: %w", err)
-		}
-		w.add("stanza_id IN (SELECT value FROM json_each(?))", string(ids))
+	if err := w.ids(q.IDs); err != nil {
+		return page, err
 	}
 	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM muc_messages WHERE `+w.where(), w.args...).Scan(&page.Count); err != nil {
 		return page, fmt.Errorf("count: %w", err)
 	}
 	// Paging bounds come after the count: RSM counts the whole result set.
-	for _, c := range []struct{ id, op string }{{q.After, ">"}, {q.Before, "<"}} {
-		if c.id == "" {
-			continue
-		}
-		seq, err := seqOf(c.id)
-		if err != nil {
-			return page, err
-		}
-		w.add("seq "+c.op+" ?", seq)
+	if err := w.seqBounds(q.After, q.Before, seqOf); err != nil {
+		return page, err
 	}
 	backwards := q.Last || q.Before != ""
 	order := "ASC"
