@@ -229,8 +229,7 @@ func (old *conn) tryResume(req attachReq) bool {
 		// its reader fail now so the session moves to the new one. A
 		// parked reader is woken first: a closed socket leaves the
 		// parker's epoll set without an event.
-		old.kicked.Store(true)
-		old.cfg.parker.unpark(old)
+		old.kick()
 		old.nc.Close()
 	}
 	return true
