@@ -53,7 +53,8 @@ func modules(cfg config.Config) []module.Module {
 		mam.New(cfg.Retention.Archive.Keep),
 		carbons.New(),
 		pep.New(),
-		muc.New(cfg.MUCServices(), cfg.Retention.Archive.Keep),
+		muc.New(cfg.MUCServices(), cfg.Retention.Archive.Keep).WithLimits(muc.Limits{
+			MaxRooms: cfg.MUC.MaxRooms, CreationsPerHour: cfg.MUC.RoomCreationsPerHour}),
 		push.New(push.Options{IncludeSender: cfg.Push.IncludeSender, IncludeBody: cfg.Push.IncludeBody}),
 	}
 	mods = append(mods, avatarconv.New(mods)) // XEP-0398: works on pep and vcard
