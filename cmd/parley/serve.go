@@ -52,7 +52,7 @@ func modules(cfg config.Config) []module.Module {
 		// The archive adds stanza-ids that carbons then copy: keep mam first.
 		mam.New(cfg.Retention.Archive.Keep),
 		carbons.New(),
-		pep.New(),
+		pep.New().WithQuota(cfg.Limits.PEPBytesPerUser),
 		muc.New(cfg.MUCServices(), cfg.Retention.Archive.Keep).WithLimits(muc.Limits{
 			MaxRooms: cfg.MUC.MaxRooms, CreationsPerHour: cfg.MUC.RoomCreationsPerHour}),
 		push.New(push.Options{IncludeSender: cfg.Push.IncludeSender, IncludeBody: cfg.Push.IncludeBody}),
