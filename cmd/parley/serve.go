@@ -68,6 +68,8 @@ func modules(cfg config.Config) []module.Module {
 			QuotaPerUserPerDay: u.QuotaPerUserPerDay,
 			QuotaTotal:         u.QuotaTotal,
 			Retention:          cfg.Retention.Uploads.Keep,
+			MinRate:            u.MinRateBytesPerSecond,
+			ConcurrentPerUser:  u.ConcurrentPerUser,
 		}))
 	}
 	return mods
