@@ -87,6 +87,9 @@ type Config struct {
 		// (checked over windows of a few seconds); 0 = no limit.
 		MinRateBytesPerSecond int64 `toml:"min_rate_bytes_per_second"`
 		ConcurrentPerUser     int   `toml:"concurrent_per_user"` // PUTs in progress per user; 0 = no limit
+		// ConnectionsPerAddress bounds the open HTTPS connections from
+		// one IP address (IPv6: one /64); 0 = no limit.
+		ConnectionsPerAddress int `toml:"connections_per_address"`
 	} `toml:"upload"`
 
 	MUC struct {
@@ -210,6 +213,7 @@ func Default() Config {
 	c.Upload.QuotaTotal = 10 << 30
 	c.Upload.MinRateBytesPerSecond = 1024
 	c.Upload.ConcurrentPerUser = 3
+	c.Upload.ConnectionsPerAddress = 20
 	c.MUC.Host = "conference.<domain>"
 	c.MUC.MaxRooms = 10000
 	c.MUC.RoomCreationsPerHour = 30

@@ -281,6 +281,9 @@ func (c *Config) validateUpload(seen map[string]string) []error {
 	if n := u.ConcurrentPerUser; n < 0 {
 		add("upload.concurrent_per_user: must be 0 (no limit) or more, got %d", n)
 	}
+	if n := u.ConnectionsPerAddress; n < 0 {
+		add("upload.connections_per_address: must be 0 (no limit) or more, got %d", n)
+	}
 	if u.PublicURL != "" {
 		pu, err := url.Parse(u.PublicURL)
 		switch {

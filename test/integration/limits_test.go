@@ -272,3 +272,50 @@ func TestUploadSlowHeaders(t *testing.T) {
 		t.Errorf("slow headers cut after %v, want about 10 s", d)
 	}
 }
+
+// TestUploadConnectionsPerAddress: one address may hold at most the
+// default of 20 HTTPS connections; the next is closed at once, while
+// another address still gets in.
+func TestUploadConnectionsPerAddress(t *testing.T) {
+	s := startServer(t, serverOpts{https: true, extra: "[upload]\nhost = \"upload.localhost\"\n"})
+	dialFrom := func(ip string) net.Conn {
+		t.Helper()
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 5 * time.Second}
+		c, err := d.Dial("tcp", s.https)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	// A connection the server closed at once reads EOF; an accepted one
+	// waits for the TLS handshake (10 s) and times out here first.
+	closedAtOnce := func(c net.Conn) bool {
+		c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		_, err := c.Read(make([]byte, 1))
+		ne, ok := err.(net.Error)
+		return !(ok && ne.Timeout())
+	}
+	var held []net.Conn
+	for range 20 {
+		held = append(held, dialFrom("127.0.0.5"))
+	}
+	if closedAtOnce(held[19]) {
+		t.Fatal("the 20th connection from one address was closed")
+	}
+	if !closedAtOnce(dialFrom("127.0.0.5")) {
+		t.Fatal("a 21st connection from one address was kept open")
+	}
+	c := tlsToUpload(t, s) // from 127.0.0.1
+	if err := c.Handshake(); err != nil {
+		t.Fatalf("another address was refused: %v", err)
+	}
+	// Closing one gives its place back.
+	// The server notices the close when its handshake read fails.
+	held[0].Close()
+	for i := 0; closedAtOnce(dialFrom("127.0.0.5")); i++ {
+		if i == 10 {
+			t.Fatal("a place freed by a closed connection was not given back")
+		}
+	}
+}
