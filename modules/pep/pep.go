@@ -180,11 +180,9 @@ func (m *Module) nodeConfigOf(ctx context.Context, owner, node string) (nodeConf
 // newNode creates a node with the defaults for its name changed by an
 // optional form (publish-options or a create's configure).
 func (m *Module) newNode(ctx context.Context, owner, node string, x *xmlstream.Element) (nodeConfig, error) {
-	cfg := defaultConfig(node)
-	if x != nil {
-		if se := cfg.apply(parseForm(x), MaxItems); se != nil {
-			return nodeConfig{}, se
-		}
+	cfg, err := configFor(node, x)
+	if err != nil {
+		return nodeConfig{}, err
 	}
 	nodes, err := m.ps.Nodes(ctx, owner)
 	if err != nil {
@@ -202,6 +200,18 @@ func (m *Module) newNode(ctx context.Context, owner, node string, x *xmlstream.E
 			return nodeConfig{}, stanza.BadRequest("invalid node name")
 		}
 		return nodeConfig{}, fmt.Errorf("pep: creating node %q of %s: %w", node, owner, err)
+	}
+	return cfg, nil
+}
+
+// configFor is the configuration a new node gets: the defaults for its
+// name changed by an optional form.
+func configFor(node string, x *xmlstream.Element) (nodeConfig, error) {
+	cfg := defaultConfig(node)
+	if x != nil {
+		if se := cfg.apply(parseForm(x), MaxItems); se != nil {
+			return nodeConfig{}, se
+		}
 	}
 	return cfg, nil
 }
@@ -284,9 +294,12 @@ func (m *Module) keep(ctx context.Context, owner, node string, item storage.PubS
 	}
 	switch {
 	case !exists:
-		// A new node holds nothing yet that the item could replace.
-		if err := m.checkQuota(ctx, owner, node, item, 0, false); err != nil {
-			return nodeConfig{}, err
+		// Checked before the node is made, so that a refusal leaves
+		// none behind; a new node holds nothing the item could replace.
+		if pre, err := configFor(node, opts); err == nil && pre.PersistItems {
+			if err := m.checkQuota(ctx, owner, node, item, 0, false); err != nil {
+				return nodeConfig{}, err
+			}
 		}
 		if cfg, err = m.newNode(ctx, owner, node, opts); err != nil {
 			return nodeConfig{}, err

@@ -41,6 +41,8 @@ func TestQuotaOnPublish(t *testing.T) {
 	if _, err := e.h.FakeStore().PubSub().Node(e.ctx, alice, "other"); err == nil {
 		t.Error("a refused publish created its node")
 	}
+	// An item that is only sent, never stored, takes no room.
+	e.mustPublish(alice, "transient", item("1", text), "pubsub#persist_items", "false")
 	// Replacing an item frees what it replaces.
 	e.mustPublish(alice, "big", item("2", text), ten...)
 	// Another user has a quota of their own.
