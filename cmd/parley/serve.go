@@ -52,8 +52,9 @@ func modules(cfg config.Config) []module.Module {
 		// The archive adds stanza-ids that carbons then copy: keep mam first.
 		mam.New(cfg.Retention.Archive.Keep),
 		carbons.New(),
-		pep.New(),
-		muc.New(cfg.MUCServices(), cfg.Retention.Archive.Keep),
+		pep.New().WithQuota(cfg.Limits.PEPBytesPerUser),
+		muc.New(cfg.MUCServices(), cfg.Retention.Archive.Keep).WithLimits(muc.Limits{
+			MaxRooms: cfg.MUC.MaxRooms, CreationsPerHour: cfg.MUC.RoomCreationsPerHour}),
 		push.New(push.Options{IncludeSender: cfg.Push.IncludeSender, IncludeBody: cfg.Push.IncludeBody}),
 	}
 	mods = append(mods, avatarconv.New(mods)) // XEP-0398: works on pep and vcard
@@ -67,6 +68,8 @@ func modules(cfg config.Config) []module.Module {
 			QuotaPerUserPerDay: u.QuotaPerUserPerDay,
 			QuotaTotal:         u.QuotaTotal,
 			Retention:          cfg.Retention.Uploads.Keep,
+			MinRate:            u.MinRateBytesPerSecond,
+			ConcurrentPerUser:  u.ConcurrentPerUser,
 		}))
 	}
 	return mods

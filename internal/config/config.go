@@ -68,6 +68,7 @@ type Config struct {
 		ResumeTimeout          Duration `toml:"resume_timeout"`
 		MaxRosterItems         int      `toml:"max_roster_items"`
 		MaxOfflineMessages     int      `toml:"max_offline_messages"`
+		PEPBytesPerUser        int64    `toml:"pep_bytes_per_user"` // all of a user's stored PEP items; 0 = no limit
 	} `toml:"limits"`
 
 	Retention struct {
@@ -82,12 +83,23 @@ type Config struct {
 		QuotaPerUserPerDay int64  `toml:"quota_per_user_per_day"` // bytes in any 24 hours; 0 = no limit
 		QuotaTotal         int64  `toml:"quota_total"`            // bytes stored at once; 0 = no limit
 		PublicURL          string `toml:"public_url"`             // "" = https://<host>:<port of listen.https>
+		// MinRateBytesPerSecond is the slowest a PUT body may arrive
+		// (checked over windows of a few seconds); 0 = no limit.
+		MinRateBytesPerSecond int64 `toml:"min_rate_bytes_per_second"`
+		ConcurrentPerUser     int   `toml:"concurrent_per_user"` // PUTs in progress per user; 0 = no limit
+		// ConnectionsPerAddress bounds the open HTTPS connections from
+		// one IP address (IPv6: one /64); 0 = no limit.
+		ConnectionsPerAddress int `toml:"connections_per_address"`
 	} `toml:"upload"`
 
 	MUC struct {
 		// Host is the group chat service domain (XEP-0045). "<domain>"
 		// stands for each served host; "" turns group chat off.
 		Host string `toml:"host"`
+		// MaxRooms bounds the rooms of each service, temporary and
+		// persistent; 0 = no limit.
+		MaxRooms             int `toml:"max_rooms"`
+		RoomCreationsPerHour int `toml:"room_creations_per_hour"` // per user; 0 = no limit
 	} `toml:"muc"`
 
 	Privacy struct {
@@ -192,13 +204,19 @@ func Default() Config {
 	c.Limits.ResumeTimeout = Duration{5 * time.Minute}
 	c.Limits.MaxRosterItems = 1000
 	c.Limits.MaxOfflineMessages = 100
+	c.Limits.PEPBytesPerUser = 10 << 20
 	c.Retention.Offline = Retention{7 * 24 * time.Hour}
 	c.Retention.Archive = Retention{7 * 24 * time.Hour}
 	c.Retention.Uploads = Retention{7 * 24 * time.Hour}
 	c.Upload.MaxFileSize = 100 << 20
 	c.Upload.QuotaPerUserPerDay = 1 << 30
 	c.Upload.QuotaTotal = 10 << 30
+	c.Upload.MinRateBytesPerSecond = 1024
+	c.Upload.ConcurrentPerUser = 3
+	c.Upload.ConnectionsPerAddress = 20
 	c.MUC.Host = "conference.<domain>"
+	c.MUC.MaxRooms = 10000
+	c.MUC.RoomCreationsPerHour = 30
 	c.Log.Level = "info"
 	return c
 }

@@ -289,6 +289,12 @@ func TestParseErrors(t *testing.T) {
 		{"zero auth timeout", "[limits]\nauth_timeout = \"0s\"", `config: limits.auth_timeout: must be more than 0, got "0s"`},
 		{"negative auth timeout", "[limits]\nauth_timeout = \"-5s\"", `config: limits.auth_timeout: must be more than 0`},
 		{"zero login failures", "[limits]\nlogin_failures_per_minute = 0", `config: limits.login_failures_per_minute: must be at least 1, got 0`},
+		{"small PEP quota", "[limits]\npep_bytes_per_user = 1000", `config: limits.pep_bytes_per_user: must be 0 (no limit) or at least 65536, got 1000`},
+		{"negative room limit", "[muc]\nmax_rooms = -1", `config: muc.max_rooms: must be 0 (no limit) or more, got -1`},
+		{"negative room rate", "[muc]\nroom_creations_per_hour = -1", `config: muc.room_creations_per_hour: must be 0 (no limit) or more`},
+		{"negative upload rate", "[upload]\nmin_rate_bytes_per_second = -1", `config: upload.min_rate_bytes_per_second: must be 0 (no limit) or more`},
+		{"negative concurrent uploads", "[upload]\nconcurrent_per_user = -2", `config: upload.concurrent_per_user: must be 0 (no limit) or more`},
+		{"negative connections", "[upload]\nconnections_per_address = -1", `config: upload.connections_per_address: must be 0 (no limit) or more`},
 		{"unknown log level", "[log]\nlevel = \"verbose\"", `config: log.level: must be "debug", "info", "warn" or "error", got "verbose"`},
 		{"log level case", "[log]\nlevel = \"INFO\"", `config: log.level:`},
 	}

@@ -20,6 +20,10 @@ import (
 // server to impose.
 const minStanzaBytes = 10000
 
+// minPEPBytes is the smallest PEP quota: room for a small avatar, a
+// bookmark list and OMEMO keys.
+const minPEPBytes = 64 << 10
+
 // Validate checks every rule, normalises the host names in place and fills
 // in derived defaults (the SQLite DSN). It reports all problems at once so
 // an admin can fix the file in one pass.
@@ -166,6 +170,16 @@ func (c *Config) Validate() error {
 	if n := c.Limits.MaxOfflineMessages; n < 0 {
 		add("limits.max_offline_messages: must be 0 (offline storage off) or more, got %d", n)
 	}
+	// Below a few KiB an avatar or a bookmark list could not be kept.
+	if n := c.Limits.PEPBytesPerUser; n != 0 && n < minPEPBytes {
+		add("limits.pep_bytes_per_user: must be 0 (no limit) or at least %d, got %d", minPEPBytes, n)
+	}
+	if n := c.MUC.MaxRooms; n < 0 {
+		add("muc.max_rooms: must be 0 (no limit) or more, got %d", n)
+	}
+	if n := c.MUC.RoomCreationsPerHour; n < 0 {
+		add("muc.room_creations_per_hour: must be 0 (no limit) or more, got %d", n)
+	}
 
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
 		add(`log.level: must be "debug", "info", "warn" or "error", got %q`, c.Log.Level)
@@ -260,6 +274,15 @@ func (c *Config) validateUpload(seen map[string]string) []error {
 		if q.n != 0 && q.n < u.MaxFileSize {
 			add("%s: must be 0 (no limit) or at least upload.max_file_size (%d), got %d", q.key, u.MaxFileSize, q.n)
 		}
+	}
+	if n := u.MinRateBytesPerSecond; n < 0 {
+		add("upload.min_rate_bytes_per_second: must be 0 (no limit) or more, got %d", n)
+	}
+	if n := u.ConcurrentPerUser; n < 0 {
+		add("upload.concurrent_per_user: must be 0 (no limit) or more, got %d", n)
+	}
+	if n := u.ConnectionsPerAddress; n < 0 {
+		add("upload.connections_per_address: must be 0 (no limit) or more, got %d", n)
 	}
 	if u.PublicURL != "" {
 		pu, err := url.Parse(u.PublicURL)

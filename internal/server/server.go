@@ -239,6 +239,7 @@ func (s *Server) listenHTTPS() error {
 	if err != nil {
 		return fmt.Errorf("listen.https: %w", err)
 	}
+	ln = limitPerAddress(ln, s.cfg.Upload.ConnectionsPerAddress)
 	h := s.reg.HTTPHandler()
 	if h == nil {
 		h = http.NotFoundHandler()
@@ -246,8 +247,10 @@ func (s *Server) listenHTTPS() error {
 	tc := tlsconf.ServerConfig(s.cert)
 	tc.NextProtos = []string{"h2", "http/1.1"}
 	// No read or write timeout on the whole request: a large upload on a
-	// slow phone link may take long. Headers must come quickly, and the
-	// upload handler bounds the body by the slot's size.
+	// slow phone link may take long. Headers must come quickly (the TLS
+	// handshake too: net/http bounds it by ReadHeaderTimeout), and the
+	// upload handler bounds the body by the slot's size and a minimum
+	// rate.
 	s.https = &http.Server{
 		Handler:           h,
 		TLSConfig:         tc,

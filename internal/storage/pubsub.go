@@ -73,6 +73,10 @@ type PubSub interface {
 	// one, sorted by node name; nothing (no error) for an owner without
 	// nodes or without an account.
 	LastItems(ctx context.Context, owner string) ([]PubSubLast, error)
+	// PayloadBytes is the total size of the payloads of all owner's
+	// items, in every node (0 for an owner without items or account):
+	// what a per-user quota counts.
+	PayloadBytes(ctx context.Context, owner string) (int64, error)
 }
 
 // ValidateNodeName checks a pubsub node name: not empty (the empty name is

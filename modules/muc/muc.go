@@ -22,6 +22,7 @@ import (
 	"parley/internal/module"
 	"parley/internal/stanza"
 	"parley/internal/storage"
+	"parley/internal/throttle"
 	"parley/internal/xmlstream"
 )
 
@@ -48,17 +49,33 @@ const (
 // occupants (XEP-0045 §7.2.15); clients wanting more use the archive.
 const historySize = 50
 
+// Limits bound what users can make a service hold: one user once
+// created 12,000 persistent rooms in 9 seconds.
+type Limits struct {
+	// MaxRooms is the most rooms one service domain holds, temporary
+	// and persistent; 0 is no limit.
+	MaxRooms int
+	// CreationsPerHour is how many rooms one user may create per hour
+	// (a burst of that many, regained evenly); 0 is no limit.
+	CreationsPerHour int
+}
+
 // Module is the multi-user chat service for one or more service domains.
 type Module struct {
 	services  []string
 	retention time.Duration
+	limits    Limits
 	now       func() time.Time
 
-	host  module.Host
-	store storage.MUC
+	host      module.Host
+	store     storage.MUC
+	creations *throttle.Limiter // room creations by bare JID
 
 	mu    sync.Mutex
 	rooms map[jid.JID]*room
+	// count is, per service domain, how many rooms exist: those in
+	// memory that are not stored, and those stored.
+	count map[string]int
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -68,7 +85,13 @@ type Module struct {
 // "conference.example.org"). Archived room messages older than retention
 // are deleted; 0 keeps them.
 func New(services []string, retention time.Duration) *Module {
-	return &Module{services: services, retention: retention, now: time.Now, rooms: map[jid.JID]*room{}}
+	return &Module{services: services, retention: retention, now: time.Now, rooms: map[jid.JID]*room{}, count: map[string]int{}}
+}
+
+// WithLimits sets the limits on room creation; call it before Start.
+func (m *Module) WithLimits(l Limits) *Module {
+	m.limits = l
+	return m
 }
 
 func (*Module) Name() string { return "muc" }
@@ -87,8 +110,12 @@ func (m *Module) Start(h module.Host) error {
 		if h.IsLocal(s) {
 			return fmt.Errorf("muc: service %q is also a served host", s)
 		}
+		if err := m.countStored(d.Domain()); err != nil {
+			return err
+		}
 		h.AddComponent(module.Component{Domain: d.Domain(), Name: "Chatrooms"}, m.handle)
 	}
+	m.creations = throttle.New(m.limits.CreationsPerHour, time.Hour)
 	if m.retention > 0 {
 		m.stop = make(chan struct{})
 		m.wg.Add(1)
@@ -205,27 +232,58 @@ func (m *Module) room(ctx context.Context, rj jid.JID) (*room, error) {
 	return r, nil
 }
 
+// countStored starts the count of a service's rooms with those in
+// storage, when there is a limit to count for.
+func (m *Module) countStored(service string) error {
+	if m.limits.MaxRooms <= 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	stored, err := m.store.Rooms(ctx, service)
+	if err != nil {
+		return fmt.Errorf("muc: counting the rooms of %s: %w", service, err)
+	}
+	m.count[service] = len(stored)
+	return nil
+}
+
 // create makes a new room owned by creator unless one appeared meanwhile,
-// which it returns instead (created false).
-func (m *Module) create(rj, creator jid.JID, locked bool) (r *room, created bool) {
+// which it returns instead (created false). The service's room limit and
+// the creator's creation rate (XEP-0045 §10.1.1 lets local policy refuse
+// a creation) are checked here, under the lock that makes the count.
+func (m *Module) create(rj, creator jid.JID, locked bool) (r *room, created bool, se *stanza.Error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if r := m.rooms[rj]; r != nil {
-		return r, false
+		return r, false, nil
+	}
+	service := rj.Domain()
+	if n := m.limits.MaxRooms; n > 0 && m.count[service] >= n {
+		return nil, false, stanza.ResourceConstraint(fmt.Sprintf("this service holds its maximum of %d rooms; join an existing room or try again later", n))
+	}
+	if !m.creations.Spend(creator.Bare().String()) {
+		return nil, false, &stanza.Error{Type: stanza.Wait, Condition: "policy-violation",
+			Text: fmt.Sprintf("you may create at most %d rooms per hour; join an existing room or try again later", m.limits.CreationsPerHour)}
 	}
 	r = newRoom(m, rj, defaultConfig())
 	r.locked = locked
 	r.affs[creator.Bare().String()] = storage.MUCAffiliation{JID: creator.Bare().String(), Affiliation: storage.AffOwner}
 	m.rooms[rj] = r
-	return r, true
+	m.count[service]++
+	return r, true, nil
 }
 
-// drop forgets a room that was destroyed or emptied.
+// drop forgets a room that was destroyed or emptied; one that is not
+// stored stops existing. The caller holds r.mu.
 func (m *Module) drop(r *room) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.rooms[r.jid] == r {
 		delete(m.rooms, r.jid)
+		if !r.stored {
+			m.count[r.jid.Domain()]--
+		}
 	}
 }
 

@@ -75,7 +75,11 @@ func (m *Module) presence(ctx context.Context, from, to jid.JID, el *xmlstream.E
 			// §10.1.1: a client that speaks MUC gets a locked room to
 			// configure (or accept as instant); an old client an
 			// instant room at once.
-			r, created = m.create(to.Bare(), from, el.Child(NS, "x") != nil)
+			var se *stanza.Error
+			if r, created, se = m.create(to.Bare(), from, el.Child(NS, "x") != nil); se != nil {
+				out.errorReply(el, se)
+				return
+			}
 		}
 		r.mu.Lock()
 		if r.gone {

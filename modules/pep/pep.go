@@ -12,6 +12,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/fnv"
+	"sync"
 	"time"
 
 	"parley/internal/jid"
@@ -58,10 +60,21 @@ type Module struct {
 	// views are the nodes other modules serve (HandleView); filled
 	// while the server starts and only read afterwards.
 	views map[string]View
+	// quota is the most payload bytes one account's items may take
+	// together; 0 is no limit.
+	quota int64
+	locks [64]sync.Mutex // see ownerLock
 }
 
 func New() *Module {
 	return &Module{caps: newCapsCache(), now: time.Now, hooks: map[string][]ChangeHook{}, views: map[string]View{}}
+}
+
+// WithQuota sets the per-account quota on stored items, in payload
+// bytes (0: none); call it before Start.
+func (m *Module) WithQuota(bytes int64) *Module {
+	m.quota = bytes
+	return m
 }
 
 func (*Module) Name() string { return "pep" }
@@ -167,11 +180,9 @@ func (m *Module) nodeConfigOf(ctx context.Context, owner, node string) (nodeConf
 // newNode creates a node with the defaults for its name changed by an
 // optional form (publish-options or a create's configure).
 func (m *Module) newNode(ctx context.Context, owner, node string, x *xmlstream.Element) (nodeConfig, error) {
-	cfg := defaultConfig(node)
-	if x != nil {
-		if se := cfg.apply(parseForm(x), MaxItems); se != nil {
-			return nodeConfig{}, se
-		}
+	cfg, err := configFor(node, x)
+	if err != nil {
+		return nodeConfig{}, err
 	}
 	nodes, err := m.ps.Nodes(ctx, owner)
 	if err != nil {
@@ -189,6 +200,18 @@ func (m *Module) newNode(ctx context.Context, owner, node string, x *xmlstream.E
 			return nodeConfig{}, stanza.BadRequest("invalid node name")
 		}
 		return nodeConfig{}, fmt.Errorf("pep: creating node %q of %s: %w", node, owner, err)
+	}
+	return cfg, nil
+}
+
+// configFor is the configuration a new node gets: the defaults for its
+// name changed by an optional form.
+func configFor(node string, x *xmlstream.Element) (nodeConfig, error) {
+	cfg := defaultConfig(node)
+	if x != nil {
+		if se := cfg.apply(parseForm(x), MaxItems); se != nil {
+			return nodeConfig{}, se
+		}
 	}
 	return cfg, nil
 }
@@ -243,38 +266,122 @@ func (m *Module) publish(ctx context.Context, iq module.IQ, node string, pub *xm
 // node, creating the node from its defaults and opts, and notifies.
 func (m *Module) store(ctx context.Context, ownerJID, publisher jid.JID, node, id string, payload, opts *xmlstream.Element) (string, error) {
 	owner := ownerJID.String()
-	cfg, exists, err := m.nodeConfigOf(ctx, owner, node)
-	if err != nil {
-		return "", err
-	}
-	switch {
-	case !exists:
-		if cfg, err = m.newNode(ctx, owner, node, opts); err != nil {
-			return "", err
-		}
-	case opts != nil:
-		if f := parseForm(opts); f.formType() == formTypePublishOptions && !cfg.meets(f, MaxItems) {
-			return "", withCondition(stanza.Conflict("the node's configuration does not match the publish options"), "precondition-not-met")
-		}
-	}
 	if id == "" {
 		id = randomID()
 	}
-	data := payload.Append(nil, "")
-	stored := storage.PubSubItem{ID: id, Publisher: publisher.String(), Payload: data, Published: m.now().UTC()}
-	if cfg.PersistItems {
-		stored, err = m.ps.Publish(ctx, owner, node, stored, cfg.limit())
-		if errors.Is(err, storage.ErrInvalid) {
-			return "", withCondition(&stanza.Error{Type: stanza.Modify, Condition: "not-acceptable", Text: "the item is too large or its id is invalid"}, "payload-too-big")
-		}
-		if err != nil {
-			return "", fmt.Errorf("pep: publishing to %q of %s: %w", node, owner, err)
-		}
+	item := storage.PubSubItem{ID: id, Publisher: publisher.String(), Payload: payload.Append(nil, ""), Published: m.now().UTC()}
+	// One owner's publishes are checked against the quota and written
+	// one at a time, so two sessions cannot both take the last room.
+	lock := m.ownerLock(owner)
+	lock.Lock()
+	cfg, err := m.keep(ctx, owner, node, item, opts)
+	lock.Unlock()
+	if err != nil {
+		return "", err
 	}
 	ev := eventItems(node)
 	ev.AddChild(itemElement(id, payload))
 	m.broadcast(ctx, ownerJID, node, cfg, ev)
 	return id, nil
+}
+
+// keep stores item on owner's node (creating the node when needed)
+// within the owner's quota, and returns the node's configuration.
+func (m *Module) keep(ctx context.Context, owner, node string, item storage.PubSubItem, opts *xmlstream.Element) (nodeConfig, error) {
+	cfg, exists, err := m.nodeConfigOf(ctx, owner, node)
+	if err != nil {
+		return nodeConfig{}, err
+	}
+	switch {
+	case !exists:
+		// Checked before the node is made, so that a refusal leaves
+		// none behind; a new node holds nothing the item could replace.
+		if pre, err := configFor(node, opts); err == nil && pre.PersistItems {
+			if err := m.checkQuota(ctx, owner, node, item, 0, false); err != nil {
+				return nodeConfig{}, err
+			}
+		}
+		if cfg, err = m.newNode(ctx, owner, node, opts); err != nil {
+			return nodeConfig{}, err
+		}
+	case opts != nil:
+		if f := parseForm(opts); f.formType() == formTypePublishOptions && !cfg.meets(f, MaxItems) {
+			return nodeConfig{}, withCondition(stanza.Conflict("the node's configuration does not match the publish options"), "precondition-not-met")
+		}
+	}
+	if !cfg.PersistItems {
+		return cfg, nil
+	}
+	if exists {
+		if err := m.checkQuota(ctx, owner, node, item, cfg.limit(), true); err != nil {
+			return nodeConfig{}, err
+		}
+	}
+	_, err = m.ps.Publish(ctx, owner, node, item, cfg.limit())
+	if errors.Is(err, storage.ErrInvalid) {
+		return nodeConfig{}, withCondition(&stanza.Error{Type: stanza.Modify, Condition: "not-acceptable", Text: "the item is too large or its id is invalid"}, "payload-too-big")
+	}
+	if err != nil {
+		return nodeConfig{}, fmt.Errorf("pep: publishing to %q of %s: %w", node, owner, err)
+	}
+	return cfg, nil
+}
+
+// checkQuota refuses an item that would take owner's PEP data past the
+// quota. What the publish itself removes (the item it replaces, the
+// oldest items it pushes out of a full node) is counted as freed, so a
+// user at the quota can still replace an avatar by one of the same size.
+func (m *Module) checkQuota(ctx context.Context, owner, node string, item storage.PubSubItem, limit int, exists bool) error {
+	if m.quota <= 0 {
+		return nil
+	}
+	size := int64(len(item.Payload))
+	used, err := m.ps.PayloadBytes(ctx, owner)
+	if err != nil {
+		return fmt.Errorf("pep: measuring the data of %s: %w", owner, err)
+	}
+	if used+size <= m.quota {
+		return nil
+	}
+	if exists {
+		items, err := m.ps.Items(ctx, owner, node, storage.PubSubQuery{})
+		if err != nil {
+			return fmt.Errorf("pep: reading items of %q of %s: %w", node, owner, err)
+		}
+		used -= freedBy(items, item.ID, limit)
+	}
+	if used+size <= m.quota {
+		return nil
+	}
+	return &stanza.Error{Type: stanza.Cancel, Condition: "resource-constraint",
+		Text: fmt.Sprintf("this item (%d bytes) does not fit in your personal data quota of %d bytes, %d of which are in use; delete items or nodes you no longer need", size, m.quota, used)}
+}
+
+// freedBy is how many payload bytes of items (oldest first) go when an
+// item with id is published to a node keeping limit items.
+func freedBy(items []storage.PubSubItem, id string, limit int) int64 {
+	var freed int64
+	kept := items[:0:0]
+	for _, it := range items {
+		if it.ID == id {
+			freed += int64(len(it.Payload))
+		} else {
+			kept = append(kept, it)
+		}
+	}
+	// The new item is the newest; the oldest beyond the limit go.
+	for _, it := range kept[:max(0, len(kept)-(storage.EffectiveMaxItems(limit)-1))] {
+		freed += int64(len(it.Payload))
+	}
+	return freed
+}
+
+// ownerLock is the lock of owner's publishes, one of a few shared by
+// hash.
+func (m *Module) ownerLock(owner string) *sync.Mutex {
+	h := fnv.New32a()
+	h.Write([]byte(owner))
+	return &m.locks[h.Sum32()%uint32(len(m.locks))]
 }
 
 func eventItems(node string) *xmlstream.Element { return xmlstream.New(NSEvent, "items", "node", node) }

@@ -120,7 +120,10 @@ func (s *store) lookup(id string) (meta, bool) {
 	return md, ok
 }
 
-type quotas struct{ perUserPerDay, total int64 }
+type quotas struct {
+	perUserPerDay, total int64
+	concurrent           int // PUTs in progress per user; 0 = no limit
+}
 
 // quotaError says which quota a new upload would exceed.
 type quotaError struct {
@@ -200,6 +203,26 @@ func sortByTime(rs []reservation) {
 
 var errExists = errors.New("the slot has been used already")
 
+// errTooMany is a PUT beyond the user's concurrent uploads.
+var errTooMany = errors.New("too many uploads in progress at once; try again when one has finished")
+
+// inProgress is how many PUTs of owner are running.
+func (s *store) inProgress(owner string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.inProgressLocked(owner)
+}
+
+func (s *store) inProgressLocked(owner string) int {
+	n := 0
+	for _, r := range s.busy {
+		if r.owner == owner {
+			n++
+		}
+	}
+	return n
+}
+
 // reserve claims id for a PUT of size bytes by owner; the reservation
 // counts toward the quotas until commit or release.
 func (s *store) reserve(id, owner string, size int64, now time.Time, q quotas) error {
@@ -210,6 +233,9 @@ func (s *store) reserve(id, owner string, size int64, now time.Time, q quotas) e
 	}
 	if _, ok := s.busy[id]; ok {
 		return errExists
+	}
+	if q.concurrent > 0 && s.inProgressLocked(owner) >= q.concurrent {
+		return errTooMany
 	}
 	if qe := s.checkQuotaLocked(owner, size, now, q); qe != nil {
 		return qe

@@ -50,8 +50,20 @@ type Options struct {
 	QuotaPerUserPerDay int64         // bytes in any 24 hours; 0 = no limit
 	QuotaTotal         int64         // bytes stored at once; 0 = no limit
 	Retention          time.Duration // 0 = keep files until removed by hand
-	Now                func() time.Time
+	// MinRate is the slowest a PUT body may arrive, in bytes per
+	// second: after a grace of RateWindow, each RateWindow must bring
+	// MinRate*RateWindow bytes, or the upload is cut. 0 = no limit.
+	MinRate    int64
+	RateWindow time.Duration // 0 = defaultRateWindow
+	// ConcurrentPerUser is how many PUTs one user may have in progress;
+	// 0 = no limit.
+	ConcurrentPerUser int
+	Now               func() time.Time
 }
+
+// defaultRateWindow is the period over which an upload's progress is
+// measured: long enough to ride out a phone's radio switching cells.
+const defaultRateWindow = 10 * time.Second
 
 type Module struct {
 	opts  Options
@@ -66,6 +78,9 @@ type Module struct {
 func New(opts Options) *Module {
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.RateWindow <= 0 {
+		opts.RateWindow = defaultRateWindow
 	}
 	return &Module{opts: opts}
 }
@@ -239,6 +254,9 @@ func (m *Module) requestSlot(from jid.JID, req *xmlstream.Element) (*xmlstream.E
 		return nil, fileTooLarge(m.opts.MaxFileSize)
 	}
 	owner := from.Bare().String()
+	if n := m.opts.ConcurrentPerUser; n > 0 && m.files.inProgress(owner) >= n {
+		return nil, stanza.ResourceConstraint(fmt.Sprintf("you have %d uploads in progress, the most allowed at once; ask again when one has finished", n))
+	}
 	now := m.opts.Now()
 	if qe := m.files.checkQuota(owner, size, now, m.quotas()); qe != nil {
 		return nil, qe.stanzaError()
@@ -263,7 +281,7 @@ func (m *Module) requestSlot(from jid.JID, req *xmlstream.Element) (*xmlstream.E
 }
 
 func (m *Module) quotas() quotas {
-	return quotas{perUserPerDay: m.opts.QuotaPerUserPerDay, total: m.opts.QuotaTotal}
+	return quotas{perUserPerDay: m.opts.QuotaPerUserPerDay, total: m.opts.QuotaTotal, concurrent: m.opts.ConcurrentPerUser}
 }
 
 // fileTooLarge is the error of XEP-0363 §4 that tells the limit.

@@ -330,3 +330,15 @@ func (p *pubsub) LastItems(ctx context.Context, owner string) ([]storage.PubSubL
 	}
 	return out, nil
 }
+
+func (p *pubsub) PayloadBytes(ctx context.Context, owner string) (int64, error) {
+	if err := storage.ValidateOwner(owner); err != nil {
+		return 0, err
+	}
+	var n int64
+	if err := p.db.QueryRowContext(ctx,
+		`SELECT COALESCE(SUM(octet_length(payload)), 0) FROM pubsub_items WHERE owner = $1`, owner).Scan(&n); err != nil {
+		return 0, fmt.Errorf("postgres: pubsub payload bytes of %s: %w", owner, err)
+	}
+	return n, nil
+}

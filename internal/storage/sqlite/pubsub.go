@@ -324,3 +324,15 @@ func (p *pubsub) LastItems(ctx context.Context, owner string) ([]storage.PubSubL
 	}
 	return out, nil
 }
+
+func (p *pubsub) PayloadBytes(ctx context.Context, owner string) (int64, error) {
+	if err := storage.ValidateOwner(owner); err != nil {
+		return 0, err
+	}
+	var n int64
+	if err := p.r.QueryRowContext(ctx,
+		`SELECT COALESCE(SUM(length(payload)), 0) FROM pubsub_items WHERE owner = $1`, owner).Scan(&n); err != nil {
+		return 0, fmt.Errorf("sqlite: pubsub payload bytes of %s: %w", owner, err)
+	}
+	return n, nil
+}

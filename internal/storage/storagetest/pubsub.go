@@ -269,6 +269,47 @@ func runPubSub(t *testing.T, open func(t *testing.T) storage.Store) {
 		}
 	})
 
+	t.Run("PayloadBytes", func(t *testing.T) {
+		t.Parallel()
+		s := open(t)
+		ps := s.PubSub()
+		ctx := t.Context()
+		want := func(owner string, n int64) {
+			t.Helper()
+			if got, err := ps.PayloadBytes(ctx, owner); err != nil || got != n {
+				t.Errorf("PayloadBytes(%s) = %d, %v; want %d", owner, got, err, n)
+			}
+		}
+		want(alice, 0) // no account: nothing, no error
+		mustCreate(t, s.Users(), alice, nil)
+		mustCreate(t, s.Users(), bob, nil)
+		want(alice, 0)
+		mustNode(t, ps, alice, "a", []byte("a config that is not counted"))
+		mustNode(t, ps, alice, "b", nil)
+		mustNode(t, ps, bob, "a", nil)
+		mustPublish(t, ps, alice, "a", "1", "12345", 0)
+		mustPublish(t, ps, alice, "a", "2", "1234567890", 0)
+		mustPublish(t, ps, alice, "b", "1", "\x00\xff\x00", 0) // bytes, not characters
+		mustPublish(t, ps, bob, "a", "1", "bob's", 0)
+		want(alice, 18)
+		mustPublish(t, ps, alice, "a", "1", "1", 0) // replaced
+		want(alice, 14)
+		mustPublish(t, ps, alice, "a", "3", "123", 1) // trims 1 and 2
+		want(alice, 6)
+		if err := ps.Retract(ctx, alice, "b", "1"); err != nil {
+			t.Fatal(err)
+		}
+		want(alice, 3)
+		if err := ps.DeleteNode(ctx, alice, "a"); err != nil {
+			t.Fatal(err)
+		}
+		want(alice, 0)
+		want(bob, 5)
+		if _, err := ps.PayloadBytes(ctx, "example.com"); !errors.Is(err, storage.ErrInvalid) {
+			t.Errorf("PayloadBytes with a bad owner: %v, want ErrInvalid", err)
+		}
+	})
+
 	t.Run("DeletionCascades", func(t *testing.T) {
 		t.Parallel()
 		s := open(t)
@@ -428,6 +469,7 @@ func runPubSub(t *testing.T, open func(t *testing.T) storage.Store) {
 			{"Retract", func() error { return ps.Retract(ctx, alice, "n", "1") }},
 			{"Items", func() error { _, err := ps.Items(ctx, alice, "n", storage.PubSubQuery{}); return err }},
 			{"LastItems", func() error { _, err := ps.LastItems(ctx, alice); return err }},
+			{"PayloadBytes", func() error { _, err := ps.PayloadBytes(ctx, alice); return err }},
 		}
 		for _, c := range calls {
 			if err := c.call(); !errors.Is(err, context.Canceled) {

@@ -286,3 +286,21 @@ func (p *PubSub) LastItems(_ context.Context, owner string) ([]storage.PubSubLas
 	slices.SortFunc(out, func(a, b storage.PubSubLast) int { return strings.Compare(a.Node, b.Node) })
 	return out, nil
 }
+
+func (p *PubSub) PayloadBytes(_ context.Context, owner string) (int64, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.check(owner, "\x00any"); err != nil {
+		return 0, err
+	}
+	p.dropDeleted()
+	var n int64
+	for k, nd := range p.nodes {
+		if k.owner == owner {
+			for _, it := range nd.items {
+				n += int64(len(it.Payload))
+			}
+		}
+	}
+	return n, nil
+}
