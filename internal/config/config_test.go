@@ -38,6 +38,7 @@ func TestDefault(t *testing.T) {
 		{"limits.max_stanza_bytes", c.Limits.MaxStanzaBytes, 262144},
 		{"limits.auth_timeout", c.Limits.AuthTimeout.Duration, 60 * time.Second},
 		{"limits.login_failures_per_minute", c.Limits.LoginFailuresPerMinute, 5},
+		{"limits.preauth_connections_per_address", c.Limits.PreauthConnectionsPerAddress, 20},
 		{"log.level", c.Log.Level, "info"},
 	}
 	for _, ch := range checks {
@@ -289,6 +290,7 @@ func TestParseErrors(t *testing.T) {
 		{"zero auth timeout", "[limits]\nauth_timeout = \"0s\"", `config: limits.auth_timeout: must be more than 0, got "0s"`},
 		{"negative auth timeout", "[limits]\nauth_timeout = \"-5s\"", `config: limits.auth_timeout: must be more than 0`},
 		{"zero login failures", "[limits]\nlogin_failures_per_minute = 0", `config: limits.login_failures_per_minute: must be at least 1, got 0`},
+		{"negative preauth connections", "[limits]\npreauth_connections_per_address = -1", `config: limits.preauth_connections_per_address: must be 0 (no limit) or more, got -1`},
 		{"unknown log level", "[log]\nlevel = \"verbose\"", `config: log.level: must be "debug", "info", "warn" or "error", got "verbose"`},
 		{"log level case", "[log]\nlevel = \"INFO\"", `config: log.level:`},
 	}

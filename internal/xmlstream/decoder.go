@@ -125,6 +125,19 @@ func (d *Decoder) Reset(r io.Reader) {
 // consumed.
 func (d *Decoder) Buffered() int { return d.end - d.pos }
 
+// BufferedAfterSpace consumes the whitespace at the front of what is
+// buffered, which RFC 6120 §11.7 allows between elements (some clients
+// end <starttls/> with a newline), and returns how many bytes are still
+// buffered: anything else.
+func (d *Decoder) BufferedAfterSpace() int {
+	n := 0
+	for d.pos+n < d.end && isSpace(d.buf[d.pos+n]) {
+		n++
+	}
+	d.consume(n)
+	return d.Buffered()
+}
+
 // InputOffset returns the number of bytes consumed since creation.
 func (d *Decoder) InputOffset() int64 { return d.off }
 

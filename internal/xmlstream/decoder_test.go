@@ -678,3 +678,27 @@ func TestMismatchedEndTagReportedAtOnce(t *testing.T) {
 		pr.Close()
 	}
 }
+
+func TestBufferedAfterSpace(t *testing.T) {
+	for _, tc := range []struct {
+		after string
+		want  int
+	}{
+		{"", 0},
+		{"\n", 0},
+		{" \r\n\t ", 0},
+		{"\n<injected/>", len("<injected/>")},
+		{"x", 1},
+	} {
+		d := NewDecoder(strings.NewReader(hdr+`<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>`+tc.after), Limits{})
+		if _, err := d.ReadHeader(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := d.Next(); err != nil {
+			t.Fatal(err)
+		}
+		if got := d.BufferedAfterSpace(); got != tc.want {
+			t.Errorf("after %q: BufferedAfterSpace = %d, want %d", tc.after, got, tc.want)
+		}
+	}
+}
