@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -114,4 +115,87 @@ func TestGoSendxmpp(t *testing.T) {
 			}
 		}
 	})
+}
+
+// tmuxSession runs a terminal program in a tmux server of its own, so the
+// test can type into it and read its screen.
+type tmuxSession struct {
+	t      *testing.T
+	socket string
+}
+
+func startTmux(t *testing.T, env []string, command ...string) *tmuxSession {
+	t.Helper()
+	needTool(t, "tmux", "tmux")
+	ts := &tmuxSession{t: t, socket: filepath.Join(t.TempDir(), "tmux.sock")}
+	args := append([]string{"-S", ts.socket, "new-session", "-d", "-x", "200", "-y", "50"}, command...)
+	cmd := exec.Command("tmux", args...)
+	cmd.Env = env
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("tmux: %v\n%s", err, out)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("screen:\n%s", ts.screen())
+		}
+		exec.Command("tmux", "-S", ts.socket, "kill-server").Run()
+	})
+	return ts
+}
+
+// keys types text and presses Enter.
+func (ts *tmuxSession) keys(text string) {
+	ts.t.Helper()
+	if out, err := exec.Command("tmux", "-S", ts.socket, "send-keys", "-l", text).CombinedOutput(); err != nil {
+		ts.t.Fatalf("tmux send-keys: %v\n%s", err, out)
+	}
+	if out, err := exec.Command("tmux", "-S", ts.socket, "send-keys", "Enter").CombinedOutput(); err != nil {
+		ts.t.Fatalf("tmux send-keys: %v\n%s", err, out)
+	}
+}
+
+func (ts *tmuxSession) screen() string {
+	out, _ := exec.Command("tmux", "-S", ts.socket, "capture-pane", "-p", "-J").CombinedOutput()
+	return string(out)
+}
+
+// waitScreen waits until the screen shows want.
+func (ts *tmuxSession) waitScreen(want string) {
+	ts.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(ts.screen(), want) {
+		if time.Now().After(deadline) {
+			ts.t.Fatalf("the screen never showed %q", want)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// Profanity, driven in tmux as a person would: it logs in over STARTTLS,
+// sends a message that a slixmpp client receives, and shows the answer.
+func TestProfanity(t *testing.T) {
+	needSlixmpp(t)
+	bin := needTool(t, "profanity", "profanity")
+	s := startServer(t, serverOpts{})
+	s.addUser("alice@localhost", "alice password")
+	s.addUser("bob@localhost", "bob password")
+	bob := s.connect(t, "bob@localhost/desk", "bob password")
+	bob.send("<presence/>")
+
+	home := t.TempDir()
+	env := append(os.Environ(), "HOME="+home, "XDG_CONFIG_HOME="+filepath.Join(home, ".config"),
+		"XDG_DATA_HOME="+filepath.Join(home, ".local", "share"), "TERM=xterm-256color", "LANG=C.UTF-8")
+	ts := startTmux(t, env, bin, "--logfile", filepath.Join(home, "profanity.log"))
+	ts.waitScreen("Profanity")
+	host, port := hostPort(s.starttls)
+	// tls trust: accept the self-signed certificate, as /tls trust would.
+	ts.keys("/connect alice@localhost server " + host + " port " + port + " tls trust")
+	ts.waitScreen("password")
+	ts.keys("alice password")
+	ts.waitScreen("logged in successfully")
+	ts.keys("/msg bob@localhost hello from profanity")
+	bob.expect("profanity's message", isMessage("alice@localhost", "hello from profanity"))
+	bob.send("<message to='alice@localhost' type='chat'><body>hello back from slixmpp</body></message>")
+	ts.waitScreen("hello back from slixmpp")
+	t.Logf("profanity's screen:\n%s", ts.screen())
 }
