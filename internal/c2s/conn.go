@@ -174,7 +174,7 @@ var errNoStream = errors.New("c2s: no stream")
 // session.
 func (c *conn) open() error {
 	nc := c.netConn()
-	if !c.cfg.Preauth.Acquire(c.addr) {
+	if !c.cfg.Preauth.Acquire(throttle.AddressKey(c.addr)) {
 		c.refuseBusy(nc)
 		return errNoStream
 	}
@@ -225,7 +225,7 @@ func (c *conn) refuseBusy(nc net.Conn) {
 func (c *conn) leavePreauth() {
 	if c.preauth {
 		c.preauth = false
-		c.cfg.Preauth.Release(c.addr)
+		c.cfg.Preauth.Release(throttle.AddressKey(c.addr))
 	}
 }
 
@@ -569,7 +569,7 @@ func (c *conn) reserveGuess(user string) error {
 	if c.wrongGuess {
 		return &sasl.Failure{Condition: "temporary-auth-failure", Text: "one wrong password per connection: reconnect to try again"}
 	}
-	g, ok := c.cfg.Logins.Begin(user+"@"+c.domain, c.addr)
+	g, ok := c.cfg.Logins.Begin(user+"@"+c.domain, throttle.AddressKey(c.addr))
 	if !ok {
 		return &sasl.Failure{Condition: "temporary-auth-failure", Text: "too many failed logins, try again later"}
 	}

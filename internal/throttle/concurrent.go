@@ -1,6 +1,9 @@
 package throttle
 
-import "sync"
+import (
+	"net/netip"
+	"sync"
+)
 
 // Concurrent bounds how many of something are in progress at once per
 // key, e.g. unauthenticated connections per source address. Memory is
@@ -51,4 +54,17 @@ func (c *Concurrent) Len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return len(c.n)
+}
+
+// AddressKey is what per-address limits count by: an IPv4 address as it
+// is, an IPv6 address by its /64, which one subscriber usually holds
+// whole and could otherwise use to make each attempt look like a new
+// address.
+func AddressKey(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil || a.Unmap().Is4() {
+		return ip
+	}
+	p, _ := a.Prefix(64)
+	return p.String()
 }
