@@ -229,7 +229,9 @@ func refillAllowance(perMinute int, d time.Duration) int {
 // 300, because it looked at the limit when <auth> arrived and spent it
 // only after the outcome.
 func TestParallelGuessesCountBeforeTheyAreChecked(t *testing.T) {
-	s := startServer(t, serverOpts{extra: "[limits]\npreauth_connections_per_address = 1000\n"})
+	// Room for 300 half-negotiated streams from one address, and time
+	// for a loaded machine to open them all before any times out.
+	s := startServer(t, serverOpts{extra: "[limits]\npreauth_connections_per_address = 1000\nauth_timeout = \"5m\"\n"})
 	const streams = 300
 	for i, mech := range []string{"SCRAM-SHA-256", "PLAIN"} {
 		t.Run(mech, func(t *testing.T) {
