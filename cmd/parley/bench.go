@@ -31,6 +31,10 @@ Modes:
               the second sends it presence changes and chat states at
               --rate in total for --duration; reports what CSI spared
 
+A parley under test wants [limits] preauth_connections_per_address = 0:
+by default it lets one address have only 20 connections that have not
+logged in yet, fewer than --concurrency logins in flight.
+
 Example:
   parley bench --mode login+chat --server 127.0.0.1:5222 --users 200 \
     --user-format 'user%d@localhost' --password-format 'pass%d' \

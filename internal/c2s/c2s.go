@@ -47,9 +47,12 @@ type Config struct {
 	// FakeSecret makes SASL answers for unknown users look like those for
 	// known ones (see package sasl).
 	FakeSecret []byte
-	// Failed logins tolerated per minute, per account and per address.
-	FailuresPerAccount *throttle.Limiter
-	FailuresPerAddress *throttle.Limiter
+	// Logins decides which password guesses are checked (see
+	// throttle.Logins for the rule).
+	Logins *throttle.Logins
+	// Preauth bounds the connections per source address that have not
+	// authenticated yet, over all client listeners.
+	Preauth *throttle.Concurrent
 	// MaxOutput bounds the unsent bytes queued for one client.
 	MaxOutput int
 }

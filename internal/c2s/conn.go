@@ -21,6 +21,7 @@ import (
 	"parley/internal/session"
 	"parley/internal/stanza"
 	"parley/internal/stream"
+	"parley/internal/throttle"
 	"parley/internal/xmlstream"
 )
 
@@ -50,7 +51,10 @@ type conn struct {
 	anonymous  bool
 	failures   int
 	saslSrv    sasl.Server
-	full       jid.JID // set once, before the session is bound
+	guess      *throttle.Guess // the password being checked, reserved under the throttles
+	wrongGuess bool            // a wrong password was checked on this connection
+	preauth    bool            // counted in cfg.Preauth until authenticated
+	full       jid.JID         // set once, before the session is bound
 	bound      bool
 	ctx        context.Context
 	cancel     context.CancelFunc
@@ -100,6 +104,7 @@ func (c *conn) serve() {
 	err := c.open()
 	if errors.Is(err, errHandedOver) {
 		// The socket now belongs to the resumed session.
+		c.leavePreauth()
 		c.cancel()
 		c.done()
 		return
@@ -132,6 +137,7 @@ func (c *conn) close(err error) {
 	if err != errNoStream {
 		c.finish(err)
 	}
+	c.leavePreauth()
 	c.cancel()
 	c.done()
 }
@@ -168,6 +174,11 @@ var errNoStream = errors.New("c2s: no stream")
 // session.
 func (c *conn) open() error {
 	nc := c.netConn()
+	if !c.cfg.Preauth.Acquire(throttle.AddressKey(c.addr)) {
+		c.refuseBusy(nc)
+		return errNoStream
+	}
+	c.preauth = true
 	nc.SetDeadline(time.Now().Add(c.cfg.AuthTimeout))
 	c.cfg.Log.Debug("c2s: connection accepted", "addr", c.addr, "direct_tls", c.directTLS)
 	if c.directTLS {
@@ -191,6 +202,31 @@ func (c *conn) open() error {
 	c.mayPark()
 	c.cfg.Log.Info("c2s: session started", "jid", c.full.String())
 	return nil
+}
+
+// refuseBusy turns away a connection from an address that already has
+// preauth_connections_per_address unauthenticated ones. A STARTTLS client
+// gets a <policy-violation/> stream error in the clear; a direct TLS one
+// is closed before its handshake, which would cost more than the refusal
+// is meant to save.
+func (c *conn) refuseBusy(nc net.Conn) {
+	c.cfg.Log.Debug("c2s: too many unauthenticated connections", "addr", c.addr)
+	if !c.directTLS {
+		buf := stream.AppendHeader(nil, stream.Header{ContentNS: stanza.NSClient, ID: stream.NewID()})
+		buf = stream.AppendError(buf, stream.PolicyViolation("too many unauthenticated connections from your address"))
+		buf = append(buf, stream.Close...)
+		nc.SetWriteDeadline(time.Now().Add(time.Second))
+		nc.Write(buf)
+	}
+	nc.Close()
+}
+
+// leavePreauth stops counting the connection as unauthenticated.
+func (c *conn) leavePreauth() {
+	if c.preauth {
+		c.preauth = false
+		c.cfg.Preauth.Release(throttle.AddressKey(c.addr))
+	}
 }
 
 // brokenConnection tells a connection that died (a phone losing its
@@ -460,7 +496,7 @@ func (c *conn) negotiateStep() (restart bool, err error) {
 }
 
 func (c *conn) startTLS() error {
-	if c.dec.Buffered() > 0 {
+	if c.dec.BufferedAfterSpace() > 0 {
 		// Data sent after <starttls/> before our <proceed/> would be
 		// mixed into the TLS stream: the classic STARTTLS injection.
 		return stream.PolicyViolation("data after <starttls/>")
@@ -507,6 +543,7 @@ func (c *conn) saslConfig() sasl.Config {
 			defer cancel()
 			return accts.Lookup(lctx, domain, username, hash)
 		},
+		Guess:           c.reserveGuess,
 		FakeSecret:      c.cfg.FakeSecret,
 		TLS:             c.secure,
 		ChannelBindings: c.channelBindings(),
@@ -519,6 +556,43 @@ func (c *conn) saslConfig() sasl.Config {
 			return hex.EncodeToString(b[:]), nil
 		},
 	}
+}
+
+// reserveGuess runs right before a mechanism checks a password for user:
+// the guess takes its tokens now, so guesses racing on many streams
+// cannot all be checked (settleGuess gives them back unless the password
+// was wrong). A connection gets one wrong password: a client falling back
+// to its next mechanism with the same typo makes one mistake, not four,
+// and an attacker cannot multiply guesses per token by retrying on one
+// stream. A person who retypes reconnects, as clients do after a failure.
+func (c *conn) reserveGuess(user string) error {
+	if c.wrongGuess {
+		return &sasl.Failure{Condition: "temporary-auth-failure", Text: "one wrong password per connection: reconnect to try again"}
+	}
+	g, ok := c.cfg.Logins.Begin(user+"@"+c.domain, throttle.AddressKey(c.addr))
+	if !ok {
+		return &sasl.Failure{Condition: "temporary-auth-failure", Text: "too many failed logins, try again later"}
+	}
+	c.guess = g
+	return nil
+}
+
+// settleGuess ends the guess reserved during a SASL step: a wrong password
+// (not-authorized) keeps its tokens; anything else short of success
+// (storage failed, malformed message) gives them back.
+func (c *conn) settleGuess(err error) {
+	g := c.guess
+	if g == nil {
+		return
+	}
+	c.guess = nil
+	var f *sasl.Failure
+	if errors.As(err, &f) && f.Condition == "not-authorized" {
+		g.Failed()
+		c.wrongGuess = true
+		return
+	}
+	g.Cancel()
 }
 
 func (c *conn) saslFailure(condition, text string) {
@@ -556,10 +630,6 @@ func (c *conn) handleSASL(el *xmlstream.Element) (ok bool, err error) {
 	switch el.Name.Local {
 	case "auth":
 		c.saslSrv = nil
-		if !c.cfg.FailuresPerAddress.Allowed(c.addr) {
-			c.saslFailure("temporary-auth-failure", "too many failed logins, try again later")
-			return false, nil
-		}
 		srv, err := sasl.NewServer(el.Attr("mechanism"), c.saslConfig())
 		if err != nil {
 			var f *sasl.Failure
@@ -590,6 +660,7 @@ func (c *conn) handleSASL(el *xmlstream.Element) (ok bool, err error) {
 	}
 	out, done, err := c.saslSrv.Step(data)
 	if err != nil {
+		c.settleGuess(err)
 		return false, c.authFailed(err)
 	}
 	if !done {
@@ -600,10 +671,6 @@ func (c *conn) handleSASL(el *xmlstream.Element) (ok bool, err error) {
 }
 
 func (c *conn) authFailed(err error) error {
-	user := ""
-	if c.saslSrv != nil {
-		user = c.saslSrv.Username()
-	}
 	c.saslSrv = nil
 	var f *sasl.Failure
 	if !errors.As(err, &f) {
@@ -618,12 +685,6 @@ func (c *conn) authFailed(err error) error {
 		c.saslFailure(f.Condition, f.Text)
 		return nil
 	}
-	if f.Condition == "not-authorized" {
-		c.cfg.FailuresPerAddress.Spend(c.addr)
-		if user != "" {
-			c.cfg.FailuresPerAccount.Spend(user + "@" + c.domain)
-		}
-	}
 	c.saslFailure(f.Condition, f.Text)
 	c.failures++
 	if c.failures >= maxAuthAttempts {
@@ -633,6 +694,20 @@ func (c *conn) authFailed(err error) error {
 }
 
 func (c *conn) authSucceeded(additional []byte) (bool, error) {
+	// The password was right, so its reservation goes back whatever
+	// follows; only a completed login trusts this address for the account.
+	g := c.guess
+	c.guess = nil
+	ok, err := c.completeAuth(additional)
+	if g != nil && ok {
+		g.Succeeded()
+	} else if g != nil {
+		g.Cancel()
+	}
+	return ok, err
+}
+
+func (c *conn) completeAuth(additional []byte) (bool, error) {
 	srv := c.saslSrv
 	c.saslSrv = nil
 	user := srv.Username()
@@ -647,12 +722,6 @@ func (c *conn) authSucceeded(additional []byte) (bool, error) {
 			return false, nil
 		}
 	}
-	// A correct password does not lift the throttle of an account under
-	// a guessing attack; the owner waits a minute like the attacker.
-	if !c.cfg.FailuresPerAccount.Allowed(bare.String()) {
-		c.saslFailure("temporary-auth-failure", "too many failed logins, try again later")
-		return false, nil
-	}
 	if c.cfg.IsAnonymousHost(c.domain) {
 		if err := c.cfg.Accounts.CreateAnonymous(c.ctx, bare); err != nil {
 			c.cfg.Log.Error("c2s: creating an anonymous account failed", "err", err)
@@ -662,6 +731,7 @@ func (c *conn) authSucceeded(additional []byte) (bool, error) {
 		c.anonymous = true
 	}
 	c.authUser = bare.Local()
+	c.leavePreauth()
 	el := xmlstream.New(stanza.NSSASL, "success")
 	if len(additional) > 0 {
 		el.AddText(base64.StdEncoding.EncodeToString(additional))

@@ -64,11 +64,14 @@ type Config struct {
 		MaxStanzaBytes         int      `toml:"max_stanza_bytes"`
 		AuthTimeout            Duration `toml:"auth_timeout"`
 		LoginFailuresPerMinute int      `toml:"login_failures_per_minute"`
-		IdlePing               Duration `toml:"idle_ping"`
-		ResumeTimeout          Duration `toml:"resume_timeout"`
-		MaxRosterItems         int      `toml:"max_roster_items"`
-		MaxOfflineMessages     int      `toml:"max_offline_messages"`
-		PEPBytesPerUser        int64    `toml:"pep_bytes_per_user"` // all of a user's stored PEP items; 0 = no limit
+		// Client connections per source address not yet authenticated;
+		// 0 = no limit.
+		PreauthConnectionsPerAddress int      `toml:"preauth_connections_per_address"`
+		IdlePing                     Duration `toml:"idle_ping"`
+		ResumeTimeout                Duration `toml:"resume_timeout"`
+		MaxRosterItems               int      `toml:"max_roster_items"`
+		MaxOfflineMessages           int      `toml:"max_offline_messages"`
+		PEPBytesPerUser              int64    `toml:"pep_bytes_per_user"` // all of a user's stored PEP items; 0 = no limit
 	} `toml:"limits"`
 
 	Retention struct {
@@ -200,6 +203,7 @@ func Default() Config {
 	c.Limits.MaxStanzaBytes = 262144
 	c.Limits.AuthTimeout = Duration{60 * time.Second}
 	c.Limits.LoginFailuresPerMinute = 5
+	c.Limits.PreauthConnectionsPerAddress = 20
 	c.Limits.IdlePing = Duration{10 * time.Minute}
 	c.Limits.ResumeTimeout = Duration{5 * time.Minute}
 	c.Limits.MaxRosterItems = 1000

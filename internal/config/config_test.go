@@ -38,6 +38,7 @@ func TestDefault(t *testing.T) {
 		{"limits.max_stanza_bytes", c.Limits.MaxStanzaBytes, 262144},
 		{"limits.auth_timeout", c.Limits.AuthTimeout.Duration, 60 * time.Second},
 		{"limits.login_failures_per_minute", c.Limits.LoginFailuresPerMinute, 5},
+		{"limits.preauth_connections_per_address", c.Limits.PreauthConnectionsPerAddress, 20},
 		{"log.level", c.Log.Level, "info"},
 	}
 	for _, ch := range checks {
@@ -295,6 +296,7 @@ func TestParseErrors(t *testing.T) {
 		{"negative upload rate", "[upload]\nmin_rate_bytes_per_second = -1", `config: upload.min_rate_bytes_per_second: must be 0 (no limit) or more`},
 		{"negative concurrent uploads", "[upload]\nconcurrent_per_user = -2", `config: upload.concurrent_per_user: must be 0 (no limit) or more`},
 		{"negative connections", "[upload]\nconnections_per_address = -1", `config: upload.connections_per_address: must be 0 (no limit) or more`},
+		{"negative preauth connections", "[limits]\npreauth_connections_per_address = -1", `config: limits.preauth_connections_per_address: must be 0 (no limit) or more, got -1`},
 		{"unknown log level", "[log]\nlevel = \"verbose\"", `config: log.level: must be "debug", "info", "warn" or "error", got "verbose"`},
 		{"log level case", "[log]\nlevel = \"INFO\"", `config: log.level:`},
 	}

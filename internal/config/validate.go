@@ -149,6 +149,9 @@ func (c *Config) Validate() error {
 	if n := c.Limits.LoginFailuresPerMinute; n < 1 {
 		add("limits.login_failures_per_minute: must be at least 1, got %d", n)
 	}
+	if n := c.Limits.PreauthConnectionsPerAddress; n < 0 {
+		add("limits.preauth_connections_per_address: must be 0 (no limit) or more, got %d", n)
+	}
 	if d := c.Limits.IdlePing.Duration; d != 0 && d < 10*time.Second {
 		add("limits.idle_ping: must be \"0s\" (off) or at least \"10s\", got %q", d.String())
 	}

@@ -170,7 +170,7 @@ func (p *peer) negotiateTLS(ctx context.Context) error {
 	if el.Name.Space != stanza.NSTLS || el.Name.Local != "proceed" {
 		return fmt.Errorf("s2s: %s refused STARTTLS", p.remote)
 	}
-	if p.dec.Buffered() > 0 {
+	if p.dec.BufferedAfterSpace() > 0 {
 		// Bytes after <proceed/> came in the clear; after the handshake
 		// they would pass for protected ones (STARTTLS injection).
 		return stream.PolicyViolation("data after <proceed/>")

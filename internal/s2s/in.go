@@ -240,7 +240,7 @@ func (c *inConn) elements() (restart bool, err error) {
 }
 
 func (c *inConn) startTLS() error {
-	if c.dec.Buffered() > 0 {
+	if c.dec.BufferedAfterSpace() > 0 {
 		// Bytes sent before our <proceed/> would be mixed into the TLS
 		// stream (STARTTLS command injection).
 		return stream.PolicyViolation("data after <starttls/>")

@@ -62,6 +62,11 @@ func (s *plainServer) authenticate(msg []byte) error {
 	if err != nil {
 		return fail(condNotAuthorized, "invalid username")
 	}
+	if s.cfg.Guess != nil {
+		if err := s.cfg.Guess(user); err != nil {
+			return err
+		}
+	}
 	creds, found, err := s.lookup(user)
 	if err != nil {
 		return err

@@ -72,6 +72,13 @@ type Config struct {
 	// from wrong passwords, and fails at the proof step with not-authorized.
 	// Any other error fails the exchange with temporary-auth-failure.
 	Lookup func(username, hash string) (Credentials, error)
+	// Guess, when set, is called with the prepared username right before
+	// a password or proof for it is checked: it is how the XMPP layer
+	// learns which account a guess was for, also when the guess fails,
+	// and reserves its place under the login throttles before anything is
+	// evaluated. A non-nil error ends the exchange with that error, and
+	// nothing is checked; it should wrap a *Failure.
+	Guess func(username string) error
 	// FakeSecret is a per-server secret, stable across restarts so fake
 	// salts do not change (which would give unknown accounts away). Required
 	// for SCRAM and PLAIN.

@@ -279,6 +279,11 @@ func (s *scramServer) clientFinal(msg string) ([]byte, bool, error) {
 		return nil, false, fail(condMalformedRequest, "proof is not base64")
 	}
 
+	if s.cfg.Guess != nil {
+		if err := s.cfg.Guess(s.username); err != nil {
+			return nil, false, err
+		}
+	}
 	// The client must echo our GS2 header and channel binding data
 	// exactly: that is what ties the authentication to this TLS session.
 	wantCB := base64.StdEncoding.EncodeToString(append([]byte(s.gs2Header), s.cbData...))

@@ -160,26 +160,25 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, mods []module
 			return nil, fmt.Errorf("starting module %s: %w", m.Name(), err)
 		}
 	}
-	perMinute := cfg.Limits.LoginFailuresPerMinute
 	s.c2s = c2s.NewServer(&c2s.Config{
-		IsHost:             func(d string) bool { return slices.Contains(cfg.Hosts, d) },
-		IsAnonymousHost:    cfg.IsAnonymousHost,
-		TLS:                tlsconf.ServerConfig(cert),
-		Leaf:               cert.Leaf,
-		RequireStartTLS:    cfg.TLS.RequireStartTLS,
-		Limits:             xmlstream.Limits{MaxStanzaBytes: cfg.Limits.MaxStanzaBytes},
-		AuthTimeout:        cfg.Limits.AuthTimeout.Duration,
-		IdleTimeout:        cfg.Limits.IdlePing.Duration,
-		PingTimeout:        time.Minute,
-		ResumeTimeout:      cfg.Limits.ResumeTimeout.Duration,
-		Accounts:           s.accounts,
-		Router:             s.router,
-		Registry:           s.reg,
-		Log:                log,
-		FakeSecret:         secret,
-		FailuresPerAccount: throttle.New(perMinute, time.Minute),
-		FailuresPerAddress: throttle.New(perMinute, time.Minute),
-		MaxOutput:          4*cfg.Limits.MaxStanzaBytes + 1<<20,
+		IsHost:          func(d string) bool { return slices.Contains(cfg.Hosts, d) },
+		IsAnonymousHost: cfg.IsAnonymousHost,
+		TLS:             tlsconf.ServerConfig(cert),
+		Leaf:            cert.Leaf,
+		RequireStartTLS: cfg.TLS.RequireStartTLS,
+		Limits:          xmlstream.Limits{MaxStanzaBytes: cfg.Limits.MaxStanzaBytes},
+		AuthTimeout:     cfg.Limits.AuthTimeout.Duration,
+		IdleTimeout:     cfg.Limits.IdlePing.Duration,
+		PingTimeout:     time.Minute,
+		ResumeTimeout:   cfg.Limits.ResumeTimeout.Duration,
+		Accounts:        s.accounts,
+		Router:          s.router,
+		Registry:        s.reg,
+		Log:             log,
+		FakeSecret:      secret,
+		Logins:          throttle.NewLogins(cfg.Limits.LoginFailuresPerMinute),
+		Preauth:         throttle.NewConcurrent(cfg.Limits.PreauthConnectionsPerAddress),
+		MaxOutput:       4*cfg.Limits.MaxStanzaBytes + 1<<20,
 	})
 	return s, nil
 }

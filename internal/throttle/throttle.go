@@ -64,6 +64,19 @@ func (l *Limiter) Spend(key string) bool {
 	return true
 }
 
+// Refund gives back one event spent for key, as when a reserved attempt
+// turned out not to count. The bucket never holds more than Burst.
+func (l *Limiter) Refund(key string) {
+	if l.burst <= 0 {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if b := l.refill(key, l.now()); b != nil {
+		b.tokens = min(b.tokens+1, l.burst)
+	}
+}
+
 func (l *Limiter) refill(key string, now time.Time) *bucket {
 	b := l.buckets[key]
 	if b == nil {

@@ -42,3 +42,25 @@ func TestDisabled(t *testing.T) {
 		}
 	}
 }
+
+func TestRefund(t *testing.T) {
+	now := time.Unix(1000, 0)
+	l := New(2, time.Minute)
+	l.now = func() time.Time { return now }
+	l.Spend("a")
+	l.Spend("a")
+	l.Refund("a")
+	if !l.Spend("a") {
+		t.Fatal("a refunded token could not be spent")
+	}
+	if l.Spend("a") {
+		t.Fatal("refund gave back more than one token")
+	}
+	now = now.Add(time.Minute) // full again
+	l.Refund("a")
+	l.Spend("a")
+	l.Spend("a")
+	if l.Spend("a") {
+		t.Fatal("a refund to a full bucket raised it above the burst")
+	}
+}

@@ -125,6 +125,36 @@ func (d *Decoder) Reset(r io.Reader) {
 // consumed.
 func (d *Decoder) Buffered() int { return d.end - d.pos }
 
+// BufferedAfterSpace consumes the whitespace at the front of what is
+// buffered, which RFC 6120 §11.7 allows between elements (some clients
+// end <starttls/> with a newline), and returns how many bytes are still
+// buffered: anything else.
+func (d *Decoder) BufferedAfterSpace() int {
+	n := 0
+	for d.pos+n < d.end && isSpace(d.buf[d.pos+n]) {
+		n++
+	}
+	d.consume(n)
+	return d.Buffered()
+}
+
+// skipBufferedSpace consumes whitespace up to the next other byte, reading
+// as needed, without counting it as the start of the stream.
+func (d *Decoder) skipBufferedSpace() error {
+	for {
+		for d.pos < d.end && isSpace(d.buf[d.pos]) {
+			d.pos++
+			d.off++
+		}
+		if d.pos < d.end {
+			return nil
+		}
+		if err := d.fill(); err != nil {
+			return readErr(err, true)
+		}
+	}
+}
+
 // InputOffset returns the number of bytes consumed since creation.
 func (d *Decoder) InputOffset() int64 { return d.off }
 
@@ -333,6 +363,15 @@ func (d *Decoder) ReadHeader() (StreamHeader, error) {
 // order mark, the XML declaration and whitespace. It leaves d.pos at the
 // '<' of the start tag.
 func (d *Decoder) readProlog() error {
+	if d.atStart && !d.declSeen && d.off > 0 {
+		// A restarted stream (after SASL): whitespace the client sent
+		// after its last element of the old stream, which RFC 6120 §11.7
+		// allows there, may come before the new XML declaration
+		// (go-sendxmpp ends every element with a newline).
+		if err := d.skipBufferedSpace(); err != nil {
+			return err
+		}
+	}
 	if d.atStart && !d.declSeen {
 		for _, bom := range []string{"\xFE\xFF", "\xFF\xFE"} {
 			if ok, err := d.hasPrefix(bom); err != nil || ok {

@@ -678,3 +678,52 @@ func TestMismatchedEndTagReportedAtOnce(t *testing.T) {
 		pr.Close()
 	}
 }
+
+func TestBufferedAfterSpace(t *testing.T) {
+	for _, tc := range []struct {
+		after string
+		want  int
+	}{
+		{"", 0},
+		{"\n", 0},
+		{" \r\n\t ", 0},
+		{"\n<injected/>", len("<injected/>")},
+		{"x", 1},
+	} {
+		d := NewDecoder(strings.NewReader(hdr+`<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>`+tc.after), Limits{})
+		if _, err := d.ReadHeader(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := d.Next(); err != nil {
+			t.Fatal(err)
+		}
+		if got := d.BufferedAfterSpace(); got != tc.want {
+			t.Errorf("after %q: BufferedAfterSpace = %d, want %d", tc.after, got, tc.want)
+		}
+	}
+}
+
+// go-sendxmpp ends its <auth/> with a newline and then restarts the stream
+// with an XML declaration: the newline is whitespace of the old stream.
+func TestRestartAfterTrailingWhitespace(t *testing.T) {
+	for _, gap := range []string{"\n", " \r\n\t"} {
+		in := hdr + `<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGEAYg==</auth>` + gap +
+			`<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0'><iq/>`
+		for _, r := range []io.Reader{strings.NewReader(in), splitAt(in)} {
+			d := NewDecoder(r, Limits{})
+			if _, err := d.ReadHeader(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := d.Next(); err != nil {
+				t.Fatal(err)
+			}
+			d.Restart()
+			if _, err := d.ReadHeader(); err != nil {
+				t.Fatalf("header after %q: %v", gap, err)
+			}
+			if iq, err := d.Next(); err != nil || iq.Name.Local != "iq" {
+				t.Fatalf("iq = %s, %v", dump(iq), err)
+			}
+		}
+	}
+}

@@ -24,6 +24,8 @@ def main():
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--direct-tls", action="store_true")
     p.add_argument("--mech", default=None)
+    p.add_argument("--mechs", default=None,
+                   help="comma-separated mechanisms to try in turn on one connection after failures, as stock slixmpp does")
     p.add_argument("--cafile", default=None)
     p.add_argument("--timeout", type=float, default=20)
     p.add_argument("--debug", action="store_true")
@@ -44,6 +46,8 @@ def main():
               "mech": None, "ping": None, "disco_features": None,
               "unknown_iq_error": None, "failure": None, "tls_version": None}
     xmpp = slixmpp.ClientXMPP(a.jid, a.password, sasl_mech=a.mech)
+    if a.mechs:
+        xmpp["feature_mechanisms"].use_mechs = a.mechs.split(",")
     xmpp.register_plugin("xep_0030")
     xmpp.register_plugin("xep_0199")
     if a.cafile:
