@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 
+	"parley/internal/dataform"
 	"parley/internal/jid"
 	"parley/internal/stanza"
 	"parley/internal/storage"
@@ -54,7 +55,7 @@ func (m *Module) message(ctx context.Context, from, to jid.JID, el *xmlstream.El
 			r.groupchat(ctx, from, el, out)
 		case el.Child(NSUser, "x") != nil:
 			r.userX(ctx, from, el, out)
-		case isVoiceRequest(el):
+		case voiceRequestForm(el) != nil:
 			r.voiceRequest(ctx, from, el, out)
 		default:
 			out.errorReply(el, notAcceptable("only groupchat messages go to a room"))
@@ -222,19 +223,18 @@ func (r *room) userX(ctx context.Context, from jid.JID, el *xmlstream.Element, o
 	}
 }
 
-// isVoiceRequest recognises the muc#request form of §7.13.
-func isVoiceRequest(el *xmlstream.Element) bool {
-	x := el.Child(NSData, "x")
-	return x != nil && formType(x) == NSRequest
-}
-
-func formType(x *xmlstream.Element) string {
-	for f := range x.Elements() {
-		if f.Name.Local == "field" && f.Attr("var") == "FORM_TYPE" {
-			return strings.TrimSpace(childText(f, NSData, "value"))
-		}
+// voiceRequestForm returns the muc#request form of §7.13 a message
+// carries, nil when it has none.
+func voiceRequestForm(el *xmlstream.Element) *dataform.Form {
+	x := el.Child(dataform.NS, "x")
+	if x == nil {
+		return nil
 	}
-	return ""
+	f, err := dataform.Parse(x)
+	if err != nil || f.FormType != NSRequest {
+		return nil
+	}
+	return f
 }
 
 // voiceRequest passes a visitor's request for voice to the moderators
@@ -246,9 +246,9 @@ func (r *room) voiceRequest(ctx context.Context, from jid.JID, el *xmlstream.Ele
 		out.errorReply(el, notAcceptable("only occupants may ask for voice"))
 		return
 	}
-	vals := formValues(el.Child(NSData, "x"))
-	if _, answer := vals["muc#request_allow"]; answer && r.isModerator(o) {
-		r.voiceAnswer(ctx, from, el, vals, out)
+	req := voiceRequestForm(el)
+	if req.Has("muc#request_allow") && r.isModerator(o) {
+		r.voiceAnswer(ctx, from, el, req, out)
 		return
 	}
 	if o.role != roleVisitor {
@@ -258,33 +258,20 @@ func (r *room) voiceRequest(ctx context.Context, from jid.JID, el *xmlstream.Ele
 		if mod.role != roleModerator {
 			continue
 		}
-		form := xmlstream.New(NSData, "x", "type", "form")
-		sub(form, xmlstream.New(NSData, "title")).AddText("Voice request")
-		addField(form, "FORM_TYPE", "hidden", "", NSRequest)
-		addField(form, "muc#role", "list-single", "Requested role", roleParticipant)
+		form := dataform.New(dataform.TypeForm, NSRequest)
+		form.Title = "Voice request"
+		form.Add("muc#role", "Requested role", roleParticipant)
 		if r.canSeeJIDs(mod) {
-			addField(form, "muc#jid", "jid-single", "User ID", from.String())
+			form.Add("muc#jid", "User ID", from.String())
 		}
-		addField(form, "muc#roomnick", "text-single", "Room Nickname", o.nick)
-		addField(form, "muc#request_allow", "boolean", "Grant voice to this person?", "false")
+		form.Add("muc#roomnick", "Room Nickname", o.nick)
+		form.AddBool("muc#request_allow", "Grant voice to this person?", false)
+		x := form.Element()
 		for _, s := range mod.sessions {
 			msg := xmlstream.New(stanza.NSClient, "message", "from", r.jid.String(), "to", s.String(), "id", newID())
-			sub(msg, form.Copy())
+			sub(msg, x.Copy())
 			out.add(msg)
 		}
-	}
-}
-
-func addField(form *xmlstream.Element, v, typ, label string, values ...string) {
-	f := sub(form, xmlstream.New(NSData, "field", "var", v))
-	if typ != "" {
-		f.SetAttr("type", typ)
-	}
-	if label != "" {
-		f.SetAttr("label", label)
-	}
-	for _, val := range values {
-		sub(f, xmlstream.New(NSData, "value")).AddText(val)
 	}
 }
 
@@ -292,25 +279,25 @@ func addField(form *xmlstream.Element, v, typ, label string, values ...string) {
 // approval makes the visitor a participant like a role change through
 // muc#admin would, with the same checks and presence broadcast; a
 // refusal changes nothing.
-func (r *room) voiceAnswer(ctx context.Context, from jid.JID, el *xmlstream.Element, vals map[string][]string, out *outbox) {
-	if x := el.Child(NSData, "x"); x.Attr("type") != "submit" {
+func (r *room) voiceAnswer(ctx context.Context, from jid.JID, el *xmlstream.Element, req *dataform.Form, out *outbox) {
+	if req.Type != dataform.TypeSubmit || el.Child(dataform.NS, "x").Attr("type") == "" {
 		out.errorReply(el, stanza.BadRequest("the voice request answer must be a submitted form"))
 		return
 	}
-	allow, ok := parseBool(first(vals["muc#request_allow"]))
-	if !ok {
-		out.errorReply(el, stanza.BadRequest("muc#request_allow is not a boolean"))
+	allow, _, err := req.Bool("muc#request_allow")
+	if err != nil {
+		out.errorReply(el, err.(*stanza.Error))
 		return
 	}
-	if role := first(vals["muc#role"]); role != "" && role != roleParticipant {
+	if role := strings.TrimSpace(req.Value("muc#role")); role != "" && role != roleParticipant {
 		out.errorReply(el, stanza.BadRequest("only voice (the participant role) can be requested"))
 		return
 	}
 	if !allow {
 		return
 	}
-	target := r.occupants[first(vals["muc#roomnick"])]
-	if j, err := jid.Parse(first(vals["muc#jid"])); target == nil && err == nil {
+	target := r.occupants[strings.TrimSpace(req.Value("muc#roomnick"))]
+	if j, err := jid.Parse(strings.TrimSpace(req.Value("muc#jid"))); target == nil && err == nil {
 		target = r.occupantBySession(j)
 	}
 	if target == nil {
@@ -329,11 +316,4 @@ func (r *room) voiceAnswer(ctx context.Context, from jid.JID, el *xmlstream.Elem
 	if apply := c.apply(ctx, r, out); apply != nil {
 		apply()
 	}
-}
-
-func first(vs []string) string {
-	if len(vs) == 0 {
-		return ""
-	}
-	return strings.TrimSpace(vs[0])
 }

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"time"
 
+	"parley/internal/dataform"
 	"parley/internal/jid"
 	"parley/internal/module"
 	"parley/internal/stanza"
@@ -169,7 +170,11 @@ func (m *Module) nodeConfigOf(ctx context.Context, owner, node string) (nodeConf
 func (m *Module) newNode(ctx context.Context, owner, node string, x *xmlstream.Element) (nodeConfig, error) {
 	cfg := defaultConfig(node)
 	if x != nil {
-		if se := cfg.apply(parseForm(x), MaxItems); se != nil {
+		f, err := dataform.Parse(x)
+		if err != nil {
+			return nodeConfig{}, err
+		}
+		if se := cfg.apply(f, MaxItems); se != nil {
 			return nodeConfig{}, se
 		}
 	}
@@ -253,7 +258,11 @@ func (m *Module) store(ctx context.Context, ownerJID, publisher jid.JID, node, i
 			return "", err
 		}
 	case opts != nil:
-		if f := parseForm(opts); f.formType() == formTypePublishOptions && !cfg.meets(f, MaxItems) {
+		f, err := dataform.Parse(opts)
+		if err != nil {
+			return "", err
+		}
+		if f.FormType == formTypePublishOptions && !cfg.meets(f, MaxItems) {
 			return "", withCondition(stanza.Conflict("the node's configuration does not match the publish options"), "precondition-not-met")
 		}
 	}
@@ -482,11 +491,14 @@ func (m *Module) ownerSet(ctx context.Context, iq module.IQ) (*xmlstream.Element
 		if x == nil {
 			return nil, stanza.BadRequest("configure needs a data form")
 		}
-		f := parseForm(x)
-		if f.typ == "cancel" {
+		f, err := dataform.Parse(x)
+		if err != nil {
+			return nil, err
+		}
+		if f.Type == dataform.TypeCancel {
 			return nil, nil
 		}
-		if f.typ != "submit" {
+		if f.Type != dataform.TypeSubmit || x.Attr("type") == "" {
 			return nil, stanza.BadRequest("the form must be submitted")
 		}
 		if se := cfg.apply(f, MaxItems); se != nil {

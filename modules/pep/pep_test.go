@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"parley/internal/dataform"
 	"parley/internal/jid"
 	"parley/internal/module"
 	"parley/internal/stanza"
@@ -476,8 +477,8 @@ func TestRetractDeleteAndConfigure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := parseForm(res.Child(NSOwner, "configure").Child(nsData, "x"))
-	if f.formType() != formTypeNodeConfig || f.value(fieldAccessModel) != AccessPresence || f.value(fieldMaxItems) != "10" {
+	f, _ := dataform.Parse(res.Child(NSOwner, "configure").Child(nsData, "x"))
+	if f == nil || f.FormType != formTypeNodeConfig || f.Value(fieldAccessModel) != AccessPresence || f.Value(fieldMaxItems) != "10" {
 		t.Errorf("configuration form %v", res)
 	}
 	x := publishOptions(fieldAccessModel, AccessWhitelist, fieldMaxItems, "1").Child(nsData, "x")

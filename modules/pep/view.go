@@ -3,6 +3,7 @@ package pep
 import (
 	"context"
 
+	"parley/internal/dataform"
 	"parley/internal/jid"
 	"parley/internal/module"
 	"parley/internal/session"
@@ -87,8 +88,12 @@ func fits(x *xmlstream.Element) *stanza.Error {
 	if x == nil {
 		return nil
 	}
+	f, err := dataform.Parse(x)
+	if err != nil {
+		return err.(*stanza.Error)
+	}
 	c := viewConfig
-	if se := c.apply(parseForm(x), MaxItems); se != nil {
+	if se := c.apply(f, MaxItems); se != nil {
 		return se
 	}
 	if c != viewConfig {
@@ -116,7 +121,11 @@ func (m *Module) setView(ctx context.Context, iq module.IQ, node string, action 
 		return nil, se
 	}
 	if opts := formIn(iq.Payload.Child(NS, "publish-options")); opts != nil {
-		if f := parseForm(opts); f.formType() == formTypePublishOptions && !viewConfig.meets(f, MaxItems) {
+		f, err := dataform.Parse(opts)
+		if err != nil {
+			return nil, err
+		}
+		if f.FormType == formTypePublishOptions && !viewConfig.meets(f, MaxItems) {
 			return nil, withCondition(stanza.Conflict("the node's configuration does not match the publish options"), "precondition-not-met")
 		}
 	}

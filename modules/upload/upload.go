@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"parley/internal/dataform"
 	"parley/internal/jid"
 	"parley/internal/module"
 	"parley/internal/stanza"
@@ -29,7 +30,6 @@ const (
 	NS           = "urn:xmpp:http:upload:0"
 	nsDiscoInfo  = "http://jabber.org/protocol/disco#info"
 	nsDiscoItems = "http://jabber.org/protocol/disco#items"
-	nsData       = "jabber:x:data"
 
 	// pathPrefix is where slots live on the HTTPS listener.
 	pathPrefix = "/upload/"
@@ -206,13 +206,9 @@ func (m *Module) discoInfo() *xmlstream.Element {
 	q.AddChild(xmlstream.New(nsDiscoInfo, "identity", "category", "store", "type", "file", "name", "HTTP File Upload"))
 	q.AddChild(xmlstream.New(nsDiscoInfo, "feature", "var", nsDiscoInfo))
 	q.AddChild(xmlstream.New(nsDiscoInfo, "feature", "var", NS))
-	form := xmlstream.New(nsData, "x", "type", "result")
-	form.AddChild(xmlstream.New(nsData, "field", "var", "FORM_TYPE", "type", "hidden").
-		AddChild(xmlstream.New(nsData, "value").AddText(NS)))
-	form.AddChild(xmlstream.New(nsData, "field", "var", "max-file-size").
-		AddChild(xmlstream.New(nsData, "value").AddText(strconv.FormatInt(m.opts.MaxFileSize, 10))))
-	q.AddChild(form)
-	return q
+	form := dataform.New(dataform.TypeResult, NS)
+	form.Add("max-file-size", "Largest file in bytes", strconv.FormatInt(m.opts.MaxFileSize, 10))
+	return q.AddChild(form.Element())
 }
 
 func (m *Module) requestSlot(from jid.JID, req *xmlstream.Element) (*xmlstream.Element, error) {
