@@ -42,10 +42,6 @@ const (
 	NSExtended = "urn:xmpp:mam:2#extended"
 	NSSID      = "urn:xmpp:sid:0"
 	NSRSM      = "http://jabber.org/protocol/rsm"
-	NSForward  = "urn:xmpp:forward:0"
-	NSDelay    = "urn:xmpp:delay"
-	NSData     = "jabber:x:data"
-	nsHints    = "urn:xmpp:hints"
 	nsOMEMO    = "eu.siacs.conversations.axolotl"
 	nsOMEMO2   = "urn:xmpp:omemo:2"
 )
@@ -62,10 +58,6 @@ const maxPrefsJIDs = 1000
 
 // sealVersion prefixes every sealed record, so the format can change.
 const sealVersion = 1
-
-// stampLayout is XEP-0082's DateTime with the microseconds the archive
-// keeps.
-const stampLayout = "2006-01-02T15:04:05.000000Z"
 
 // kvKey holds a user's preferences in the KV namespace NS.
 const kvKey = "prefs"

@@ -11,11 +11,13 @@ import (
 	"testing"
 	"time"
 
+	"parley/internal/dataform"
 	"parley/internal/jid"
 	"parley/internal/module"
 	"parley/internal/stanza"
 	"parley/internal/storage"
 	"parley/internal/xmlstream"
+	"parley/internal/xmpptime"
 	"parley/modules/internal/modtest"
 )
 
@@ -129,9 +131,9 @@ func stanzaIDs(el *xmlstream.Element) []string {
 
 // field builds a form field with values.
 func field(name string, values ...string) *xmlstream.Element {
-	f := xmlstream.New(NSData, "field", "var", name)
+	f := xmlstream.New(dataform.NS, "field", "var", name)
 	for _, v := range values {
-		f.AddChild(xmlstream.New(NSData, "value").AddText(v))
+		f.AddChild(xmlstream.New(dataform.NS, "value").AddText(v))
 	}
 	return f
 }
@@ -141,7 +143,7 @@ func field(name string, values ...string) *xmlstream.Element {
 func mamQuery(fields []*xmlstream.Element, rsm ...*xmlstream.Element) *xmlstream.Element {
 	q := xmlstream.New(NS, "query", "queryid", "q1")
 	if fields != nil {
-		x := xmlstream.New(NSData, "x", "type", "submit").AddChild(field("FORM_TYPE", NS))
+		x := xmlstream.New(dataform.NS, "x", "type", "submit").AddChild(field("FORM_TYPE", NS))
 		for _, f := range fields {
 			x.AddChild(f)
 		}
@@ -190,8 +192,8 @@ func (f *fixture) ask(t *testing.T, q *xmlstream.Element) (answer, error) {
 		if r == nil || r.Attr("queryid") != q.Attr("queryid") {
 			t.Fatalf("delivered %s, want a result of query %q", msg, q.Attr("queryid"))
 		}
-		fwd := r.Child(NSForward, "forwarded")
-		if fwd == nil || fwd.Child(NSDelay, "delay") == nil || fwd.Child(stanza.NSClient, "message") == nil {
+		fwd := r.Child(stanza.NSForward, "forwarded")
+		if fwd == nil || fwd.Child(stanza.NSDelay, "delay") == nil || fwd.Child(stanza.NSClient, "message") == nil {
 			t.Fatalf("result without forwarded delay and message: %s", msg)
 		}
 		a.ids = append(a.ids, r.Attr("id"))
@@ -298,7 +300,7 @@ func TestMessageToOneselfArchivedOnce(t *testing.T) {
 }
 
 func TestWhatIsArchived(t *testing.T) {
-	hint := func(name string) *xmlstream.Element { return xmlstream.New(nsHints, name) }
+	hint := func(name string) *xmlstream.Element { return xmlstream.New(stanza.NSHints, name) }
 	tests := []struct {
 		name string
 		el   *xmlstream.Element
@@ -382,9 +384,9 @@ func TestForwardedMessage(t *testing.T) {
 		t.Fatalf("%d results", len(got))
 	}
 	r := got[0].Child(NS, "result")
-	fwd := r.Child(NSForward, "forwarded")
+	fwd := r.Child(stanza.NSForward, "forwarded")
 	// bob's archive took t0, alice's the next tick.
-	if stamp := fwd.Child(NSDelay, "delay").Attr("stamp"); stamp != "2025-06-01T10:00:01.000000Z" {
+	if stamp := fwd.Child(stanza.NSDelay, "delay").Attr("stamp"); stamp != "2025-06-01T10:00:01.000000Z" {
 		t.Errorf("delay stamp %q", stamp)
 	}
 	orig := fwd.Child(stanza.NSClient, "message")
@@ -547,7 +549,7 @@ func TestQueryErrors(t *testing.T) {
 	withNode := mamQuery(nil)
 	withNode.SetAttr("node", "urn:xmpp:mucsub:nodes:messages")
 	badType := mamQuery([]*xmlstream.Element{})
-	badType.Child(NSData, "x").SetAttr("type", "cancel")
+	badType.Child(dataform.NS, "x").SetAttr("type", "cancel")
 	tests := []struct {
 		name string
 		q    *xmlstream.Element
@@ -561,7 +563,7 @@ func TestQueryErrors(t *testing.T) {
 		{"bad with", mamQuery([]*xmlstream.Element{field("with", "a@b@c")}), "jid-malformed"},
 		{"bad start", mamQuery([]*xmlstream.Element{field("start", "yesterday")}), "bad-request"},
 		{"two values", mamQuery([]*xmlstream.Element{field("with", bob, alice)}), "bad-request"},
-		{"wrong FORM_TYPE", xmlstream.New(NS, "query").AddChild(xmlstream.New(NSData, "x", "type", "submit").AddChild(field("FORM_TYPE", "urn:xmpp:mam:1"))), "bad-request"},
+		{"wrong FORM_TYPE", xmlstream.New(NS, "query").AddChild(xmlstream.New(dataform.NS, "x", "type", "submit").AddChild(field("FORM_TYPE", "urn:xmpp:mam:1"))), "bad-request"},
 		{"form not submitted", badType, "bad-request"},
 		{"unknown field", mamQuery([]*xmlstream.Element{field("{urn:xmpp:fulltext:0}fulltext", "x")}), "feature-not-implemented"},
 		{"RSM index", mamQuery(nil, rsmEl("index", "3")), "feature-not-implemented"},
@@ -609,14 +611,14 @@ func TestForm(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	x := res.Child(NSData, "x")
+	x := res.Child(dataform.NS, "x")
 	if res.Name.Space != NS || x == nil || x.Attr("type") != "form" {
 		t.Fatalf("form answer %s", res)
 	}
 	var vars []string
 	for fl := range x.Elements() {
 		vars = append(vars, fl.Attr("var"))
-		if fl.Attr("var") == "FORM_TYPE" && (fl.Attr("type") != "hidden" || fl.Child(NSData, "value").Text() != NS) {
+		if fl.Attr("var") == "FORM_TYPE" && (fl.Attr("type") != "hidden" || fl.Child(dataform.NS, "value").Text() != NS) {
 			t.Errorf("FORM_TYPE field %s", fl)
 		}
 	}
@@ -642,7 +644,7 @@ func TestMetadata(t *testing.T) {
 	res := get()
 	start, end := res.Child(NS, "start"), res.Child(NS, "end")
 	if start == nil || end == nil || start.Attr("id") != ids[0] || end.Attr("id") != ids[5] ||
-		start.Attr("timestamp") != stored[0].Stamp.Format(stampLayout) || end.Attr("timestamp") != stored[5].Stamp.Format(stampLayout) {
+		start.Attr("timestamp") != stored[0].Stamp.Format(xmpptime.Layout) || end.Attr("timestamp") != stored[5].Stamp.Format(xmpptime.Layout) {
 		t.Errorf("metadata %s, ids %v", res, ids)
 	}
 }

@@ -38,8 +38,6 @@ const (
 	NSPing       = "urn:xmpp:ping"
 	NSDiscoInfo  = "http://jabber.org/protocol/disco#info"
 	NSDiscoItems = "http://jabber.org/protocol/disco#items"
-	NSData       = "jabber:x:data"
-	NSDelay      = "urn:xmpp:delay"
 	NSSID        = "urn:xmpp:sid:0"
 	NSVCard      = "vcard-temp"
 )

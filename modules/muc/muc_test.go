@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"parley/internal/dataform"
 	"parley/internal/jid"
 	"parley/internal/stanza"
 	"parley/internal/xmlstream"
@@ -86,7 +87,7 @@ func (f *fixture) createRoom(opts map[string]string) {
 func (f *fixture) configure(owner string, opts map[string]string) []*xmlstream.Element {
 	f.t.Helper()
 	q := xmlstream.New(NSOwner, "query")
-	form := sub(q, xmlstream.New(NSData, "x", "type", "submit"))
+	form := sub(q, xmlstream.New(dataform.NS, "x", "type", "submit"))
 	addField(form, "FORM_TYPE", "", "", NSRoomConfig)
 	keys := make([]string, 0, len(opts))
 	for k := range opts {
@@ -407,7 +408,7 @@ func TestHistory(t *testing.T) {
 	bodies := func(out []*xmlstream.Element) []string {
 		var r []string
 		for _, el := range out {
-			if b := el.Child(stanza.NSClient, "body"); b != nil && el.Child(NSDelay, "delay") != nil {
+			if b := el.Child(stanza.NSClient, "body"); b != nil && el.Child(stanza.NSDelay, "delay") != nil {
 				r = append(r, b.Text())
 			}
 		}

@@ -128,7 +128,7 @@ func (r *room) setOwner(ctx context.Context, from jid.JID, q *xmlstream.Element,
 		r.destroy(ctx, d, out)
 		return nil
 	}
-	x := q.Child(NSData, "x")
+	x := q.Child(dataform.NS, "x")
 	if x == nil {
 		return stanza.BadRequest("a configuration form or <destroy/> is needed")
 	}

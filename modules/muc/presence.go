@@ -10,6 +10,7 @@ import (
 	"parley/internal/stanza"
 	"parley/internal/storage"
 	"parley/internal/xmlstream"
+	"parley/internal/xmpptime"
 )
 
 // cleanPresence is the presence an occupant sent, as the room repeats it:
@@ -194,7 +195,7 @@ func (r *room) sendHistory(to jid.JID, x *xmlstream.Element, out *outbox) {
 			if v, err := strconv.Atoi(h.Attr("seconds")); err == nil && v >= 0 {
 				since = r.m.now().Add(-time.Duration(v) * time.Second)
 			}
-			if v, err := time.Parse(time.RFC3339, h.Attr("since")); err == nil && v.After(since) {
+			if v, err := xmpptime.Parse(h.Attr("since")); err == nil && v.After(since) {
 				since = v
 			}
 		}
@@ -216,7 +217,7 @@ func (r *room) sendHistory(to jid.JID, x *xmlstream.Element, out *outbox) {
 	for _, h := range r.history[start:] {
 		msg := h.msg.Copy()
 		msg.SetAttr("to", to.String())
-		sub(msg, xmlstream.New(NSDelay, "delay", "from", r.jid.String(), "stamp", h.stamp.UTC().Format("2006-01-02T15:04:05.000Z")))
+		sub(msg, stanza.Delay(r.jid.String(), h.stamp))
 		out.add(msg)
 	}
 }

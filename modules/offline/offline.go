@@ -27,11 +27,9 @@ import (
 )
 
 const (
-	NSDelay = "urn:xmpp:delay"
 	// NSOffline is advertised per XEP-0160's use of "msgoffline".
 	FeatureOffline = "msgoffline"
 	nsChatStates   = "http://jabber.org/protocol/chatstates"
-	nsHints        = "urn:xmpp:hints"
 )
 
 // sealVersion prefixes every sealed record, so the format can change.
@@ -131,7 +129,7 @@ func worthKeeping(el *xmlstream.Element) bool {
 	content := false
 	for c := range el.Elements() {
 		switch {
-		case c.Name.Space == nsHints && (c.Name.Local == "no-store" || c.Name.Local == "no-permanent-store"):
+		case c.Name.Space == stanza.NSHints && (c.Name.Local == stanza.HintNoStore || c.Name.Local == stanza.HintNoPermanentStore):
 			return false
 		case c.Name.Space == nsChatStates, c.Name.Space == el.Name.Space && c.Name.Local == "thread":
 		default:
@@ -152,9 +150,7 @@ func (m *Module) keep(ctx context.Context, to jid.JID, el *xmlstream.Element) (b
 		return true, nil // dropped on purpose: nothing to say to the sender
 	}
 	c := el.Copy()
-	if c.Child(NSDelay, "delay") == nil {
-		c.AddChild(xmlstream.New(NSDelay, "delay", "from", to.Domain(), "stamp", m.now().UTC().Format("2006-01-02T15:04:05.000Z")))
-	}
+	stanza.AddDelay(c, to.Domain(), m.now())
 	sealed, err := m.seal(to, c.Append(nil, stanza.NSClient))
 	if err != nil {
 		return false, err

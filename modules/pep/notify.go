@@ -6,6 +6,7 @@ import (
 
 	"parley/internal/jid"
 	"parley/internal/session"
+	"parley/internal/stanza"
 	"parley/internal/storage"
 	"parley/internal/xmlstream"
 )
@@ -331,7 +332,7 @@ func (m *Module) lastItemsOf(ctx context.Context, owner jid.JID, s session.Sessi
 		}
 		items := eventItems(l.Node).AddChild(itemElement(l.Item.ID, p))
 		msg := event(owner, s.JID(), items)
-		msg.AddChild(xmlstream.New(nsDelay, "delay", "from", owner.String(), "stamp", l.Item.Published.UTC().Format("2006-01-02T15:04:05.000000Z")))
+		msg.AddChild(stanza.Delay(owner.String(), l.Item.Published))
 		m.host.Deliver(ctx, msg)
 	}
 }

@@ -27,7 +27,6 @@ const (
 	NSOwner     = "http://jabber.org/protocol/pubsub#owner"
 	NSEvent     = "http://jabber.org/protocol/pubsub#event"
 	NSErrors    = "http://jabber.org/protocol/pubsub#errors"
-	nsDelay     = "urn:xmpp:delay"
 	nsBookmarks = "urn:xmpp:bookmarks:1"
 )
 

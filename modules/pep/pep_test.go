@@ -166,7 +166,7 @@ func summary(els []*xmlstream.Element) []string {
 					if p := it.FirstElement(); p != nil {
 						s += "=" + p.Text()
 					}
-					if el.Child(nsDelay, "delay") != nil {
+					if el.Child(stanza.NSDelay, "delay") != nil {
 						s += " (delayed)"
 					}
 					out = append(out, "from "+el.Attr("from")+" to "+s)
