@@ -42,10 +42,13 @@ type Registry struct {
 	iqResults      []IQResultHandler
 	http           map[string]http.Handler
 	httpsAddr      net.Addr
+	jobs           jobs
 }
 
 func NewRegistry() *Registry {
-	return &Registry{iq: make(map[iqKey]IQHandler), features: make(map[Target][]string)}
+	r := &Registry{iq: make(map[iqKey]IQHandler), features: make(map[Target][]string)}
+	r.jobs.init()
+	return r
 }
 
 func (r *Registry) HandleIQ(target Target, typ string, payload xmlstream.Name, h IQHandler) {

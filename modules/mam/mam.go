@@ -77,9 +77,6 @@ type Module struct {
 
 	prefsMu    sync.Mutex
 	prefsCache map[string]prefs // bare JID -> preferences, bounded
-
-	stop chan struct{}
-	wg   sync.WaitGroup
 }
 
 // New returns the module; archived messages older than retention are
@@ -116,55 +113,24 @@ func (m *Module) Start(h module.Host) error {
 	m.writer = newWriter(m.archive, h.Logger().Error)
 	h.OnMessage(m.hook)
 	if m.retention > 0 {
-		m.stop = make(chan struct{})
-		m.wg.Add(1)
-		go m.expireLoop(m.stop)
+		// Retention is enforced by the server itself: no cron job.
+		h.Every(module.RetentionInterval(m.retention), m.expire)
 	}
 	return nil
 }
 
-// Stop ends the retention job.
+// Stop writes what the archive still holds in memory.
 func (m *Module) Stop(ctx context.Context) error {
 	if m.writer != nil {
 		if err := m.writer.close(ctx); err != nil {
 			return fmt.Errorf("mam: writing the last archive entries: %w", err)
 		}
 	}
-	if m.stop == nil {
-		return nil
-	}
-	close(m.stop)
-	m.stop = nil
-	done := make(chan struct{})
-	go func() { m.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("mam: stopping the retention job: %w", ctx.Err())
-	}
+	return nil
 }
 
-// expireLoop enforces retention by itself, so no cron job is needed. A
-// tenth of the period keeps messages at most 10% past their time, and an
-// hour at most keeps a long period from leaving a backlog for one big
-// delete.
-func (m *Module) expireLoop(stop <-chan struct{}) {
-	defer m.wg.Done()
-	tick := time.NewTicker(min(m.retention/10, time.Hour))
-	defer tick.Stop()
-	for {
-		m.expire()
-		select {
-		case <-stop:
-			return
-		case <-tick.C:
-		}
-	}
-}
-
-func (m *Module) expire() {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+func (m *Module) expire(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	n, err := m.archive.DeleteBefore(ctx, m.now().Add(-m.retention))
 	if err != nil {

@@ -851,7 +851,7 @@ func TestRetention(t *testing.T) {
 	archiveSix(t, f)
 	n := len(f.stored(alice))
 	f.clock.t = t0.Add(time.Hour + 3*time.Second) // keeps what is younger than an hour: the messages from t0+3s on
-	f.m.expire()
+	f.m.expire(t.Context())
 	left := f.stored(alice)
 	if len(left) == 0 || len(left) >= n {
 		t.Fatalf("retention left %d of %d messages", len(left), n)
@@ -870,10 +870,7 @@ func TestRetentionJobRunsAndStops(t *testing.T) {
 	h := modtest.NewHost("example.com")
 	h.AddUser(alice)
 	m := New(time.Hour)
-	var mu sync.Mutex
-	now := t0
-	m.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	// Archive before the job starts, as if a previous run had.
+	m.now = func() time.Time { return t0 }
 	a := h.FakeStore().FakeArchive()
 	if _, err := a.Append(t.Context(), alice, storage.ArchiveMessage{ID: "old", With: bob, Stamp: t0.Add(-2 * time.Hour)}); err != nil {
 		t.Fatal(err)
@@ -884,33 +881,22 @@ func TestRetentionJobRunsAndStops(t *testing.T) {
 	if err := m.Start(h); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for len(a.Stored(alice)) != 1 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
+	t.Cleanup(func() { m.Stop(context.Background()) })
+	// The host owns the job: it runs every tenth of the retention.
+	jobs := h.Jobs()
+	if len(jobs) != 1 || jobs[0].Period != 6*time.Minute {
+		t.Fatalf("periodic jobs: %+v", jobs)
 	}
+	h.RunJobs(t.Context())
 	if got := storedIDs(a.Stored(alice)); !slices.Equal(got, []string{"new"}) {
-		t.Errorf("after the first run the archive holds %v", got)
+		t.Errorf("after a run the archive holds %v", got)
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-	defer cancel()
-	if err := m.Stop(ctx); err != nil {
-		t.Fatalf("Stop: %v", err)
-	}
-	if err := m.Stop(ctx); err != nil {
-		t.Fatalf("second Stop: %v", err)
-	}
-	// With retention 0 nothing runs and nothing goes.
-	m0 := New(0)
-	m0.now = func() time.Time { return t0.Add(1000 * time.Hour) }
+	// With retention 0 nothing is scheduled.
 	h0 := modtest.NewHost("example.com")
-	h0.AddUser(alice)
-	if _, err := h0.FakeStore().FakeArchive().Append(t.Context(), alice, storage.ArchiveMessage{ID: "x", With: bob, Stamp: t0}); err != nil {
+	if err := New(0).Start(h0); err != nil {
 		t.Fatal(err)
 	}
-	if err := m0.Start(h0); err != nil {
-		t.Fatal(err)
-	}
-	if err := m0.Stop(ctx); err != nil || len(h0.FakeStore().FakeArchive().Stored(alice)) != 1 {
-		t.Errorf("retention 0: Stop = %v, archive %v", err, h0.FakeStore().FakeArchive().Stored(alice))
+	if len(h0.Jobs()) != 0 {
+		t.Errorf("retention 0 scheduled %d jobs", len(h0.Jobs()))
 	}
 }

@@ -345,20 +345,18 @@ func TestArchiveAccessAndAdvertising(t *testing.T) {
 func TestArchiveRetention(t *testing.T) {
 	h := modtest.NewHost("example.org")
 	m := New([]string{service}, time.Hour)
-	// The retention job reads the clock from its own goroutine.
 	var now atomic.Int64
 	now.Store(time.Now().UnixNano())
 	m.now = func() time.Time { return time.Unix(0, now.Load()) }
 	if err := m.Start(h); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = m.Stop(context.Background()) })
 	f := &fixture{t: t, h: h, m: m}
 	f.createRoom(map[string]string{"persistentroom": "1"})
 	f.send(alice, roomJID, groupchat("old"))
 	now.Add(int64(2 * time.Hour))
 	f.send(alice, roomJID, groupchat("new"))
-	m.expire()
+	h.RunJobs(t.Context())
 	if a := f.ask(alice, mamQuery(nil)); !slices.Equal(a.bodies, []string{"new"}) {
 		t.Errorf("after retention: %v", a.bodies)
 	}

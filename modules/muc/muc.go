@@ -57,9 +57,6 @@ type Module struct {
 
 	mu    sync.Mutex
 	rooms map[jid.JID]*room
-
-	stop chan struct{}
-	wg   sync.WaitGroup
 }
 
 // New returns the service for the given domains (e.g.
@@ -88,48 +85,14 @@ func (m *Module) Start(h module.Host) error {
 		h.AddComponent(module.Component{Domain: d.Domain(), Name: "Chatrooms"}, m.handle)
 	}
 	if m.retention > 0 {
-		m.stop = make(chan struct{})
-		m.wg.Add(1)
-		go m.expireLoop(m.stop)
+		// Room archives expire like personal ones.
+		h.Every(module.RetentionInterval(m.retention), m.expire)
 	}
 	return nil
 }
 
-// Stop ends the retention job.
-func (m *Module) Stop(ctx context.Context) error {
-	if m.stop == nil {
-		return nil
-	}
-	close(m.stop)
-	m.stop = nil
-	done := make(chan struct{})
-	go func() { m.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("muc: stopping the retention job: %w", ctx.Err())
-	}
-}
-
-// expireLoop enforces retention like the personal archive does: a tenth
-// of the period, at most an hour, between clean-ups.
-func (m *Module) expireLoop(stop <-chan struct{}) {
-	defer m.wg.Done()
-	tick := time.NewTicker(min(m.retention/10, time.Hour))
-	defer tick.Stop()
-	for {
-		m.expire()
-		select {
-		case <-stop:
-			return
-		case <-tick.C:
-		}
-	}
-}
-
-func (m *Module) expire() {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+func (m *Module) expire(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	n, err := m.store.DeleteMessagesBefore(ctx, m.now().Add(-m.retention))
 	if err != nil {

@@ -15,7 +15,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"parley/internal/jid"
@@ -43,9 +42,6 @@ type Module struct {
 	host  module.Host
 	store storage.Offline
 	aead  cipher.AEAD
-
-	stop chan struct{}
-	wg   sync.WaitGroup
 }
 
 // New returns the module: at most maxPerUser messages wait per user (0
@@ -73,46 +69,14 @@ func (m *Module) Start(h module.Host) error {
 		h.AddFeature(module.Server, FeatureOffline)
 	}
 	if m.retention > 0 {
-		m.stop = make(chan struct{})
-		m.wg.Add(1)
-		go m.expireLoop()
+		// Retention is enforced by the server itself: no cron job.
+		h.Every(module.RetentionInterval(m.retention), m.expire)
 	}
 	return nil
 }
 
-// Stop ends the retention job.
-func (m *Module) Stop(ctx context.Context) error {
-	if m.stop == nil {
-		return nil
-	}
-	close(m.stop)
-	done := make(chan struct{})
-	go func() { m.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// expireLoop enforces retention by itself, so no cron job is needed.
-func (m *Module) expireLoop() {
-	defer m.wg.Done()
-	tick := time.NewTicker(min(m.retention/10, time.Hour))
-	defer tick.Stop()
-	for {
-		m.expire()
-		select {
-		case <-m.stop:
-			return
-		case <-tick.C:
-		}
-	}
-}
-
-func (m *Module) expire() {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+func (m *Module) expire(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	n, err := m.store.DeleteBefore(ctx, m.now().Add(-m.retention))
 	if err != nil {

@@ -69,11 +69,6 @@ func newEnv(t *testing.T, o Options) *env {
 	if err := m.Start(h); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if err := m.Stop(context.Background()); err != nil {
-			t.Error(err)
-		}
-	})
 	srv := httptest.NewTLSServer(h.HTTPHandler())
 	t.Cleanup(srv.Close)
 	h.SetHTTPSAddr(srv.Listener.Addr())
