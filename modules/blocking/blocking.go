@@ -64,6 +64,8 @@ func (m *Module) Start(h module.Host) error {
 	h.HandleIQ(module.Account, "set", xmlstream.Name{Space: NS, Local: "block"}, m.block)
 	h.HandleIQ(module.Account, "set", xmlstream.Name{Space: NS, Local: "unblock"}, m.unblock)
 	h.AddFilter(m.filter)
+	// XEP-0191 §3.1: clients discover support on the user's server.
+	h.AddFeature(module.Server, NS)
 	h.AddFeature(module.Account, NS)
 	return nil
 }

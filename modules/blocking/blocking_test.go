@@ -421,12 +421,14 @@ func TestPresenceOnBlock(t *testing.T) {
 	}
 }
 
+// TestFeatures: XEP-0191 §3.1 has clients ask the user's server, not
+// the account, whether it supports blocking; both say so.
 func TestFeatures(t *testing.T) {
 	e := newEnv(t)
 	if got := e.h.Features(module.Account); len(got) != 1 || got[0] != NS {
 		t.Errorf("account features = %v, want [%s]", got, NS)
 	}
-	if got := e.h.Features(module.Server); len(got) != 0 {
-		t.Errorf("server features = %v, want none", got)
+	if got := e.h.Features(module.Server); len(got) != 1 || got[0] != NS {
+		t.Errorf("server features = %v, want [%s]", got, NS)
 	}
 }
