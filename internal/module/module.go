@@ -166,6 +166,12 @@ type Host interface {
 	// each kind; a second call panics.
 	SetPresenceHandler(h PresenceHandler)
 	SetOfflineHandler(h OfflineHandler)
+	// SetRoster installs the roster module's view of rosters (a second
+	// call panics); Roster returns it, or NoRoster when no module set
+	// one. Modules call Roster when they use it, not at Start: modules
+	// start in any order.
+	SetRoster(r Roster)
+	Roster() Roster
 	AddFilter(f Filter)
 	// OnOutboundPresence adds a hook the presence module runs, through
 	// RunOutboundPresence, on the presence a session sends. Filters are

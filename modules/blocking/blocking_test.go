@@ -14,6 +14,7 @@ import (
 	"parley/internal/storage"
 	"parley/internal/xmlstream"
 	"parley/modules/internal/modtest"
+	"parley/modules/roster"
 )
 
 const (
@@ -44,6 +45,10 @@ func newEnv(t *testing.T, stored ...string) *env {
 	t.Helper()
 	ctx := context.Background()
 	h := modtest.NewHost("example.org")
+	// Contacts come from the roster module, as in the server.
+	if err := roster.New(0).Start(h); err != nil {
+		t.Fatal(err)
+	}
 	for _, u := range []string{alice, bob, carol} {
 		h.AddUser(u)
 	}

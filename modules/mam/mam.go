@@ -70,7 +70,6 @@ type Module struct {
 	host    module.Host
 	archive storage.Archive
 	kv      storage.KV
-	roster  storage.Roster
 	aead    cipher.AEAD
 
 	writer *writer
@@ -94,7 +93,6 @@ func (m *Module) Start(h module.Host) error {
 	m.host = h
 	m.archive = h.Store().Archive()
 	m.kv = h.Store().KV()
-	m.roster = h.Store().Roster()
 	block, err := aes.NewCipher(h.Key("archive"))
 	if err != nil {
 		return fmt.Errorf("mam: %w", err)

@@ -19,6 +19,7 @@ import (
 	"parley/internal/xmlstream"
 	"parley/internal/xmpptime"
 	"parley/modules/internal/modtest"
+	"parley/modules/roster"
 )
 
 const (
@@ -57,6 +58,10 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	h := modtest.NewHost("example.com")
+	// Contacts come from the roster module, as in the server.
+	if err := roster.New(0).Start(h); err != nil {
+		t.Fatal(err)
+	}
 	h.AddUser(alice)
 	h.AddUser(bob)
 	m := New(0)

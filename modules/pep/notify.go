@@ -224,17 +224,14 @@ func (m *Module) broadcast(ctx context.Context, owner jid.JID, node string, cfg 
 	if cfg.AccessModel == AccessWhitelist {
 		return
 	}
-	items, _, err := m.host.Store().Roster().Items(ctx, owner.String())
+	contacts, err := m.host.Roster().Contacts(ctx, owner)
 	if err != nil {
 		m.host.Logger().Warn("pep: reading the roster for notifications failed", "err", err)
 		return
 	}
-	for _, it := range items {
-		if it.Subscription != storage.SubFrom && it.Subscription != storage.SubBoth {
-			continue
-		}
-		c, err := jid.Parse(it.Contact)
-		if err != nil || !m.host.IsLocal(c.Domain()) {
+	for _, contact := range contacts {
+		c := contact.JID
+		if !contact.ReceivesPresence || !m.host.IsLocal(c.Domain()) {
 			// Federation is not there yet; remote contacts get nothing.
 			continue
 		}
@@ -268,17 +265,14 @@ func (m *Module) sendLastItems(ctx context.Context, s session.Session, skip map[
 	}
 	user := s.JID().Bare()
 	m.lastItemsOf(ctx, user, s, true, skip)
-	items, _, err := m.host.Store().Roster().Items(ctx, user.String())
+	contacts, err := m.host.Roster().Contacts(ctx, user)
 	if err != nil {
 		m.host.Logger().Warn("pep: reading the roster for last items failed", "err", err)
 		return
 	}
-	for _, it := range items {
-		if it.Subscription != storage.SubTo && it.Subscription != storage.SubBoth {
-			continue
-		}
-		c, err := jid.Parse(it.Contact)
-		if err != nil || !c.IsBare() || c.Local() == "" || !m.host.IsLocal(c.Domain()) {
+	for _, contact := range contacts {
+		c := contact.JID
+		if !contact.SendsPresence || !c.IsBare() || c.Local() == "" || !m.host.IsLocal(c.Domain()) {
 			continue
 		}
 		m.lastItemsOf(ctx, c, s, false, skip)

@@ -425,14 +425,11 @@ func (m *Module) mayAccess(ctx context.Context, owner, who jid.JID, cfg nodeConf
 // (from or both in owner's roster). The roster access model is treated
 // the same way: roster groups are not part of a node's configuration.
 func (m *Module) subscribed(ctx context.Context, owner, who jid.JID) (bool, error) {
-	it, err := m.host.Store().Roster().Item(ctx, owner.String(), who.String())
-	if errors.Is(err, storage.ErrNotFound) {
-		return false, nil
-	}
+	c, ok, err := m.host.Roster().Contact(ctx, owner, who)
 	if err != nil {
-		return false, fmt.Errorf("pep: reading the roster of %s: %w", owner, err)
+		return false, fmt.Errorf("pep: %w", err)
 	}
-	return it.Subscription == storage.SubFrom || it.Subscription == storage.SubBoth, nil
+	return ok && c.ReceivesPresence, nil
 }
 
 func (m *Module) ownerGet(ctx context.Context, iq module.IQ) (*xmlstream.Element, error) {

@@ -48,6 +48,7 @@ type Host struct {
 	features       map[module.Target][]string
 	identities     []module.Identity
 	presence       module.PresenceHandler
+	roster         module.Roster
 	offline        module.OfflineHandler
 	filters        []module.Filter
 	presenceHooks  []module.OutboundPresenceHook
@@ -179,6 +180,26 @@ func (h *Host) PresenceHandler() module.PresenceHandler {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.presence
+}
+
+func (h *Host) SetRoster(r module.Roster) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.roster != nil {
+		panic("modtest: two rosters")
+	}
+	h.roster = r
+}
+
+// Roster is what a roster module set, else module.NoRoster: a test that
+// needs contacts starts the roster module.
+func (h *Host) Roster() module.Roster {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.roster == nil {
+		return module.NoRoster
+	}
+	return h.roster
 }
 
 func (h *Host) SetOfflineHandler(fn module.OfflineHandler) {
