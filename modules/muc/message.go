@@ -2,6 +2,7 @@ package muc
 
 import (
 	"context"
+	"slices"
 	"strings"
 
 	"parley/internal/dataform"
@@ -42,9 +43,13 @@ func notAcceptable(text string) *stanza.Error {
 
 func (m *Module) message(ctx context.Context, from, to jid.JID, el *xmlstream.Element, out *outbox) {
 	typ := el.Attr("type")
-	if to.Local() == "" || typ == "error" {
-		// Errors from occupants' clients are not acted on; messages to
-		// the service itself have no meaning.
+	if to.Local() == "" {
+		return // messages to the service itself have no meaning
+	}
+	if typ == "error" {
+		// An occupant's client (or its server) bouncing room traffic
+		// may be gone; nothing is ever answered to an error.
+		m.kickIfGone(ctx, from, to.Bare(), el, out)
 		return
 	}
 	m.withRoom(ctx, to.Bare(), el, out, func(r *room) {
@@ -76,12 +81,15 @@ func (r *room) groupchat(ctx context.Context, from jid.JID, el *xmlstream.Elemen
 		return
 	}
 	subject := el.Child(el.Name.Space, "subject")
-	if subject != nil && el.Child(el.Name.Space, "body") == nil {
+	// §8.1: with a body or a thread, a subject is part of a message, not
+	// a change of the room's subject.
+	change := subject != nil && el.Child(el.Name.Space, "body") == nil && el.Child(el.Name.Space, "thread") == nil
+	if change {
 		if !r.cfg.ChangeSubject && o.role != roleModerator {
 			out.errorReply(el, stanza.Forbidden("you may not change the subject"))
 			return
 		}
-		r.cfg.Subject, r.cfg.SubjectBy = subject.Text(), o.nick
+		r.cfg.Subject, r.cfg.SubjectBy, r.cfg.SubjectAt = subject.Text(), o.nick, r.m.now().UTC()
 		if err := r.save(ctx); err != nil {
 			out.errorReply(el, r.m.storageError(err, "saving a subject"))
 			return
@@ -116,7 +124,7 @@ func (r *room) groupchat(ctx context.Context, from jid.JID, el *xmlstream.Elemen
 			return
 		}
 	}
-	if subject == nil || body {
+	if !change {
 		r.history = append(r.history, historyEntry{stamp: stamp, msg: msg, id: id})
 		if len(r.history) > historySize {
 			r.history = r.history[len(r.history)-historySize:]
@@ -316,4 +324,72 @@ func (r *room) voiceAnswer(ctx context.Context, from jid.JID, el *xmlstream.Elem
 	if apply := c.apply(ctx, r, out); apply != nil {
 		apply()
 	}
+}
+
+// goneConditions are the stanza errors that say the session a room sent
+// to is not there any more (XEP-0045 §18.1: "a delivery-related error"):
+// it was never there or vanished, its server cannot be reached, or
+// nothing answers for it. An error with no readable condition counts
+// too: a client that cannot say what failed will not keep up with the
+// room either. Other errors (a policy the client applies, a stanza it
+// did not like) say the client is there and only refused one stanza.
+var goneConditions = map[string]bool{
+	"":                        true,
+	"gone":                    true,
+	"item-not-found":          true,
+	"jid-malformed":           true,
+	"recipient-unavailable":   true,
+	"redirect":                true,
+	"remote-server-not-found": true,
+	"remote-server-timeout":   true,
+	"service-unavailable":     true,
+}
+
+// kickIfGone removes the session that answered room traffic with an
+// error meaning it is gone, with status 333 (XEP-0045 §7.2.x, "kick due
+// to error"), so that it stops being counted and sent to; it reports
+// whether it did.
+func (m *Module) kickIfGone(ctx context.Context, from, room jid.JID, el *xmlstream.Element, out *outbox) bool {
+	if !goneConditions[stanza.ErrorCondition(el)] {
+		return false
+	}
+	r, err := m.room(ctx, room)
+	if err != nil || r == nil {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.gone {
+		return false
+	}
+	return r.kickGone(ctx, from, el, out)
+}
+
+func (r *room) kickGone(ctx context.Context, full jid.JID, el *xmlstream.Element, out *outbox) bool {
+	o := r.occupantBySession(full)
+	if o == nil {
+		return false
+	}
+	status := xmlstream.New(stanza.NSClient, "status").AddText("Kicked: " + errorWords(el))
+	if len(o.sessions) > 1 {
+		// The occupant stays with its other sessions; only the gone one
+		// hears that it left.
+		o.sessions = slices.DeleteFunc(o.sessions, func(s jid.JID) bool { return s.Equal(full) })
+		gone := &occupant{nick: o.nick, bare: o.bare, sessions: []jid.JID{full}, role: o.role}
+		out.add(r.presenceOf(gone, full, gone, "unavailable", []string{"110", "333"}))
+		return true
+	}
+	p := xmlstream.New(stanza.NSClient, "presence")
+	sub(p, status)
+	o.presence = p
+	r.remove(ctx, o, []string{"333"}, out)
+	return true
+}
+
+// errorWords says in words why a session was removed.
+func errorWords(el *xmlstream.Element) string {
+	if c := stanza.ErrorCondition(el); c != "" {
+		return strings.ReplaceAll(c, "-", " ")
+	}
+	return "error"
 }

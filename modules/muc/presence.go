@@ -231,6 +231,10 @@ func (r *room) sendSubject(to jid.JID, out *outbox) {
 	}
 	msg := xmlstream.New(stanza.NSClient, "message", "type", "groupchat", "from", from.String(), "to", to.String(), "id", newID())
 	sub(msg, xmlstream.New(stanza.NSClient, "subject")).AddText(r.cfg.Subject)
+	if !r.cfg.SubjectAt.IsZero() {
+		// When it was set, as a delay from the room (XEP-0203).
+		sub(msg, stanza.Delay(r.jid.String(), r.cfg.SubjectAt))
+	}
 	out.add(msg)
 }
 
