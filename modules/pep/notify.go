@@ -61,9 +61,10 @@ func wantedIf(b bool) interest {
 // if it wants it. While its caps are being asked for, the notification
 // waits for the answer: the session announced them before the publish,
 // and missing the round trip is the server's doing, not the client's.
-func (m *Module) notify(ctx context.Context, s session.Session, node string, msg *xmlstream.Element) {
+// It reports whether the session got the notification or will get it.
+func (m *Module) notify(ctx context.Context, s session.Session, node string, msg *xmlstream.Element) bool {
 	if avail, _ := s.State().Available(); !avail {
-		return
+		return false
 	}
 	// A query that ends between interest and hold has made the caps
 	// known, or needs asking again: looking again settles it, unless no
@@ -73,15 +74,16 @@ func (m *Module) notify(ctx context.Context, s session.Session, node string, msg
 		switch in {
 		case wanted:
 			m.host.Deliver(ctx, msg)
-			return
+			return true
 		case unwanted:
-			return
+			return false
 		}
 		if m.caps.hold(ref, s.JID(), node, msg) {
-			return
+			return true
 		}
 	}
 	m.host.Logger().Debug("pep: notification dropped while asking for caps", "to", s.JID().String(), "node", node)
+	return false
 }
 
 // knows reports whether the features behind ref are known for s.
@@ -212,12 +214,17 @@ func event(from jid.JID, to jid.JID, payload *xmlstream.Element) *xmlstream.Elem
 }
 
 // broadcast sends an event of owner's node to the owner's interested
-// resources and to those of every local contact with a presence
-// subscription whom the access model lets see the node.
+// resources, to those of every local contact with a presence
+// subscription whom the access model lets see the node, and to the
+// node's explicit subscribers, once to each session.
 func (m *Module) broadcast(ctx context.Context, owner jid.JID, node string, cfg nodeConfig, payload *xmlstream.Element) {
+	done := map[string]bool{}
 	send := func(s session.Session) {
-		m.notify(ctx, s, node, event(owner, s.JID(), payload.Copy()))
+		if m.notify(ctx, s, node, event(owner, s.JID(), payload.Copy())) {
+			done[s.JID().String()] = true
+		}
 	}
+	defer func() { m.notifySubscribers(ctx, owner, node, cfg, payload, done) }()
 	for _, s := range m.host.Sessions(owner) {
 		send(s)
 	}

@@ -1,9 +1,10 @@
 // Package pep is the Personal Eventing Protocol (XEP-0163): every account
 // is a small publish-subscribe service (the parts of XEP-0060 PEP needs)
 // whose nodes carry avatars (XEP-0084), OMEMO keys (XEP-0384), bookmarks
-// (XEP-0402) and the like. Subscriptions are implicit: contacts with a
-// presence subscription whose client announces "<node>+notify" in its
-// entity capabilities (XEP-0115) get the items.
+// (XEP-0402) and the like. Subscriptions are mostly implicit: contacts
+// with a presence subscription whose client announces "<node>+notify" in
+// its entity capabilities (XEP-0115) get the items. Anyone the access
+// model lets in may also subscribe explicitly (subscribe.go).
 package pep
 
 import (
@@ -43,7 +44,8 @@ var Features = []string{
 	NS + "#access-open", NS + "#access-presence", NS + "#access-roster", NS + "#access-whitelist",
 	NS + "#auto-create", NS + "#config-node", NS + "#create-nodes", NS + "#delete-nodes",
 	NS + "#last-published", NS + "#persistent-items", NS + "#publish", NS + "#publish-options",
-	NS + "#retract-items", NS + "#retrieve-items",
+	NS + "#retract-items", NS + "#retrieve-items", NS + "#subscribe", NS + "#retrieve-subscriptions",
+	NS + "#manage-subscriptions",
 }
 
 // Module is the PEP service.
@@ -115,9 +117,12 @@ func (m *Module) set(ctx context.Context, iq module.IQ) (*xmlstream.Element, err
 	}
 	switch action.Name.Local {
 	case "publish", "retract", "create":
-	case "subscribe", "unsubscribe", "options":
-		// XEP-0163 subscriptions come from presence and caps.
-		return nil, unsupported(stanza.FeatureNotImplemented("subscriptions are implicit in PEP"), "subscribe")
+	case "subscribe":
+		return m.subscribe(ctx, iq, action)
+	case "unsubscribe":
+		return nil, m.unsubscribe(ctx, iq, action)
+	case "options":
+		return nil, unsupported(stanza.FeatureNotImplemented("subscriptions have no options here"), "subscription-options")
 	default:
 		return nil, stanza.FeatureNotImplemented(action.Name.Local + " is not supported")
 	}
@@ -337,6 +342,9 @@ func (m *Module) get(ctx context.Context, iq module.IQ) (*xmlstream.Element, err
 	if action == nil {
 		return nil, stanza.BadRequest("no pubsub action")
 	}
+	if action.Name.Local == "subscriptions" {
+		return m.ownSubscriptions(ctx, iq, action)
+	}
 	if action.Name.Local != "items" {
 		return nil, unsupported(stanza.FeatureNotImplemented(action.Name.Local+" is not supported"), "retrieve-"+action.Name.Local)
 	}
@@ -437,8 +445,8 @@ func (m *Module) ownerGet(ctx context.Context, iq module.IQ) (*xmlstream.Element
 		return nil, stanza.Forbidden("only the owner may see a node's configuration")
 	}
 	action := theChild(iq.Payload)
-	if action == nil || action.Name.Local != "configure" {
-		return nil, stanza.FeatureNotImplemented("only configure is supported")
+	if action == nil || (action.Name.Local != "configure" && action.Name.Local != "subscriptions") {
+		return nil, stanza.FeatureNotImplemented("only configure and subscriptions are supported")
 	}
 	node := action.Attr("node")
 	if node == "" {
@@ -453,6 +461,9 @@ func (m *Module) ownerGet(ctx context.Context, iq module.IQ) (*xmlstream.Element
 	}
 	if !exists {
 		return nil, stanza.ItemNotFound("no such node")
+	}
+	if action.Name.Local == "subscriptions" {
+		return m.ownerSubscriptions(ctx, iq, node, action)
 	}
 	c := xmlstream.New(NSOwner, "configure", "node", node).AddChild(cfg.configForm())
 	return xmlstream.New(NSOwner, "pubsub").AddChild(c), nil
@@ -513,8 +524,11 @@ func (m *Module) ownerSet(ctx context.Context, iq module.IQ) (*xmlstream.Element
 		if cfg.NotifyDelete {
 			m.broadcast(ctx, iq.To, node, cfg, xmlstream.New(NSEvent, "delete", "node", node))
 		}
+		m.dropSubscriptions(ctx, iq.To, node)
 		m.changed(ctx, Change{Owner: iq.To, Node: node, NodeDeleted: true})
 		return nil, nil
+	case "subscriptions":
+		return m.ownerSubscriptions(ctx, iq, node, action)
 	}
 	return nil, stanza.FeatureNotImplemented(action.Name.Local + " is not supported")
 }

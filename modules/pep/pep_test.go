@@ -355,11 +355,11 @@ func TestItemsErrorsAndOwnerOnlyChanges(t *testing.T) {
 			_, err := e.publish(alice+"/phone", "n", it)
 			return err
 		}, "bad-request+invalid-payload"},
-		{"subscribe", func() error {
-			p := xmlstream.New(NS, "pubsub").AddChild(xmlstream.New(NS, "subscribe", "node", "n", "jid", bob))
+		{"subscribe someone else", func() error {
+			p := xmlstream.New(NS, "pubsub").AddChild(xmlstream.New(NS, "subscribe", "node", "n", "jid", carol))
 			_, err := e.iq(bob+"/x", alice, "set", p)
 			return err
-		}, "feature-not-implemented+unsupported"},
+		}, "bad-request+invalid-jid"},
 		{"configure someone else's node", func() error {
 			p := xmlstream.New(NSOwner, "pubsub").AddChild(xmlstream.New(NSOwner, "configure", "node", "n"))
 			_, err := e.iq(bob+"/x", alice, "get", p)

@@ -128,3 +128,59 @@ func TestBlockingAdvertisedOnServer(t *testing.T) {
 		t.Errorf("server disco#info lacks urn:xmpp:blocking: %s", info)
 	}
 }
+
+// TestPEPExplicitSubscription: a stranger subscribes with <subscribe/>
+// to an open PEP node (XEP-0163 §4.3.3, XEP-0060 §6.1) and gets the next
+// publication although its client announces no +notify; a presence-only
+// node refuses it; the owner lists the subscription; <unsubscribe/> ends
+// it.
+func TestPEPExplicitSubscription(t *testing.T) {
+	needSlixmpp(t)
+	s := startServer(t, serverOpts{})
+	for _, u := range []string{"alice", "stranger"} {
+		s.addUser(u+"@localhost", "pw")
+	}
+	alice := s.connect(t, "alice@localhost/phone", "pw")
+	stranger := s.connect(t, "stranger@localhost/x", "pw")
+	stranger.op("presence")
+	publish := func(node, id, text, access string) {
+		t.Helper()
+		opts := ""
+		if access != "" {
+			opts = "<publish-options><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>http://jabber.org/protocol/pubsub#publish-options</value></field>" +
+				"<field var='pubsub#access_model'><value>" + access + "</value></field></x></publish-options>"
+		}
+		r := alice.iq("<iq type='set'><pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='%s'><item id='%s'><status xmlns='urn:example:status'>%s</status></item></publish>%s</pubsub></iq>", node, id, text, opts)
+		if r.Attr("type") != "result" {
+			t.Fatalf("publishing to %s: %s", node, r)
+		}
+	}
+	publish("urn:example:status", "1", "first", "open")
+	publish("urn:example:private", "1", "secret", "")
+	r := stranger.iq("<iq type='set' to='alice@localhost'><pubsub xmlns='http://jabber.org/protocol/pubsub'><subscribe node='urn:example:private' jid='stranger@localhost'/></pubsub></iq>")
+	if errorCondition(r) != "not-authorized" || !strings.Contains(r.String(), "presence-subscription-required") {
+		t.Errorf("subscribing to a presence-only node: %s", r)
+	}
+	r = stranger.iq("<iq type='set' to='alice@localhost'><pubsub xmlns='http://jabber.org/protocol/pubsub'><subscribe node='urn:example:status' jid='stranger@localhost'/></pubsub></iq>")
+	if r.Attr("type") != "result" || !strings.Contains(r.String(), `subscription="subscribed"`) {
+		t.Fatalf("subscribing to an open node: %s", r)
+	}
+	isItem := func(text string) func(*xmlstream.Element) bool {
+		return func(el *xmlstream.Element) bool {
+			return el.Name.Local == "message" && el.Child("http://jabber.org/protocol/pubsub#event", "event") != nil && strings.Contains(el.String(), text)
+		}
+	}
+	stranger.expect("the last item on subscribing", isItem("first"))
+	publish("urn:example:status", "2", "second", "")
+	stranger.expect("the notification of the next item", isItem("second"))
+	r = alice.iq("<iq type='get'><pubsub xmlns='http://jabber.org/protocol/pubsub#owner'><subscriptions node='urn:example:status'/></pubsub></iq>")
+	if !strings.Contains(r.String(), `jid="stranger@localhost"`) {
+		t.Errorf("owner's subscription list: %s", r)
+	}
+	r = stranger.iq("<iq type='set' to='alice@localhost'><pubsub xmlns='http://jabber.org/protocol/pubsub'><unsubscribe node='urn:example:status' jid='stranger@localhost'/></pubsub></iq>")
+	if r.Attr("type") != "result" {
+		t.Fatalf("unsubscribing: %s", r)
+	}
+	publish("urn:example:status", "3", "third", "")
+	stranger.expectNone("notifications after unsubscribing", 2*time.Second, isItem("third"))
+}
