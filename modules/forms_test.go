@@ -5,6 +5,7 @@ import (
 	"context"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"parley/internal/dataform"
@@ -106,6 +107,8 @@ func TestEveryFormParleySends(t *testing.T) {
 		`<field var='muc#roomconfig_maxusers'><value>30</value></field></x></query></iq>`)
 	toService(alice, room, `<iq type='get' id='c3'><query xmlns='http://jabber.org/protocol/muc#owner'/></iq>`)
 	toService(bob, room+"/Bob", `<presence><x xmlns='http://jabber.org/protocol/muc'/></presence>`)
+	// With an avatar, the room's disco#info carries its hash (XEP-0486).
+	toService(alice, room, `<iq type='set' id='v1'><vCard xmlns='vcard-temp'><PHOTO><TYPE>image/png</TYPE><BINVAL>iVBORw0KGgo=</BINVAL></PHOTO></vCard></iq>`)
 	toService(bob, room, `<iq type='get' id='i1'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`)
 	toService(bob, room, `<message><x xmlns='jabber:x:data' type='submit'>`+
 		`<field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#request</value></field>`+
@@ -131,7 +134,9 @@ func TestEveryFormParleySends(t *testing.T) {
 	}
 
 	seen := map[string]int{}
+	avatar := false
 	for _, x := range forms {
+		avatar = avatar || strings.Contains(x.String(), "muc#roominfo_avatarhash")
 		f, err := dataform.Parse(x)
 		if err != nil {
 			t.Errorf("unreadable form: %v\n%s", err, x)
@@ -147,6 +152,9 @@ func TestEveryFormParleySends(t *testing.T) {
 		if seen[ft] == 0 {
 			t.Errorf("no %s form was sent; seen %v", ft, seen)
 		}
+	}
+	if !avatar {
+		t.Error("no room information with an avatar hash was sent")
 	}
 	if !slices.Contains(h.Features(module.Account), mam.NS) {
 		t.Error("the archive is not advertised")
