@@ -16,6 +16,8 @@ const (
 	NSSession  = "urn:ietf:params:xml:ns:xmpp-session"
 	NSSASLCB   = "urn:xmpp:sasl-cb:0"
 	NSDiscoInf = "http://jabber.org/protocol/disco#info"
+	NSDiscoIt  = "http://jabber.org/protocol/disco#items"
+	NSSID      = "urn:xmpp:sid:0"     // XEP-0359
 	NSDelay    = "urn:xmpp:delay"     // XEP-0203
 	NSForward  = "urn:xmpp:forward:0" // XEP-0297
 	NSHints    = "urn:xmpp:hints"     // XEP-0334

@@ -34,14 +34,15 @@ import (
 	"parley/internal/stanza"
 	"parley/internal/storage"
 	"parley/internal/xmlstream"
+	"parley/modules/internal/mamquery"
 )
 
 // Namespaces of the protocols the module speaks.
 const (
-	NS         = "urn:xmpp:mam:2"
-	NSExtended = "urn:xmpp:mam:2#extended"
-	NSSID      = "urn:xmpp:sid:0"
-	NSRSM      = "http://jabber.org/protocol/rsm"
+	NS         = mamquery.NS
+	NSExtended = mamquery.NSExtended
+	NSSID      = stanza.NSSID
+	NSRSM      = mamquery.NSRSM
 	nsOMEMO    = "eu.siacs.conversations.axolotl"
 	nsOMEMO2   = "urn:xmpp:omemo:2"
 )

@@ -36,9 +36,9 @@ const (
 	NSRoomInfo   = NS + "#roominfo"
 	NSOccupantID = "urn:xmpp:occupant-id:0"
 	NSPing       = "urn:xmpp:ping"
-	NSDiscoInfo  = "http://jabber.org/protocol/disco#info"
-	NSDiscoItems = "http://jabber.org/protocol/disco#items"
-	NSSID        = "urn:xmpp:sid:0"
+	NSDiscoInfo  = stanza.NSDiscoInf
+	NSDiscoItems = stanza.NSDiscoIt
+	NSSID        = stanza.NSSID
 	NSVCard      = "vcard-temp"
 )
 

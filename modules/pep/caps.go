@@ -13,12 +13,13 @@ import (
 
 	"parley/internal/dataform"
 	"parley/internal/jid"
+	"parley/internal/stanza"
 	"parley/internal/xmlstream"
 )
 
 const (
 	nsCaps      = "http://jabber.org/protocol/caps"
-	nsDiscoInfo = "http://jabber.org/protocol/disco#info"
+	nsDiscoInfo = stanza.NSDiscoInf
 )
 
 // Bounds of the in-memory caps state. The cache is keyed by verification

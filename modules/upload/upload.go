@@ -27,8 +27,8 @@ import (
 
 const (
 	NS           = "urn:xmpp:http:upload:0"
-	nsDiscoInfo  = "http://jabber.org/protocol/disco#info"
-	nsDiscoItems = "http://jabber.org/protocol/disco#items"
+	nsDiscoInfo  = stanza.NSDiscoInf
+	nsDiscoItems = stanza.NSDiscoIt
 
 	// pathPrefix is where slots live on the HTTPS listener.
 	pathPrefix = "/upload/"
