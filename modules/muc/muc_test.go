@@ -730,3 +730,26 @@ func TestKickDueToError(t *testing.T) {
 		t.Errorf("carol after an unreadable error: %v", out)
 	}
 }
+
+// TestPresenceErrorKick: a presence error meaning the session is gone
+// removes it with 333 too; another presence error still takes it out,
+// without the code.
+func TestPresenceErrorKick(t *testing.T) {
+	f := newFixture(t)
+	f.createRoom(nil)
+	f.join(bob, "Bob")
+	f.join(carol, "Carol")
+	perr := func(cond string) *xmlstream.Element {
+		p := xmlstream.New(stanza.NSClient, "presence", "type", "error")
+		sub(sub(p, xmlstream.New(stanza.NSClient, "error", "type", "cancel")), xmlstream.New(stanza.NSStanzas, cond))
+		return p
+	}
+	out := f.send(bob, roomJID+"/Alice", perr("remote-server-not-found"))
+	if p := presenceFrom(out, "Bob", alice); p == nil || p.Attr("type") != "unavailable" || !slices.Contains(codes(p), "333") {
+		t.Errorf("gone presence error: %v", out)
+	}
+	out = f.send(carol, roomJID+"/Alice", perr("not-acceptable"))
+	if p := presenceFrom(out, "Carol", alice); p == nil || p.Attr("type") != "unavailable" || slices.Contains(codes(p), "333") {
+		t.Errorf("other presence error: %v", out)
+	}
+}

@@ -58,7 +58,12 @@ func (m *Module) presence(ctx context.Context, from, to jid.JID, el *xmlstream.E
 			}
 			r.mu.Lock()
 			if !r.gone {
-				r.leave(ctx, from, el, out)
+				// An error saying the session is gone removes it with
+				// status 333, as for messages; any other error still
+				// takes it out of the room.
+				if typ != "error" || !goneConditions[stanza.ErrorCondition(el)] || !r.kickGone(ctx, from, el, out) {
+					r.leave(ctx, from, el, out)
+				}
 			}
 			r.mu.Unlock()
 			return
