@@ -36,7 +36,12 @@ const (
 	fieldNotifyDelete         = "pubsub#notify_delete"
 	fieldTitle                = "pubsub#title"
 	fieldDeliverNotifications = "pubsub#deliver_notifications"
+	fieldRosterGroups         = "pubsub#roster_groups_allowed"
 )
+
+// maxRosterGroups bounds the groups a node's roster access names; a
+// roster has at most as many groups per contact (roster module).
+const maxRosterGroups = 64
 
 // nodeConfig is a node's configuration, stored JSON-encoded as the node's
 // config blob: new options can be added without a schema migration.
@@ -49,6 +54,10 @@ type nodeConfig struct {
 	NotifyRetract bool   `json:"notify_retract"`
 	NotifyDelete  bool   `json:"notify_delete"`
 	Title         string `json:"title,omitempty"`
+	// RosterGroups are the owner's roster groups whose contacts the
+	// roster access model lets in; none: every contact with a presence
+	// subscription, as before groups were kept.
+	RosterGroups []string `json:"roster_groups,omitempty"`
 }
 
 // Node name prefixes whose items other people must be able to fetch
@@ -151,6 +160,12 @@ func (c *nodeConfig) apply(f *dataform.Form, limit int) *stanza.Error {
 			}
 		case fieldTitle:
 			c.Title = val
+		case fieldRosterGroups:
+			groups := slices.Compact(slices.Sorted(slices.Values(fd.Values)))
+			if len(groups) > maxRosterGroups {
+				err = fmt.Errorf("at most %d groups", maxRosterGroups)
+			}
+			c.RosterGroups = groups
 		}
 		if err != nil {
 			return stanza.BadRequest(v + ": " + err.Error())
@@ -190,6 +205,10 @@ func (c nodeConfig) meets(f *dataform.Form, limit int) bool {
 			if val != c.Title {
 				return false
 			}
+		case fieldRosterGroups:
+			if !slices.Equal(slices.Compact(slices.Sorted(slices.Values(fd.Values))), c.RosterGroups) {
+				return false
+			}
 		default:
 			return false
 		}
@@ -197,8 +216,10 @@ func (c nodeConfig) meets(f *dataform.Form, limit int) bool {
 	return true
 }
 
-// configForm renders c as a node configuration form (XEP-0060 §8.2).
-func (c nodeConfig) configForm() *xmlstream.Element {
+// configForm renders c as a node configuration form (XEP-0060 §8.2);
+// groups are the owner's roster groups, offered for the roster access
+// model.
+func (c nodeConfig) configForm(groups []string) *xmlstream.Element {
 	f := dataform.New(dataform.TypeForm, formTypeNodeConfig)
 	// The registry lists every access model; a node here can have these.
 	access := f.Add(fieldAccessModel, "Who may subscribe and retrieve items", c.AccessModel)
@@ -215,5 +236,12 @@ func (c nodeConfig) configForm() *xmlstream.Element {
 	f.AddBool(fieldNotifyRetract, "Notify retractions", c.NotifyRetract)
 	f.AddBool(fieldNotifyDelete, "Notify deletion", c.NotifyDelete)
 	f.Add(fieldTitle, "Title", c.Title)
+	if offered := slices.Compact(slices.Sorted(slices.Values(append(slices.Clone(groups), c.RosterGroups...)))); len(offered) > 0 {
+		// A list with nothing to choose from is no field at all.
+		allowed := f.Add(fieldRosterGroups, "Roster groups allowed (roster access)", c.RosterGroups...)
+		for _, g := range offered {
+			allowed.AddOption(g, g)
+		}
+	}
 	return f.Element()
 }

@@ -238,7 +238,7 @@ func (m *Module) broadcast(ctx context.Context, owner jid.JID, node string, cfg 
 	}
 	for _, contact := range contacts {
 		c := contact.JID
-		if !contact.ReceivesPresence || !m.host.IsLocal(c.Domain()) {
+		if !allows(cfg, contact) || !m.host.IsLocal(c.Domain()) {
 			// Federation is not there yet; remote contacts get nothing.
 			continue
 		}

@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"parley/internal/dataform"
@@ -413,15 +414,15 @@ func (m *Module) mayAccess(ctx context.Context, owner, who jid.JID, cfg nodeConf
 	case AccessOpen:
 		return nil, nil
 	case AccessPresence, AccessRoster:
-		ok, err := m.subscribed(ctx, owner, who)
+		c, ok, err := m.host.Roster().Contact(ctx, owner, who)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("pep: %w", err)
 		}
-		if ok {
+		if ok && allows(cfg, c) {
 			return nil, nil
 		}
 		if cfg.AccessModel == AccessRoster {
-			return withCondition(stanza.NotAuthorized("not in the owner's roster"), "not-in-roster-group"), nil
+			return withCondition(stanza.NotAuthorized("not in the owner's roster groups"), "not-in-roster-group"), nil
 		}
 		return withCondition(stanza.NotAuthorized("a presence subscription is required"), "presence-subscription-required"), nil
 	default:
@@ -429,15 +430,17 @@ func (m *Module) mayAccess(ctx context.Context, owner, who jid.JID, cfg nodeConf
 	}
 }
 
-// subscribed reports whether who has a subscription to owner's presence
-// (from or both in owner's roster). The roster access model is treated
-// the same way: roster groups are not part of a node's configuration.
-func (m *Module) subscribed(ctx context.Context, owner, who jid.JID) (bool, error) {
-	c, ok, err := m.host.Roster().Contact(ctx, owner, who)
-	if err != nil {
-		return false, fmt.Errorf("pep: %w", err)
+// allows reports whether a contact of the owner may see a node with the
+// presence or roster access model: it needs the owner's presence (from
+// or both), and for the roster model with groups, one of those groups.
+func allows(cfg nodeConfig, c module.Contact) bool {
+	if !c.ReceivesPresence {
+		return false
 	}
-	return ok && c.ReceivesPresence, nil
+	if cfg.AccessModel != AccessRoster || len(cfg.RosterGroups) == 0 {
+		return true
+	}
+	return slices.ContainsFunc(cfg.RosterGroups, c.InGroup)
 }
 
 func (m *Module) ownerGet(ctx context.Context, iq module.IQ) (*xmlstream.Element, error) {
@@ -465,7 +468,15 @@ func (m *Module) ownerGet(ctx context.Context, iq module.IQ) (*xmlstream.Element
 	if action.Name.Local == "subscriptions" {
 		return m.ownerSubscriptions(ctx, iq, node, action)
 	}
-	c := xmlstream.New(NSOwner, "configure", "node", node).AddChild(cfg.configForm())
+	contacts, err := m.host.Roster().Contacts(ctx, iq.To)
+	if err != nil {
+		return nil, fmt.Errorf("pep: %w", err)
+	}
+	var groups []string
+	for _, c := range contacts {
+		groups = append(groups, c.Groups...)
+	}
+	c := xmlstream.New(NSOwner, "configure", "node", node).AddChild(cfg.configForm(groups))
 	return xmlstream.New(NSOwner, "pubsub").AddChild(c), nil
 }
 

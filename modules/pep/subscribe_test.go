@@ -4,6 +4,7 @@ import (
 	"slices"
 	"testing"
 
+	"parley/internal/dataform"
 	"parley/internal/storage"
 	"parley/internal/xmlstream"
 )
@@ -132,5 +133,53 @@ func TestExplicitSubscriptions(t *testing.T) {
 	e.mustPublish(alice+"/phone", "urn:xmpp:example:open", item("o3", "again"), fieldAccessModel, AccessOpen)
 	if got := e.subscribers(alice, "urn:xmpp:example:open"); len(got) != 0 {
 		t.Errorf("subscriptions survived the node: %v", got)
+	}
+}
+
+// TestRosterGroupsAccess: the roster access model with
+// pubsub#roster_groups_allowed lets in only contacts in those groups of
+// the owner's roster (XEP-0060 §4.5), for items, notifications and
+// subscriptions; the configuration form offers the owner's groups.
+func TestRosterGroupsAccess(t *testing.T) {
+	e := newEnv(t)
+	const node = "urn:xmpp:example:friends"
+	put := func(contact string, groups ...string) {
+		if _, err := e.h.FakeStore().FakeRoster().Put(e.ctx, alice, storage.RosterItem{Contact: contact, Subscription: storage.SubBoth, Groups: groups}, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(bob, "Friends")
+	put(carol, "Work")
+	e.online(alice + "/phone")
+	e.online(bob+"/pc", node+"+notify")
+	e.online(carol+"/pc", node+"+notify")
+	e.answer()
+	e.mustPublish(alice+"/phone", node, item("1", "hello"), fieldAccessModel, AccessRoster, fieldRosterGroups, "Friends")
+	if got, want := summary(e.answer()), []string{
+		"from alice@x.org to bob@x.org/pc: " + node + "/item:1=hello",
+	}; !slices.Equal(got, want) {
+		t.Errorf("notifications\n got %q\nwant %q", got, want)
+	}
+	if _, err := e.items(bob+"/pc", alice, node, ""); err != nil {
+		t.Errorf("a contact in the group: %v", err)
+	}
+	if _, err := e.items(carol+"/pc", alice, node, ""); condition(err) != "not-authorized+not-in-roster-group" {
+		t.Errorf("a contact outside the group: %q", condition(err))
+	}
+	if _, err := e.sub(carol+"/pc", alice, "subscribe", node, carol); condition(err) != "not-authorized+not-in-roster-group" {
+		t.Errorf("subscribe from outside the group: %q", condition(err))
+	}
+	res, err := e.iq(alice+"/phone", "", "get", xmlstream.New(NSOwner, "pubsub").AddChild(xmlstream.New(NSOwner, "configure", "node", node)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := res.Child(NSOwner, "configure").Child(dataform.NS, "x")
+	if err := dataform.Validate(x); err != nil {
+		t.Errorf("configuration form: %v", err)
+	}
+	f, _ := dataform.Parse(x)
+	fd := f.Field(fieldRosterGroups)
+	if fd == nil || fd.Type != dataform.ListMulti || len(fd.Options) != 2 || !slices.Equal(fd.Values, []string{"Friends"}) {
+		t.Errorf("roster groups field: %+v", fd)
 	}
 }

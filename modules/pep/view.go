@@ -1,6 +1,7 @@
 package pep
 
 import (
+	"bytes"
 	"context"
 
 	"parley/internal/dataform"
@@ -96,7 +97,7 @@ func fits(x *xmlstream.Element) *stanza.Error {
 	if se := c.apply(f, MaxItems); se != nil {
 		return se
 	}
-	if c != viewConfig {
+	if !bytes.Equal(c.encode(), viewConfig.encode()) {
 		return fixedConfig()
 	}
 	return nil
@@ -196,7 +197,7 @@ func (m *Module) getView(ctx context.Context, iq module.IQ, node string, action 
 func (m *Module) ownerView(typ, node string, action *xmlstream.Element) (*xmlstream.Element, error) {
 	switch {
 	case action.Name.Local == "configure" && typ == "get":
-		c := xmlstream.New(NSOwner, "configure", "node", node).AddChild(viewConfig.configForm())
+		c := xmlstream.New(NSOwner, "configure", "node", node).AddChild(viewConfig.configForm(nil))
 		return xmlstream.New(NSOwner, "pubsub").AddChild(c), nil
 	case action.Name.Local == "configure":
 		x := formIn(action)
