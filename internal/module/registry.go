@@ -127,7 +127,7 @@ func (r *Registry) Roster() Roster {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	if r.roster == nil {
-		return NoRoster
+		return NoRoster{}
 	}
 	return r.roster
 }

@@ -16,7 +16,7 @@ func TestRosterAPI(t *testing.T) {
 	ctx := context.Background()
 	h := modtest.NewHost("x.org")
 	h.AddUser("alice@x.org")
-	if h.Roster() != module.NoRoster {
+	if h.Roster() != (module.NoRoster{}) {
 		t.Fatal("a host without the roster module has a roster")
 	}
 	if err := New(0).Start(h); err != nil {

@@ -191,13 +191,13 @@ func (h *Host) SetRoster(r module.Roster) {
 	h.roster = r
 }
 
-// Roster is what a roster module set, else module.NoRoster: a test that
+// Roster is what a roster module set, else module.NoRoster{}: a test that
 // needs contacts starts the roster module.
 func (h *Host) Roster() module.Roster {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.roster == nil {
-		return module.NoRoster
+		return module.NoRoster{}
 	}
 	return h.roster
 }
