@@ -77,3 +77,22 @@ func TestRetentionInterval(t *testing.T) {
 		}
 	}
 }
+
+type fakeRoster struct{ NoRoster }
+
+func TestRegistryRoster(t *testing.T) {
+	r := NewRegistry()
+	if r.Roster() != (NoRoster{}) {
+		t.Fatal("a registry without a roster module has a roster")
+	}
+	r.SetRoster(fakeRoster{})
+	if r.Roster() != (fakeRoster{}) {
+		t.Fatal("the roster set is not the one returned")
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("a second roster was accepted")
+		}
+	}()
+	r.SetRoster(fakeRoster{})
+}
