@@ -308,9 +308,7 @@ func (c *conn) rerouteUnacked(ctx context.Context) {
 		}
 		m := el.Copy()
 		m.SetAttr("to", c.full.Bare().String())
-		if m.Child("urn:xmpp:delay", "delay") == nil {
-			m.AddChild(xmlstream.New("urn:xmpp:delay", "delay", "from", c.domain, "stamp", time.Now().UTC().Format("2006-01-02T15:04:05.000Z")))
-		}
+		stanza.AddDelay(m, c.domain, time.Now())
 		c.cfg.Router.Reroute(ctx, m)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"time"
 
 	"parley/internal/jid"
 	"parley/internal/session"
@@ -165,6 +166,12 @@ type Host interface {
 	// each kind; a second call panics.
 	SetPresenceHandler(h PresenceHandler)
 	SetOfflineHandler(h OfflineHandler)
+	// SetRoster installs the roster module's view of rosters (a second
+	// call panics); Roster returns it, or NoRoster when no module set
+	// one. Modules call Roster when they use it, not at Start: modules
+	// start in any order.
+	SetRoster(r Roster)
+	Roster() Roster
 	AddFilter(f Filter)
 	// OnOutboundPresence adds a hook the presence module runs, through
 	// RunOutboundPresence, on the presence a session sends. Filters are
@@ -219,6 +226,10 @@ type Host interface {
 	// Key returns a 32-byte key for purpose, derived from the server's
 	// secret (kept outside the database), e.g. to seal stored messages.
 	Key(purpose string) []byte
+	// Every runs fn now and then every period on a goroutine the host
+	// owns, until the server stops: fn's context is cancelled then and
+	// the server waits for the run in progress (retention clean-ups).
+	Every(period time.Duration, fn func(ctx context.Context))
 	Store() storage.Store
 	Accounts() Accounts
 	Logger() *slog.Logger
@@ -232,7 +243,8 @@ type Module interface {
 }
 
 // Stopper is implemented by modules that own goroutines or resources
-// (periodic jobs such as retention); Stop must return once they are gone.
+// (a write-behind buffer); Stop must return once they are gone. Periodic
+// jobs need none: the host stops what Every started.
 type Stopper interface {
 	Stop(ctx context.Context) error
 }

@@ -29,6 +29,7 @@ type Registry struct {
 	features       map[Target][]string
 	identities     []Identity
 	presence       PresenceHandler
+	roster         Roster
 	offline        OfflineHandler
 	filters        []Filter
 	presenceHooks  []OutboundPresenceHook
@@ -42,10 +43,13 @@ type Registry struct {
 	iqResults      []IQResultHandler
 	http           map[string]http.Handler
 	httpsAddr      net.Addr
+	jobs           jobs
 }
 
 func NewRegistry() *Registry {
-	return &Registry{iq: make(map[iqKey]IQHandler), features: make(map[Target][]string)}
+	r := &Registry{iq: make(map[iqKey]IQHandler), features: make(map[Target][]string)}
+	r.jobs.init()
+	return r
 }
 
 func (r *Registry) HandleIQ(target Target, typ string, payload xmlstream.Name, h IQHandler) {
@@ -108,6 +112,24 @@ func (r *Registry) PresenceHandler() PresenceHandler {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	return r.presence
+}
+
+func (r *Registry) SetRoster(ro Roster) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.roster != nil {
+		panic("module: two rosters")
+	}
+	r.roster = ro
+}
+
+func (r *Registry) Roster() Roster {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.roster == nil {
+		return NoRoster{}
+	}
+	return r.roster
 }
 
 func (r *Registry) SetOfflineHandler(h OfflineHandler) {

@@ -156,6 +156,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, mods []module
 	s.router.SetRemote(s.s2s)
 	for _, m := range mods {
 		if err := m.Start(h); err != nil {
+			// Jobs the modules started so far must not outlive the store.
+			_ = s.reg.StopJobs(ctx)
 			store.Close()
 			return nil, fmt.Errorf("starting module %s: %w", m.Name(), err)
 		}
@@ -310,6 +312,7 @@ func (s *Server) Stop(ctx context.Context) error {
 		s.reg.SetHTTPSAddr(nil)
 	}
 	s.wg.Wait()
+	err = errors.Join(err, s.reg.StopJobs(ctx))
 	for i := len(s.modules) - 1; i >= 0; i-- {
 		if st, ok := s.modules[i].(module.Stopper); ok {
 			err = errors.Join(err, st.Stop(ctx))

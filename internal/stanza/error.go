@@ -102,3 +102,18 @@ func (e *Error) Element(contentNS string) *xmlstream.Element {
 	}
 	return el
 }
+
+// ErrorCondition returns the defined condition of an error stanza (RFC
+// 6120 §8.3.3), "" when el carries no readable one.
+func ErrorCondition(el *xmlstream.Element) string {
+	e := el.Child(el.Name.Space, "error")
+	if e == nil {
+		return ""
+	}
+	for c := range e.Elements() {
+		if c.Name.Space == NSStanzas && c.Name.Local != "text" {
+			return c.Name.Local
+		}
+	}
+	return ""
+}

@@ -2,8 +2,8 @@
 // replies and stanza errors (RFC 6120 §8.3), shared by the core and modules.
 package stanza
 
-// Namespaces used by the core. Modules keep their own namespaces beside
-// their code; only what the stream and routing layers need lives here.
+// Namespaces used by the core and those several modules share (delay,
+// forwarding, hints); a namespace only one module uses stays beside it.
 const (
 	NSClient   = "jabber:client"
 	NSServer   = "jabber:server"
@@ -16,4 +16,9 @@ const (
 	NSSession  = "urn:ietf:params:xml:ns:xmpp-session"
 	NSSASLCB   = "urn:xmpp:sasl-cb:0"
 	NSDiscoInf = "http://jabber.org/protocol/disco#info"
+	NSDiscoIt  = "http://jabber.org/protocol/disco#items"
+	NSSID      = "urn:xmpp:sid:0"     // XEP-0359
+	NSDelay    = "urn:xmpp:delay"     // XEP-0203
+	NSForward  = "urn:xmpp:forward:0" // XEP-0297
+	NSHints    = "urn:xmpp:hints"     // XEP-0334
 )

@@ -44,7 +44,6 @@ type requested struct{}
 type Module struct {
 	host   module.Host
 	kv     storage.KV
-	roster storage.Roster
 	cache  *cache
 	pushes atomic.Uint64
 	// writes serialises changes to blocklists, so two resources of one
@@ -59,11 +58,12 @@ func (*Module) Name() string { return "blocking" }
 func (m *Module) Start(h module.Host) error {
 	m.host = h
 	m.kv = h.Store().KV()
-	m.roster = h.Store().Roster()
 	h.HandleIQ(module.Account, "get", xmlstream.Name{Space: NS, Local: "blocklist"}, m.get)
 	h.HandleIQ(module.Account, "set", xmlstream.Name{Space: NS, Local: "block"}, m.block)
 	h.HandleIQ(module.Account, "set", xmlstream.Name{Space: NS, Local: "unblock"}, m.unblock)
 	h.AddFilter(m.filter)
+	// XEP-0191 §3.1: clients discover support on the user's server.
+	h.AddFeature(module.Server, NS)
 	h.AddFeature(module.Account, NS)
 	return nil
 }
@@ -358,9 +358,9 @@ func (m *Module) sendPresence(ctx context.Context, owner jid.JID, jids []jid.JID
 // owner's presence and that the JID covers: the JID itself for an
 // account's bare or full JID, the contacts at a blocked domain.
 func (m *Module) presenceTargets(ctx context.Context, owner jid.JID, jids []jid.JID) ([]jid.JID, error) {
-	roster, _, err := m.roster.Items(ctx, owner.String())
+	roster, err := m.host.Roster().Contacts(ctx, owner)
 	if err != nil {
-		return nil, fmt.Errorf("blocking: reading the roster of %s: %w", owner, err)
+		return nil, fmt.Errorf("blocking: %w", err)
 	}
 	var out []jid.JID
 	add := func(j jid.JID) {
@@ -368,14 +368,11 @@ func (m *Module) presenceTargets(ctx context.Context, owner jid.JID, jids []jid.
 			out = append(out, j)
 		}
 	}
-	for _, it := range roster {
-		if it.Subscription != storage.SubFrom && it.Subscription != storage.SubBoth {
+	for _, contact := range roster {
+		if !contact.ReceivesPresence {
 			continue
 		}
-		c, err := jid.Parse(it.Contact)
-		if err != nil {
-			continue
-		}
+		c := contact.JID
 		for _, j := range jids {
 			switch {
 			case j.Resource() != "" || j.Local() != "":

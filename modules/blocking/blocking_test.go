@@ -14,6 +14,7 @@ import (
 	"parley/internal/storage"
 	"parley/internal/xmlstream"
 	"parley/modules/internal/modtest"
+	"parley/modules/roster"
 )
 
 const (
@@ -44,6 +45,10 @@ func newEnv(t *testing.T, stored ...string) *env {
 	t.Helper()
 	ctx := context.Background()
 	h := modtest.NewHost("example.org")
+	// Contacts come from the roster module, as in the server.
+	if err := roster.New(0).Start(h); err != nil {
+		t.Fatal(err)
+	}
 	for _, u := range []string{alice, bob, carol} {
 		h.AddUser(u)
 	}
@@ -421,12 +426,14 @@ func TestPresenceOnBlock(t *testing.T) {
 	}
 }
 
+// TestFeatures: XEP-0191 §3.1 has clients ask the user's server, not
+// the account, whether it supports blocking; both say so.
 func TestFeatures(t *testing.T) {
 	e := newEnv(t)
 	if got := e.h.Features(module.Account); len(got) != 1 || got[0] != NS {
 		t.Errorf("account features = %v, want [%s]", got, NS)
 	}
-	if got := e.h.Features(module.Server); len(got) != 0 {
-		t.Errorf("server features = %v, want none", got)
+	if got := e.h.Features(module.Server); len(got) != 1 || got[0] != NS {
+		t.Errorf("server features = %v, want [%s]", got, NS)
 	}
 }

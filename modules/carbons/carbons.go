@@ -13,12 +13,11 @@ import (
 	"parley/internal/session"
 	"parley/internal/stanza"
 	"parley/internal/xmlstream"
+	"time"
 )
 
 const (
-	NS        = "urn:xmpp:carbons:2"
-	NSForward = "urn:xmpp:forward:0"
-	nsHints   = "urn:xmpp:hints"
+	NS = "urn:xmpp:carbons:2"
 )
 
 // enabledKey marks a session that enabled carbons.
@@ -73,11 +72,11 @@ func eligible(el *xmlstream.Element) bool {
 	default:
 		return false
 	}
+	if stanza.HasHint(el, stanza.HintNoCopy) {
+		return false
+	}
 	for c := range el.Elements() {
-		switch {
-		case c.Name.Space == NS: // private, or already a carbon
-			return false
-		case c.Name.Space == nsHints && c.Name.Local == "no-copy":
+		if c.Name.Space == NS { // private, or already a carbon
 			return false
 		}
 	}
@@ -118,8 +117,7 @@ func (m *Module) copy(_ context.Context, ev module.MessageEvent) {
 // message forwarded inside <sent/> or <received/> (XEP-0280 §6.1).
 func wrap(owner, to jid.JID, kind string, orig *xmlstream.Element) *xmlstream.Element {
 	c := xmlstream.New(stanza.NSClient, "message", "from", owner.String(), "to", to.String(), "type", orig.Attr("type"))
-	fwd := xmlstream.New(NSForward, "forwarded")
-	fwd.AddChild(orig.Copy())
+	fwd := stanza.Forwarded(orig.Copy(), time.Time{})
 	c.AddChild(xmlstream.New(NS, kind).AddChild(fwd))
 	return c
 }

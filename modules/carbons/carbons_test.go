@@ -6,6 +6,7 @@ import (
 
 	"parley/internal/jid"
 	"parley/internal/module"
+	"parley/internal/stanza"
 	"parley/internal/xmlstream"
 	"parley/modules/internal/modtest"
 )
@@ -44,7 +45,7 @@ func TestCarbons(t *testing.T) {
 	if len(got) != 1 || got[0].Child(NS, "sent") == nil || got[0].Attr("from") != "alice@example.org" {
 		t.Fatalf("desk got %v", got)
 	}
-	fwd := got[0].Child(NS, "sent").Child(NSForward, "forwarded").FirstElement()
+	fwd := got[0].Child(NS, "sent").Child(stanza.NSForward, "forwarded").FirstElement()
 	if fwd == nil || fwd.Attr("to") != "bob@example.net" {
 		t.Fatalf("forwarded message %v", got[0])
 	}
@@ -60,7 +61,7 @@ func TestCarbons(t *testing.T) {
 	}
 
 	// Hints keep messages out; disabling stops copies.
-	for _, extra := range []*xmlstream.Element{xmlstream.New(NS, "private"), xmlstream.New(nsHints, "no-copy")} {
+	for _, extra := range []*xmlstream.Element{xmlstream.New(NS, "private"), xmlstream.New(stanza.NSHints, "no-copy")} {
 		h.Message(ctx, module.MessageEvent{From: jid.MustParse("alice@example.org/phone"), To: jid.MustParse("bob@example.net"), Stanza: chat("alice@example.org/phone", "bob@example.net", "x", extra), Outbound: true})
 	}
 	headline := chat("alice@example.org/phone", "bob@example.net", "x")

@@ -19,8 +19,8 @@ import (
 )
 
 const (
-	NSInfo  = "http://jabber.org/protocol/disco#info"
-	NSItems = "http://jabber.org/protocol/disco#items"
+	NSInfo  = stanza.NSDiscoInf
+	NSItems = stanza.NSDiscoIt
 	NSCaps  = "http://jabber.org/protocol/caps"
 	// CapsNode names the software in XEP-0115 caps.
 	CapsNode = "urn:parley:caps"

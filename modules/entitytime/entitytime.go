@@ -9,6 +9,7 @@ import (
 
 	"parley/internal/module"
 	"parley/internal/xmlstream"
+	"parley/internal/xmpptime"
 )
 
 const NS = "urn:xmpp:time"
@@ -30,7 +31,7 @@ func (m *Module) Start(h module.Host) error {
 func (m *Module) get(context.Context, module.IQ) (*xmlstream.Element, error) {
 	// XEP-0082 DateTime in UTC; whole seconds are enough for a clock
 	// comparison and do not expose the server's timer resolution.
-	utc := m.now().UTC().Truncate(time.Second).Format("2006-01-02T15:04:05Z")
+	utc := xmpptime.Format(m.now().Truncate(time.Second))
 	return xmlstream.New(NS, "time").
 		AddChild(xmlstream.New(NS, "tzo").AddText("+00:00")).
 		AddChild(xmlstream.New(NS, "utc").AddText(utc)), nil

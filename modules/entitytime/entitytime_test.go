@@ -22,9 +22,9 @@ func TestEntityTime(t *testing.T) {
 		wantErr string
 	}{
 		{name: "utc clock", now: time.Date(2026, 3, 4, 5, 6, 7, 890_000_000, time.UTC), typ: "get", to: "example.org",
-			want: `<time xmlns="urn:xmpp:time"><tzo>+00:00</tzo><utc>2026-03-04T05:06:07Z</utc></time>`},
+			want: `<time xmlns="urn:xmpp:time"><tzo>+00:00</tzo><utc>2026-03-04T05:06:07.000000Z</utc></time>`},
 		{name: "local zone is converted and hidden", now: time.Date(2026, 1, 1, 0, 30, 0, 0, paris), typ: "get", to: "example.org",
-			want: `<time xmlns="urn:xmpp:time"><tzo>+00:00</tzo><utc>2025-12-31T23:30:00Z</utc></time>`},
+			want: `<time xmlns="urn:xmpp:time"><tzo>+00:00</tzo><utc>2025-12-31T23:30:00.000000Z</utc></time>`},
 		{name: "set is not handled", now: time.Unix(0, 0), typ: "set", to: "example.org", wantErr: "service-unavailable"},
 		{name: "not answered for an account", now: time.Unix(0, 0), typ: "get", to: "alice@example.org", wantErr: "service-unavailable"},
 	}

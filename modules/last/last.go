@@ -32,7 +32,6 @@ const (
 type Module struct {
 	host    module.Host
 	kv      storage.KV
-	roster  storage.Roster
 	now     func() time.Time
 	started time.Time
 }
@@ -44,7 +43,6 @@ func (*Module) Name() string { return "last" }
 func (m *Module) Start(h module.Host) error {
 	m.host = h
 	m.kv = h.Store().KV()
-	m.roster = h.Store().Roster()
 	// Modules start just before the listeners open, which is as close
 	// to "the server came up" as a module can see.
 	m.started = m.now()
@@ -98,14 +96,11 @@ func (m *Module) authorize(ctx context.Context, iq module.IQ) error {
 	if requester.Equal(iq.To) {
 		return nil
 	}
-	it, err := m.roster.Item(ctx, iq.To.String(), requester.String())
-	if errors.Is(err, storage.ErrNotFound) {
-		return stanza.Forbidden("only contacts subscribed to the user's presence may ask")
-	}
+	c, ok, err := m.host.Roster().Contact(ctx, iq.To, requester)
 	if err != nil {
-		return fmt.Errorf("last: reading the roster of %s: %w", iq.To, err)
+		return fmt.Errorf("last: %w", err)
 	}
-	if it.Subscription != storage.SubFrom && it.Subscription != storage.SubBoth {
+	if !ok || !c.ReceivesPresence {
 		return stanza.Forbidden("only contacts subscribed to the user's presence may ask")
 	}
 	return nil

@@ -12,6 +12,7 @@ import (
 	"parley/internal/storage"
 	"parley/internal/xmlstream"
 	"parley/modules/internal/modtest"
+	"parley/modules/roster"
 )
 
 const (
@@ -28,6 +29,10 @@ func (c *clock) now() time.Time { return c.t }
 func setup(t *testing.T) (*modtest.Host, *Module, *clock) {
 	t.Helper()
 	h := modtest.NewHost("example.org")
+	// Contacts come from the roster module, as in the server.
+	if err := roster.New(0).Start(h); err != nil {
+		t.Fatal(err)
+	}
 	h.AddUser(alice)
 	h.AddUser(bob)
 	c := &clock{t: t0}

@@ -18,9 +18,9 @@ func archivable(el *xmlstream.Element) bool {
 	content := false
 	for c := range el.Elements() {
 		switch {
-		case c.Name.Space == nsHints && (c.Name.Local == "no-store" || c.Name.Local == "no-permanent-store"):
+		case c.Name.Space == stanza.NSHints && (c.Name.Local == stanza.HintNoStore || c.Name.Local == stanza.HintNoPermanentStore):
 			return false
-		case c.Name.Space == nsHints && c.Name.Local == "store",
+		case c.Name.Space == stanza.NSHints && c.Name.Local == stanza.HintStore,
 			c.Name.Space == el.Name.Space && c.Name.Local == "body",
 			(c.Name.Space == nsOMEMO || c.Name.Space == nsOMEMO2) && c.Name.Local == "encrypted":
 			content = true

@@ -34,18 +34,15 @@ import (
 	"parley/internal/stanza"
 	"parley/internal/storage"
 	"parley/internal/xmlstream"
+	"parley/modules/internal/mamquery"
 )
 
 // Namespaces of the protocols the module speaks.
 const (
-	NS         = "urn:xmpp:mam:2"
-	NSExtended = "urn:xmpp:mam:2#extended"
-	NSSID      = "urn:xmpp:sid:0"
-	NSRSM      = "http://jabber.org/protocol/rsm"
-	NSForward  = "urn:xmpp:forward:0"
-	NSDelay    = "urn:xmpp:delay"
-	NSData     = "jabber:x:data"
-	nsHints    = "urn:xmpp:hints"
+	NS         = mamquery.NS
+	NSExtended = mamquery.NSExtended
+	NSSID      = stanza.NSSID
+	NSRSM      = mamquery.NSRSM
 	nsOMEMO    = "eu.siacs.conversations.axolotl"
 	nsOMEMO2   = "urn:xmpp:omemo:2"
 )
@@ -63,10 +60,6 @@ const maxPrefsJIDs = 1000
 // sealVersion prefixes every sealed record, so the format can change.
 const sealVersion = 1
 
-// stampLayout is XEP-0082's DateTime with the microseconds the archive
-// keeps.
-const stampLayout = "2006-01-02T15:04:05.000000Z"
-
 // kvKey holds a user's preferences in the KV namespace NS.
 const kvKey = "prefs"
 
@@ -78,16 +71,12 @@ type Module struct {
 	host    module.Host
 	archive storage.Archive
 	kv      storage.KV
-	roster  storage.Roster
 	aead    cipher.AEAD
 
 	writer *writer
 
 	prefsMu    sync.Mutex
 	prefsCache map[string]prefs // bare JID -> preferences, bounded
-
-	stop chan struct{}
-	wg   sync.WaitGroup
 }
 
 // New returns the module; archived messages older than retention are
@@ -105,7 +94,6 @@ func (m *Module) Start(h module.Host) error {
 	m.host = h
 	m.archive = h.Store().Archive()
 	m.kv = h.Store().KV()
-	m.roster = h.Store().Roster()
 	block, err := aes.NewCipher(h.Key("archive"))
 	if err != nil {
 		return fmt.Errorf("mam: %w", err)
@@ -124,55 +112,24 @@ func (m *Module) Start(h module.Host) error {
 	m.writer = newWriter(m.archive, h.Logger().Error)
 	h.OnMessage(m.hook)
 	if m.retention > 0 {
-		m.stop = make(chan struct{})
-		m.wg.Add(1)
-		go m.expireLoop(m.stop)
+		// Retention is enforced by the server itself: no cron job.
+		h.Every(module.RetentionInterval(m.retention), m.expire)
 	}
 	return nil
 }
 
-// Stop ends the retention job.
+// Stop writes what the archive still holds in memory.
 func (m *Module) Stop(ctx context.Context) error {
 	if m.writer != nil {
 		if err := m.writer.close(ctx); err != nil {
 			return fmt.Errorf("mam: writing the last archive entries: %w", err)
 		}
 	}
-	if m.stop == nil {
-		return nil
-	}
-	close(m.stop)
-	m.stop = nil
-	done := make(chan struct{})
-	go func() { m.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("mam: stopping the retention job: %w", ctx.Err())
-	}
+	return nil
 }
 
-// expireLoop enforces retention by itself, so no cron job is needed. A
-// tenth of the period keeps messages at most 10% past their time, and an
-// hour at most keeps a long period from leaving a backlog for one big
-// delete.
-func (m *Module) expireLoop(stop <-chan struct{}) {
-	defer m.wg.Done()
-	tick := time.NewTicker(min(m.retention/10, time.Hour))
-	defer tick.Stop()
-	for {
-		m.expire()
-		select {
-		case <-stop:
-			return
-		case <-tick.C:
-		}
-	}
-}
-
-func (m *Module) expire() {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+func (m *Module) expire(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	n, err := m.archive.DeleteBefore(ctx, m.now().Add(-m.retention))
 	if err != nil {

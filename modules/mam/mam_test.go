@@ -11,12 +11,15 @@ import (
 	"testing"
 	"time"
 
+	"parley/internal/dataform"
 	"parley/internal/jid"
 	"parley/internal/module"
 	"parley/internal/stanza"
 	"parley/internal/storage"
 	"parley/internal/xmlstream"
+	"parley/internal/xmpptime"
 	"parley/modules/internal/modtest"
+	"parley/modules/roster"
 )
 
 const (
@@ -55,6 +58,10 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	h := modtest.NewHost("example.com")
+	// Contacts come from the roster module, as in the server.
+	if err := roster.New(0).Start(h); err != nil {
+		t.Fatal(err)
+	}
 	h.AddUser(alice)
 	h.AddUser(bob)
 	m := New(0)
@@ -129,9 +136,9 @@ func stanzaIDs(el *xmlstream.Element) []string {
 
 // field builds a form field with values.
 func field(name string, values ...string) *xmlstream.Element {
-	f := xmlstream.New(NSData, "field", "var", name)
+	f := xmlstream.New(dataform.NS, "field", "var", name)
 	for _, v := range values {
-		f.AddChild(xmlstream.New(NSData, "value").AddText(v))
+		f.AddChild(xmlstream.New(dataform.NS, "value").AddText(v))
 	}
 	return f
 }
@@ -141,7 +148,7 @@ func field(name string, values ...string) *xmlstream.Element {
 func mamQuery(fields []*xmlstream.Element, rsm ...*xmlstream.Element) *xmlstream.Element {
 	q := xmlstream.New(NS, "query", "queryid", "q1")
 	if fields != nil {
-		x := xmlstream.New(NSData, "x", "type", "submit").AddChild(field("FORM_TYPE", NS))
+		x := xmlstream.New(dataform.NS, "x", "type", "submit").AddChild(field("FORM_TYPE", NS))
 		for _, f := range fields {
 			x.AddChild(f)
 		}
@@ -190,8 +197,8 @@ func (f *fixture) ask(t *testing.T, q *xmlstream.Element) (answer, error) {
 		if r == nil || r.Attr("queryid") != q.Attr("queryid") {
 			t.Fatalf("delivered %s, want a result of query %q", msg, q.Attr("queryid"))
 		}
-		fwd := r.Child(NSForward, "forwarded")
-		if fwd == nil || fwd.Child(NSDelay, "delay") == nil || fwd.Child(stanza.NSClient, "message") == nil {
+		fwd := r.Child(stanza.NSForward, "forwarded")
+		if fwd == nil || fwd.Child(stanza.NSDelay, "delay") == nil || fwd.Child(stanza.NSClient, "message") == nil {
 			t.Fatalf("result without forwarded delay and message: %s", msg)
 		}
 		a.ids = append(a.ids, r.Attr("id"))
@@ -298,7 +305,7 @@ func TestMessageToOneselfArchivedOnce(t *testing.T) {
 }
 
 func TestWhatIsArchived(t *testing.T) {
-	hint := func(name string) *xmlstream.Element { return xmlstream.New(nsHints, name) }
+	hint := func(name string) *xmlstream.Element { return xmlstream.New(stanza.NSHints, name) }
 	tests := []struct {
 		name string
 		el   *xmlstream.Element
@@ -382,9 +389,9 @@ func TestForwardedMessage(t *testing.T) {
 		t.Fatalf("%d results", len(got))
 	}
 	r := got[0].Child(NS, "result")
-	fwd := r.Child(NSForward, "forwarded")
+	fwd := r.Child(stanza.NSForward, "forwarded")
 	// bob's archive took t0, alice's the next tick.
-	if stamp := fwd.Child(NSDelay, "delay").Attr("stamp"); stamp != "2025-06-01T10:00:01.000000Z" {
+	if stamp := fwd.Child(stanza.NSDelay, "delay").Attr("stamp"); stamp != "2025-06-01T10:00:01.000000Z" {
 		t.Errorf("delay stamp %q", stamp)
 	}
 	orig := fwd.Child(stanza.NSClient, "message")
@@ -547,7 +554,7 @@ func TestQueryErrors(t *testing.T) {
 	withNode := mamQuery(nil)
 	withNode.SetAttr("node", "urn:xmpp:mucsub:nodes:messages")
 	badType := mamQuery([]*xmlstream.Element{})
-	badType.Child(NSData, "x").SetAttr("type", "cancel")
+	badType.Child(dataform.NS, "x").SetAttr("type", "cancel")
 	tests := []struct {
 		name string
 		q    *xmlstream.Element
@@ -561,7 +568,7 @@ func TestQueryErrors(t *testing.T) {
 		{"bad with", mamQuery([]*xmlstream.Element{field("with", "a@b@c")}), "jid-malformed"},
 		{"bad start", mamQuery([]*xmlstream.Element{field("start", "yesterday")}), "bad-request"},
 		{"two values", mamQuery([]*xmlstream.Element{field("with", bob, alice)}), "bad-request"},
-		{"wrong FORM_TYPE", xmlstream.New(NS, "query").AddChild(xmlstream.New(NSData, "x", "type", "submit").AddChild(field("FORM_TYPE", "urn:xmpp:mam:1"))), "bad-request"},
+		{"wrong FORM_TYPE", xmlstream.New(NS, "query").AddChild(xmlstream.New(dataform.NS, "x", "type", "submit").AddChild(field("FORM_TYPE", "urn:xmpp:mam:1"))), "bad-request"},
 		{"form not submitted", badType, "bad-request"},
 		{"unknown field", mamQuery([]*xmlstream.Element{field("{urn:xmpp:fulltext:0}fulltext", "x")}), "feature-not-implemented"},
 		{"RSM index", mamQuery(nil, rsmEl("index", "3")), "feature-not-implemented"},
@@ -609,14 +616,14 @@ func TestForm(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	x := res.Child(NSData, "x")
+	x := res.Child(dataform.NS, "x")
 	if res.Name.Space != NS || x == nil || x.Attr("type") != "form" {
 		t.Fatalf("form answer %s", res)
 	}
 	var vars []string
 	for fl := range x.Elements() {
 		vars = append(vars, fl.Attr("var"))
-		if fl.Attr("var") == "FORM_TYPE" && (fl.Attr("type") != "hidden" || fl.Child(NSData, "value").Text() != NS) {
+		if fl.Attr("var") == "FORM_TYPE" && (fl.Attr("type") != "hidden" || fl.Child(dataform.NS, "value").Text() != NS) {
 			t.Errorf("FORM_TYPE field %s", fl)
 		}
 	}
@@ -642,7 +649,7 @@ func TestMetadata(t *testing.T) {
 	res := get()
 	start, end := res.Child(NS, "start"), res.Child(NS, "end")
 	if start == nil || end == nil || start.Attr("id") != ids[0] || end.Attr("id") != ids[5] ||
-		start.Attr("timestamp") != stored[0].Stamp.Format(stampLayout) || end.Attr("timestamp") != stored[5].Stamp.Format(stampLayout) {
+		start.Attr("timestamp") != stored[0].Stamp.Format(xmpptime.Layout) || end.Attr("timestamp") != stored[5].Stamp.Format(xmpptime.Layout) {
 		t.Errorf("metadata %s, ids %v", res, ids)
 	}
 }
@@ -849,7 +856,7 @@ func TestRetention(t *testing.T) {
 	archiveSix(t, f)
 	n := len(f.stored(alice))
 	f.clock.t = t0.Add(time.Hour + 3*time.Second) // keeps what is younger than an hour: the messages from t0+3s on
-	f.m.expire()
+	f.m.expire(t.Context())
 	left := f.stored(alice)
 	if len(left) == 0 || len(left) >= n {
 		t.Fatalf("retention left %d of %d messages", len(left), n)
@@ -868,10 +875,7 @@ func TestRetentionJobRunsAndStops(t *testing.T) {
 	h := modtest.NewHost("example.com")
 	h.AddUser(alice)
 	m := New(time.Hour)
-	var mu sync.Mutex
-	now := t0
-	m.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	// Archive before the job starts, as if a previous run had.
+	m.now = func() time.Time { return t0 }
 	a := h.FakeStore().FakeArchive()
 	if _, err := a.Append(t.Context(), alice, storage.ArchiveMessage{ID: "old", With: bob, Stamp: t0.Add(-2 * time.Hour)}); err != nil {
 		t.Fatal(err)
@@ -882,33 +886,22 @@ func TestRetentionJobRunsAndStops(t *testing.T) {
 	if err := m.Start(h); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for len(a.Stored(alice)) != 1 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
+	t.Cleanup(func() { m.Stop(context.Background()) })
+	// The host owns the job: it runs every tenth of the retention.
+	jobs := h.Jobs()
+	if len(jobs) != 1 || jobs[0].Period != 6*time.Minute {
+		t.Fatalf("periodic jobs: %+v", jobs)
 	}
+	h.RunJobs(t.Context())
 	if got := storedIDs(a.Stored(alice)); !slices.Equal(got, []string{"new"}) {
-		t.Errorf("after the first run the archive holds %v", got)
+		t.Errorf("after a run the archive holds %v", got)
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-	defer cancel()
-	if err := m.Stop(ctx); err != nil {
-		t.Fatalf("Stop: %v", err)
-	}
-	if err := m.Stop(ctx); err != nil {
-		t.Fatalf("second Stop: %v", err)
-	}
-	// With retention 0 nothing runs and nothing goes.
-	m0 := New(0)
-	m0.now = func() time.Time { return t0.Add(1000 * time.Hour) }
+	// With retention 0 nothing is scheduled.
 	h0 := modtest.NewHost("example.com")
-	h0.AddUser(alice)
-	if _, err := h0.FakeStore().FakeArchive().Append(t.Context(), alice, storage.ArchiveMessage{ID: "x", With: bob, Stamp: t0}); err != nil {
+	if err := New(0).Start(h0); err != nil {
 		t.Fatal(err)
 	}
-	if err := m0.Start(h0); err != nil {
-		t.Fatal(err)
-	}
-	if err := m0.Stop(ctx); err != nil || len(h0.FakeStore().FakeArchive().Stored(alice)) != 1 {
-		t.Errorf("retention 0: Stop = %v, archive %v", err, h0.FakeStore().FakeArchive().Stored(alice))
+	if len(h0.Jobs()) != 0 {
+		t.Errorf("retention 0 scheduled %d jobs", len(h0.Jobs()))
 	}
 }

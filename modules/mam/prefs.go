@@ -101,14 +101,11 @@ func (m *Module) wants(ctx context.Context, owner, with jid.JID) (bool, error) {
 	case modeAlways:
 		return true, nil
 	case modeRoster:
-		_, err := m.roster.Item(ctx, owner.String(), with.Bare().String())
-		if errors.Is(err, storage.ErrNotFound) {
-			return false, nil
-		}
+		_, inRoster, err := m.host.Roster().Contact(ctx, owner, with.Bare())
 		if err != nil {
-			return false, fmt.Errorf("mam: roster lookup for %s: %w", owner, err)
+			return false, fmt.Errorf("mam: %w", err)
 		}
-		return true, nil
+		return inRoster, nil
 	}
 	return false, nil
 }

@@ -10,6 +10,7 @@ import (
 	"parley/internal/stanza"
 	"parley/internal/storage"
 	"parley/internal/xmlstream"
+	"parley/internal/xmpptime"
 	"parley/modules/internal/mamquery"
 )
 
@@ -101,9 +102,7 @@ func resultMessage(to, owner jid.JID, queryID string, am storage.ArchiveMessage,
 	if queryID != "" {
 		result.SetAttr("queryid", queryID)
 	}
-	fwd := xmlstream.New(NSForward, "forwarded").
-		AddChild(xmlstream.New(NSDelay, "delay", "stamp", am.Stamp.UTC().Format(stampLayout))).
-		AddChild(orig)
+	fwd := stanza.Forwarded(orig, am.Stamp)
 	return xmlstream.New(stanza.NSClient, "message", "to", to.String(), "from", owner.String(), "id", newID()).
 		AddChild(result.AddChild(fwd))
 }
@@ -128,7 +127,7 @@ func (m *Module) metadata(ctx context.Context, iq module.IQ) (*xmlstream.Element
 			return el, nil
 		}
 		am := page.Messages[0]
-		el.AddChild(xmlstream.New(NS, end.name, "id", am.ID, "timestamp", am.Stamp.UTC().Format(stampLayout)))
+		el.AddChild(xmlstream.New(NS, end.name, "id", am.ID, "timestamp", xmpptime.Format(am.Stamp)))
 	}
 	return el, nil
 }

@@ -16,7 +16,6 @@ import (
 const (
 	NSMAM         = mamquery.NS
 	NSMAMExtended = mamquery.NSExtended
-	NSForward     = "urn:xmpp:forward:0"
 )
 
 // Page sizes of a room archive query: archivePage when the client sets
@@ -30,9 +29,6 @@ const (
 // archiveLimits are what the room archive supports: it has no 'with'
 // filter (everyone in a room talks to the same room).
 var archiveLimits = mamquery.Limits{DefaultMax: archivePage, MaxMax: archiveMaxPage, MaxIDs: storage.MaxArchiveQueryIDs}
-
-// stampLayout is XEP-0082's DateTime with the microseconds storage keeps.
-const stampLayout = "2006-01-02T15:04:05.000000Z"
 
 // archiving says whether the room keeps its messages: only a stored
 // room can, and its owners may turn it off.
@@ -147,9 +143,7 @@ func (r *room) archiveQuery(ctx context.Context, from jid.JID, q *xmlstream.Elem
 		if mq.QueryID != "" {
 			result.SetAttr("queryid", mq.QueryID)
 		}
-		fwd := sub(result, xmlstream.New(NSForward, "forwarded"))
-		sub(fwd, xmlstream.New(NSDelay, "delay", "stamp", am.Stamp.UTC().Format(stampLayout)))
-		sub(fwd, orig)
+		sub(result, stanza.Forwarded(orig, am.Stamp))
 		msg := xmlstream.New(stanza.NSClient, "message", "from", r.jid.String(), "to", from.String(), "id", newID())
 		sub(msg, result)
 		out.add(msg)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"parley/internal/dataform"
 	"parley/internal/stanza"
 	"parley/internal/storage"
 	"parley/internal/xmlstream"
@@ -24,7 +25,7 @@ import (
 func mamQuery(fields []string, rsm ...*xmlstream.Element) *xmlstream.Element {
 	q := xmlstream.New(NSMAM, "query", "queryid", "qid")
 	if len(fields) > 0 {
-		x := sub(q, xmlstream.New(NSData, "x", "type", "submit"))
+		x := sub(q, xmlstream.New(dataform.NS, "x", "type", "submit"))
 		addField(x, "FORM_TYPE", "hidden", "", NSMAM)
 		// A var named again adds a value to the same field, as ids needs.
 		var order []string
@@ -87,8 +88,8 @@ func (f *fixture) ask(from string, q *xmlstream.Element) answer {
 			if res == nil || el.Attr("from") != roomJID || el.Attr("to") != from || res.Attr("queryid") != qid {
 				f.t.Fatalf("bad result message %v", el)
 			}
-			fwd := res.Child(NSForward, "forwarded")
-			if fwd.Child(NSDelay, "delay") == nil {
+			fwd := res.Child(stanza.NSForward, "forwarded")
+			if fwd.Child(stanza.NSDelay, "delay") == nil {
 				f.t.Errorf("result without delay: %v", el)
 			}
 			m := fwd.Child(stanza.NSClient, "message")
@@ -242,7 +243,7 @@ func TestArchiveBadQueries(t *testing.T) {
 	f := archivedRoom(t, nil, "one")
 	withX := func(typ string, fields ...string) *xmlstream.Element {
 		q := xmlstream.New(NSMAM, "query")
-		x := sub(q, xmlstream.New(NSData, "x", "type", typ))
+		x := sub(q, xmlstream.New(dataform.NS, "x", "type", typ))
 		for i := 0; i+1 < len(fields); i += 2 {
 			addField(x, fields[i], "", "", fields[i+1])
 		}
@@ -276,7 +277,7 @@ func TestArchiveBadQueries(t *testing.T) {
 		}
 	}
 	tooMany := mamQuery(nil)
-	x := sub(tooMany, xmlstream.New(NSData, "x", "type", "submit"))
+	x := sub(tooMany, xmlstream.New(dataform.NS, "x", "type", "submit"))
 	ids := make([]string, 1001)
 	for i := range ids {
 		ids[i] = "x"
@@ -344,20 +345,18 @@ func TestArchiveAccessAndAdvertising(t *testing.T) {
 func TestArchiveRetention(t *testing.T) {
 	h := modtest.NewHost("example.org")
 	m := New([]string{service}, time.Hour)
-	// The retention job reads the clock from its own goroutine.
 	var now atomic.Int64
 	now.Store(time.Now().UnixNano())
 	m.now = func() time.Time { return time.Unix(0, now.Load()) }
 	if err := m.Start(h); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = m.Stop(context.Background()) })
 	f := &fixture{t: t, h: h, m: m}
 	f.createRoom(map[string]string{"persistentroom": "1"})
 	f.send(alice, roomJID, groupchat("old"))
 	now.Add(int64(2 * time.Hour))
 	f.send(alice, roomJID, groupchat("new"))
-	m.expire()
+	h.RunJobs(t.Context())
 	if a := f.ask(alice, mamQuery(nil)); !slices.Equal(a.bodies, []string{"new"}) {
 		t.Errorf("after retention: %v", a.bodies)
 	}
@@ -441,7 +440,7 @@ func TestModeration(t *testing.T) {
 	// The history forgets them.
 	var hist []string
 	for _, el := range f.join(carol, "Carol") {
-		if el.Child(NSDelay, "delay") != nil {
+		if el.Child(stanza.NSDelay, "delay") != nil {
 			hist = append(hist, childText(el, stanza.NSClient, "body"))
 		}
 	}
@@ -462,7 +461,7 @@ func TestModerationSurvivesRestart(t *testing.T) {
 	g := startOn(t, h)
 	var hist []string
 	for _, el := range g.join(alice, "Alice") {
-		if el.Child(NSDelay, "delay") != nil {
+		if el.Child(stanza.NSDelay, "delay") != nil {
 			hist = append(hist, childText(el, stanza.NSClient, "body"))
 			if el.Child(NSUser, "x") != nil {
 				t.Errorf("history carries the archived real JID: %v", el)
@@ -487,7 +486,7 @@ func vcard(photo string) *xmlstream.Element {
 func roomInfoField(f *fixture, from, v string) []string {
 	f.t.Helper()
 	info := f.iq(from, roomJID, "get", xmlstream.New(NSDiscoInfo, "query"))[0]
-	x := info.Child(NSDiscoInfo, "query").Child(NSData, "x")
+	x := info.Child(NSDiscoInfo, "query").Child(dataform.NS, "x")
 	vals := formValues(x)
 	return vals[v]
 }
@@ -572,7 +571,7 @@ func TestRoomAvatar(t *testing.T) {
 // voiceForm is a muc#request form; allow "" leaves muc#request_allow out.
 func voiceForm(nick, allow string) *xmlstream.Element {
 	m := xmlstream.New(stanza.NSClient, "message", "id", "v1")
-	x := sub(m, xmlstream.New(NSData, "x", "type", "submit"))
+	x := sub(m, xmlstream.New(dataform.NS, "x", "type", "submit"))
 	addField(x, "FORM_TYPE", "", "", NSRequest)
 	addField(x, "muc#role", "", "", roleParticipant)
 	if nick != "" {
@@ -591,7 +590,7 @@ func TestVoiceRequestApproval(t *testing.T) {
 	f.join(carol, "Carol")
 	// Bob asks; the moderator gets the form.
 	out := f.send(bob, roomJID, voiceForm("", ""))
-	if len(out) != 1 || out[0].Attr("to") != alice || formValues(out[0].Child(NSData, "x"))["muc#roomnick"][0] != "Bob" {
+	if len(out) != 1 || out[0].Attr("to") != alice || formValues(out[0].Child(dataform.NS, "x"))["muc#roomnick"][0] != "Bob" {
 		t.Fatalf("the request reaching the moderator: %v", out)
 	}
 	// A visitor cannot approve, even itself.

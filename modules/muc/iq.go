@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 
+	"parley/internal/dataform"
 	"parley/internal/jid"
 	"parley/internal/stanza"
 	"parley/internal/xmlstream"
@@ -236,16 +237,16 @@ func (r *room) info(req *xmlstream.Element) *xmlstream.Element {
 	for _, f := range feats {
 		sub(q, xmlstream.New(NSDiscoInfo, "feature", "var", f))
 	}
-	form := sub(q, xmlstream.New(NSData, "x", "type", "result"))
-	addField(form, "FORM_TYPE", "hidden", "", NSRoomInfo)
-	addField(form, "muc#roominfo_description", "text-single", "Description", r.cfg.Desc)
-	addField(form, "muc#roominfo_subject", "text-single", "Subject", r.cfg.Subject)
-	addField(form, "muc#roominfo_occupants", "text-single", "Number of occupants", strconv.Itoa(len(r.occupants)))
-	addField(form, "muc#roomconfig_changesubject", "boolean", "Occupants may change the subject", boolValue(r.cfg.ChangeSubject))
+	form := dataform.New(dataform.TypeResult, NSRoomInfo)
+	form.Add("muc#roominfo_description", "Description", r.cfg.Desc)
+	form.Add("muc#roominfo_subject", "Subject", r.cfg.Subject)
+	form.Add("muc#roominfo_occupants", "Number of occupants", strconv.Itoa(len(r.occupants)))
+	form.AddBool("muc#roominfo_subjectmod", "Occupants may change the subject", r.cfg.ChangeSubject)
 	if len(r.avatarHashes) > 0 {
 		// XEP-0486 §3.3: present only when the room has an avatar.
-		addField(form, "muc#roominfo_avatarhash", "text-multi", "Avatar hash", r.avatarHashes...)
+		form.Add("muc#roominfo_avatarhash", "Avatar hash", r.avatarHashes...)
 	}
+	sub(q, form.Element())
 	return q
 }
 
@@ -264,11 +265,4 @@ func (r *room) items(from jid.JID, req *xmlstream.Element) *xmlstream.Element {
 		sub(q, xmlstream.New(NSDiscoItems, "item", "jid", r.nickJID(n).String(), "name", n))
 	}
 	return q
-}
-
-func boolValue(b bool) string {
-	if b {
-		return "1"
-	}
-	return "0"
 }

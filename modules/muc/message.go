@@ -2,8 +2,10 @@ package muc
 
 import (
 	"context"
+	"slices"
 	"strings"
 
+	"parley/internal/dataform"
 	"parley/internal/jid"
 	"parley/internal/stanza"
 	"parley/internal/storage"
@@ -41,9 +43,13 @@ func notAcceptable(text string) *stanza.Error {
 
 func (m *Module) message(ctx context.Context, from, to jid.JID, el *xmlstream.Element, out *outbox) {
 	typ := el.Attr("type")
-	if to.Local() == "" || typ == "error" {
-		// Errors from occupants' clients are not acted on; messages to
-		// the service itself have no meaning.
+	if to.Local() == "" {
+		return // messages to the service itself have no meaning
+	}
+	if typ == "error" {
+		// An occupant's client (or its server) bouncing room traffic
+		// may be gone; nothing is ever answered to an error.
+		m.kickIfGone(ctx, from, to.Bare(), el, out)
 		return
 	}
 	m.withRoom(ctx, to.Bare(), el, out, func(r *room) {
@@ -54,7 +60,7 @@ func (m *Module) message(ctx context.Context, from, to jid.JID, el *xmlstream.El
 			r.groupchat(ctx, from, el, out)
 		case el.Child(NSUser, "x") != nil:
 			r.userX(ctx, from, el, out)
-		case isVoiceRequest(el):
+		case voiceRequestForm(el) != nil:
 			r.voiceRequest(ctx, from, el, out)
 		default:
 			out.errorReply(el, notAcceptable("only groupchat messages go to a room"))
@@ -75,12 +81,15 @@ func (r *room) groupchat(ctx context.Context, from jid.JID, el *xmlstream.Elemen
 		return
 	}
 	subject := el.Child(el.Name.Space, "subject")
-	if subject != nil && el.Child(el.Name.Space, "body") == nil {
+	// §8.1: with a body or a thread, a subject is part of a message, not
+	// a change of the room's subject.
+	change := subject != nil && el.Child(el.Name.Space, "body") == nil && el.Child(el.Name.Space, "thread") == nil
+	if change {
 		if !r.cfg.ChangeSubject && o.role != roleModerator {
 			out.errorReply(el, stanza.Forbidden("you may not change the subject"))
 			return
 		}
-		r.cfg.Subject, r.cfg.SubjectBy = subject.Text(), o.nick
+		r.cfg.Subject, r.cfg.SubjectBy, r.cfg.SubjectAt = subject.Text(), o.nick, r.m.now().UTC()
 		if err := r.save(ctx); err != nil {
 			out.errorReply(el, r.m.storageError(err, "saving a subject"))
 			return
@@ -115,7 +124,7 @@ func (r *room) groupchat(ctx context.Context, from jid.JID, el *xmlstream.Elemen
 			return
 		}
 	}
-	if subject == nil || body {
+	if !change {
 		r.history = append(r.history, historyEntry{stamp: stamp, msg: msg, id: id})
 		if len(r.history) > historySize {
 			r.history = r.history[len(r.history)-historySize:]
@@ -222,19 +231,18 @@ func (r *room) userX(ctx context.Context, from jid.JID, el *xmlstream.Element, o
 	}
 }
 
-// isVoiceRequest recognises the muc#request form of §7.13.
-func isVoiceRequest(el *xmlstream.Element) bool {
-	x := el.Child(NSData, "x")
-	return x != nil && formType(x) == NSRequest
-}
-
-func formType(x *xmlstream.Element) string {
-	for f := range x.Elements() {
-		if f.Name.Local == "field" && f.Attr("var") == "FORM_TYPE" {
-			return strings.TrimSpace(childText(f, NSData, "value"))
-		}
+// voiceRequestForm returns the muc#request form of §7.13 a message
+// carries, nil when it has none.
+func voiceRequestForm(el *xmlstream.Element) *dataform.Form {
+	x := el.Child(dataform.NS, "x")
+	if x == nil {
+		return nil
 	}
-	return ""
+	f, err := dataform.Parse(x)
+	if err != nil || f.FormType != NSRequest {
+		return nil
+	}
+	return f
 }
 
 // voiceRequest passes a visitor's request for voice to the moderators
@@ -246,9 +254,9 @@ func (r *room) voiceRequest(ctx context.Context, from jid.JID, el *xmlstream.Ele
 		out.errorReply(el, notAcceptable("only occupants may ask for voice"))
 		return
 	}
-	vals := formValues(el.Child(NSData, "x"))
-	if _, answer := vals["muc#request_allow"]; answer && r.isModerator(o) {
-		r.voiceAnswer(ctx, from, el, vals, out)
+	req := voiceRequestForm(el)
+	if req.Has("muc#request_allow") && r.isModerator(o) {
+		r.voiceAnswer(ctx, from, el, req, out)
 		return
 	}
 	if o.role != roleVisitor {
@@ -258,33 +266,20 @@ func (r *room) voiceRequest(ctx context.Context, from jid.JID, el *xmlstream.Ele
 		if mod.role != roleModerator {
 			continue
 		}
-		form := xmlstream.New(NSData, "x", "type", "form")
-		sub(form, xmlstream.New(NSData, "title")).AddText("Voice request")
-		addField(form, "FORM_TYPE", "hidden", "", NSRequest)
-		addField(form, "muc#role", "list-single", "Requested role", roleParticipant)
+		form := dataform.New(dataform.TypeForm, NSRequest)
+		form.Title = "Voice request"
+		form.Add("muc#role", "Requested role", roleParticipant)
 		if r.canSeeJIDs(mod) {
-			addField(form, "muc#jid", "jid-single", "User ID", from.String())
+			form.Add("muc#jid", "User ID", from.String())
 		}
-		addField(form, "muc#roomnick", "text-single", "Room Nickname", o.nick)
-		addField(form, "muc#request_allow", "boolean", "Grant voice to this person?", "false")
+		form.Add("muc#roomnick", "Room Nickname", o.nick)
+		form.AddBool("muc#request_allow", "Grant voice to this person?", false)
+		x := form.Element()
 		for _, s := range mod.sessions {
 			msg := xmlstream.New(stanza.NSClient, "message", "from", r.jid.String(), "to", s.String(), "id", newID())
-			sub(msg, form.Copy())
+			sub(msg, x.Copy())
 			out.add(msg)
 		}
-	}
-}
-
-func addField(form *xmlstream.Element, v, typ, label string, values ...string) {
-	f := sub(form, xmlstream.New(NSData, "field", "var", v))
-	if typ != "" {
-		f.SetAttr("type", typ)
-	}
-	if label != "" {
-		f.SetAttr("label", label)
-	}
-	for _, val := range values {
-		sub(f, xmlstream.New(NSData, "value")).AddText(val)
 	}
 }
 
@@ -292,25 +287,25 @@ func addField(form *xmlstream.Element, v, typ, label string, values ...string) {
 // approval makes the visitor a participant like a role change through
 // muc#admin would, with the same checks and presence broadcast; a
 // refusal changes nothing.
-func (r *room) voiceAnswer(ctx context.Context, from jid.JID, el *xmlstream.Element, vals map[string][]string, out *outbox) {
-	if x := el.Child(NSData, "x"); x.Attr("type") != "submit" {
+func (r *room) voiceAnswer(ctx context.Context, from jid.JID, el *xmlstream.Element, req *dataform.Form, out *outbox) {
+	if req.Type != dataform.TypeSubmit || el.Child(dataform.NS, "x").Attr("type") == "" {
 		out.errorReply(el, stanza.BadRequest("the voice request answer must be a submitted form"))
 		return
 	}
-	allow, ok := parseBool(first(vals["muc#request_allow"]))
-	if !ok {
-		out.errorReply(el, stanza.BadRequest("muc#request_allow is not a boolean"))
+	allow, _, err := req.Bool("muc#request_allow")
+	if err != nil {
+		out.errorReply(el, err.(*stanza.Error))
 		return
 	}
-	if role := first(vals["muc#role"]); role != "" && role != roleParticipant {
+	if role := strings.TrimSpace(req.Value("muc#role")); role != "" && role != roleParticipant {
 		out.errorReply(el, stanza.BadRequest("only voice (the participant role) can be requested"))
 		return
 	}
 	if !allow {
 		return
 	}
-	target := r.occupants[first(vals["muc#roomnick"])]
-	if j, err := jid.Parse(first(vals["muc#jid"])); target == nil && err == nil {
+	target := r.occupants[strings.TrimSpace(req.Value("muc#roomnick"))]
+	if j, err := jid.Parse(strings.TrimSpace(req.Value("muc#jid"))); target == nil && err == nil {
 		target = r.occupantBySession(j)
 	}
 	if target == nil {
@@ -331,9 +326,70 @@ func (r *room) voiceAnswer(ctx context.Context, from jid.JID, el *xmlstream.Elem
 	}
 }
 
-func first(vs []string) string {
-	if len(vs) == 0 {
-		return ""
+// goneConditions are the stanza errors that say the session a room sent
+// to is not there any more (XEP-0045 §18.1: "a delivery-related error"):
+// it was never there or vanished, its server cannot be reached, or
+// nothing answers for it. An error with no readable condition counts
+// too: a client that cannot say what failed will not keep up with the
+// room either. Other errors (a policy the client applies, a stanza it
+// did not like) say the client is there and only refused one stanza.
+var goneConditions = map[string]bool{
+	"":                        true,
+	"gone":                    true,
+	"item-not-found":          true,
+	"jid-malformed":           true,
+	"recipient-unavailable":   true,
+	"redirect":                true,
+	"remote-server-not-found": true,
+	"remote-server-timeout":   true,
+	"service-unavailable":     true,
+}
+
+// kickIfGone removes the session that answered room traffic with an
+// error meaning it is gone, with status 333 (XEP-0045 §7.2.x, "kick due
+// to error"), so that it stops being counted and sent to; it reports
+// whether it did.
+func (m *Module) kickIfGone(ctx context.Context, from, room jid.JID, el *xmlstream.Element, out *outbox) bool {
+	if !goneConditions[stanza.ErrorCondition(el)] {
+		return false
 	}
-	return strings.TrimSpace(vs[0])
+	r, err := m.room(ctx, room)
+	if err != nil || r == nil {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.gone {
+		return false
+	}
+	return r.kickGone(ctx, from, el, out)
+}
+
+func (r *room) kickGone(ctx context.Context, full jid.JID, el *xmlstream.Element, out *outbox) bool {
+	o := r.occupantBySession(full)
+	if o == nil {
+		return false
+	}
+	status := xmlstream.New(stanza.NSClient, "status").AddText("Kicked: " + errorWords(el))
+	if len(o.sessions) > 1 {
+		// The occupant stays with its other sessions; only the gone one
+		// hears that it left.
+		o.sessions = slices.DeleteFunc(o.sessions, func(s jid.JID) bool { return s.Equal(full) })
+		gone := &occupant{nick: o.nick, bare: o.bare, sessions: []jid.JID{full}, role: o.role}
+		out.add(r.presenceOf(gone, full, gone, "unavailable", []string{"110", "333"}))
+		return true
+	}
+	p := xmlstream.New(stanza.NSClient, "presence")
+	sub(p, status)
+	o.presence = p
+	r.remove(ctx, o, []string{"333"}, out)
+	return true
+}
+
+// errorWords says in words why a session was removed.
+func errorWords(el *xmlstream.Element) string {
+	if c := stanza.ErrorCondition(el); c != "" {
+		return strings.ReplaceAll(c, "-", " ")
+	}
+	return "error"
 }

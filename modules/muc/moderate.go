@@ -7,6 +7,7 @@ import (
 	"parley/internal/stanza"
 	"parley/internal/storage"
 	"parley/internal/xmlstream"
+	"parley/internal/xmpptime"
 )
 
 // Namespaces of moderated message retraction (XEP-0425): version 0.3
@@ -89,7 +90,7 @@ func (r *room) moderate(ctx context.Context, from jid.JID, mod moderation, out *
 	}
 	by := r.nickJID(moderator.nick).String()
 	modID := r.occupantID(moderator.bare)
-	stamp := r.m.now().UTC().Format(stampLayout)
+	stamp := xmpptime.Format(r.m.now())
 	if err := r.m.store.ReplaceMessage(ctx, r.jid.String(), mod.id, []byte(tombstone(orig, by, modID, stamp, mod.reason).String())); err != nil {
 		if isNotFound(err) {
 			return stanza.ItemNotFound("no room message has that id")

@@ -37,11 +37,9 @@ const (
 	NSRoomInfo   = NS + "#roominfo"
 	NSOccupantID = "urn:xmpp:occupant-id:0"
 	NSPing       = "urn:xmpp:ping"
-	NSDiscoInfo  = "http://jabber.org/protocol/disco#info"
-	NSDiscoItems = "http://jabber.org/protocol/disco#items"
-	NSData       = "jabber:x:data"
-	NSDelay      = "urn:xmpp:delay"
-	NSSID        = "urn:xmpp:sid:0"
+	NSDiscoInfo  = stanza.NSDiscoInf
+	NSDiscoItems = stanza.NSDiscoIt
+	NSSID        = stanza.NSSID
 	NSVCard      = "vcard-temp"
 )
 
@@ -76,9 +74,6 @@ type Module struct {
 	// count is, per service domain, how many rooms exist: those in
 	// memory that are not stored, and those stored.
 	count map[string]int
-
-	stop chan struct{}
-	wg   sync.WaitGroup
 }
 
 // New returns the service for the given domains (e.g.
@@ -117,48 +112,14 @@ func (m *Module) Start(h module.Host) error {
 	}
 	m.creations = throttle.New(m.limits.CreationsPerHour, time.Hour)
 	if m.retention > 0 {
-		m.stop = make(chan struct{})
-		m.wg.Add(1)
-		go m.expireLoop(m.stop)
+		// Room archives expire like personal ones.
+		h.Every(module.RetentionInterval(m.retention), m.expire)
 	}
 	return nil
 }
 
-// Stop ends the retention job.
-func (m *Module) Stop(ctx context.Context) error {
-	if m.stop == nil {
-		return nil
-	}
-	close(m.stop)
-	m.stop = nil
-	done := make(chan struct{})
-	go func() { m.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("muc: stopping the retention job: %w", ctx.Err())
-	}
-}
-
-// expireLoop enforces retention like the personal archive does: a tenth
-// of the period, at most an hour, between clean-ups.
-func (m *Module) expireLoop(stop <-chan struct{}) {
-	defer m.wg.Done()
-	tick := time.NewTicker(min(m.retention/10, time.Hour))
-	defer tick.Stop()
-	for {
-		m.expire()
-		select {
-		case <-stop:
-			return
-		case <-tick.C:
-		}
-	}
-}
-
-func (m *Module) expire() {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+func (m *Module) expire(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	n, err := m.store.DeleteMessagesBefore(ctx, m.now().Add(-m.retention))
 	if err != nil {

@@ -5,10 +5,13 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"parley/internal/dataform"
 	"parley/internal/jid"
 	"parley/internal/stanza"
 	"parley/internal/xmlstream"
+	"parley/internal/xmpptime"
 	"parley/modules/internal/modtest"
 )
 
@@ -86,7 +89,7 @@ func (f *fixture) createRoom(opts map[string]string) {
 func (f *fixture) configure(owner string, opts map[string]string) []*xmlstream.Element {
 	f.t.Helper()
 	q := xmlstream.New(NSOwner, "query")
-	form := sub(q, xmlstream.New(NSData, "x", "type", "submit"))
+	form := sub(q, xmlstream.New(dataform.NS, "x", "type", "submit"))
 	addField(form, "FORM_TYPE", "", "", NSRoomConfig)
 	keys := make([]string, 0, len(opts))
 	for k := range opts {
@@ -407,7 +410,7 @@ func TestHistory(t *testing.T) {
 	bodies := func(out []*xmlstream.Element) []string {
 		var r []string
 		for _, el := range out {
-			if b := el.Child(stanza.NSClient, "body"); b != nil && el.Child(NSDelay, "delay") != nil {
+			if b := el.Child(stanza.NSClient, "body"); b != nil && el.Child(stanza.NSDelay, "delay") != nil {
 				r = append(r, b.Text())
 			}
 		}
@@ -642,5 +645,111 @@ func TestDiscoAndPersistence(t *testing.T) {
 	}
 	if _, err := h.FakeStore().MUC().Room(context.Background(), roomJID); err == nil {
 		t.Error("destroyed room still stored")
+	}
+}
+
+// TestSubjectToLaterJoiners: a subject set by an occupant allowed to
+// (here a participant made moderator) reaches everyone, and a later
+// joiner is told it, from the nick that set it and with a delay saying
+// when (XEP-0045 §7.2.15, §8.1); a subject beside a thread is part of a
+// message, not a change of the room's subject.
+func TestSubjectToLaterJoiners(t *testing.T) {
+	f := newFixture(t)
+	set := time.Date(2026, 5, 4, 3, 2, 1, 0, time.UTC)
+	f.m.now = func() time.Time { return set }
+	f.createRoom(map[string]string{"persistentroom": "1"})
+	f.join(bob, "Bob")
+	f.setRole(alice, "Bob", "moderator")
+	out := f.send(bob, roomJID, subjectMsg("bob's topic"))
+	if len(out) != 2 || len(to(out, alice)) != 1 || to(out, alice)[0].Attr("from") != roomJID+"/Bob" {
+		t.Fatalf("subject change broadcast: %v", out)
+	}
+	withThread := subjectMsg("a thread's topic")
+	sub(withThread, xmlstream.New(stanza.NSClient, "thread")).AddText("t1")
+	f.send(alice, roomJID, withThread)
+	out = f.join(carol, "Carol")
+	last := out[len(out)-1]
+	if last.Child(stanza.NSClient, "subject").Text() != "bob's topic" || last.Attr("from") != roomJID+"/Bob" {
+		t.Fatalf("subject on join = %v", last)
+	}
+	d := last.Child(stanza.NSDelay, "delay")
+	if d == nil || d.Attr("stamp") != xmpptime.Format(set) || d.Attr("from") != roomJID {
+		t.Errorf("subject on join carries no delay from the room at %s: %v", xmpptime.Format(set), last)
+	}
+	// A room without a subject still ends the join with an empty one,
+	// with nothing to date.
+	g := newFixture(t)
+	g.createRoom(nil)
+	out = g.join(bob, "Bob")
+	last = out[len(out)-1]
+	if s := last.Child(stanza.NSClient, "subject"); s == nil || s.Text() != "" || last.Child(stanza.NSDelay, "delay") != nil || last.Attr("from") != roomJID {
+		t.Errorf("empty subject on join = %v", last)
+	}
+}
+
+func errorMessage(cond string) *xmlstream.Element {
+	m := xmlstream.New(stanza.NSClient, "message", "type", "error")
+	sub(m, xmlstream.New(stanza.NSClient, "body")).AddText("hi")
+	e := sub(m, xmlstream.New(stanza.NSClient, "error", "type", "cancel"))
+	if cond != "" {
+		sub(e, xmlstream.New(stanza.NSStanzas, cond))
+	}
+	return m
+}
+
+// TestKickDueToError: a session that answers room traffic with an error
+// meaning it is gone leaves the room with status 333; an error that only
+// refuses one stanza, or one from a stranger, changes nothing.
+func TestKickDueToError(t *testing.T) {
+	f := newFixture(t)
+	f.createRoom(nil)
+	f.join(bob, "Bob")
+	f.join(carol, "Carol")
+	if out := f.send(carol, roomJID+"/Alice", errorMessage("policy-violation")); len(out) != 0 {
+		t.Errorf("a refusal removed carol: %v", out)
+	}
+	if out := f.send("mallory@example.org/x", roomJID+"/Alice", errorMessage("service-unavailable")); len(out) != 0 {
+		t.Errorf("an error from a non-occupant did something: %v", out)
+	}
+	out := f.send(bob, roomJID+"/Alice", errorMessage("recipient-unavailable"))
+	for _, who := range []string{alice, carol, bob} {
+		p := presenceFrom(out, "Bob", who)
+		if p == nil || p.Attr("type") != "unavailable" || !slices.Contains(codes(p), "333") {
+			t.Errorf("%s was not told bob was removed with 333: %v", who, p)
+		}
+	}
+	if p := presenceFrom(out, "Bob", bob); p != nil && !slices.Contains(codes(p), "110") {
+		t.Errorf("bob's own removal lacks 110: %v", p)
+	}
+	if out := f.send(alice, roomJID, groupchat("after")); len(to(out, bob)) != 0 {
+		t.Errorf("bob still gets room messages: %v", out)
+	}
+	// An error without a readable condition counts as gone too.
+	out = f.send(carol, roomJID, errorMessage(""))
+	if p := presenceFrom(out, "Carol", alice); p == nil || !slices.Contains(codes(p), "333") {
+		t.Errorf("carol after an unreadable error: %v", out)
+	}
+}
+
+// TestPresenceErrorKick: a presence error meaning the session is gone
+// removes it with 333 too; another presence error still takes it out,
+// without the code.
+func TestPresenceErrorKick(t *testing.T) {
+	f := newFixture(t)
+	f.createRoom(nil)
+	f.join(bob, "Bob")
+	f.join(carol, "Carol")
+	perr := func(cond string) *xmlstream.Element {
+		p := xmlstream.New(stanza.NSClient, "presence", "type", "error")
+		sub(sub(p, xmlstream.New(stanza.NSClient, "error", "type", "cancel")), xmlstream.New(stanza.NSStanzas, cond))
+		return p
+	}
+	out := f.send(bob, roomJID+"/Alice", perr("remote-server-not-found"))
+	if p := presenceFrom(out, "Bob", alice); p == nil || p.Attr("type") != "unavailable" || !slices.Contains(codes(p), "333") {
+		t.Errorf("gone presence error: %v", out)
+	}
+	out = f.send(carol, roomJID+"/Alice", perr("not-acceptable"))
+	if p := presenceFrom(out, "Carol", alice); p == nil || p.Attr("type") != "unavailable" || slices.Contains(codes(p), "333") {
+		t.Errorf("other presence error: %v", out)
 	}
 }

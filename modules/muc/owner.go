@@ -2,87 +2,60 @@ package muc
 
 import (
 	"context"
+	"slices"
 	"strconv"
-	"strings"
 
+	"parley/internal/dataform"
 	"parley/internal/jid"
 	"parley/internal/stanza"
 	"parley/internal/storage"
 	"parley/internal/xmlstream"
 )
 
+// maxUsersChoices are the limits the configuration form offers
+// (muc#roomconfig_maxusers is a list-single, XEP-0045 §15.5.3); a room's
+// current limit is offered too when it is not one of them.
+var maxUsersChoices = []int{10, 20, 30, 50, 100, 200, 500, 1000}
+
 // getConfig returns the configuration form (§10.2) to an owner.
 func (r *room) getConfig(from jid.JID) (*xmlstream.Element, *stanza.Error) {
 	if r.affiliation(from) != storage.AffOwner {
 		return nil, stanza.Forbidden("only owners configure the room")
 	}
-	q := xmlstream.New(NSOwner, "query")
-	form := sub(q, xmlstream.New(NSData, "x", "type", "form"))
-	sub(form, xmlstream.New(NSData, "title")).AddText("Configuration of " + r.jid.String())
-	addField(form, "FORM_TYPE", "hidden", "", NSRoomConfig)
-	addField(form, "muc#roomconfig_roomname", "text-single", "Name", r.cfg.Name)
-	addField(form, "muc#roomconfig_roomdesc", "text-single", "Description", r.cfg.Desc)
-	addField(form, "muc#roomconfig_persistentroom", "boolean", "Persistent", boolValue(r.cfg.Persistent))
-	addField(form, "muc#roomconfig_publicroom", "boolean", "Listed in the directory", boolValue(r.cfg.Public))
-	addField(form, "muc#roomconfig_membersonly", "boolean", "Members only", boolValue(r.cfg.MembersOnly))
-	addField(form, "muc#roomconfig_moderatedroom", "boolean", "Moderated", boolValue(r.cfg.Moderated))
-	addField(form, "muc#roomconfig_passwordprotectedroom", "boolean", "Password protected", boolValue(r.cfg.Password != ""))
-	addField(form, "muc#roomconfig_roomsecret", "text-private", "Password", r.cfg.Password)
-	whois := addFieldEl(form, "muc#roomconfig_whois", "list-single", "Who may see real JIDs", map[bool]string{true: "anyone", false: "moderators"}[r.cfg.NonAnonymous])
-	for _, o := range []string{"moderators", "anyone"} {
-		sub(sub(whois, xmlstream.New(NSData, "option", "label", o)), xmlstream.New(NSData, "value")).AddText(o)
-	}
-	max := "none"
+	f := dataform.New(dataform.TypeForm, NSRoomConfig)
+	f.Title = "Configuration of " + r.jid.String()
+	f.Add("muc#roomconfig_roomname", "Name", r.cfg.Name)
+	f.Add("muc#roomconfig_roomdesc", "Description", r.cfg.Desc)
+	f.AddBool("muc#roomconfig_persistentroom", "Persistent", r.cfg.Persistent)
+	f.AddBool("muc#roomconfig_publicroom", "Listed in the directory", r.cfg.Public)
+	f.AddBool("muc#roomconfig_membersonly", "Members only", r.cfg.MembersOnly)
+	f.AddBool("muc#roomconfig_moderatedroom", "Moderated", r.cfg.Moderated)
+	f.AddBool("muc#roomconfig_passwordprotectedroom", "Password protected", r.cfg.Password != "")
+	f.Add("muc#roomconfig_roomsecret", "Password", r.cfg.Password)
+	f.Add("muc#roomconfig_whois", "Who may see real JIDs", map[bool]string{true: "anyone", false: "moderators"}[r.cfg.NonAnonymous])
+	current := "none"
 	if r.cfg.MaxUsers > 0 {
-		max = strconv.Itoa(r.cfg.MaxUsers)
+		current = strconv.Itoa(r.cfg.MaxUsers)
 	}
-	addField(form, "muc#roomconfig_maxusers", "text-single", "Maximum number of occupants", max)
-	addField(form, "muc#roomconfig_changesubject", "boolean", "Occupants may change the subject", boolValue(r.cfg.ChangeSubject))
-	addField(form, "muc#roomconfig_allowinvites", "boolean", "Occupants may invite", boolValue(r.cfg.AllowInvites))
-	addField(form, "muc#roomconfig_enablearchiving", "boolean", "Archive messages (persistent rooms)", boolValue(!r.cfg.NoArchive))
-	return q, nil
-}
-
-func addFieldEl(form *xmlstream.Element, v, typ, label, value string) *xmlstream.Element {
-	addField(form, v, typ, label, value)
-	var last *xmlstream.Element
-	for f := range form.Elements() {
-		last = f
+	maxUsers := f.Add("muc#roomconfig_maxusers", "Maximum number of occupants", current)
+	choices := slices.Clone(maxUsersChoices)
+	if r.cfg.MaxUsers > 0 && !slices.Contains(choices, r.cfg.MaxUsers) {
+		choices = append(choices, r.cfg.MaxUsers)
+		slices.Sort(choices)
 	}
-	return last
-}
-
-// formValues reads a submitted form into var -> values.
-func formValues(x *xmlstream.Element) map[string][]string {
-	vals := map[string][]string{}
-	for f := range x.Elements() {
-		if f.Name.Space != NSData || f.Name.Local != "field" {
-			continue
-		}
-		var vs []string
-		for v := range f.Elements() {
-			if v.Name.Local == "value" {
-				vs = append(vs, v.Text())
-			}
-		}
-		vals[f.Attr("var")] = vs
+	for _, n := range choices {
+		maxUsers.AddOption(strconv.Itoa(n), strconv.Itoa(n))
 	}
-	return vals
-}
-
-func parseBool(s string) (bool, bool) {
-	switch strings.TrimSpace(s) {
-	case "1", "true":
-		return true, true
-	case "0", "false":
-		return false, true
-	}
-	return false, false
+	maxUsers.AddOption("No limit", "none")
+	f.AddBool("muc#roomconfig_changesubject", "Occupants may change the subject", r.cfg.ChangeSubject)
+	f.AddBool("muc#roomconfig_allowinvites", "Occupants may invite", r.cfg.AllowInvites)
+	f.AddBool("muc#roomconfig_enablearchiving", "Archive messages (persistent rooms)", !r.cfg.NoArchive)
+	return xmlstream.New(NSOwner, "query").AddChild(f.Element()), nil
 }
 
 // applyForm sets the submitted options on cfg; fields not in the form
 // keep their values (an empty form accepts the defaults, §10.1.2).
-func applyForm(cfg *config, vals map[string][]string) *stanza.Error {
+func applyForm(cfg *config, f *dataform.Form) *stanza.Error {
 	bools := map[string]*bool{
 		"muc#roomconfig_persistentroom": &cfg.Persistent,
 		"muc#roomconfig_publicroom":     &cfg.Public,
@@ -91,15 +64,15 @@ func applyForm(cfg *config, vals map[string][]string) *stanza.Error {
 		"muc#roomconfig_changesubject":  &cfg.ChangeSubject,
 		"muc#roomconfig_allowinvites":   &cfg.AllowInvites,
 	}
-	for k, vs := range vals {
-		if len(vs) == 0 {
+	for _, fd := range f.Fields {
+		if len(fd.Values) == 0 {
 			continue
 		}
-		v := vs[0]
+		k, v := fd.Var, fd.Value()
 		if p := bools[k]; p != nil {
-			b, ok := parseBool(v)
-			if !ok {
-				return stanza.BadRequest(k + " is not a boolean")
+			b, _, err := f.Bool(k)
+			if err != nil {
+				return err.(*stanza.Error)
 			}
 			*p = b
 			continue
@@ -122,9 +95,9 @@ func applyForm(cfg *config, vals map[string][]string) *stanza.Error {
 			}
 		case "muc#roomconfig_enablearchiving", "mam":
 			// "mam" is the name some services and clients use.
-			b, ok := parseBool(v)
-			if !ok {
-				return stanza.BadRequest(k + " is not a boolean")
+			b, _, err := f.Bool(k)
+			if err != nil {
+				return err.(*stanza.Error)
 			}
 			cfg.NoArchive = !b
 		case "muc#roomconfig_maxusers":
@@ -139,10 +112,8 @@ func applyForm(cfg *config, vals map[string][]string) *stanza.Error {
 			cfg.MaxUsers = n
 		}
 	}
-	if pw, ok := vals["muc#roomconfig_passwordprotectedroom"]; ok && len(pw) > 0 {
-		if b, _ := parseBool(pw[0]); !b {
-			cfg.Password = ""
-		}
+	if b, ok, _ := f.Bool("muc#roomconfig_passwordprotectedroom"); ok && !b {
+		cfg.Password = ""
 	}
 	return nil
 }
@@ -157,7 +128,7 @@ func (r *room) setOwner(ctx context.Context, from jid.JID, q *xmlstream.Element,
 		r.destroy(ctx, d, out)
 		return nil
 	}
-	x := q.Child(NSData, "x")
+	x := q.Child(dataform.NS, "x")
 	if x == nil {
 		return stanza.BadRequest("a configuration form or <destroy/> is needed")
 	}
@@ -173,13 +144,16 @@ func (r *room) setOwner(ctx context.Context, from jid.JID, q *xmlstream.Element,
 	default:
 		return stanza.BadRequest("the form must be submitted or cancelled")
 	}
-	vals := formValues(x)
-	if ft, ok := vals["FORM_TYPE"]; ok && (len(ft) != 1 || ft[0] != NSRoomConfig) {
+	f, err := dataform.Parse(x)
+	if err != nil {
+		return err.(*stanza.Error)
+	}
+	if f.FormType != "" && f.FormType != NSRoomConfig {
 		return stanza.BadRequest("not a muc#roomconfig form")
 	}
 	old := r.cfg
 	cfg := r.cfg
-	if se := applyForm(&cfg, vals); se != nil {
+	if se := applyForm(&cfg, f); se != nil {
 		return se
 	}
 	r.cfg = cfg

@@ -10,6 +10,7 @@ import (
 	"parley/internal/stanza"
 	"parley/internal/storage"
 	"parley/internal/xmlstream"
+	"parley/internal/xmpptime"
 )
 
 // cleanPresence is the presence an occupant sent, as the room repeats it:
@@ -57,7 +58,12 @@ func (m *Module) presence(ctx context.Context, from, to jid.JID, el *xmlstream.E
 			}
 			r.mu.Lock()
 			if !r.gone {
-				r.leave(ctx, from, el, out)
+				// An error saying the session is gone removes it with
+				// status 333, as for messages; any other error still
+				// takes it out of the room.
+				if typ != "error" || !goneConditions[stanza.ErrorCondition(el)] || !r.kickGone(ctx, from, el, out) {
+					r.leave(ctx, from, el, out)
+				}
 			}
 			r.mu.Unlock()
 			return
@@ -198,7 +204,7 @@ func (r *room) sendHistory(to jid.JID, x *xmlstream.Element, out *outbox) {
 			if v, err := strconv.Atoi(h.Attr("seconds")); err == nil && v >= 0 {
 				since = r.m.now().Add(-time.Duration(v) * time.Second)
 			}
-			if v, err := time.Parse(time.RFC3339, h.Attr("since")); err == nil && v.After(since) {
+			if v, err := xmpptime.Parse(h.Attr("since")); err == nil && v.After(since) {
 				since = v
 			}
 		}
@@ -220,7 +226,7 @@ func (r *room) sendHistory(to jid.JID, x *xmlstream.Element, out *outbox) {
 	for _, h := range r.history[start:] {
 		msg := h.msg.Copy()
 		msg.SetAttr("to", to.String())
-		sub(msg, xmlstream.New(NSDelay, "delay", "from", r.jid.String(), "stamp", h.stamp.UTC().Format("2006-01-02T15:04:05.000Z")))
+		sub(msg, stanza.Delay(r.jid.String(), h.stamp))
 		out.add(msg)
 	}
 }
@@ -234,6 +240,10 @@ func (r *room) sendSubject(to jid.JID, out *outbox) {
 	}
 	msg := xmlstream.New(stanza.NSClient, "message", "type", "groupchat", "from", from.String(), "to", to.String(), "id", newID())
 	sub(msg, xmlstream.New(stanza.NSClient, "subject")).AddText(r.cfg.Subject)
+	if !r.cfg.SubjectAt.IsZero() {
+		// When it was set, as a delay from the room (XEP-0203).
+		sub(msg, stanza.Delay(r.jid.String(), r.cfg.SubjectAt))
+	}
 	out.add(msg)
 }
 

@@ -42,6 +42,9 @@ type config struct {
 	AllowInvites  bool   `json:"allowinvites,omitempty"`
 	Subject       string `json:"subject,omitempty"`
 	SubjectBy     string `json:"subjectby,omitempty"` // nick
+	// SubjectAt is when the subject was set, told to joiners in a
+	// <delay/> so they can show how old it is.
+	SubjectAt time.Time `json:"subjectat,omitzero"`
 	// NoArchive turns the archive of a persistent room off; archiving is
 	// the default, so configurations stored before it existed archive.
 	NoArchive bool   `json:"noarchive,omitempty"`

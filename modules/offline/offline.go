@@ -15,7 +15,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"parley/internal/jid"
@@ -27,11 +26,9 @@ import (
 )
 
 const (
-	NSDelay = "urn:xmpp:delay"
 	// NSOffline is advertised per XEP-0160's use of "msgoffline".
 	FeatureOffline = "msgoffline"
 	nsChatStates   = "http://jabber.org/protocol/chatstates"
-	nsHints        = "urn:xmpp:hints"
 )
 
 // sealVersion prefixes every sealed record, so the format can change.
@@ -45,9 +42,6 @@ type Module struct {
 	host  module.Host
 	store storage.Offline
 	aead  cipher.AEAD
-
-	stop chan struct{}
-	wg   sync.WaitGroup
 }
 
 // New returns the module: at most maxPerUser messages wait per user (0
@@ -75,46 +69,14 @@ func (m *Module) Start(h module.Host) error {
 		h.AddFeature(module.Server, FeatureOffline)
 	}
 	if m.retention > 0 {
-		m.stop = make(chan struct{})
-		m.wg.Add(1)
-		go m.expireLoop()
+		// Retention is enforced by the server itself: no cron job.
+		h.Every(module.RetentionInterval(m.retention), m.expire)
 	}
 	return nil
 }
 
-// Stop ends the retention job.
-func (m *Module) Stop(ctx context.Context) error {
-	if m.stop == nil {
-		return nil
-	}
-	close(m.stop)
-	done := make(chan struct{})
-	go func() { m.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// expireLoop enforces retention by itself, so no cron job is needed.
-func (m *Module) expireLoop() {
-	defer m.wg.Done()
-	tick := time.NewTicker(min(m.retention/10, time.Hour))
-	defer tick.Stop()
-	for {
-		m.expire()
-		select {
-		case <-m.stop:
-			return
-		case <-tick.C:
-		}
-	}
-}
-
-func (m *Module) expire() {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+func (m *Module) expire(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	n, err := m.store.DeleteBefore(ctx, m.now().Add(-m.retention))
 	if err != nil {
@@ -131,7 +93,7 @@ func worthKeeping(el *xmlstream.Element) bool {
 	content := false
 	for c := range el.Elements() {
 		switch {
-		case c.Name.Space == nsHints && (c.Name.Local == "no-store" || c.Name.Local == "no-permanent-store"):
+		case c.Name.Space == stanza.NSHints && (c.Name.Local == stanza.HintNoStore || c.Name.Local == stanza.HintNoPermanentStore):
 			return false
 		case c.Name.Space == nsChatStates, c.Name.Space == el.Name.Space && c.Name.Local == "thread":
 		default:
@@ -152,9 +114,7 @@ func (m *Module) keep(ctx context.Context, to jid.JID, el *xmlstream.Element) (b
 		return true, nil // dropped on purpose: nothing to say to the sender
 	}
 	c := el.Copy()
-	if c.Child(NSDelay, "delay") == nil {
-		c.AddChild(xmlstream.New(NSDelay, "delay", "from", to.Domain(), "stamp", m.now().UTC().Format("2006-01-02T15:04:05.000Z")))
-	}
+	stanza.AddDelay(c, to.Domain(), m.now())
 	sealed, err := m.seal(to, c.Append(nil, stanza.NSClient))
 	if err != nil {
 		return false, err

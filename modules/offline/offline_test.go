@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"parley/internal/jid"
+	"parley/internal/stanza"
 	"parley/internal/xmlstream"
 )
 
@@ -77,7 +78,7 @@ func TestWorthKeeping(t *testing.T) {
 		{"chat state only", msg(composing), false},
 		{"chat state and thread", msg(composing, xmlstream.New("jabber:client", "thread").AddText("t")), false},
 		{"body and chat state", msg(body.Copy(), composing.Copy()), true},
-		{"no-store hint", msg(body.Copy(), xmlstream.New(nsHints, "no-store")), false},
+		{"no-store hint", msg(body.Copy(), xmlstream.New(stanza.NSHints, "no-store")), false},
 		{"encrypted payload", msg(xmlstream.New("eu.siacs.conversations.axolotl", "encrypted")), true},
 	} {
 		if got := worthKeeping(c.el); got != c.want {

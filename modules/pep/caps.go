@@ -11,13 +11,15 @@ import (
 	"sync"
 	"time"
 
+	"parley/internal/dataform"
 	"parley/internal/jid"
+	"parley/internal/stanza"
 	"parley/internal/xmlstream"
 )
 
 const (
 	nsCaps      = "http://jabber.org/protocol/caps"
-	nsDiscoInfo = "http://jabber.org/protocol/disco#info"
+	nsDiscoInfo = stanza.NSDiscoInf
 )
 
 // Bounds of the in-memory caps state. The cache is keyed by verification
@@ -90,10 +92,14 @@ func verString(hashName string, query *xmlstream.Element) string {
 		case el.Name.Space == nsDiscoInfo && el.Name.Local == "feature":
 			features = append(features, el.Attr("var"))
 		case el.Name.Space == nsData && el.Name.Local == "x":
-			f := parseForm(el)
-			e := ext{formType: f.formType()}
-			for _, v := range f.order {
-				vals := slices.Clone(f.fields[v])
+			f, err := dataform.Parse(el)
+			if err != nil {
+				// XEP-0115 §5.4: such a form makes the answer unverifiable.
+				return ""
+			}
+			e := ext{formType: f.FormType}
+			for _, fd := range f.Fields {
+				v, vals := fd.Var, slices.Clone(fd.Values)
 				slices.Sort(vals)
 				e.fields = append(e.fields, v+"<"+strings.Join(vals, "<")+"<")
 			}

@@ -3,9 +3,11 @@ package pep
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
+	"parley/internal/dataform"
 	"parley/internal/stanza"
 	"parley/internal/xmlstream"
 )
@@ -23,9 +25,9 @@ const (
 	SendLastNever             = "never"
 	SendLastOnSub             = "on_sub"
 	SendLastOnSubAndPresence  = "on_sub_and_presence"
-	formTypeNodeConfig        = "http://jabber.org/protocol/pubsub#node_config"
-	formTypePublishOptions    = "http://jabber.org/protocol/pubsub#publish-options"
-	nsData                    = "jabber:x:data"
+	formTypeNodeConfig        = dataform.PubSubNodeConfig
+	formTypePublishOptions    = dataform.PubSubPublishOpts
+	nsData                    = dataform.NS
 	fieldAccessModel          = "pubsub#access_model"
 	fieldMaxItems             = "pubsub#max_items"
 	fieldPersistItems         = "pubsub#persist_items"
@@ -34,7 +36,12 @@ const (
 	fieldNotifyDelete         = "pubsub#notify_delete"
 	fieldTitle                = "pubsub#title"
 	fieldDeliverNotifications = "pubsub#deliver_notifications"
+	fieldRosterGroups         = "pubsub#roster_groups_allowed"
 )
+
+// maxRosterGroups bounds the groups a node's roster access names; a
+// roster has at most as many groups per contact (roster module).
+const maxRosterGroups = 64
 
 // nodeConfig is a node's configuration, stored JSON-encoded as the node's
 // config blob: new options can be added without a schema migration.
@@ -47,6 +54,10 @@ type nodeConfig struct {
 	NotifyRetract bool   `json:"notify_retract"`
 	NotifyDelete  bool   `json:"notify_delete"`
 	Title         string `json:"title,omitempty"`
+	// RosterGroups are the owner's roster groups whose contacts the
+	// roster access model lets in; none: every contact with a presence
+	// subscription, as before groups were kept.
+	RosterGroups []string `json:"roster_groups,omitempty"`
 }
 
 // Node name prefixes whose items other people must be able to fetch
@@ -101,58 +112,6 @@ func decodeConfig(b []byte) (nodeConfig, error) {
 	return c, nil
 }
 
-// form is a data form (XEP-0004) as field var → values.
-type form struct {
-	typ    string // "form", "submit", "cancel", "result"
-	fields map[string][]string
-	order  []string // field vars in document order, FORM_TYPE excluded
-}
-
-func parseForm(x *xmlstream.Element) form {
-	f := form{typ: x.Attr("type"), fields: map[string][]string{}}
-	for fe := range x.Elements() {
-		if fe.Name.Space != nsData || fe.Name.Local != "field" {
-			continue
-		}
-		v := fe.Attr("var")
-		var vals []string
-		for ve := range fe.Elements() {
-			if ve.Name.Space == nsData && ve.Name.Local == "value" {
-				vals = append(vals, ve.Text())
-			}
-		}
-		if _, seen := f.fields[v]; !seen && v != "FORM_TYPE" {
-			f.order = append(f.order, v)
-		}
-		f.fields[v] = vals
-	}
-	return f
-}
-
-func (f form) formType() string {
-	if v := f.fields["FORM_TYPE"]; len(v) > 0 {
-		return v[0]
-	}
-	return ""
-}
-
-func (f form) value(v string) string {
-	if vs := f.fields[v]; len(vs) > 0 {
-		return vs[0]
-	}
-	return ""
-}
-
-func parseBool(s string) (bool, error) {
-	switch s {
-	case "1", "true":
-		return true, nil
-	case "0", "false":
-		return false, nil
-	}
-	return false, fmt.Errorf("%q is not a boolean", s)
-}
-
 // parseMaxItems accepts a count or "max" (XEP-0060 §16.4.3, version 1.15.5);
 // "max" and anything above limit become 0, the module's limit.
 func parseMaxItems(s string, limit int) (int, error) {
@@ -172,9 +131,9 @@ func parseMaxItems(s string, limit int) (int, error) {
 // apply sets the options a form gives on c. Options the module does not
 // keep are ignored, as XEP-0060 lets a service do for node configuration;
 // the values of the ones it keeps must be valid.
-func (c *nodeConfig) apply(f form, limit int) *stanza.Error {
-	for _, v := range f.order {
-		val := f.value(v)
+func (c *nodeConfig) apply(f *dataform.Form, limit int) *stanza.Error {
+	for _, fd := range f.Fields {
+		v, val := fd.Var, fd.Value()
 		var err error
 		switch v {
 		case fieldAccessModel:
@@ -187,11 +146,11 @@ func (c *nodeConfig) apply(f form, limit int) *stanza.Error {
 		case fieldMaxItems:
 			c.MaxItems, err = parseMaxItems(val, limit)
 		case fieldPersistItems:
-			c.PersistItems, err = parseBool(val)
+			c.PersistItems, err = dataform.ParseBool(val)
 		case fieldNotifyRetract:
-			c.NotifyRetract, err = parseBool(val)
+			c.NotifyRetract, err = dataform.ParseBool(val)
 		case fieldNotifyDelete:
-			c.NotifyDelete, err = parseBool(val)
+			c.NotifyDelete, err = dataform.ParseBool(val)
 		case fieldSendLastPublished:
 			switch val {
 			case SendLastNever, SendLastOnSub, SendLastOnSubAndPresence:
@@ -201,6 +160,12 @@ func (c *nodeConfig) apply(f form, limit int) *stanza.Error {
 			}
 		case fieldTitle:
 			c.Title = val
+		case fieldRosterGroups:
+			groups := slices.Compact(slices.Sorted(slices.Values(fd.Values)))
+			if len(groups) > maxRosterGroups {
+				err = fmt.Errorf("at most %d groups", maxRosterGroups)
+			}
+			c.RosterGroups = groups
 		}
 		if err != nil {
 			return stanza.BadRequest(v + ": " + err.Error())
@@ -212,9 +177,9 @@ func (c *nodeConfig) apply(f form, limit int) *stanza.Error {
 // meets reports whether c satisfies publish-options used as preconditions
 // (XEP-0223, XEP-0060 §7.1.5): each option the module keeps must have the
 // value given; options it does not keep cannot be checked and fail.
-func (c nodeConfig) meets(f form, limit int) bool {
-	for _, v := range f.order {
-		val := f.value(v)
+func (c nodeConfig) meets(f *dataform.Form, limit int) bool {
+	for _, fd := range f.Fields {
+		v, val := fd.Var, fd.Value()
 		switch v {
 		case fieldAccessModel:
 			if val != c.AccessModel {
@@ -226,7 +191,7 @@ func (c nodeConfig) meets(f form, limit int) bool {
 				return false
 			}
 		case fieldPersistItems, fieldNotifyRetract, fieldNotifyDelete, fieldDeliverNotifications:
-			b, err := parseBool(val)
+			b, err := dataform.ParseBool(val)
 			want := map[string]bool{fieldPersistItems: c.PersistItems, fieldNotifyRetract: c.NotifyRetract,
 				fieldNotifyDelete: c.NotifyDelete, fieldDeliverNotifications: true}[v]
 			if err != nil || b != want {
@@ -240,6 +205,10 @@ func (c nodeConfig) meets(f form, limit int) bool {
 			if val != c.Title {
 				return false
 			}
+		case fieldRosterGroups:
+			if !slices.Equal(slices.Compact(slices.Sorted(slices.Values(fd.Values))), c.RosterGroups) {
+				return false
+			}
 		default:
 			return false
 		}
@@ -247,28 +216,32 @@ func (c nodeConfig) meets(f form, limit int) bool {
 	return true
 }
 
-// configForm renders c as a node configuration form (XEP-0060 §8.2).
-func (c nodeConfig) configForm() *xmlstream.Element {
-	x := xmlstream.New(nsData, "x", "type", "form")
-	field := func(v, typ string, val string, options ...string) {
-		f := xmlstream.New(nsData, "field", "var", v, "type", typ)
-		for _, o := range options {
-			f.AddChild(xmlstream.New(nsData, "option").AddChild(xmlstream.New(nsData, "value").AddText(o)))
-		}
-		f.AddChild(xmlstream.New(nsData, "value").AddText(val))
-		x.AddChild(f)
-	}
-	field("FORM_TYPE", "hidden", formTypeNodeConfig)
-	field(fieldAccessModel, "list-single", c.AccessModel, AccessOpen, AccessPresence, AccessRoster, AccessWhitelist)
+// configForm renders c as a node configuration form (XEP-0060 §8.2);
+// groups are the owner's roster groups, offered for the roster access
+// model.
+func (c nodeConfig) configForm(groups []string) *xmlstream.Element {
+	f := dataform.New(dataform.TypeForm, formTypeNodeConfig)
+	// The registry lists every access model; a node here can have these.
+	access := f.Add(fieldAccessModel, "Who may subscribe and retrieve items", c.AccessModel)
+	access.Options = slices.DeleteFunc(access.Options, func(o dataform.Option) bool {
+		return !slices.Contains([]string{AccessOpen, AccessPresence, AccessRoster, AccessWhitelist}, o.Value)
+	})
 	maxItems := strconv.Itoa(c.MaxItems)
 	if c.MaxItems == 0 {
 		maxItems = "max"
 	}
-	field(fieldMaxItems, "text-single", maxItems)
-	field(fieldPersistItems, "boolean", strconv.FormatBool(c.PersistItems))
-	field(fieldSendLastPublished, "list-single", c.SendLast, SendLastNever, SendLastOnSub, SendLastOnSubAndPresence)
-	field(fieldNotifyRetract, "boolean", strconv.FormatBool(c.NotifyRetract))
-	field(fieldNotifyDelete, "boolean", strconv.FormatBool(c.NotifyDelete))
-	field(fieldTitle, "text-single", c.Title)
-	return x
+	f.Add(fieldMaxItems, "Maximum number of items to keep", maxItems)
+	f.AddBool(fieldPersistItems, "Keep items", c.PersistItems)
+	f.Add(fieldSendLastPublished, "When to send the last item", c.SendLast)
+	f.AddBool(fieldNotifyRetract, "Notify retractions", c.NotifyRetract)
+	f.AddBool(fieldNotifyDelete, "Notify deletion", c.NotifyDelete)
+	f.Add(fieldTitle, "Title", c.Title)
+	if offered := slices.Compact(slices.Sorted(slices.Values(append(slices.Clone(groups), c.RosterGroups...)))); len(offered) > 0 {
+		// A list with nothing to choose from is no field at all.
+		allowed := f.Add(fieldRosterGroups, "Roster groups allowed (roster access)", c.RosterGroups...)
+		for _, g := range offered {
+			allowed.AddOption(g, g)
+		}
+	}
+	return f.Element()
 }

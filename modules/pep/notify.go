@@ -6,6 +6,7 @@ import (
 
 	"parley/internal/jid"
 	"parley/internal/session"
+	"parley/internal/stanza"
 	"parley/internal/storage"
 	"parley/internal/xmlstream"
 )
@@ -60,9 +61,10 @@ func wantedIf(b bool) interest {
 // if it wants it. While its caps are being asked for, the notification
 // waits for the answer: the session announced them before the publish,
 // and missing the round trip is the server's doing, not the client's.
-func (m *Module) notify(ctx context.Context, s session.Session, node string, msg *xmlstream.Element) {
+// It reports whether the session got the notification or will get it.
+func (m *Module) notify(ctx context.Context, s session.Session, node string, msg *xmlstream.Element) bool {
 	if avail, _ := s.State().Available(); !avail {
-		return
+		return false
 	}
 	// A query that ends between interest and hold has made the caps
 	// known, or needs asking again: looking again settles it, unless no
@@ -72,15 +74,16 @@ func (m *Module) notify(ctx context.Context, s session.Session, node string, msg
 		switch in {
 		case wanted:
 			m.host.Deliver(ctx, msg)
-			return
+			return true
 		case unwanted:
-			return
+			return false
 		}
 		if m.caps.hold(ref, s.JID(), node, msg) {
-			return
+			return true
 		}
 	}
 	m.host.Logger().Debug("pep: notification dropped while asking for caps", "to", s.JID().String(), "node", node)
+	return false
 }
 
 // knows reports whether the features behind ref are known for s.
@@ -211,29 +214,31 @@ func event(from jid.JID, to jid.JID, payload *xmlstream.Element) *xmlstream.Elem
 }
 
 // broadcast sends an event of owner's node to the owner's interested
-// resources and to those of every local contact with a presence
-// subscription whom the access model lets see the node.
+// resources, to those of every local contact with a presence
+// subscription whom the access model lets see the node, and to the
+// node's explicit subscribers, once to each session.
 func (m *Module) broadcast(ctx context.Context, owner jid.JID, node string, cfg nodeConfig, payload *xmlstream.Element) {
+	done := map[string]bool{}
 	send := func(s session.Session) {
-		m.notify(ctx, s, node, event(owner, s.JID(), payload.Copy()))
+		if m.notify(ctx, s, node, event(owner, s.JID(), payload.Copy())) {
+			done[s.JID().String()] = true
+		}
 	}
+	defer func() { m.notifySubscribers(ctx, owner, node, cfg, payload, done) }()
 	for _, s := range m.host.Sessions(owner) {
 		send(s)
 	}
 	if cfg.AccessModel == AccessWhitelist {
 		return
 	}
-	items, _, err := m.host.Store().Roster().Items(ctx, owner.String())
+	contacts, err := m.host.Roster().Contacts(ctx, owner)
 	if err != nil {
 		m.host.Logger().Warn("pep: reading the roster for notifications failed", "err", err)
 		return
 	}
-	for _, it := range items {
-		if it.Subscription != storage.SubFrom && it.Subscription != storage.SubBoth {
-			continue
-		}
-		c, err := jid.Parse(it.Contact)
-		if err != nil || !m.host.IsLocal(c.Domain()) {
+	for _, contact := range contacts {
+		c := contact.JID
+		if !allows(cfg, contact) || !m.host.IsLocal(c.Domain()) {
 			// Federation is not there yet; remote contacts get nothing.
 			continue
 		}
@@ -267,17 +272,14 @@ func (m *Module) sendLastItems(ctx context.Context, s session.Session, skip map[
 	}
 	user := s.JID().Bare()
 	m.lastItemsOf(ctx, user, s, true, skip)
-	items, _, err := m.host.Store().Roster().Items(ctx, user.String())
+	contacts, err := m.host.Roster().Contacts(ctx, user)
 	if err != nil {
 		m.host.Logger().Warn("pep: reading the roster for last items failed", "err", err)
 		return
 	}
-	for _, it := range items {
-		if it.Subscription != storage.SubTo && it.Subscription != storage.SubBoth {
-			continue
-		}
-		c, err := jid.Parse(it.Contact)
-		if err != nil || !c.IsBare() || c.Local() == "" || !m.host.IsLocal(c.Domain()) {
+	for _, contact := range contacts {
+		c := contact.JID
+		if !contact.SendsPresence || !c.IsBare() || c.Local() == "" || !m.host.IsLocal(c.Domain()) {
 			continue
 		}
 		m.lastItemsOf(ctx, c, s, false, skip)
@@ -331,7 +333,7 @@ func (m *Module) lastItemsOf(ctx context.Context, owner jid.JID, s session.Sessi
 		}
 		items := eventItems(l.Node).AddChild(itemElement(l.Item.ID, p))
 		msg := event(owner, s.JID(), items)
-		msg.AddChild(xmlstream.New(nsDelay, "delay", "from", owner.String(), "stamp", l.Item.Published.UTC().Format("2006-01-02T15:04:05.000000Z")))
+		msg.AddChild(stanza.Delay(owner.String(), l.Item.Published))
 		m.host.Deliver(ctx, msg)
 	}
 }

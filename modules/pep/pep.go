@@ -1,9 +1,10 @@
 // Package pep is the Personal Eventing Protocol (XEP-0163): every account
 // is a small publish-subscribe service (the parts of XEP-0060 PEP needs)
 // whose nodes carry avatars (XEP-0084), OMEMO keys (XEP-0384), bookmarks
-// (XEP-0402) and the like. Subscriptions are implicit: contacts with a
-// presence subscription whose client announces "<node>+notify" in its
-// entity capabilities (XEP-0115) get the items.
+// (XEP-0402) and the like. Subscriptions are mostly implicit: contacts
+// with a presence subscription whose client announces "<node>+notify" in
+// its entity capabilities (XEP-0115) get the items. Anyone the access
+// model lets in may also subscribe explicitly (subscribe.go).
 package pep
 
 import (
@@ -13,9 +14,11 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"sync"
 	"time"
 
+	"parley/internal/dataform"
 	"parley/internal/jid"
 	"parley/internal/module"
 	"parley/internal/stanza"
@@ -28,7 +31,6 @@ const (
 	NSOwner     = "http://jabber.org/protocol/pubsub#owner"
 	NSEvent     = "http://jabber.org/protocol/pubsub#event"
 	NSErrors    = "http://jabber.org/protocol/pubsub#errors"
-	nsDelay     = "urn:xmpp:delay"
 	nsBookmarks = "urn:xmpp:bookmarks:1"
 )
 
@@ -45,7 +47,8 @@ var Features = []string{
 	NS + "#access-open", NS + "#access-presence", NS + "#access-roster", NS + "#access-whitelist",
 	NS + "#auto-create", NS + "#config-node", NS + "#create-nodes", NS + "#delete-nodes",
 	NS + "#last-published", NS + "#persistent-items", NS + "#publish", NS + "#publish-options",
-	NS + "#retract-items", NS + "#retrieve-items",
+	NS + "#retract-items", NS + "#retrieve-items", NS + "#subscribe", NS + "#retrieve-subscriptions",
+	NS + "#manage-subscriptions",
 }
 
 // Module is the PEP service.
@@ -128,9 +131,12 @@ func (m *Module) set(ctx context.Context, iq module.IQ) (*xmlstream.Element, err
 	}
 	switch action.Name.Local {
 	case "publish", "retract", "create":
-	case "subscribe", "unsubscribe", "options":
-		// XEP-0163 subscriptions come from presence and caps.
-		return nil, unsupported(stanza.FeatureNotImplemented("subscriptions are implicit in PEP"), "subscribe")
+	case "subscribe":
+		return m.subscribe(ctx, iq, action)
+	case "unsubscribe":
+		return nil, m.unsubscribe(ctx, iq, action)
+	case "options":
+		return nil, unsupported(stanza.FeatureNotImplemented("subscriptions have no options here"), "subscription-options")
 	default:
 		return nil, stanza.FeatureNotImplemented(action.Name.Local + " is not supported")
 	}
@@ -209,7 +215,11 @@ func (m *Module) newNode(ctx context.Context, owner, node string, x *xmlstream.E
 func configFor(node string, x *xmlstream.Element) (nodeConfig, error) {
 	cfg := defaultConfig(node)
 	if x != nil {
-		if se := cfg.apply(parseForm(x), MaxItems); se != nil {
+		f, err := dataform.Parse(x)
+		if err != nil {
+			return nodeConfig{}, err
+		}
+		if se := cfg.apply(f, MaxItems); se != nil {
 			return nodeConfig{}, se
 		}
 	}
@@ -305,7 +315,11 @@ func (m *Module) keep(ctx context.Context, owner, node string, item storage.PubS
 			return nodeConfig{}, err
 		}
 	case opts != nil:
-		if f := parseForm(opts); f.formType() == formTypePublishOptions && !cfg.meets(f, MaxItems) {
+		f, err := dataform.Parse(opts)
+		if err != nil {
+			return nodeConfig{}, err
+		}
+		if f.FormType == formTypePublishOptions && !cfg.meets(f, MaxItems) {
 			return nodeConfig{}, withCondition(stanza.Conflict("the node's configuration does not match the publish options"), "precondition-not-met")
 		}
 	}
@@ -436,6 +450,9 @@ func (m *Module) get(ctx context.Context, iq module.IQ) (*xmlstream.Element, err
 	if action == nil {
 		return nil, stanza.BadRequest("no pubsub action")
 	}
+	if action.Name.Local == "subscriptions" {
+		return m.ownSubscriptions(ctx, iq, action)
+	}
 	if action.Name.Local != "items" {
 		return nil, unsupported(stanza.FeatureNotImplemented(action.Name.Local+" is not supported"), "retrieve-"+action.Name.Local)
 	}
@@ -504,15 +521,15 @@ func (m *Module) mayAccess(ctx context.Context, owner, who jid.JID, cfg nodeConf
 	case AccessOpen:
 		return nil, nil
 	case AccessPresence, AccessRoster:
-		ok, err := m.subscribed(ctx, owner, who)
+		c, ok, err := m.host.Roster().Contact(ctx, owner, who)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("pep: %w", err)
 		}
-		if ok {
+		if ok && allows(cfg, c) {
 			return nil, nil
 		}
 		if cfg.AccessModel == AccessRoster {
-			return withCondition(stanza.NotAuthorized("not in the owner's roster"), "not-in-roster-group"), nil
+			return withCondition(stanza.NotAuthorized("not in the owner's roster groups"), "not-in-roster-group"), nil
 		}
 		return withCondition(stanza.NotAuthorized("a presence subscription is required"), "presence-subscription-required"), nil
 	default:
@@ -520,18 +537,17 @@ func (m *Module) mayAccess(ctx context.Context, owner, who jid.JID, cfg nodeConf
 	}
 }
 
-// subscribed reports whether who has a subscription to owner's presence
-// (from or both in owner's roster). The roster access model is treated
-// the same way: roster groups are not part of a node's configuration.
-func (m *Module) subscribed(ctx context.Context, owner, who jid.JID) (bool, error) {
-	it, err := m.host.Store().Roster().Item(ctx, owner.String(), who.String())
-	if errors.Is(err, storage.ErrNotFound) {
-		return false, nil
+// allows reports whether a contact of the owner may see a node with the
+// presence or roster access model: it needs the owner's presence (from
+// or both), and for the roster model with groups, one of those groups.
+func allows(cfg nodeConfig, c module.Contact) bool {
+	if !c.ReceivesPresence {
+		return false
 	}
-	if err != nil {
-		return false, fmt.Errorf("pep: reading the roster of %s: %w", owner, err)
+	if cfg.AccessModel != AccessRoster || len(cfg.RosterGroups) == 0 {
+		return true
 	}
-	return it.Subscription == storage.SubFrom || it.Subscription == storage.SubBoth, nil
+	return slices.ContainsFunc(cfg.RosterGroups, c.InGroup)
 }
 
 func (m *Module) ownerGet(ctx context.Context, iq module.IQ) (*xmlstream.Element, error) {
@@ -539,8 +555,8 @@ func (m *Module) ownerGet(ctx context.Context, iq module.IQ) (*xmlstream.Element
 		return nil, stanza.Forbidden("only the owner may see a node's configuration")
 	}
 	action := theChild(iq.Payload)
-	if action == nil || action.Name.Local != "configure" {
-		return nil, stanza.FeatureNotImplemented("only configure is supported")
+	if action == nil || (action.Name.Local != "configure" && action.Name.Local != "subscriptions") {
+		return nil, stanza.FeatureNotImplemented("only configure and subscriptions are supported")
 	}
 	node := action.Attr("node")
 	if node == "" {
@@ -556,7 +572,18 @@ func (m *Module) ownerGet(ctx context.Context, iq module.IQ) (*xmlstream.Element
 	if !exists {
 		return nil, stanza.ItemNotFound("no such node")
 	}
-	c := xmlstream.New(NSOwner, "configure", "node", node).AddChild(cfg.configForm())
+	if action.Name.Local == "subscriptions" {
+		return m.ownerSubscriptions(ctx, iq, node, action)
+	}
+	contacts, err := m.host.Roster().Contacts(ctx, iq.To)
+	if err != nil {
+		return nil, fmt.Errorf("pep: %w", err)
+	}
+	var groups []string
+	for _, c := range contacts {
+		groups = append(groups, c.Groups...)
+	}
+	c := xmlstream.New(NSOwner, "configure", "node", node).AddChild(cfg.configForm(groups))
 	return xmlstream.New(NSOwner, "pubsub").AddChild(c), nil
 }
 
@@ -589,11 +616,14 @@ func (m *Module) ownerSet(ctx context.Context, iq module.IQ) (*xmlstream.Element
 		if x == nil {
 			return nil, stanza.BadRequest("configure needs a data form")
 		}
-		f := parseForm(x)
-		if f.typ == "cancel" {
+		f, err := dataform.Parse(x)
+		if err != nil {
+			return nil, err
+		}
+		if f.Type == dataform.TypeCancel {
 			return nil, nil
 		}
-		if f.typ != "submit" {
+		if f.Type != dataform.TypeSubmit || x.Attr("type") == "" {
 			return nil, stanza.BadRequest("the form must be submitted")
 		}
 		if se := cfg.apply(f, MaxItems); se != nil {
@@ -612,8 +642,11 @@ func (m *Module) ownerSet(ctx context.Context, iq module.IQ) (*xmlstream.Element
 		if cfg.NotifyDelete {
 			m.broadcast(ctx, iq.To, node, cfg, xmlstream.New(NSEvent, "delete", "node", node))
 		}
+		m.dropSubscriptions(ctx, iq.To, node)
 		m.changed(ctx, Change{Owner: iq.To, Node: node, NodeDeleted: true})
 		return nil, nil
+	case "subscriptions":
+		return m.ownerSubscriptions(ctx, iq, node, action)
 	}
 	return nil, stanza.FeatureNotImplemented(action.Name.Local + " is not supported")
 }

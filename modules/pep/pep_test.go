@@ -7,12 +7,14 @@ import (
 	"strings"
 	"testing"
 
+	"parley/internal/dataform"
 	"parley/internal/jid"
 	"parley/internal/module"
 	"parley/internal/stanza"
 	"parley/internal/storage"
 	"parley/internal/xmlstream"
 	"parley/modules/internal/modtest"
+	"parley/modules/roster"
 )
 
 const (
@@ -31,6 +33,10 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	h := modtest.NewHost("x.org")
+	// Contacts come from the roster module, as in the server.
+	if err := roster.New(0).Start(h); err != nil {
+		t.Fatal(err)
+	}
 	for _, u := range []string{alice, bob, carol} {
 		h.AddUser(u)
 	}
@@ -165,7 +171,7 @@ func summary(els []*xmlstream.Element) []string {
 					if p := it.FirstElement(); p != nil {
 						s += "=" + p.Text()
 					}
-					if el.Child(nsDelay, "delay") != nil {
+					if el.Child(stanza.NSDelay, "delay") != nil {
 						s += " (delayed)"
 					}
 					out = append(out, "from "+el.Attr("from")+" to "+s)
@@ -349,11 +355,11 @@ func TestItemsErrorsAndOwnerOnlyChanges(t *testing.T) {
 			_, err := e.publish(alice+"/phone", "n", it)
 			return err
 		}, "bad-request+invalid-payload"},
-		{"subscribe", func() error {
-			p := xmlstream.New(NS, "pubsub").AddChild(xmlstream.New(NS, "subscribe", "node", "n", "jid", bob))
+		{"subscribe someone else", func() error {
+			p := xmlstream.New(NS, "pubsub").AddChild(xmlstream.New(NS, "subscribe", "node", "n", "jid", carol))
 			_, err := e.iq(bob+"/x", alice, "set", p)
 			return err
-		}, "feature-not-implemented+unsupported"},
+		}, "bad-request+invalid-jid"},
 		{"configure someone else's node", func() error {
 			p := xmlstream.New(NSOwner, "pubsub").AddChild(xmlstream.New(NSOwner, "configure", "node", "n"))
 			_, err := e.iq(bob+"/x", alice, "get", p)
@@ -476,8 +482,8 @@ func TestRetractDeleteAndConfigure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := parseForm(res.Child(NSOwner, "configure").Child(nsData, "x"))
-	if f.formType() != formTypeNodeConfig || f.value(fieldAccessModel) != AccessPresence || f.value(fieldMaxItems) != "10" {
+	f, _ := dataform.Parse(res.Child(NSOwner, "configure").Child(nsData, "x"))
+	if f == nil || f.FormType != formTypeNodeConfig || f.Value(fieldAccessModel) != AccessPresence || f.Value(fieldMaxItems) != "10" {
 		t.Errorf("configuration form %v", res)
 	}
 	x := publishOptions(fieldAccessModel, AccessWhitelist, fieldMaxItems, "1").Child(nsData, "x")

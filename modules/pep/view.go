@@ -1,8 +1,10 @@
 package pep
 
 import (
+	"bytes"
 	"context"
 
+	"parley/internal/dataform"
 	"parley/internal/jid"
 	"parley/internal/module"
 	"parley/internal/session"
@@ -87,11 +89,15 @@ func fits(x *xmlstream.Element) *stanza.Error {
 	if x == nil {
 		return nil
 	}
+	f, err := dataform.Parse(x)
+	if err != nil {
+		return err.(*stanza.Error)
+	}
 	c := viewConfig
-	if se := c.apply(parseForm(x), MaxItems); se != nil {
+	if se := c.apply(f, MaxItems); se != nil {
 		return se
 	}
-	if c != viewConfig {
+	if !bytes.Equal(c.encode(), viewConfig.encode()) {
 		return fixedConfig()
 	}
 	return nil
@@ -116,7 +122,11 @@ func (m *Module) setView(ctx context.Context, iq module.IQ, node string, action 
 		return nil, se
 	}
 	if opts := formIn(iq.Payload.Child(NS, "publish-options")); opts != nil {
-		if f := parseForm(opts); f.formType() == formTypePublishOptions && !viewConfig.meets(f, MaxItems) {
+		f, err := dataform.Parse(opts)
+		if err != nil {
+			return nil, err
+		}
+		if f.FormType == formTypePublishOptions && !viewConfig.meets(f, MaxItems) {
 			return nil, withCondition(stanza.Conflict("the node's configuration does not match the publish options"), "precondition-not-met")
 		}
 	}
@@ -187,7 +197,7 @@ func (m *Module) getView(ctx context.Context, iq module.IQ, node string, action 
 func (m *Module) ownerView(typ, node string, action *xmlstream.Element) (*xmlstream.Element, error) {
 	switch {
 	case action.Name.Local == "configure" && typ == "get":
-		c := xmlstream.New(NSOwner, "configure", "node", node).AddChild(viewConfig.configForm())
+		c := xmlstream.New(NSOwner, "configure", "node", node).AddChild(viewConfig.configForm(nil))
 		return xmlstream.New(NSOwner, "pubsub").AddChild(c), nil
 	case action.Name.Local == "configure":
 		x := formIn(action)

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"testing"
 
+	"parley/internal/dataform"
 	"parley/internal/jid"
 	"parley/internal/stanza"
 	"parley/internal/xmlstream"
@@ -143,7 +144,7 @@ func TestViewNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f := parseForm(cfg.Child(NSOwner, "configure").Child(nsData, "x")); f.value(fieldAccessModel) != AccessWhitelist {
+	if f, _ := dataform.Parse(cfg.Child(NSOwner, "configure").Child(nsData, "x")); f == nil || f.Value(fieldAccessModel) != AccessWhitelist {
 		t.Errorf("configuration: %s", cfg)
 	}
 	if _, err := e.iq(alice+"/old", "", "set", xmlstream.New(NS, "pubsub").AddChild(xmlstream.New(NS, "create", "node", node))); err != nil {

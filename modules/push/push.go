@@ -14,9 +14,12 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"sync"
 
+	"parley/internal/dataform"
 	"parley/internal/jid"
 	"parley/internal/module"
 	"parley/internal/stanza"
@@ -24,11 +27,9 @@ import (
 )
 
 const (
-	NS        = "urn:xmpp:push:0"
-	nsPubSub  = "http://jabber.org/protocol/pubsub"
-	nsData    = "jabber:x:data"
-	nsSummary = "urn:xmpp:push:summary"
-	kvNS      = NS
+	NS       = "urn:xmpp:push:0"
+	nsPubSub = "http://jabber.org/protocol/pubsub"
+	kvNS     = NS
 	// maxRegistrations bounds the app servers one account can register.
 	maxRegistrations = 20
 )
@@ -122,11 +123,15 @@ func (m *Module) enable(ctx context.Context, iq module.IQ) (*xmlstream.Element, 
 		return nil, stanza.BadRequest("enable needs the app server's 'jid' and a 'node'")
 	}
 	reg := registration{JID: service.String(), Node: node, Resource: iq.From.Resource()}
-	if x := iq.Payload.Child(nsData, "x"); x != nil {
+	if x := iq.Payload.Child(dataform.NS, "x"); x != nil {
+		f, err := dataform.Parse(x)
+		if err != nil {
+			return nil, err
+		}
 		reg.Options = map[string]string{}
-		for f := range x.Elements() {
-			if v := f.Child(nsData, "value"); v != nil && f.Attr("var") != "FORM_TYPE" {
-				reg.Options[f.Attr("var")] = v.Text()
+		for _, fd := range f.Fields {
+			if len(fd.Values) > 0 {
+				reg.Options[fd.Var] = fd.Value()
 			}
 		}
 	}
@@ -214,39 +219,30 @@ func (m *Module) notify(ctx context.Context, ev module.MessageEvent) {
 
 // publish builds the XEP-0357 §5 notification for one registration.
 func (m *Module) publish(owner jid.JID, reg registration, ev module.MessageEvent) *xmlstream.Element {
-	form := xmlstream.New(nsData, "x", "type", "submit")
-	field := func(name, value string) {
-		f := xmlstream.New(nsData, "field", "var", name)
-		f.AddChild(xmlstream.New(nsData, "value").AddText(value))
-		form.AddChild(f)
-	}
-	field("FORM_TYPE", nsSummary)
-	field("message-count", strconv.Itoa(1))
+	form := dataform.New(dataform.TypeSubmit, dataform.PushSummary)
+	form.Add("message-count", "", strconv.Itoa(1))
 	if m.opts.IncludeSender {
-		field("last-message-sender", ev.From.Bare().String())
+		form.Add("last-message-sender", "", ev.From.Bare().String())
 	}
 	if m.opts.IncludeBody {
 		if b := ev.Stanza.Child(ev.Stanza.Name.Space, "body"); b != nil {
-			field("last-message-body", b.Text())
+			form.Add("last-message-body", "", b.Text())
 		}
 	}
 	item := xmlstream.New(nsPubSub, "item")
-	item.AddChild(xmlstream.New(NS, "notification").AddChild(form))
+	item.AddChild(xmlstream.New(NS, "notification").AddChild(form.Element()))
 	pub := xmlstream.New(nsPubSub, "publish", "node", reg.Node)
 	pub.AddChild(item)
 	ps := xmlstream.New(nsPubSub, "pubsub")
 	ps.AddChild(pub)
 	if len(reg.Options) > 0 {
-		opts := xmlstream.New(nsData, "x", "type", "submit")
-		f := xmlstream.New(nsData, "field", "var", "FORM_TYPE")
-		f.AddChild(xmlstream.New(nsData, "value").AddText("http://jabber.org/protocol/pubsub#publish-options"))
-		opts.AddChild(f)
-		for k, v := range reg.Options {
-			f := xmlstream.New(nsData, "field", "var", k)
-			f.AddChild(xmlstream.New(nsData, "value").AddText(v))
-			opts.AddChild(f)
+		// The client's own options (XEP-0357 §7, e.g. a secret), passed
+		// on as submitted: their names are the app server's business.
+		opts := dataform.New(dataform.TypeSubmit, dataform.PubSubPublishOpts)
+		for _, k := range slices.Sorted(maps.Keys(reg.Options)) {
+			opts.Fields = append(opts.Fields, &dataform.Field{Var: k, Values: []string{reg.Options[k]}})
 		}
-		ps.AddChild(xmlstream.New(nsPubSub, "publish-options").AddChild(opts))
+		ps.AddChild(xmlstream.New(nsPubSub, "publish-options").AddChild(opts.Element()))
 	}
 	iq := xmlstream.New(stanza.NSClient, "iq", "type", "set", "id", "push-"+newID(),
 		"from", owner.String(), "to", reg.JID)

@@ -132,7 +132,7 @@ func (m *Module) broadcast(ctx context.Context, s session.Session, el *xmlstream
 	}
 
 	for _, it := range items {
-		if it.Subscription == "from" || it.Subscription == "both" {
+		if receivesPresence(it) {
 			m.sendPresenceTo(ctx, el, jid.MustParse(it.Contact))
 		}
 	}
@@ -152,7 +152,7 @@ func (m *Module) broadcast(ctx context.Context, s session.Session, el *xmlstream
 	// Probes: the presence of everyone the user is subscribed to, and of
 	// the user's other resources, for the new session.
 	for _, it := range items {
-		if it.Subscription == "to" || it.Subscription == "both" {
+		if sendsPresence(it) {
 			m.presencesOf(ctx, jid.MustParse(it.Contact), s)
 		}
 	}
@@ -248,7 +248,7 @@ func (m *Module) answerProbe(ctx context.Context, prober, probed jid.JID) {
 		return
 	}
 	it, err := m.store.Item(ctx, probed.String(), prober.Bare().String())
-	if err != nil || (it.Subscription != "from" && it.Subscription != "both") {
+	if err != nil || !receivesPresence(it) {
 		return
 	}
 	for _, cs := range m.host.Sessions(probed) {

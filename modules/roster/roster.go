@@ -49,6 +49,7 @@ func (m *Module) Start(h module.Host) error {
 	h.HandleIQ(module.Account, "get", name, m.get)
 	h.HandleIQ(module.Account, "set", name, m.set)
 	h.SetPresenceHandler(m.presence)
+	h.SetRoster(api{m.store})
 	h.OnSessionEnded(m.sessionEnded)
 	h.AddStreamFeature(func(fc module.FeatureContext) *xmlstream.Element {
 		if !fc.Authenticated {

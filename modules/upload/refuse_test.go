@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"parley/internal/xmpptime"
 )
 
 // retoken rewrites the grant inside an Authorization value, keeping the
@@ -192,7 +194,7 @@ func TestQuotaPerUserPerDay(t *testing.T) {
 	}
 	// One byte fits again when the first upload leaves the window.
 	retry := el.Child(NS, "retry")
-	want := first.Add(24 * time.Hour).Add(time.Second).Format(time.RFC3339)
+	want := xmpptime.Format(first.Add(24 * time.Hour).Add(time.Second))
 	if retry == nil || retry.Attr("stamp") != want {
 		t.Errorf("retry %v, want stamp %s", retry, want)
 	}

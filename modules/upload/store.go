@@ -14,6 +14,7 @@ import (
 
 	"parley/internal/stanza"
 	"parley/internal/xmlstream"
+	"parley/internal/xmpptime"
 )
 
 // The disk layout, all in one directory: <id> is a file's content and
@@ -136,7 +137,7 @@ func (q *quotaError) Error() string { return q.text }
 func (q *quotaError) stanzaError() *stanza.Error {
 	se := stanza.ResourceConstraint(q.text)
 	if !q.retry.IsZero() {
-		se.Extra = xmlstream.New(NS, "retry", "stamp", q.retry.UTC().Format(time.RFC3339))
+		se.Extra = xmlstream.New(NS, "retry", "stamp", xmpptime.Format(q.retry))
 	}
 	return se
 }

@@ -16,9 +16,9 @@ import (
 	"fmt"
 	"net"
 	"strconv"
-	"sync"
 	"time"
 
+	"parley/internal/dataform"
 	"parley/internal/jid"
 	"parley/internal/module"
 	"parley/internal/stanza"
@@ -27,9 +27,8 @@ import (
 
 const (
 	NS           = "urn:xmpp:http:upload:0"
-	nsDiscoInfo  = "http://jabber.org/protocol/disco#info"
-	nsDiscoItems = "http://jabber.org/protocol/disco#items"
-	nsData       = "jabber:x:data"
+	nsDiscoInfo  = stanza.NSDiscoInf
+	nsDiscoItems = stanza.NSDiscoIt
 
 	// pathPrefix is where slots live on the HTTPS listener.
 	pathPrefix = "/upload/"
@@ -70,9 +69,6 @@ type Module struct {
 	host  module.Host
 	key   []byte
 	files *store
-
-	stop chan struct{}
-	wg   sync.WaitGroup
 }
 
 func New(opts Options) *Module {
@@ -100,48 +96,15 @@ func (m *Module) Start(h module.Host) error {
 	m.files = files
 	h.AddComponent(module.Component{Domain: m.opts.Domain, Name: "HTTP file upload"}, m.handle)
 	h.HandleHTTP(pathPrefix, m)
-	m.stop = make(chan struct{})
-	m.wg.Add(1)
-	go m.expireLoop()
-	return nil
-}
-
-// Stop ends the retention job.
-func (m *Module) Stop(ctx context.Context) error {
-	if m.stop == nil {
-		return nil
-	}
-	close(m.stop)
-	done := make(chan struct{})
-	go func() { m.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// expireLoop enforces retention and removes leftovers of interrupted
-// uploads, so the disk never needs a cron job.
-func (m *Module) expireLoop() {
-	defer m.wg.Done()
-	// A tenth of the retention keeps files at most 10% past it; an hour
-	// at most, and a second at least, so short test retentions work.
+	// Retention, and the removal of what interrupted uploads left, run
+	// even without a retention (hourly then), so the disk never needs a
+	// cron job.
 	every := time.Hour
-	if r := m.opts.Retention / 10; r > 0 && r < every {
-		every = max(r, time.Second)
+	if m.opts.Retention > 0 {
+		every = module.RetentionInterval(m.opts.Retention)
 	}
-	tick := time.NewTicker(every)
-	defer tick.Stop()
-	for {
-		m.expire(m.opts.Now())
-		select {
-		case <-m.stop:
-			return
-		case <-tick.C:
-		}
-	}
+	h.Every(every, func(context.Context) { m.expire(m.opts.Now()) })
+	return nil
 }
 
 func (m *Module) expire(now time.Time) {
@@ -221,13 +184,9 @@ func (m *Module) discoInfo() *xmlstream.Element {
 	q.AddChild(xmlstream.New(nsDiscoInfo, "identity", "category", "store", "type", "file", "name", "HTTP File Upload"))
 	q.AddChild(xmlstream.New(nsDiscoInfo, "feature", "var", nsDiscoInfo))
 	q.AddChild(xmlstream.New(nsDiscoInfo, "feature", "var", NS))
-	form := xmlstream.New(nsData, "x", "type", "result")
-	form.AddChild(xmlstream.New(nsData, "field", "var", "FORM_TYPE", "type", "hidden").
-		AddChild(xmlstream.New(nsData, "value").AddText(NS)))
-	form.AddChild(xmlstream.New(nsData, "field", "var", "max-file-size").
-		AddChild(xmlstream.New(nsData, "value").AddText(strconv.FormatInt(m.opts.MaxFileSize, 10))))
-	q.AddChild(form)
-	return q
+	form := dataform.New(dataform.TypeResult, NS)
+	form.Add("max-file-size", "Largest file in bytes", strconv.FormatInt(m.opts.MaxFileSize, 10))
+	return q.AddChild(form.Element())
 }
 
 func (m *Module) requestSlot(from jid.JID, req *xmlstream.Element) (*xmlstream.Element, error) {

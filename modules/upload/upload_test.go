@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"parley/internal/dataform"
 	"parley/internal/jid"
 	"parley/internal/stanza"
 	"parley/internal/xmlstream"
@@ -68,11 +69,6 @@ func newEnv(t *testing.T, o Options) *env {
 	if err := m.Start(h); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if err := m.Stop(context.Background()); err != nil {
-			t.Error(err)
-		}
-	})
 	srv := httptest.NewTLSServer(h.HTTPHandler())
 	t.Cleanup(srv.Close)
 	h.SetHTTPSAddr(srv.Listener.Addr())
@@ -213,9 +209,9 @@ func TestDisco(t *testing.T) {
 		if c.Name.Local == "feature" {
 			features = append(features, c.Attr("var"))
 		}
-		if c.Name == (xmlstream.Name{Space: nsData, Local: "x"}) {
+		if c.Name == (xmlstream.Name{Space: dataform.NS, Local: "x"}) {
 			for f := range c.Elements() {
-				v := f.Child(nsData, "value")
+				v := f.Child(dataform.NS, "value")
 				switch f.Attr("var") {
 				case "FORM_TYPE":
 					formType = v.Text()

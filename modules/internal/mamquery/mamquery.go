@@ -9,9 +9,11 @@ import (
 	"strconv"
 	"time"
 
+	"parley/internal/dataform"
 	"parley/internal/jid"
 	"parley/internal/stanza"
 	"parley/internal/xmlstream"
+	"parley/internal/xmpptime"
 )
 
 // Namespaces.
@@ -19,7 +21,6 @@ const (
 	NS         = "urn:xmpp:mam:2"
 	NSExtended = "urn:xmpp:mam:2#extended"
 	NSRSM      = "http://jabber.org/protocol/rsm"
-	NSData     = "jabber:x:data"
 )
 
 // Query is a parsed query: the filters of its form, then the paging of
@@ -46,37 +47,28 @@ type Limits struct {
 	With       bool // the archive filters by the other party
 }
 
-// fields are the form's fields (XEP-0313 §5.1 and #extended) with their
-// XEP-0004 types, in the order the form shows them.
-var fields = []struct{ name, typ string }{
-	{"with", "jid-single"},
-	{"start", "text-single"},
-	{"end", "text-single"},
-	{"before-id", "text-single"},
-	{"after-id", "text-single"},
-	{"ids", "text-multi"},
-}
+// fields are the form's fields (XEP-0313 §5.1 and #extended) in the
+// order the form shows them; their types come from the registry.
+var fields = []string{"with", "start", "end", "before-id", "after-id", "ids"}
 
 // Form is the answer to a query get (XEP-0313 §5.1.1): the search form,
 // with the with field only where the archive supports it.
 func Form(l Limits) *xmlstream.Element {
-	x := xmlstream.New(NSData, "x", "type", "form")
-	x.AddChild(xmlstream.New(NSData, "field", "var", "FORM_TYPE", "type", "hidden").
-		AddChild(xmlstream.New(NSData, "value").AddText(NS)))
-	for _, f := range fields {
-		if f.name == "with" && !l.With {
+	f := dataform.New(dataform.TypeForm, NS)
+	for _, name := range fields {
+		if name == "with" && !l.With {
 			continue
 		}
-		x.AddChild(xmlstream.New(NSData, "field", "var", f.name, "type", f.typ))
+		f.Add(name, "")
 	}
-	return xmlstream.New(NS, "query").AddChild(x)
+	return xmlstream.New(NS, "query").AddChild(f.Element())
 }
 
 // Parse reads a <query xmlns='urn:xmpp:mam:2'/>; its errors are stanza
 // errors for the client.
 func Parse(q *xmlstream.Element, l Limits) (Query, error) {
 	out := Query{QueryID: q.Attr("queryid"), Max: l.DefaultMax}
-	if x := q.Child(NSData, "x"); x != nil {
+	if x := q.Child(dataform.NS, "x"); x != nil {
 		if err := parseForm(x, l, &out); err != nil {
 			return out, err
 		}
@@ -88,37 +80,23 @@ func Parse(q *xmlstream.Element, l Limits) (Query, error) {
 	return out, nil
 }
 
-func fieldValues(f *xmlstream.Element) []string {
-	var out []string
-	for v := range f.Elements() {
-		if v.Name.Space == NSData && v.Name.Local == "value" {
-			out = append(out, v.Text())
-		}
-	}
-	return out
-}
-
 func parseForm(x *xmlstream.Element, l Limits, q *Query) error {
-	if t := x.Attr("type"); t != "submit" && t != "" {
+	f, err := dataform.Parse(x)
+	if err != nil {
+		return err
+	}
+	if f.Type != dataform.TypeSubmit {
 		return stanza.BadRequest("the query form must be of type submit")
 	}
-	for f := range x.Elements() {
-		if f.Name.Space != NSData || f.Name.Local != "field" {
-			continue
-		}
-		name, values := f.Attr("var"), fieldValues(f)
-		one := ""
-		if len(values) > 0 {
-			one = values[0]
-		}
+	if f.FormType != "" && f.FormType != NS {
+		return stanza.BadRequest("FORM_TYPE must be " + NS)
+	}
+	for _, fd := range f.Fields {
+		name, values, one := fd.Var, fd.Values, fd.Value()
 		if len(values) > 1 && name != "ids" {
 			return stanza.BadRequest(fmt.Sprintf("field %s takes one value", name))
 		}
 		switch name {
-		case "FORM_TYPE":
-			if one != NS {
-				return stanza.BadRequest("FORM_TYPE must be " + NS)
-			}
 		case "with":
 			if !l.With {
 				return stanza.FeatureNotImplemented("this archive cannot filter by with")
@@ -135,11 +113,9 @@ func parseForm(x *xmlstream.Element, l Limits, q *Query) error {
 			if one == "" {
 				continue
 			}
-			// XEP-0082 DateTime; Go's RFC 3339 parser also takes the
-			// optional fraction of a second.
-			t, err := time.Parse(time.RFC3339, one)
+			t, err := xmpptime.Parse(one)
 			if err != nil {
-				return stanza.BadRequest(fmt.Sprintf("field %s is not an XEP-0082 date and time", name))
+				return stanza.BadRequest(fmt.Sprintf("field %s: %v", name, err))
 			}
 			if name == "start" {
 				q.Start = t

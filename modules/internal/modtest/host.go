@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"time"
 
 	"parley/internal/jid"
 	"parley/internal/module"
@@ -47,6 +48,7 @@ type Host struct {
 	features       map[module.Target][]string
 	identities     []module.Identity
 	presence       module.PresenceHandler
+	roster         module.Roster
 	offline        module.OfflineHandler
 	filters        []module.Filter
 	presenceHooks  []module.OutboundPresenceHook
@@ -56,6 +58,7 @@ type Host struct {
 	sessions       map[jid.JID][]*Session
 	routed         []*xmlstream.Element
 	delivered      []*xmlstream.Element
+	jobs           []Job
 
 	store    *Store
 	accounts *Accounts
@@ -177,6 +180,26 @@ func (h *Host) PresenceHandler() module.PresenceHandler {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.presence
+}
+
+func (h *Host) SetRoster(r module.Roster) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.roster != nil {
+		panic("modtest: two rosters")
+	}
+	h.roster = r
+}
+
+// Roster is what a roster module set, else module.NoRoster{}: a test that
+// needs contacts starts the roster module.
+func (h *Host) Roster() module.Roster {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.roster == nil {
+		return module.NoRoster{}
+	}
+	return h.roster
 }
 
 func (h *Host) SetOfflineHandler(fn module.OfflineHandler) {
@@ -387,6 +410,37 @@ func (h *Host) Disconnect(ctx context.Context, s *Session) {
 func (h *Host) Key(purpose string) []byte {
 	k := sha256.Sum256([]byte("modtest secret/" + purpose))
 	return k[:]
+}
+
+// Job is a periodic job a module registered with Every.
+type Job struct {
+	Period time.Duration
+	Run    func(ctx context.Context)
+}
+
+// Every records the job; tests run it with RunJobs, so that no goroutine
+// runs behind a test's back.
+func (h *Host) Every(period time.Duration, fn func(ctx context.Context)) {
+	if period <= 0 {
+		panic("modtest: a periodic job needs a positive period")
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.jobs = append(h.jobs, Job{Period: period, Run: fn})
+}
+
+// Jobs returns the periodic jobs registered so far.
+func (h *Host) Jobs() []Job {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.jobs)
+}
+
+// RunJobs runs every periodic job once, as the host's ticker would.
+func (h *Host) RunJobs(ctx context.Context) {
+	for _, j := range h.Jobs() {
+		j.Run(ctx)
+	}
 }
 
 func (h *Host) Store() storage.Store      { return h.store }
