@@ -28,6 +28,11 @@ import (
 // it is closed; RFC 6120 §6.4.5 asks for between 2 and 5.
 const maxAuthAttempts = 3
 
+// senderWait bounds how long what a client sends waits for a recipient
+// that does not read (back-pressure) before the sender gets a
+// resource-constraint error instead.
+const senderWait = 10 * time.Second
+
 // writeTimeout bounds one write to a client; a client that reads nothing
 // for that long is gone or hostile.
 const writeTimeout = 30 * time.Second
@@ -54,6 +59,7 @@ type conn struct {
 	bound      bool
 	ctx        context.Context
 	cancel     context.CancelFunc
+	sendCtx    context.Context // ctx for what the client sends: it may wait for its recipients
 
 	state session.State
 	flood flood
@@ -88,6 +94,7 @@ func newConn(cfg *Config, nc net.Conn, directTLS bool, done func()) *conn {
 	c := &conn{cfg: cfg, nc: nc, directTLS: directTLS, addr: addr,
 		attachCh: make(chan attachReq, 1), wake: make(chan struct{}, 1), done: done}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.sendCtx = session.SenderMayWait(c.ctx, senderWait)
 	return c
 }
 
@@ -828,7 +835,7 @@ func (c *conn) handleElement(el *xmlstream.Element) error {
 		c.Deliver(stanza.Result(el, nil))
 		return nil
 	}
-	c.cfg.Router.Route(c.ctx, el)
+	c.cfg.Router.Route(c.sendCtx, el)
 	return nil
 }
 

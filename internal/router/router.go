@@ -293,6 +293,10 @@ func (r *Router) inbound(ctx context.Context, from, to jid.JID, el *xmlstream.El
 
 func (r *Router) toFull(ctx context.Context, from, to jid.JID, el *xmlstream.Element) {
 	if s := r.session(to); s != nil {
+		if !r.room(ctx, from, s) {
+			r.bounce(ctx, from, el, errNoRoom)
+			return
+		}
 		if el.Name.Local == "message" {
 			r.inbound(ctx, from, to, el)
 		}
@@ -355,14 +359,24 @@ func (r *Router) deliverToBare(ctx context.Context, from, to jid.JID, el *xmlstr
 	if hooks {
 		r.inbound(ctx, from, to, el)
 	}
-	delivered := false
+	delivered, full := false, false
 	for _, s := range sessions {
 		if avail, prio := s.State().Available(); avail && prio >= 0 {
+			if !r.room(ctx, from, s) {
+				full = true
+				continue
+			}
 			s.Deliver(el)
 			delivered = true
 		}
 	}
 	if delivered || typ == "headline" {
+		return
+	}
+	if full {
+		// Available, but not reading: offline storage is not the place
+		// for it, and the sender can try again.
+		r.bounce(ctx, from, el, errNoRoom)
 		return
 	}
 	if h := r.reg.OfflineHandler(); h != nil {
@@ -376,6 +390,22 @@ func (r *Router) deliverToBare(ctx context.Context, from, to jid.JID, el *xmlstr
 		}
 	}
 	r.bounce(ctx, from, el, stanza.ServiceUnavailable())
+}
+
+// errNoRoom tells a sender that its recipient does not read fast enough.
+var errNoRoom = &stanza.Error{Type: stanza.Wait, Condition: "resource-constraint",
+	Text: "the recipient is not reading its data; try again later"}
+
+// room applies back-pressure to a local account sending to s: its own
+// goroutine waits (bounded) while s has not read what it was sent, so a
+// slow reader slows down who sends to it instead of losing its session.
+// No lock is held while it waits, and only the sender waits. It reports
+// false when s did not make room in time.
+func (r *Router) room(ctx context.Context, from jid.JID, s Session) bool {
+	if from.Local() == "" || !r.hosts[from.Domain()] {
+		return true
+	}
+	return !errors.Is(session.WaitRoom(ctx, s), session.ErrNoRoom)
 }
 
 func (r *Router) accountExists(ctx context.Context, bare jid.JID) bool {
