@@ -82,6 +82,7 @@ type conn struct {
 	parkRC    *recordConn // the socket registered while parked
 	parkTimer *time.Timer // wakes a parked session at its read deadline
 	pinged    bool        // a ping is out and unanswered
+	graced    bool        // its deadline passed; what is buffered is being read
 	deadline  bool        // the idle read deadline is set
 	done      func()      // the server's bookkeeping, once the conn ends
 }
@@ -733,6 +734,10 @@ func (c *conn) Replace() {
 	c.end(stream.Conflict("replaced by a new session with the same resource"))
 }
 
+// pingGrace is how long a session whose ping went unanswered past its
+// deadline gets to hand over what is already in its socket buffer.
+const pingGrace = 2 * time.Second
+
 // pingID marks the server's own keepalive pings (XEP-0199 §4.2), whose
 // answers are consumed here instead of being routed.
 const pingID = "parley-c2s-ping"
@@ -756,6 +761,14 @@ func (c *conn) stanzaLoop() error {
 			return err
 		}
 		if err != nil && c.idleTimeout(err) {
+			if c.pinged && !c.graced {
+				// The deadline may have passed while the process was
+				// paused (SIGSTOP, a frozen VM) with the answer already
+				// in the socket: read what is there before giving up.
+				c.graced = true
+				c.netConn().SetReadDeadline(time.Now().Add(pingGrace))
+				continue
+			}
 			if c.pinged {
 				return stream.ConnectionTimeout()
 			}
@@ -767,7 +780,7 @@ func (c *conn) stanzaLoop() error {
 		if err != nil {
 			return err
 		}
-		c.pinged = false
+		c.pinged, c.graced = false, false
 		c.deadline = false
 		if err := c.handleElement(el); err != nil {
 			return err

@@ -339,7 +339,7 @@ func (c *conn) attach(req attachReq) bool {
 	}
 	c.nc, c.dec, c.out, c.ir = n.nc, n.dec, n.out, n.ir
 	c.kicked.Store(false)
-	c.deadline, c.pinged = false, false
+	c.deadline, c.pinged, c.graced = false, false, false
 	c.mayPark()
 	c.secure, c.tlsState = n.secure, n.tlsState
 	c.detached = false
