@@ -23,7 +23,7 @@ import (
 type deleter struct {
 	mu       sync.Mutex
 	done     map[string][]int64 // owner -> delivered, still stored
-	inFlight map[int64]bool     // handed to a session, not delivered yet
+	inFlight map[int64]bool     // handed to a session, not deleted yet
 	kick     chan struct{}
 	stop     chan struct{}
 	wg       sync.WaitGroup
@@ -74,11 +74,18 @@ func (m *Module) deleteDelivered() {
 			m.host.Logger().Error("offline: deleting delivered messages failed", "err", err)
 		}
 		cancel()
+		// Deleted (or, after a failure, to be delivered again).
+		m.del.mu.Lock()
+		for _, id := range ids {
+			delete(m.del.inFlight, id)
+		}
+		m.del.mu.Unlock()
 	}
 }
 
 // claim marks id as being delivered; false when another session of the
-// owner is delivering it already.
+// owner is delivering it already, or delivered it and it is about to be
+// deleted.
 func (d *deleter) claim(id int64) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -92,9 +99,10 @@ func (d *deleter) claim(id int64) bool {
 // settle is the delivery callback of one message.
 func (d *deleter) settle(owner string, id int64, delivered bool) {
 	d.mu.Lock()
-	delete(d.inFlight, id)
 	if delivered {
-		d.done[owner] = append(d.done[owner], id)
+		d.done[owner] = append(d.done[owner], id) // in flight until deleted
+	} else {
+		delete(d.inFlight, id)
 	}
 	d.mu.Unlock()
 	if delivered {
