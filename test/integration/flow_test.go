@@ -339,10 +339,16 @@ func TestOfflineDeliveryInterrupted(t *testing.T) {
 }
 
 // TestLargeArchivePageReachesASlowClient: 60 archived messages of 200 KB,
-// queried with max=50 by a client reading at 2 MB/s: no disconnect,
+// queried with max=50 by a client reading at 2 and 10 MB/s: no disconnect,
 // pages capped by size with complete='false', and paging on reaches
 // every message once.
 func TestLargeArchivePageReachesASlowClient(t *testing.T) {
+	for _, rate := range []int{slowRate, 10_000_000} {
+		t.Run(fmt.Sprintf("%dMB/s", rate/1_000_000), func(t *testing.T) { archivePages(t, rate) })
+	}
+}
+
+func archivePages(t *testing.T, rate int) {
 	s := startServer(t, serverOpts{})
 	s.addUser("bob@localhost", "pw")
 	s.addUser("carol@localhost", "pw")
@@ -355,7 +361,7 @@ func TestLargeArchivePageReachesASlowClient(t *testing.T) {
 	sendAll(t, bobSender, "carol@localhost", n, bigSize)
 	time.Sleep(500 * time.Millisecond) // the archive writes in batches
 
-	bob := slowLogin(t, s, "bob@localhost", "r", false, slowRate)
+	bob := slowLogin(t, s, "bob@localhost", "r", false, rate)
 	seen := map[string]int{}
 	after := ""
 	for page := 0; page < n; page++ {
