@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -534,4 +535,40 @@ func TestPresenceAndIQFloodsAreLimited(t *testing.T) {
 	t.Logf("refused %d presences and %d IQs of %d each", presences, iqs, n)
 	time.Sleep(2 * time.Second) // the budget refills
 	m.alive("after-flood")
+}
+
+// TestPingAnsweredBeforeAPause: the client answers the server's ping,
+// and the server is paused (SIGSTOP, as a frozen VM) before it reads the
+// answer, until past its ping deadline. Resumed, it reads the answer
+// waiting in its socket instead of ending the session with
+// connection-timeout. (The ping deadline is a minute, hence the wait.)
+func TestPingAnsweredBeforeAPause(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits more than a minute")
+	}
+	s := startServer(t, serverOpts{extra: "[limits]\nidle_ping = \"10s\"\n"})
+	s.addUser("idle@localhost", "pw")
+	c := dialRaw(t, s.starttls)
+	c.login("idle@localhost", "pw", "r")
+	c.wait = 30 * time.Second
+	c.expect("<ping")
+	if err := s.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	resumed := false
+	defer func() {
+		if !resumed {
+			s.cmd.Process.Signal(syscall.SIGCONT)
+		}
+	}()
+	c.send("<iq type='result' id='parley-c2s-ping' to='localhost'/>")
+	time.Sleep(65 * time.Second)
+	if err := s.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	resumed = true
+	c.send("<iq type='get' id='after-pause' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+	if r := c.expectIQ("after-pause"); !strings.Contains(r, `type="result"`) || strings.Contains(r, "connection-timeout") {
+		t.Fatalf("after the pause: %s", r)
+	}
 }
