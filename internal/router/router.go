@@ -488,7 +488,15 @@ func (r *Router) deliverReply(ctx context.Context, to jid.JID, el *xmlstream.Ele
 		}
 		return
 	}
-	if s := r.session(to); s != nil {
-		s.Deliver(el)
+	s := r.session(to)
+	if s == nil {
+		return
 	}
+	// On the asking session's own goroutine, answers are paced by what
+	// the client reads: a client that fetches many large items at once
+	// gets them as fast as it reads instead of being cut off.
+	if session.SenderWaits(ctx) && session.DeliverPaced(ctx, s, el, nil) == nil {
+		return
+	}
+	s.Deliver(el)
 }

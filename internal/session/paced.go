@@ -50,6 +50,13 @@ func SenderMayWait(ctx context.Context, d time.Duration) context.Context {
 	return context.WithValue(ctx, senderKey{}, d)
 }
 
+// SenderWaits reports whether ctx was marked by SenderMayWait: the
+// goroutine is the sending session's own, which may be paced.
+func SenderWaits(ctx context.Context) bool {
+	_, ok := ctx.Value(senderKey{}).(time.Duration)
+	return ok
+}
+
 // WaitRoom applies back-pressure before a stanza from a sender marked by
 // SenderMayWait goes to s: it returns ErrNoRoom when s did not make room
 // in time, nil at once in every other case.

@@ -572,3 +572,49 @@ func TestPingAnsweredBeforeAPause(t *testing.T) {
 		t.Fatalf("after the pause: %s", r)
 	}
 }
+
+// TestManyLargeAnswersReachASlowClient: a client asks for a large stored
+// item two hundred times at once (12 MB of answers) while reading at 2 MB/s.
+// The answers are paced by what it reads; it is not cut off.
+func TestManyLargeAnswersReachASlowClient(t *testing.T) {
+	s := startServer(t, serverOpts{})
+	s.addUser("erin@localhost", "pw")
+	c := slowLogin(t, s, "erin@localhost", "r", false, slowRate)
+	const itemSize = 60_000 // private storage keeps 64 KiB per namespace
+	c.send("<iq type='set' id='store'><query xmlns='jabber:iq:private'><big xmlns='urn:example:big'>" + bigBody(0, itemSize) + "</big></query></iq>")
+	isAnswer := func(id string) func(*xmlstream.Element) bool {
+		return func(el *xmlstream.Element) bool { return el.Name.Local == "iq" && el.Attr("id") == id }
+	}
+	if !c.waitFor(30*time.Second, func() bool { return c.count(isAnswer("store")) == 1 }) {
+		t.Fatal("storing the item was not answered")
+	}
+	c.mu.Lock()
+	for _, el := range c.got {
+		if isAnswer("store")(el) && el.Attr("type") != "result" {
+			t.Fatalf("storing the item: %s", errorCondition(el))
+		}
+	}
+	c.mu.Unlock()
+	const n = 200
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, "<iq type='get' id='get%d'><query xmlns='jabber:iq:private'><big xmlns='urn:example:big'/></query></iq>", i)
+	}
+	c.send(b.String())
+	answered, next := map[string]bool{}, 0
+	if !c.waitFor(60*time.Second, func() bool {
+		for ; next < len(c.got); next++ {
+			el := c.got[next]
+			q := el.Child("jabber:iq:private", "query")
+			if el.Name.Local == "iq" && el.Attr("type") == "result" && q != nil && len(q.FirstElement().Text()) == itemSize {
+				answered[el.Attr("id")] = true
+			}
+		}
+		return len(answered) == n
+	}) {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		t.Fatalf("not all %d answers arrived; reading ended with %v; last: %s", n, c.err, c.last())
+	}
+	c.alive("after-answers")
+}
