@@ -294,7 +294,7 @@ func (r *Router) inbound(ctx context.Context, from, to jid.JID, el *xmlstream.El
 func (r *Router) toFull(ctx context.Context, from, to jid.JID, el *xmlstream.Element) {
 	if s := r.session(to); s != nil {
 		if !r.room(ctx, from, s) {
-			r.bounce(ctx, from, el, errNoRoom)
+			r.bounce(ctx, from, el, noRoom())
 			return
 		}
 		if el.Name.Local == "message" {
@@ -356,27 +356,31 @@ func (r *Router) deliverToBare(ctx context.Context, from, to jid.JID, el *xmlstr
 		r.bounce(ctx, from, el, stanza.ServiceUnavailable())
 		return
 	}
-	if hooks {
-		r.inbound(ctx, from, to, el)
-	}
-	delivered, full := false, false
+	var ready []Session
+	full := false
 	for _, s := range sessions {
 		if avail, prio := s.State().Available(); avail && prio >= 0 {
 			if !r.room(ctx, from, s) {
 				full = true
 				continue
 			}
-			s.Deliver(el)
-			delivered = true
+			ready = append(ready, s)
 		}
 	}
-	if delivered || typ == "headline" {
+	if len(ready) == 0 && full {
+		// Available, but not reading: offline storage is not the place
+		// for it, and the sender can try again (the archive has not
+		// seen it yet, so trying again makes no duplicate there).
+		r.bounce(ctx, from, el, noRoom())
 		return
 	}
-	if full {
-		// Available, but not reading: offline storage is not the place
-		// for it, and the sender can try again.
-		r.bounce(ctx, from, el, errNoRoom)
+	if hooks {
+		r.inbound(ctx, from, to, el)
+	}
+	for _, s := range ready {
+		s.Deliver(el)
+	}
+	if len(ready) > 0 || typ == "headline" {
 		return
 	}
 	if h := r.reg.OfflineHandler(); h != nil {
@@ -392,9 +396,11 @@ func (r *Router) deliverToBare(ctx context.Context, from, to jid.JID, el *xmlstr
 	r.bounce(ctx, from, el, stanza.ServiceUnavailable())
 }
 
-// errNoRoom tells a sender that its recipient does not read fast enough.
-var errNoRoom = &stanza.Error{Type: stanza.Wait, Condition: "resource-constraint",
-	Text: "the recipient is not reading its data; try again later"}
+// noRoom tells a sender that its recipient does not read fast enough.
+func noRoom() *stanza.Error {
+	return &stanza.Error{Type: stanza.Wait, Condition: "resource-constraint",
+		Text: "the recipient is not reading its data; try again later"}
+}
 
 // room applies back-pressure to a local account sending to s: its own
 // goroutine waits (bounded) while s has not read what it was sent, so a
