@@ -29,6 +29,11 @@ import (
 // it is closed; RFC 6120 §6.4.5 asks for between 2 and 5.
 const maxAuthAttempts = 3
 
+// senderWait bounds how long what a client sends waits for a recipient
+// that does not read (back-pressure) before the sender gets a
+// resource-constraint error instead.
+const senderWait = 10 * time.Second
+
 // writeTimeout bounds one write to a client; a client that reads nothing
 // for that long is gone or hostile.
 const writeTimeout = 30 * time.Second
@@ -58,6 +63,7 @@ type conn struct {
 	bound      bool
 	ctx        context.Context
 	cancel     context.CancelFunc
+	sendCtx    context.Context // ctx for what the client sends: it may wait for its recipients
 
 	state session.State
 	flood flood
@@ -80,6 +86,7 @@ type conn struct {
 	parkRC    *recordConn // the socket registered while parked
 	parkTimer *time.Timer // wakes a parked session at its read deadline
 	pinged    bool        // a ping is out and unanswered
+	graced    bool        // its deadline passed; what is buffered is being read
 	deadline  bool        // the idle read deadline is set
 	done      func()      // the server's bookkeeping, once the conn ends
 }
@@ -92,6 +99,7 @@ func newConn(cfg *Config, nc net.Conn, directTLS bool, done func()) *conn {
 	c := &conn{cfg: cfg, nc: nc, directTLS: directTLS, addr: addr,
 		attachCh: make(chan attachReq, 1), wake: make(chan struct{}, 1), done: done}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.sendCtx = session.SenderMayWait(c.ctx, senderWait)
 	return c
 }
 
@@ -796,6 +804,10 @@ func (c *conn) Replace() {
 	c.end(stream.Conflict("replaced by a new session with the same resource"))
 }
 
+// pingGrace is how long a session whose ping went unanswered past its
+// deadline gets to hand over what is already in its socket buffer.
+const pingGrace = 2 * time.Second
+
 // pingID marks the server's own keepalive pings (XEP-0199 §4.2), whose
 // answers are consumed here instead of being routed.
 const pingID = "parley-c2s-ping"
@@ -819,6 +831,14 @@ func (c *conn) stanzaLoop() error {
 			return err
 		}
 		if err != nil && c.idleTimeout(err) {
+			if c.pinged && !c.graced {
+				// The deadline may have passed while the process was
+				// paused (SIGSTOP, a frozen VM) with the answer already
+				// in the socket: read what is there before giving up.
+				c.graced = true
+				c.netConn().SetReadDeadline(time.Now().Add(pingGrace))
+				continue
+			}
 			if c.pinged {
 				return stream.ConnectionTimeout()
 			}
@@ -830,7 +850,7 @@ func (c *conn) stanzaLoop() error {
 		if err != nil {
 			return err
 		}
-		c.pinged = false
+		c.pinged, c.graced = false, false
 		c.deadline = false
 		if err := c.handleElement(el); err != nil {
 			return err
@@ -898,7 +918,7 @@ func (c *conn) handleElement(el *xmlstream.Element) error {
 		c.Deliver(stanza.Result(el, nil))
 		return nil
 	}
-	c.cfg.Router.Route(c.ctx, el)
+	c.cfg.Router.Route(c.sendCtx, el)
 	return nil
 }
 

@@ -25,7 +25,7 @@ func TestFlood(t *testing.T) {
 		t.Fatal("a subscription was refused because of messages")
 	}
 	if f.check(xmlstream.New("jabber:client", "presence"), now) != nil {
-		t.Fatal("plain presence limited")
+		t.Fatal("plain presence refused because of messages")
 	}
 	now = now.Add(time.Second)
 	for i := range int(messageRate) {
@@ -41,5 +41,43 @@ func TestFlood(t *testing.T) {
 	}
 	if f.check(sub, now) == nil {
 		t.Fatal("subscriptions over their burst allowed")
+	}
+}
+
+// Directed presence and IQs have limits too, generous enough for a
+// client's login: fifty rooms joined, hundreds of avatars fetched.
+func TestFloodPresenceAndIQ(t *testing.T) {
+	var f flood
+	now := time.Unix(1000, 0)
+	join := xmlstream.New("jabber:client", "presence", "to", "room@conference.b/nick")
+	get := xmlstream.New("jabber:client", "iq", "type", "get", "to", "c@b")
+	answer := xmlstream.New("jabber:client", "iq", "type", "result", "to", "c@b")
+	for i := range 50 {
+		if f.check(join, now) != nil {
+			t.Fatalf("joining room %d refused", i)
+		}
+	}
+	for i := range 500 {
+		if f.check(get, now) != nil {
+			t.Fatalf("IQ %d of a login refused", i)
+		}
+	}
+	refused := map[string]int{}
+	for range 10000 {
+		for _, el := range []*xmlstream.Element{join, get} {
+			if se := f.check(el, now); se != nil {
+				if se.Condition != "policy-violation" || se.Type != "wait" {
+					t.Fatalf("flood refused with %v", se)
+				}
+				refused[el.Name.Local]++
+			}
+		}
+	}
+	if refused["presence"] < 9000 || refused["iq"] < 9000 {
+		t.Fatalf("a flood of 10,000 got through: refused %v", refused)
+	}
+	// Answering others' requests has its own budget.
+	if f.check(answer, now) != nil {
+		t.Fatal("an IQ answer refused because of requests")
 	}
 }

@@ -5,11 +5,14 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
+	"fmt"
+	"net"
 	"strconv"
 	"sync"
 	"time"
 
 	"parley/internal/jid"
+	"parley/internal/session"
 	"parley/internal/stanza"
 	"parley/internal/stream"
 	"parley/internal/xmlstream"
@@ -35,10 +38,17 @@ type smState struct {
 	enabled   bool
 	resumable bool
 	id        string
-	inH       uint32               // stanzas handled from the client
-	acked     uint32               // the client's last h
-	unacked   []*xmlstream.Element // sent, not yet acknowledged, oldest first
-	requested int                  // len(unacked) when we last sent <r/>
+	inH       uint32          // stanzas handled from the client
+	acked     uint32          // the client's last h
+	unacked   []unackedStanza // sent, not yet acknowledged, oldest first
+	requested int             // len(unacked) when we last sent <r/>
+}
+
+// unackedStanza is a stanza sent under stream management; done, when not
+// nil, learns whether the client acknowledged it (DeliverPaced).
+type unackedStanza struct {
+	el   *xmlstream.Element
+	done func(delivered bool)
 }
 
 // attachReq hands the socket of a new connection to a detached session.
@@ -131,43 +141,73 @@ func (c *conn) ackLocked(h uint32) error {
 	if int(n) > len(c.sm.unacked) {
 		return &stream.Error{Condition: "undefined-condition", Text: "acknowledged more stanzas than were sent (handled-count-too-high)"}
 	}
+	for _, u := range c.sm.unacked[:n] {
+		if u.done != nil {
+			u.done(true)
+		}
+	}
+	clear(c.sm.unacked[:n])
 	c.sm.unacked = c.sm.unacked[n:]
 	c.sm.acked = h
 	c.sm.requested = max(0, c.sm.requested-int(n))
 	return nil
 }
 
-// Deliver queues a stanza for the client: every stanza goes through here,
-// so that stream management counts them in the order they are written.
+// Deliver queues a stanza for the client: every stanza goes through here
+// (or DeliverPaced), so that stream management counts them in the order
+// they are written.
 func (c *conn) Deliver(el *xmlstream.Element) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.csi.hold(el) {
 		return
 	}
-	// Something that matters goes out: what waited goes first, so the
-	// client sees events in order.
-	for _, held := range c.csi.take() {
-		c.deliverLocked(held)
-	}
+	c.releaseHeldLocked()
 	c.deliverLocked(el)
 }
 
-func (c *conn) deliverLocked(el *xmlstream.Element) {
+// releaseHeldLocked sends what client state indication held: something
+// that matters goes out, and what waited goes first, so the client sees
+// events in order.
+func (c *conn) releaseHeldLocked() {
+	for _, held := range c.csi.take() {
+		c.deliverLocked(held)
+	}
+}
+
+func (c *conn) deliverLocked(el *xmlstream.Element) { c.sendLocked(el, nil, false, nil) }
+
+// sendLocked queues el (serialised as b when b is not nil). chosen output
+// is the server's own burst, paced by its producer and exempt from the
+// slow-consumer bound; done learns whether el was delivered: acknowledged
+// under stream management, else written to the socket.
+func (c *conn) sendLocked(el *xmlstream.Element, b []byte, chosen bool, done func(bool)) {
 	if c.sm.enabled {
 		if len(c.sm.unacked) >= maxUnacked {
 			if c.endErr == nil {
 				c.endErr = stream.PolicyViolation("too many unacknowledged stanzas")
 				c.nc.SetReadDeadline(time.Unix(1, 0))
 			}
+			if done != nil {
+				done(false)
+			}
 			return
 		}
-		c.sm.unacked = append(c.sm.unacked, el)
+		c.sm.unacked = append(c.sm.unacked, unackedStanza{el: el, done: done})
+		done = nil // the client's ack tells, not the socket
 	}
 	if c.detached {
 		return // kept in the queue for the resumption
 	}
-	err := c.out.Write(el.Append(nil, stanza.NSClient))
+	if b == nil {
+		b = el.Append(nil, stanza.NSClient)
+	}
+	var err error
+	if chosen {
+		err = c.out.WriteChosen(b, done)
+	} else {
+		err = c.out.Write(b)
+	}
 	if c.sm.enabled && len(c.sm.unacked)-c.sm.requested >= ackEvery {
 		c.sm.requested = len(c.sm.unacked)
 		c.out.Write(smElement("r"))
@@ -176,6 +216,59 @@ func (c *conn) deliverLocked(el *xmlstream.Element) {
 		c.endErr = stream.PolicyViolation("too much unread data")
 		c.nc.SetReadDeadline(time.Unix(1, 0))
 	}
+}
+
+// DeliverPaced makes conn a session.Paced: the producer of a burst the
+// server chose to send (offline messages, an archive page) waits here
+// until the client has read enough of what is queued.
+func (c *conn) DeliverPaced(ctx context.Context, el *xmlstream.Element, done func(bool)) error {
+	b := el.Append(nil, stanza.NSClient)
+	c.mu.Lock()
+	q, detached := c.out, c.detached
+	c.mu.Unlock()
+	if !detached {
+		if err := q.WaitRoom(ctx, len(b), time.Time{}); err != nil {
+			c.mu.Lock()
+			detached = c.detached
+			c.mu.Unlock()
+			// A session waiting for its client to resume keeps what is
+			// sent meanwhile, under stream management's bound.
+			if !detached {
+				if done != nil {
+					done(false)
+				}
+				return fmt.Errorf("c2s: delivering to %s: %w", c.full, err)
+			}
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.finished {
+		if done != nil {
+			done(false)
+		}
+		return fmt.Errorf("c2s: delivering to %s: %w", c.full, net.ErrClosed)
+	}
+	c.releaseHeldLocked()
+	c.sendLocked(el, b, true, done)
+	return nil
+}
+
+// WaitRoom makes a sender wait while this session's client has not read
+// what others sent it (back-pressure). A session without a connection
+// (waiting for a resumption) keeps what comes under stream management's
+// bound instead.
+func (c *conn) WaitRoom(ctx context.Context, deadline time.Time) error {
+	c.mu.Lock()
+	q, detached := c.out, c.detached
+	c.mu.Unlock()
+	if detached || q == nil {
+		return nil
+	}
+	if err := q.WaitRoom(ctx, 0, deadline); errors.Is(err, stream.ErrNoRoom) {
+		return session.ErrNoRoom
+	}
+	return nil
 }
 
 // waitResume keeps a session whose connection broke, for the client to
@@ -246,14 +339,16 @@ func (c *conn) attach(req attachReq) bool {
 	}
 	c.nc, c.dec, c.out, c.ir = n.nc, n.dec, n.out, n.ir
 	c.kicked.Store(false)
-	c.deadline, c.pinged = false, false
+	c.deadline, c.pinged, c.graced = false, false, false
 	c.mayPark()
 	c.secure, c.tlsState = n.secure, n.tlsState
 	c.detached = false
 	c.state.SetDetached(false)
 	c.out.Write(smElement("resumed", "previd", c.sm.id, "h", strconv.FormatUint(uint64(c.sm.inH), 10)))
-	for _, el := range c.sm.unacked {
-		c.out.Write(el.Append(nil, stanza.NSClient))
+	// The resent stanzas were all sent before, some of them paced: as
+	// output the server chose, they do not count as a slow consumer.
+	for _, u := range c.sm.unacked {
+		c.out.WriteChosen(u.el.Append(nil, stanza.NSClient), nil)
 	}
 	c.sm.requested = 0
 	if len(c.sm.unacked) > 0 {
@@ -297,7 +392,13 @@ func (c *conn) rerouteUnacked(ctx context.Context) {
 	if !enabled {
 		return
 	}
-	for _, el := range pending {
+	for _, u := range pending {
+		if u.done != nil {
+			// Its producer keeps it (offline storage still holds it).
+			u.done(false)
+			continue
+		}
+		el := u.el
 		if el.Name.Local != "message" {
 			continue
 		}

@@ -293,6 +293,10 @@ func (r *Router) inbound(ctx context.Context, from, to jid.JID, el *xmlstream.El
 
 func (r *Router) toFull(ctx context.Context, from, to jid.JID, el *xmlstream.Element) {
 	if s := r.session(to); s != nil {
+		if !r.room(ctx, from, s) {
+			r.bounce(ctx, from, el, noRoom())
+			return
+		}
 		if el.Name.Local == "message" {
 			r.inbound(ctx, from, to, el)
 		}
@@ -352,17 +356,31 @@ func (r *Router) deliverToBare(ctx context.Context, from, to jid.JID, el *xmlstr
 		r.bounce(ctx, from, el, stanza.ServiceUnavailable())
 		return
 	}
+	var ready []Session
+	full := false
+	for _, s := range sessions {
+		if avail, prio := s.State().Available(); avail && prio >= 0 {
+			if !r.room(ctx, from, s) {
+				full = true
+				continue
+			}
+			ready = append(ready, s)
+		}
+	}
+	if len(ready) == 0 && full {
+		// Available, but not reading: offline storage is not the place
+		// for it, and the sender can try again (the archive has not
+		// seen it yet, so trying again makes no duplicate there).
+		r.bounce(ctx, from, el, noRoom())
+		return
+	}
 	if hooks {
 		r.inbound(ctx, from, to, el)
 	}
-	delivered := false
-	for _, s := range sessions {
-		if avail, prio := s.State().Available(); avail && prio >= 0 {
-			s.Deliver(el)
-			delivered = true
-		}
+	for _, s := range ready {
+		s.Deliver(el)
 	}
-	if delivered || typ == "headline" {
+	if len(ready) > 0 || typ == "headline" {
 		return
 	}
 	if h := r.reg.OfflineHandler(); h != nil {
@@ -376,6 +394,24 @@ func (r *Router) deliverToBare(ctx context.Context, from, to jid.JID, el *xmlstr
 		}
 	}
 	r.bounce(ctx, from, el, stanza.ServiceUnavailable())
+}
+
+// noRoom tells a sender that its recipient does not read fast enough.
+func noRoom() *stanza.Error {
+	return &stanza.Error{Type: stanza.Wait, Condition: "resource-constraint",
+		Text: "the recipient is not reading its data; try again later"}
+}
+
+// room applies back-pressure to a local account sending to s: its own
+// goroutine waits (bounded) while s has not read what it was sent, so a
+// slow reader slows down who sends to it instead of losing its session.
+// No lock is held while it waits, and only the sender waits. It reports
+// false when s did not make room in time.
+func (r *Router) room(ctx context.Context, from jid.JID, s Session) bool {
+	if from.Local() == "" || !r.hosts[from.Domain()] {
+		return true
+	}
+	return !errors.Is(session.WaitRoom(ctx, s), session.ErrNoRoom)
 }
 
 func (r *Router) accountExists(ctx context.Context, bare jid.JID) bool {
@@ -458,7 +494,15 @@ func (r *Router) deliverReply(ctx context.Context, to jid.JID, el *xmlstream.Ele
 		}
 		return
 	}
-	if s := r.session(to); s != nil {
-		s.Deliver(el)
+	s := r.session(to)
+	if s == nil {
+		return
 	}
+	// On the asking session's own goroutine, answers are paced by what
+	// the client reads: a client that fetches many large items at once
+	// gets them as fast as it reads instead of being cut off.
+	if session.SenderWaits(ctx) && session.DeliverPaced(ctx, s, el, nil) == nil {
+		return
+	}
+	s.Deliver(el)
 }

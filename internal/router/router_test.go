@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"parley/internal/jid"
 	"parley/internal/module"
@@ -290,5 +291,55 @@ func TestRemote(t *testing.T) {
 	r.Route(ctx, msg("bob@other.example/x", "alice@example.org/phone"))
 	if got := alice.take(); len(got) != 1 {
 		t.Fatalf("inbound remote message: %v", got)
+	}
+}
+
+// fullSession is a recipient whose output stays full: it never makes room.
+type fullSession struct {
+	*fakeSession
+	waited chan time.Time // the deadline of each wait
+}
+
+func (f *fullSession) DeliverPaced(ctx context.Context, el *xmlstream.Element, done func(bool)) error {
+	f.Deliver(el)
+	return nil
+}
+
+func (f *fullSession) WaitRoom(_ context.Context, deadline time.Time) error {
+	f.waited <- deadline
+	return session.ErrNoRoom
+}
+
+// A recipient that does not read makes its sender wait, then tells the
+// sender to try later; it is neither cut off nor fed anyway. Without the
+// sender's mark (the server's own stanzas) nothing waits.
+func TestBackPressureOnSlowRecipient(t *testing.T) {
+	r, _ := newRouter(t)
+	alice := newSession("alice@example.org/a")
+	bob := &fullSession{fakeSession: newSession("bob@example.org/b"), waited: make(chan time.Time, 10)}
+	r.Bind(context.Background(), alice)
+	r.Bind(context.Background(), bob)
+	ctx := session.SenderMayWait(context.Background(), 3*time.Second)
+	for _, to := range []string{"bob@example.org/b", "bob@example.org"} {
+		r.Route(ctx, msg("alice@example.org/a", to))
+		select {
+		case d := <-bob.waited:
+			if w := time.Until(d); w < time.Second || w > 3*time.Second {
+				t.Errorf("to %s: waited with a deadline %v away, want about 3s", to, w)
+			}
+		default:
+			t.Fatalf("to %s: the sender did not wait for the recipient", to)
+		}
+		if got := bob.take(); len(got) != 0 {
+			t.Fatalf("to %s: delivered to a recipient that had no room", to)
+		}
+		got := alice.take()
+		if len(got) != 1 || errorCondition(got[0]) != "resource-constraint" || got[0].Child("jabber:client", "error").Attr("type") != "wait" {
+			t.Fatalf("to %s: the sender got %v, want a wait/resource-constraint error", to, got)
+		}
+	}
+	r.Route(context.Background(), msg("alice@example.org/a", "bob@example.org/b"))
+	if len(bob.waited) != 0 || len(bob.take()) != 1 {
+		t.Fatal("a stanza without a waiting sender waited, or was not delivered")
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"parley/internal/storage"
 	"parley/internal/xmlstream"
 	"parley/internal/xmpptime"
+	"parley/modules/internal/mamquery"
 	"parley/modules/internal/modtest"
 	"parley/modules/roster"
 )
@@ -903,5 +904,48 @@ func TestRetentionJobRunsAndStops(t *testing.T) {
 	}
 	if len(h0.Jobs()) != 0 {
 		t.Errorf("retention 0 scheduled %d jobs", len(h0.Jobs()))
+	}
+}
+
+// A page is capped by bytes as well as by count, says it is incomplete,
+// and its cursors let the client page on, forwards and backwards,
+// through every message exactly once.
+func TestPageCappedByBytes(t *testing.T) {
+	f := newFixture(t)
+	big := strings.Repeat("x", 200_000)
+	const n = 12
+	for i := range n {
+		f.send(t, bobPh, alice, chat(fmt.Sprintf("%02d%s", i, big)))
+	}
+	perPage := mamquery.MaxPageBytes / 200_000
+	var seen []string
+	after := ""
+	for range n {
+		rsm := []*xmlstream.Element{rsmEl("max", "50")}
+		if after != "" {
+			rsm = append(rsm, rsmEl("after", after))
+		}
+		a := mustAsk(t, f, mamQuery(nil, rsm...))
+		if len(a.bodies) > perPage || len(a.bodies) == 0 {
+			t.Fatalf("a page of %d messages of 200 KB, want 1 to %d", len(a.bodies), perPage)
+		}
+		for _, b := range a.bodies {
+			seen = append(seen, b[:2])
+		}
+		if a.last != a.ids[len(a.ids)-1] || a.count != fmt.Sprint(n) {
+			t.Fatalf("page %+v: last or count wrong", a.ids)
+		}
+		if a.complete == "true" {
+			break
+		}
+		after = a.last
+	}
+	if len(seen) != n || seen[0] != "00" || seen[n-1] != fmt.Sprintf("%02d", n-1) {
+		t.Fatalf("paging forwards saw %v", seen)
+	}
+	// Backwards from the end: the newest messages first.
+	a := mustAsk(t, f, mamQuery(nil, rsmEl("max", "50"), rsmEl("before", "")))
+	if a.complete != "false" || len(a.bodies) > perPage || a.bodies[len(a.bodies)-1][:2] != fmt.Sprintf("%02d", n-1) || a.first != a.ids[0] {
+		t.Fatalf("last page: %d messages, complete %s", len(a.bodies), a.complete)
 	}
 }

@@ -58,7 +58,8 @@ func (m *Module) query(ctx context.Context, iq module.IQ) (*xmlstream.Element, e
 	if err != nil {
 		return nil, storageError(err, "no archived message has that id")
 	}
-	msgs := page.Messages
+	msgs, cut := mamquery.CapBytes(page.Messages, func(am storage.ArchiveMessage) int { return len(am.Data) }, mq.Last, mamquery.MaxPageBytes)
+	complete := page.Complete && !cut
 	if mq.FlipPage {
 		msgs = slices.Clone(msgs)
 		slices.Reverse(msgs)
@@ -77,8 +78,13 @@ func (m *Module) query(ctx context.Context, iq module.IQ) (*xmlstream.Element, e
 			tampered++
 			continue
 		}
-		if sess != nil {
-			sess.Deliver(resultMessage(iq.From, owner, queryID, am, orig))
+		if sess == nil {
+			continue
+		}
+		// Paced by what the client reads: a page of large messages is
+		// more than the output queue takes at once.
+		if session.DeliverPaced(ctx, sess, resultMessage(iq.From, owner, queryID, am, orig), nil) != nil {
+			break // the session is gone
 		}
 	}
 	if tampered > 0 {
@@ -92,7 +98,7 @@ func (m *Module) query(ctx context.Context, iq module.IQ) (*xmlstream.Element, e
 	if len(msgs) > 0 {
 		first, last = msgs[0].ID, msgs[len(msgs)-1].ID
 	}
-	return mamquery.Fin(queryID, page.Complete, first, last, page.Count), nil
+	return mamquery.Fin(queryID, complete, first, last, page.Count), nil
 }
 
 // resultMessage wraps an archived message for the requester (XEP-0313

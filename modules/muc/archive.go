@@ -119,7 +119,8 @@ func (r *room) archiveQuery(ctx context.Context, from jid.JID, q *xmlstream.Elem
 	case err != nil:
 		return nil, r.m.storageError(err, "querying a room archive")
 	}
-	msgs := page.Messages
+	msgs, cut := mamquery.CapBytes(page.Messages, func(am storage.MUCMessage) int { return len(am.Data) }, mq.Last, mamquery.MaxPageBytes)
+	page.Complete = page.Complete && !cut
 	if mq.Max == 0 {
 		// RSM max 0 asks only for the count (XEP-0059 §2.7).
 		msgs, page.Complete = nil, page.Count == 0

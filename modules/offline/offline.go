@@ -19,7 +19,6 @@ import (
 
 	"parley/internal/jid"
 	"parley/internal/module"
-	"parley/internal/session"
 	"parley/internal/stanza"
 	"parley/internal/storage"
 	"parley/internal/xmlstream"
@@ -42,6 +41,8 @@ type Module struct {
 	host  module.Host
 	store storage.Offline
 	aead  cipher.AEAD
+
+	del deleter
 }
 
 // New returns the module: at most maxPerUser messages wait per user (0
@@ -63,6 +64,7 @@ func (m *Module) Start(h module.Host) error {
 	if m.aead, err = cipher.NewGCM(block); err != nil {
 		return fmt.Errorf("offline: %w", err)
 	}
+	m.startDeleter()
 	h.OnEvent(module.EventAvailable, m.flush) // delivers what is left even when turned off
 	if m.maxPerUser > 0 {
 		h.SetOfflineHandler(m.keep)
@@ -72,6 +74,12 @@ func (m *Module) Start(h module.Host) error {
 		// Retention is enforced by the server itself: no cron job.
 		h.Every(module.RetentionInterval(m.retention), m.expire)
 	}
+	return nil
+}
+
+// Stop deletes what was delivered meanwhile and ends the deleter.
+func (m *Module) Stop(ctx context.Context) error {
+	m.stopDeleter()
 	return nil
 }
 
@@ -153,44 +161,4 @@ func (m *Module) open(owner jid.JID, sealed []byte) ([]byte, error) {
 		return nil, errTampered
 	}
 	return plain, nil
-}
-
-// flush hands a user's waiting messages to the session that just became
-// available, oldest first, then deletes them.
-func (m *Module) flush(ctx context.Context, s session.Session) {
-	owner := s.JID().Bare()
-	msgs, err := m.store.List(ctx, owner.String())
-	if err != nil {
-		m.host.Logger().Error("offline: reading messages failed", "err", err)
-		return
-	}
-	if len(msgs) == 0 {
-		return
-	}
-	ids := make([]int64, 0, len(msgs))
-	tampered := 0
-	for _, msg := range msgs {
-		plain, err := m.open(owner, msg.Data)
-		if err != nil {
-			tampered++
-			continue
-		}
-		el, err := xmlstream.ParseElement(plain, stanza.NSClient)
-		if err != nil {
-			tampered++
-			continue
-		}
-		el.SetAttr("to", s.JID().String())
-		s.Deliver(el)
-		ids = append(ids, msg.ID)
-	}
-	if tampered > 0 {
-		// The owner is named so the admin can tell them; content never.
-		// The rows stay for inspection until retention removes them.
-		m.host.Logger().Error("offline: stored messages were altered or damaged and were not delivered",
-			"jid", owner.String(), "count", tampered)
-	}
-	if err := m.store.Delete(ctx, owner.String(), ids); err != nil {
-		m.host.Logger().Error("offline: deleting delivered messages failed", "err", err)
-	}
 }

@@ -192,3 +192,37 @@ func Fin(queryID string, complete bool, first, last string, count int) *xmlstrea
 	set.AddChild(xmlstream.New(NSRSM, "count").AddText(strconv.Itoa(count)))
 	return fin.AddChild(set)
 }
+
+// MaxPageBytes caps one page by the size of its messages, beside the
+// count RSM max sets: fifty messages near the stanza size limit would be
+// a dozen megabytes in one answer. A page cut short says so with
+// complete='false' and cursors on what it holds, so the client pages on.
+const MaxPageBytes = 1 << 20
+
+// CapBytes keeps as many of a page's messages (oldest first, as the
+// archive returns them) as fit in limit bytes, and always at least one. A
+// page read forwards keeps its oldest messages, one read backwards (RSM
+// before, q.Last) its newest, so the cursor the client pages on next
+// (<last/> forwards, <first/> backwards) continues where the cut was.
+// cut reports that messages were left out.
+func CapBytes[T any](msgs []T, size func(T) int, backwards bool, limit int) (kept []T, cut bool) {
+	total, n := 0, 0
+	for i := range msgs {
+		m := msgs[i]
+		if backwards {
+			m = msgs[len(msgs)-1-i]
+		}
+		total += size(m)
+		if n > 0 && total > limit {
+			break
+		}
+		n++
+	}
+	if n == len(msgs) {
+		return msgs, false
+	}
+	if backwards {
+		return msgs[len(msgs)-n:], true
+	}
+	return msgs[:n], true
+}

@@ -1,6 +1,7 @@
 package mamquery
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -97,5 +98,29 @@ func TestFormAndFin(t *testing.T) {
 	}
 	if fin := Fin("", true, "", "", 0).String(); strings.Contains(fin, "first") || strings.Contains(fin, "queryid") || !strings.Contains(fin, `complete="true"`) {
 		t.Errorf("empty fin %s", fin)
+	}
+}
+
+func TestCapBytes(t *testing.T) {
+	sizes := []int{400, 400, 400, 400}
+	id := func(n int) int { return n }
+	for _, c := range []struct {
+		name      string
+		msgs      []int
+		backwards bool
+		limit     int
+		want      []int
+		cut       bool
+	}{
+		{"fits", sizes, false, 1600, sizes, false},
+		{"forwards keeps the oldest", []int{100, 200, 300, 400}, false, 350, []int{100, 200}, true},
+		{"backwards keeps the newest", []int{100, 200, 300, 400}, true, 750, []int{300, 400}, true},
+		{"one message over the limit still goes", []int{5000, 1}, false, 1000, []int{5000}, true},
+		{"empty", nil, false, 10, nil, false},
+	} {
+		got, cut := CapBytes(c.msgs, id, c.backwards, c.limit)
+		if !slices.Equal(got, c.want) || cut != c.cut {
+			t.Errorf("%s: got %v (cut %v), want %v (cut %v)", c.name, got, cut, c.want, c.cut)
+		}
 	}
 }
