@@ -115,6 +115,10 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			fmt.Fprintf(stdout, "listening for servers on %s\n", l.Addr)
 			continue
 		}
+		if l.Name == "component" {
+			fmt.Fprintf(stdout, "listening for components on %s\n", l.Addr)
+			continue
+		}
 		if l.Name == "https" {
 			fmt.Fprintf(stdout, "serving HTTPS (file upload) on %s\n", l.Addr)
 			continue

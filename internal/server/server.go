@@ -24,6 +24,7 @@ import (
 
 	"parley/internal/accounts"
 	"parley/internal/c2s"
+	"parley/internal/component"
 	"parley/internal/config"
 	"parley/internal/jid"
 	"parley/internal/module"
@@ -53,6 +54,7 @@ type Server struct {
 	router   *router.Router
 	c2s      *c2s.Server
 	s2s      *s2s.Service
+	comps    *component.Service // nil: no [[components]]
 	modules  []module.Module
 	lns      []Listener
 	admin    *http.Server
@@ -154,6 +156,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, mods []module
 		Log:                      log,
 	})
 	s.router.SetRemote(s.s2s)
+	s.comps = newComponents(cfg, s.reg, s.router, log)
 	for _, m := range mods {
 		if err := m.Start(h); err != nil {
 			store.Close()
@@ -217,6 +220,20 @@ func (s *Server) Listen() error {
 			defer s.wg.Done()
 			if err := s.s2s.Serve(ln); err != nil && !errors.Is(err, net.ErrClosed) {
 				s.log.Error("listener stopped", "listener", "s2s", "err", err)
+			}
+		}()
+	}
+	if addr := s.cfg.Listen.Component; addr != "" && s.comps != nil {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("listen.component: %w", err)
+		}
+		s.lns = append(s.lns, Listener{Name: "component", Addr: ln.Addr()})
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			if err := s.comps.Serve(ln); err != nil && !errors.Is(err, net.ErrClosed) {
+				s.log.Error("listener stopped", "listener", "component", "err", err)
 			}
 		}()
 	}
@@ -302,6 +319,9 @@ func (s *Server) Stop(ctx context.Context) error {
 	// Clients first: their going offline still reaches other servers.
 	err := s.c2s.Stop(ctx)
 	err = errors.Join(err, s.s2s.Stop(ctx))
+	if s.comps != nil {
+		err = errors.Join(err, s.comps.Stop(ctx))
+	}
 	if s.admin != nil {
 		err = errors.Join(err, s.admin.Shutdown(ctx))
 	}
