@@ -1,9 +1,14 @@
 package integration
 
 import (
+	"bytes"
 	"crypto/sha1"
 	"encoding/hex"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
+	"syscall"
 	"strings"
 	"testing"
 	"time"
@@ -129,4 +134,83 @@ func waitLog(t *testing.T, s *server, want string) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// biboumi, Debian's IRC gateway, connects to parley as a component,
+// answers disco#info, and answers a client's attempt to join an IRC
+// channel on a server that is not there: the answer, whatever biboumi
+// makes it, came through parley's routing both ways.
+func TestBiboumi(t *testing.T) {
+	needSlixmpp(t)
+	bin := needTool(t, "biboumi", "biboumi")
+	s := startServer(t, serverOpts{component: true, extra: "[[components]]\ndomain = \"irc.localhost\"\nsecret = \"gateway-secret\"\n"})
+	s.addUser("alice@localhost", "pw-alice")
+
+	dir := t.TempDir()
+	host, port := hostPort(s.comp)
+	cfg := strings.Join([]string{
+		"hostname=irc.localhost",
+		"password=gateway-secret",
+		"xmpp_server_ip=" + host,
+		"port=" + port,
+		"db_name=" + filepath.Join(dir, "biboumi.sqlite"),
+		"policy_directory=" + dir,
+		"log_file=" + filepath.Join(dir, "biboumi.log"),
+		"log_level=0",
+		"admin=",
+	}, "\n") + "\n"
+	path := filepath.Join(dir, "biboumi.cfg")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, path)
+	cmd.Dir = dir
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			log, _ := os.ReadFile(filepath.Join(dir, "biboumi.log"))
+			t.Logf("biboumi output:\n%s\n%s", out.String(), log)
+		}
+	})
+	waitLog(t, s, `msg="component: connected" domain=irc.localhost`)
+
+	alice := s.connect(t, "alice@localhost/desk", "pw-alice")
+	alice.send("<presence/>")
+	alice.expect("its own presence", isPresence(alice.jid, ""))
+
+	info := alice.iq("<iq type='get' to='irc.localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+	if info.Attr("type") != "result" || info.Attr("from") != "irc.localhost" {
+		t.Fatalf("disco#info of the gateway: %s", info)
+	}
+	q := info.Child("http://jabber.org/protocol/disco#info", "query")
+	id := q.Child("http://jabber.org/protocol/disco#info", "identity")
+	if id == nil || id.Attr("category") == "" {
+		t.Fatalf("the gateway has no identity: %s", info)
+	}
+	t.Logf("biboumi's identity: %s", id)
+
+	// No IRC server listens on 127.0.0.1: biboumi's connection is refused
+	// and it says so to the client, as an error presence (or a message).
+	room := "#parley%127.0.0.1@irc.localhost"
+	alice.send("<presence to='%s/alice'><x xmlns='http://jabber.org/protocol/muc'/></presence>", room)
+	got := alice.expect("biboumi's answer to the join", func(el *xmlstream.Element) bool {
+		return strings.HasPrefix(el.Attr("from"), room) && ((el.Name.Local == "presence" && el.Attr("type") == "error") || el.Name.Local == "message")
+	})
+	t.Logf("biboumi answered the join with %s", got)
+
+	cmd.Process.Signal(syscall.SIGTERM)
+	waitLog(t, s, `msg="component: disconnected" domain=irc.localhost`)
 }
