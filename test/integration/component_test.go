@@ -8,8 +8,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"syscall"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
