@@ -257,10 +257,21 @@ func handshakeValid(got, id, secret string) bool {
 	return subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
 }
 
-// owns reports whether a component of domain may use an address at d:
-// its domain and every subdomain of it.
-func owns(domain, d string) bool {
-	return d == domain || strings.HasSuffix(d, "."+domain)
+// owner is the configured component whose stanzas d belongs to: d's own,
+// else that of its nearest parent domain; "" when none. A component may
+// send from its domain and every subdomain of it, except those of
+// another component configured beneath it.
+func (s *Service) owner(d string) string {
+	for {
+		if _, ok := s.secrets[d]; ok {
+			return d
+		}
+		i := strings.IndexByte(d, '.')
+		if i < 0 {
+			return ""
+		}
+		d = d[i+1:]
+	}
 }
 
 // toClientNS moves a stanza from the component namespace into

@@ -28,7 +28,7 @@ type fixture struct {
 func newFixture(t *testing.T, mod func(*Config)) *fixture {
 	f := &fixture{changed: make(chan struct{}, 100)}
 	cfg := &Config{
-		Components:       []Spec{{Domain: "irc.example.org", Secret: "s3cret"}},
+		Components:       []Spec{{Domain: "irc.example.org", Secret: "s3cret"}, {Domain: "other.irc.example.org", Secret: "x"}},
 		ServerDomain:     "example.org",
 		Route:            func(_ context.Context, el *xmlstream.Element) { f.add(&f.routed, el) },
 		Bounce:           func(_ context.Context, el *xmlstream.Element) { f.add(&f.bounced, el) },
@@ -190,7 +190,7 @@ func TestRoutingBothWays(t *testing.T) {
 }
 
 func TestForgedFromIsRefused(t *testing.T) {
-	for _, from := range []string{"alice@example.org", "evilirc.example.org", "", "example.org"} {
+	for _, from := range []string{"alice@example.org", "evilirc.example.org", "", "example.org", "x@other.irc.example.org", "a.other.irc.example.org"} {
 		t.Run(from, func(t *testing.T) {
 			f := newFixture(t, nil)
 			p := connect(t, f)

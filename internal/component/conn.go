@@ -203,7 +203,7 @@ func (c *conn) handle(el *xmlstream.Element) error {
 		return stream.UnsupportedStanzaType("<" + el.Name.Local + "/> in " + el.Name.Space + " is not a stanza")
 	}
 	from, err := jid.Parse(el.Attr("from"))
-	if el.Attr("from") == "" || err != nil || !owns(c.domain, from.Domain()) {
+	if el.Attr("from") == "" || err != nil || c.s.owner(from.Domain()) != c.domain {
 		c.s.cfg.Log.Info("component: stanza with a foreign 'from' refused", "domain", c.domain)
 		return stream.InvalidFrom("a component may only send from " + c.domain + " and its subdomains")
 	}
