@@ -3,7 +3,6 @@ package component
 import (
 	"errors"
 	"net"
-	"strings"
 	"sync"
 	"time"
 
@@ -147,8 +146,10 @@ func (c *conn) handshake(dec *xmlstream.Decoder) error {
 		return stream.HostUnknown("no component is configured for " + d.Domain())
 	}
 	c.domain = d.Domain()
+	// Our header names the component's domain and the id the handshake
+	// is computed over (XEP-0114 §3).
 	id := stream.NewID()
-	if err := c.out.Write(appendHeader(nil, c.domain, id)); err != nil {
+	if err := c.out.Write(stream.AppendHeader(nil, stream.Header{ContentNS: NS, ID: id, From: c.domain, NoVersion: true})); err != nil {
 		return err
 	}
 	c.headerSent = true
@@ -249,7 +250,7 @@ func (c *conn) finish(err error) {
 	}
 	var buf []byte
 	if (se != nil || errors.Is(err, xmlstream.ErrStreamEnd)) && !c.headerSent {
-		buf = appendHeader(buf, c.domain, stream.NewID())
+		buf = stream.AppendHeader(buf, stream.Header{ContentNS: NS, ID: stream.NewID(), From: c.domain, NoVersion: true})
 	}
 	if se != nil {
 		c.s.cfg.Log.Debug("component: stream error", "addr", c.addr, "condition", se.Condition, "text", se.Text)
@@ -265,21 +266,3 @@ func (c *conn) finish(err error) {
 	c.out.Close()
 	c.nc.Close()
 }
-
-// appendHeader writes our stream header (XEP-0114 §3): from the
-// component's domain, with the id the handshake is computed over. No
-// version: the component protocol predates stream features.
-func appendHeader(buf []byte, domain, id string) []byte {
-	buf = append(buf, "<?xml version='1.0'?><stream:stream xmlns='"+NS+"' xmlns:stream='"+stanza.NSStream+"'"...)
-	for _, a := range [][2]string{{"from", domain}, {"id", id}} {
-		if a[1] == "" {
-			continue
-		}
-		buf = append(buf, " "+a[0]+"='"...)
-		buf = append(buf, attrEscaper.Replace(a[1])...)
-		buf = append(buf, '\'')
-	}
-	return append(buf, '>')
-}
-
-var attrEscaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", "'", "&apos;", "\"", "&quot;")

@@ -40,7 +40,7 @@ import (
 
 // Listener is one address the server accepts on, for the start-up message.
 type Listener struct {
-	Name string // "c2s", "c2s_direct_tls", "s2s", "https" or "admin"
+	Name string // "c2s", "c2s_direct_tls", "s2s", "component", "https" or "admin"
 	Addr net.Addr
 }
 
