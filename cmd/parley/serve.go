@@ -20,6 +20,7 @@ import (
 	"parley/modules/carbons"
 	"parley/modules/disco"
 	"parley/modules/entitytime"
+	"parley/modules/extdisco"
 	"parley/modules/last"
 	"parley/modules/mam"
 	"parley/modules/muc"
@@ -72,7 +73,26 @@ func modules(cfg config.Config) []module.Module {
 			ConcurrentPerUser:  u.ConcurrentPerUser,
 		}))
 	}
+	if t := cfg.TURN; t.Host != "" {
+		mods = append(mods, extdisco.New(extdisco.Options{
+			Host: t.Host, Secret: t.Secret, TTL: t.TTL.Duration, Services: turnServices(cfg),
+		}))
+	}
 	return mods
+}
+
+// turnServices turns [turn] transports (validated) into the entries
+// XEP-0215 announces.
+func turnServices(cfg config.Config) []extdisco.Service {
+	var out []extdisco.Service
+	for _, e := range cfg.TURN.Transports {
+		typ, transport, port, _ := config.ParseTURNTransport(e)
+		if port == 0 {
+			port = cfg.TURN.Port
+		}
+		out = append(out, extdisco.Service{Type: typ, Transport: transport, Port: port})
+	}
+	return out
 }
 
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -113,6 +133,10 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		if l.Name == "s2s" {
 			fmt.Fprintf(stdout, "listening for servers on %s\n", l.Addr)
+			continue
+		}
+		if l.Name == "component" {
+			fmt.Fprintf(stdout, "listening for components on %s\n", l.Addr)
 			continue
 		}
 		if l.Name == "https" {

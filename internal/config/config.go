@@ -31,7 +31,26 @@ type Config struct {
 		Admin        string `toml:"admin"`          // loopback only; "" disables
 		HTTPS        string `toml:"https"`          // HTTPS for HTTP file upload; "" disables
 		S2S          string `toml:"s2s"`            // server-to-server (federation); "" disables
+		// Component is where external components (XEP-0114) connect;
+		// "" disables. Only opened when [[components]] lists one.
+		Component string `toml:"component"`
 	} `toml:"listen"`
+
+	// Components are the external components (XEP-0114) allowed to
+	// connect, one [[components]] table each.
+	Components []Component `toml:"components"`
+
+	// TURN is the STUN/TURN server announced with XEP-0215; "" host: none.
+	TURN struct {
+		Host   string   `toml:"host"`
+		Port   int      `toml:"port"`
+		Secret string   `toml:"secret"` // coturn's static-auth-secret (use-auth-secret)
+		TTL    Duration `toml:"ttl"`    // how long credentials stay valid
+		// Transports lists what is announced, each "type/transport" with
+		// an optional ":port" overriding port: "stun/udp", "stun/tcp",
+		// "turn/udp", "turn/tcp", "turns/tcp".
+		Transports []string `toml:"transports"`
+	} `toml:"turn"`
 
 	S2S struct {
 		// Routes maps a remote domain to "host:port", overriding DNS
@@ -119,6 +138,13 @@ type Config struct {
 	} `toml:"log"`
 }
 
+// Component is one external component: the domain it serves and the
+// secret of its handshake.
+type Component struct {
+	Domain string `toml:"domain"`
+	Secret string `toml:"secret"`
+}
+
 // Duration is a time.Duration written in the file as a Go duration string
 // such as "60s" or "5m".
 type Duration struct{ time.Duration }
@@ -194,6 +220,10 @@ func Default() Config {
 	c.Listen.C2S = "127.0.0.1:5222"
 	c.Listen.C2SDirectTLS = "127.0.0.1:5223"
 	c.Listen.S2S = "127.0.0.1:5269"
+	c.Listen.Component = "127.0.0.1:5347"
+	c.TURN.Port = 3478
+	c.TURN.TTL = Duration{24 * time.Hour}
+	c.TURN.Transports = []string{"stun/udp", "turn/udp", "turn/tcp"}
 	c.S2S.RequireEncryption = true
 	c.S2S.IdleTimeout = Duration{5 * time.Minute}
 	c.S2S.MaxStreams = 1000
@@ -401,6 +431,10 @@ func walkKeys(t reflect.Type, prefix string, out *[]string) {
 		// Types decoded from text (Duration) are single values, not tables.
 		if f.Type.Kind() == reflect.Struct && !reflect.PointerTo(f.Type).Implements(textUnmarshaler) {
 			walkKeys(f.Type, key+".", out)
+		}
+		// An array of tables ([[components]]) has the keys of its element.
+		if f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.Struct {
+			walkKeys(f.Type.Elem(), key+".", out)
 		}
 	}
 }

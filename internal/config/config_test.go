@@ -84,6 +84,17 @@ func TestParseValues(t *testing.T) {
 				t.Errorf("IsAnonymousHost wrong for %q", c.AnonymousHosts)
 			}
 		}},
+		{"components and turn", "[[components]]\ndomain = \"IRC.localhost\"\nsecret = \"s\"\n[turn]\nhost = \"turn.example.org\"\nsecret = \"t\"\ntransports = [\"stun/udp\", \"turns/tcp:5349\"]", func(t *testing.T, c Config) {
+			if len(c.Components) != 1 || c.Components[0] != (Component{Domain: "irc.localhost", Secret: "s"}) {
+				t.Errorf("Components = %+v", c.Components)
+			}
+			if c.TURN.TTL.Duration != 24*time.Hour || c.TURN.Port != 3478 {
+				t.Errorf("TURN defaults %+v", c.TURN)
+			}
+			if typ, tr, port, err := ParseTURNTransport(c.TURN.Transports[1]); err != nil || typ != "turns" || tr != "tcp" || port != 5349 {
+				t.Errorf("ParseTURNTransport: %s %s %d %v", typ, tr, port, err)
+			}
+		}},
 		{"sqlite dsn follows data_dir", `data_dir = "/var/lib/parley"`, func(t *testing.T, c Config) {
 			if want := filepath.Join("/var/lib/parley", "parley.db"); c.Storage.DSN != want {
 				t.Errorf("DSN = %q, want %q", c.Storage.DSN, want)
@@ -297,6 +308,19 @@ func TestParseErrors(t *testing.T) {
 		{"negative concurrent uploads", "[upload]\nconcurrent_per_user = -2", `config: upload.concurrent_per_user: must be 0 (no limit) or more`},
 		{"negative connections", "[upload]\nconnections_per_address = -1", `config: upload.connections_per_address: must be 0 (no limit) or more`},
 		{"negative preauth connections", "[limits]\npreauth_connections_per_address = -1", `config: limits.preauth_connections_per_address: must be 0 (no limit) or more, got -1`},
+		{"component without secret", "[[components]]\ndomain = \"irc.localhost\"", `config: components: "irc.localhost" needs a secret`},
+		{"component on a host", "[[components]]\ndomain = \"LocalHost\"\nsecret = \"x\"", `config: components: "localhost" would take "localhost"`},
+		{"component above a service", "[[components]]\ndomain = \"localhost.\"\nsecret = \"x\"", `would take "conference.localhost"`},
+		{"component twice", "[[components]]\ndomain = \"irc.localhost\"\nsecret = \"x\"\n[[components]]\ndomain = \"IRC.localhost\"\nsecret = \"y\"", `config: components: "irc.localhost" is listed more than once`},
+		{"component bad domain", "[[components]]\ndomain = \"a@b\"\nsecret = \"x\"", `config: components: domain "a@b" is not a valid domain`},
+		{"component without listener", "[listen]\ncomponent = \"\"\n[[components]]\ndomain = \"irc.localhost\"\nsecret = \"x\"", `config: listen.component: must be set`},
+		{"component unknown key", "[[components]]\ndomain = \"irc.localhost\"\npassword = \"x\"", `config: unknown key "components.password"`},
+		{"turn without secret", "[turn]\nhost = \"turn.example.org\"", `config: turn.secret: must be set when turn.host is set`},
+		{"turn secret without host", "[turn]\nsecret = \"x\"", `config: turn.host: must be set when turn.secret is set`},
+		{"turn bad transport", "[turn]\nhost = \"t.example\"\nsecret = \"x\"\ntransports = [\"turns/udp\"]", `config: turn.transports: "turns/udp": must be one of`},
+		{"turn bad port", "[turn]\nhost = \"t.example\"\nsecret = \"x\"\nport = 0", `config: turn.port: must be a number from 1 to 65535, got 0`},
+		{"turn short ttl", "[turn]\nhost = \"t.example\"\nsecret = \"x\"\nttl = \"10s\"", `config: turn.ttl: must be at least "1m"`},
+		{"turn transport port", "[turn]\nhost = \"t.example\"\nsecret = \"x\"\ntransports = [\"turns/tcp:99999\"]", `port must be a number from 1 to 65535`},
 		{"unknown log level", "[log]\nlevel = \"verbose\"", `config: log.level: must be "debug", "info", "warn" or "error", got "verbose"`},
 		{"log level case", "[log]\nlevel = \"INFO\"", `config: log.level:`},
 	}
@@ -406,22 +430,32 @@ func TestExampleFile(t *testing.T) {
 	// Walked here independently of the package's own keys() so a bug there
 	// cannot hide a missing key.
 	var want2 []string
-	var walk func(reflect.Type, string)
-	walk = func(rt reflect.Type, prefix string) {
+	// The keys of an array of tables ([[components]]) are explained in a
+	// comment: the example has no entry whose keys could be set.
+	inArray := make(map[string]bool)
+	var walk func(reflect.Type, string, bool)
+	walk = func(rt reflect.Type, prefix string, array bool) {
 		for f := range rt.Fields() {
 			name := prefix + strings.Split(f.Tag.Get("toml"), ",")[0]
 			want2 = append(want2, name)
+			inArray[name] = array
 			if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeFor[Duration]() && f.Type != reflect.TypeFor[Retention]() {
-				walk(f.Type, name+".")
+				walk(f.Type, name+".", array)
+			}
+			if f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.Struct {
+				walk(f.Type.Elem(), name+".", true)
+				if !strings.Contains(string(data), "#   "+strings.Split(f.Type.Elem().Field(0).Tag.Get("toml"), ",")[0]+" = ") {
+					t.Errorf("the keys of [[%s]] are not shown in a comment", name)
+				}
 			}
 		}
 	}
-	walk(reflect.TypeFor[Config](), "")
+	walk(reflect.TypeFor[Config](), "", false)
 	if len(want2) < 20 {
 		t.Fatalf("struct walk found only %d keys: %q", len(want2), want2)
 	}
 	for _, k := range want2 {
-		if !inFile[k] {
+		if !inFile[k] && !inArray[k] {
 			t.Errorf("key %q is not documented in %s", k, examplePath)
 		}
 	}

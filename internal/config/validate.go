@@ -78,6 +78,7 @@ func (c *Config) Validate() error {
 		{"listen.admin", c.Listen.Admin},
 		{"listen.https", c.Listen.HTTPS},
 		{"listen.s2s", c.Listen.S2S},
+		{"listen.component", c.Listen.Component},
 	} {
 		if l.addr == "" {
 			continue
@@ -107,6 +108,8 @@ func (c *Config) Validate() error {
 	}
 	errs = append(errs, c.validateUpload(seen)...)
 	errs = append(errs, c.validateS2S(seen)...)
+	errs = append(errs, c.validateComponents(seen)...)
+	errs = append(errs, c.validateTURN()...)
 
 	// TLS files: both or neither, and they must exist now rather than fail
 	// on the first client connection.
@@ -338,4 +341,117 @@ func checkFile(path string) error {
 		return fmt.Errorf("%q is a directory, not a file", path)
 	}
 	return nil
+}
+
+// validateComponents checks the [[components]] tables and normalises
+// their domains. A component takes its subdomains too, so no served host
+// or service may lie under a component's domain.
+func (c *Config) validateComponents(seen map[string]string) []error {
+	var errs []error
+	add := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("config: "+format, args...))
+	}
+	if len(c.Components) == 0 {
+		c.Components = nil
+		return nil
+	}
+	if c.Listen.Component == "" {
+		add("listen.component: must be set when [[components]] lists a component")
+	} else if a := c.Listen.Component; !strings.HasSuffix(a, ":0") && slices.Contains([]string{c.Listen.C2S, c.Listen.C2SDirectTLS, c.Listen.HTTPS, c.Listen.S2S, c.Listen.Admin}, a) {
+		add("listen.component: must differ from the other listeners, got %q", a)
+	}
+	services := slices.Clone(c.AllHosts())
+	services = append(services, c.MUCServices()...)
+	if c.Upload.Host != "" {
+		services = append(services, c.Upload.Host)
+	}
+	domains := make(map[string]bool)
+	for i := range c.Components {
+		comp := &c.Components[i]
+		j, err := jid.New("", comp.Domain, "")
+		if comp.Domain == "" || err != nil || j.Local() != "" || j.Resource() != "" {
+			add("components: domain %q is not a valid domain", comp.Domain)
+			continue
+		}
+		d := j.Domain()
+		comp.Domain = d
+		if domains[d] {
+			add("components: %q is listed more than once", d)
+		}
+		domains[d] = true
+		for _, sv := range services {
+			if sv == d || strings.HasSuffix(sv, "."+d) {
+				add("components: %q would take %q, which this server serves itself; give the component a domain of its own such as \"irc.%s\"", d, sv, sv)
+			}
+		}
+		if comp.Secret == "" {
+			add("components: %q needs a secret", d)
+		}
+	}
+	return errs
+}
+
+// turnTypes are the service types and transports [turn] transports may
+// name (XEP-0215 with RFC 7064/7065 URIs: turns runs over TLS on TCP).
+var turnTypes = map[string][]string{"stun": {"udp", "tcp"}, "turn": {"udp", "tcp"}, "turns": {"tcp"}}
+
+// ParseTURNTransport splits a [turn] transports entry, "type/transport"
+// with an optional ":port"; port is 0 when the entry names none.
+func ParseTURNTransport(s string) (typ, transport string, port int, err error) {
+	typ, rest, ok := strings.Cut(s, "/")
+	if !ok {
+		return "", "", 0, fmt.Errorf("%q: must be \"type/transport\" such as \"turn/udp\", optionally with \":port\"", s)
+	}
+	transport, p, hasPort := strings.Cut(rest, ":")
+	if !slices.Contains(turnTypes[typ], transport) {
+		return "", "", 0, fmt.Errorf("%q: must be one of stun/udp, stun/tcp, turn/udp, turn/tcp, turns/tcp", s)
+	}
+	if hasPort {
+		n, err := strconv.ParseUint(p, 10, 16)
+		if err != nil || n == 0 {
+			return "", "", 0, fmt.Errorf("%q: port must be a number from 1 to 65535", s)
+		}
+		port = int(n)
+	}
+	return typ, transport, port, nil
+}
+
+// validateTURN checks the [turn] table when it is in use.
+func (c *Config) validateTURN() []error {
+	var errs []error
+	add := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("config: "+format, args...))
+	}
+	t := &c.TURN
+	if t.Host == "" {
+		if t.Secret != "" {
+			add("turn.host: must be set when turn.secret is set")
+		}
+		return errs
+	}
+	if strings.ContainsAny(t.Host, " /:@") && net.ParseIP(t.Host) == nil {
+		add("turn.host: must be a host name or IP address, got %q", t.Host)
+	}
+	if t.Port < 1 || t.Port > 65535 {
+		add("turn.port: must be a number from 1 to 65535, got %d", t.Port)
+	}
+	if t.Secret == "" {
+		add("turn.secret: must be set when turn.host is set (coturn's static-auth-secret)")
+	}
+	if d := t.TTL.Duration; d < time.Minute {
+		add("turn.ttl: must be at least \"1m\", got %q", d.String())
+	}
+	if len(t.Transports) == 0 {
+		add("turn.transports: must list at least one of stun/udp, stun/tcp, turn/udp, turn/tcp, turns/tcp")
+	}
+	seen := make(map[string]bool)
+	for _, e := range t.Transports {
+		if _, _, _, err := ParseTURNTransport(e); err != nil {
+			errs = append(errs, fmt.Errorf("config: turn.transports: %w", err))
+		} else if seen[e] {
+			add("turn.transports: %q is listed more than once", e)
+		}
+		seen[e] = true
+	}
+	return errs
 }

@@ -108,6 +108,9 @@ type ComponentHandler func(ctx context.Context, from, to jid.JID, el *xmlstream.
 type Component struct {
 	Domain string
 	Name   string // shown in disco#items
+	// Subdomains: the handler takes the subdomains of Domain too (an
+	// external component's, XEP-0114), unless one has its own handler.
+	Subdomains bool
 }
 
 // SessionHook runs when a session is bound, or when it ends.

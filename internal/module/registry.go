@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 
 	"parley/internal/jid"
@@ -40,6 +41,7 @@ type Registry struct {
 	preAuth        map[xmlstream.Name]PreAuthIQHandler
 	components     map[string]ComponentHandler
 	componentList  []Component
+	parents        map[string]bool // components that take their subdomains
 	iqResults      []IQResultHandler
 	http           map[string]http.Handler
 	httpsAddr      net.Addr
@@ -307,13 +309,33 @@ func (r *Registry) AddComponent(c Component, h ComponentHandler) {
 	}
 	r.components[c.Domain] = h
 	r.componentList = append(r.componentList, c)
+	if c.Subdomains {
+		if r.parents == nil {
+			r.parents = make(map[string]bool)
+		}
+		r.parents[c.Domain] = true
+	}
 }
 
-// Component returns the handler of a service domain, nil when none.
+// Component returns the handler of a service domain, nil when none: the
+// domain's own, else that of the nearest parent domain registered with
+// Subdomains.
 func (r *Registry) Component(domain string) ComponentHandler {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	return r.components[domain]
+	if h := r.components[domain]; h != nil || len(r.parents) == 0 {
+		return h
+	}
+	for d := domain; ; {
+		i := strings.IndexByte(d, '.')
+		if i < 0 {
+			return nil
+		}
+		d = d[i+1:]
+		if r.parents[d] {
+			return r.components[d]
+		}
+	}
 }
 
 func (r *Registry) Components() []Component {

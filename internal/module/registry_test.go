@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"parley/internal/jid"
@@ -74,5 +75,32 @@ func TestOutboundPresenceHooks(t *testing.T) {
 	}
 	if el.Child("urn:test", "first") == nil || el.Child("urn:test", "second") == nil {
 		t.Errorf("hooks' changes lost: %s", el)
+	}
+}
+
+func TestComponentSubdomains(t *testing.T) {
+	r := NewRegistry()
+	var got []string
+	h := func(name string) ComponentHandler {
+		return func(context.Context, jid.JID, jid.JID, *xmlstream.Element) { got = append(got, name) }
+	}
+	r.AddComponent(Component{Domain: "muc.example.org"}, h("muc"))
+	r.AddComponent(Component{Domain: "irc.example.org", Subdomains: true}, h("irc"))
+	r.AddComponent(Component{Domain: "own.irc.example.org"}, h("own"))
+	for _, d := range []string{"muc.example.org", "irc.example.org", "a.b.irc.example.org", "own.irc.example.org", "x.own.irc.example.org"} {
+		c := r.Component(d)
+		if c == nil {
+			t.Fatalf("no handler for %s", d)
+		}
+		c(context.Background(), jid.JID{}, jid.JID{}, nil)
+	}
+	want := "muc irc irc own irc"
+	if s := strings.Join(got, " "); s != want {
+		t.Errorf("handlers %q, want %q", s, want)
+	}
+	for _, d := range []string{"x.muc.example.org", "example.org", "irc.example.org.evil", "evilirc.example.org"} {
+		if r.Component(d) != nil {
+			t.Errorf("%s has a handler", d)
+		}
 	}
 }

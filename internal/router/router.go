@@ -484,10 +484,18 @@ func (r *Router) bounce(ctx context.Context, from jid.JID, el *xmlstream.Element
 // has gone), or a remote sender's server.
 func (r *Router) deliverReply(ctx context.Context, to jid.JID, el *xmlstream.Element) {
 	if !r.hosts[to.Domain()] {
+		if h := r.reg.Component(to.Domain()); h != nil {
+			// A service hears the answers to what it sent (an external
+			// component waits for them like a client).
+			if from, err := jid.Parse(el.Attr("from")); err == nil {
+				h(ctx, from, to, el)
+			}
+			return
+		}
 		// Only what a domain of ours says goes to another server: an
 		// error in the name of a third domain (a stanza of a remote
 		// sender for another remote domain, refused) would be relaying.
-		if r.remote != nil && r.reg.Component(to.Domain()) == nil {
+		if r.remote != nil {
 			if from, err := jid.Parse(el.Attr("from")); err == nil && r.servesDomain(from.Domain()) {
 				r.remote.Send(ctx, from, to, el)
 			}

@@ -343,3 +343,17 @@ func TestBackPressureOnSlowRecipient(t *testing.T) {
 		t.Fatal("a stanza without a waiting sender waited, or was not delivered")
 	}
 }
+
+// An error for a stanza a service sent goes back to the service, as it
+// would to a client: an external component waits for it.
+func TestBounceReachesComponent(t *testing.T) {
+	r, reg := newRouter(t)
+	var got []*xmlstream.Element
+	reg.AddComponent(module.Component{Domain: "irc.example.org", Subdomains: true}, func(_ context.Context, _, _ jid.JID, el *xmlstream.Element) {
+		got = append(got, el)
+	})
+	r.Route(context.Background(), msg("#chan@gw.irc.example.org/nick", "nobody@example.org"))
+	if len(got) != 1 || errorCondition(got[0]) != "service-unavailable" || got[0].Attr("to") != "#chan@gw.irc.example.org/nick" {
+		t.Fatalf("the component got %v", got)
+	}
+}

@@ -24,6 +24,7 @@ import (
 
 	"parley/internal/accounts"
 	"parley/internal/c2s"
+	"parley/internal/component"
 	"parley/internal/config"
 	"parley/internal/jid"
 	"parley/internal/module"
@@ -39,7 +40,7 @@ import (
 
 // Listener is one address the server accepts on, for the start-up message.
 type Listener struct {
-	Name string // "c2s", "c2s_direct_tls", "s2s", "https" or "admin"
+	Name string // "c2s", "c2s_direct_tls", "s2s", "component", "https" or "admin"
 	Addr net.Addr
 }
 
@@ -53,6 +54,7 @@ type Server struct {
 	router   *router.Router
 	c2s      *c2s.Server
 	s2s      *s2s.Service
+	comps    *component.Service // nil: no [[components]]
 	modules  []module.Module
 	lns      []Listener
 	admin    *http.Server
@@ -154,6 +156,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, mods []module
 		Log:                      log,
 	})
 	s.router.SetRemote(s.s2s)
+	s.comps = newComponents(cfg, s.reg, s.router, log)
 	for _, m := range mods {
 		if err := m.Start(h); err != nil {
 			// Jobs the modules started so far must not outlive the store.
@@ -219,6 +222,20 @@ func (s *Server) Listen() error {
 			defer s.wg.Done()
 			if err := s.s2s.Serve(ln); err != nil && !errors.Is(err, net.ErrClosed) {
 				s.log.Error("listener stopped", "listener", "s2s", "err", err)
+			}
+		}()
+	}
+	if addr := s.cfg.Listen.Component; addr != "" && s.comps != nil {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("listen.component: %w", err)
+		}
+		s.lns = append(s.lns, Listener{Name: "component", Addr: ln.Addr()})
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			if err := s.comps.Serve(ln); err != nil && !errors.Is(err, net.ErrClosed) {
+				s.log.Error("listener stopped", "listener", "component", "err", err)
 			}
 		}()
 	}
@@ -304,6 +321,9 @@ func (s *Server) Stop(ctx context.Context) error {
 	// Clients first: their going offline still reaches other servers.
 	err := s.c2s.Stop(ctx)
 	err = errors.Join(err, s.s2s.Stop(ctx))
+	if s.comps != nil {
+		err = errors.Join(err, s.comps.Stop(ctx))
+	}
 	if s.admin != nil {
 		err = errors.Join(err, s.admin.Shutdown(ctx))
 	}

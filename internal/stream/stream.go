@@ -85,13 +85,19 @@ type Header struct {
 	ID        string
 	From      string
 	To        string
+	// NoVersion leaves out version and xml:lang: a component stream
+	// (XEP-0114) predates stream features and has neither.
+	NoVersion bool
 }
 
 // AppendHeader writes the XML declaration and our stream start tag.
 func AppendHeader(buf []byte, h Header) []byte {
 	buf = append(buf, "<?xml version='1.0'?><stream:stream xmlns='"...)
 	buf = append(buf, h.ContentNS...)
-	buf = append(buf, "' xmlns:stream='http://etherx.jabber.org/streams' version='1.0' xml:lang='en'"...)
+	buf = append(buf, "' xmlns:stream='http://etherx.jabber.org/streams'"...)
+	if !h.NoVersion {
+		buf = append(buf, " version='1.0' xml:lang='en'"...)
+	}
 	if h.ID != "" {
 		buf = appendAttr(buf, "id", h.ID)
 	}

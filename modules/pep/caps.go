@@ -198,10 +198,20 @@ func (c *capsCache) store(ref capsRef, features map[string]bool) {
 
 // want records that waiter needs ref resolved. It returns true when the
 // caller must send a query with the given id to 'to' (none is in flight
-// for ref), false when one already is or the pending table is full.
-func (c *capsCache) want(ref capsRef, to, waiter jid.JID, id string, now time.Time) bool {
+// for ref), false when one already is, the pending table is full, or
+// ref became known since the caller looked (known, when not nil, says
+// whether the waiter has its own answer): a query that ends between the
+// caller's lookup and this call must not start another that nobody will
+// answer, holding the notifications published meanwhile.
+func (c *capsCache) want(ref capsRef, to, waiter jid.JID, id string, now time.Time, known func() bool) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if _, ok := c.features[ref.key()]; ok {
+		return false
+	}
+	if known != nil && known() {
+		return false
+	}
 	for pid, p := range c.pending {
 		if !p.claimed && now.Sub(p.sent) > pendingTTL {
 			c.drop(pid, p)

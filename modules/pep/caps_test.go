@@ -112,7 +112,7 @@ func TestHeldNotificationsAreBounded(t *testing.T) {
 	if c.hold(ref, to, "node", msg) {
 		t.Error("held without a query in flight")
 	}
-	if !c.want(ref, to, to, "q1", now) {
+	if !c.want(ref, to, to, "q1", now, nil) {
 		t.Fatal("no query wanted")
 	}
 	if c.hold(ref, jid.MustParse(bob+"/other"), "node", msg) {
@@ -127,7 +127,7 @@ func TestHeldNotificationsAreBounded(t *testing.T) {
 		t.Errorf("held %d bytes, want %d", c.heldBytes, 2*size)
 	}
 	// The query expires: a new one for another ver releases the old.
-	c.want(capsRef{hash: "sha-1", ver: "w"}, to, to, "q2", now.Add(pendingTTL+1))
+	c.want(capsRef{hash: "sha-1", ver: "w"}, to, to, "q2", now.Add(pendingTTL+1), nil)
 	if c.heldBytes != 0 {
 		t.Errorf("%d bytes still held after the query expired", c.heldBytes)
 	}

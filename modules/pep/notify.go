@@ -46,7 +46,7 @@ func (m *Module) interest(ctx context.Context, s session.Session, node string) (
 	if own, ok := s.State().Value(sessionCaps{}).(ownFeatures); ok && own.ref == ref {
 		return wantedIf(own.features[node+"+notify"]), ref
 	}
-	m.query(ctx, s.JID(), ref)
+	m.query(ctx, s, ref)
 	return asking, ref
 }
 
@@ -97,9 +97,14 @@ func (m *Module) knows(s session.Session, ref capsRef) bool {
 
 // query asks a client for the features behind a caps ver (XEP-0115 §6.3)
 // unless that ver is already being asked for.
-func (m *Module) query(ctx context.Context, full jid.JID, ref capsRef) {
+func (m *Module) query(ctx context.Context, s session.Session, ref capsRef) {
 	id := "pep-caps-" + randomID()
-	if !m.caps.want(ref, full, full, id, m.now()) {
+	full := s.JID()
+	known := func() bool {
+		own, ok := s.State().Value(sessionCaps{}).(ownFeatures)
+		return ok && own.ref == ref
+	}
+	if !m.caps.want(ref, full, full, id, m.now(), known) {
 		return
 	}
 	iq := xmlstream.New("jabber:client", "iq", "type", "get", "id", id, "from", full.Domain(), "to", full.String())
@@ -267,7 +272,7 @@ func (m *Module) sendLastItems(ctx context.Context, s session.Session, skip map[
 	if !m.knows(s, ref) {
 		// Ask now, not at the first publish, so that live notifications
 		// find the answer there; the answer brings the last items.
-		m.query(ctx, s.JID(), ref)
+		m.query(ctx, s, ref)
 		return
 	}
 	user := s.JID().Bare()

@@ -108,6 +108,7 @@ type server struct {
 	admin    string // the profiler's host:port, when enabled
 	https    string // the HTTPS listener's host:port, when enabled
 	s2s      string // the server-to-server listener's host:port, when enabled
+	comp     string // the component listener's host:port, when enabled
 	ca       string // the certificate clients trust, when not the self-signed one
 	mu       sync.Mutex
 	stderr   bytes.Buffer
@@ -121,6 +122,7 @@ type serverOpts struct {
 	https     bool   // enable the HTTPS listener (file upload)
 	extra     string // appended TOML
 	s2s       string // listen.s2s ("127.0.0.1:0", or a reserved port); "" = off
+	component bool   // listen for components (extra must add [[components]])
 	cafile    string // the certificate clients trust when extra sets [tls] cert
 }
 
@@ -147,6 +149,9 @@ func startServer(t *testing.T, o serverOpts) *server {
 		cfg.WriteString("https = \"127.0.0.1:0\"\n")
 	}
 	fmt.Fprintf(&cfg, "s2s = %q\n", o.s2s)
+	if o.component {
+		cfg.WriteString("component = \"127.0.0.1:0\"\n")
+	}
 	cfg.WriteString(o.extra)
 	path := filepath.Join(dir, "parley.toml")
 	if err := os.WriteFile(path, []byte(cfg.String()), 0o600); err != nil {
@@ -180,8 +185,9 @@ func startServer(t *testing.T, o serverOpts) *server {
 	adminRE := regexp.MustCompile(`^profiler \(pprof\) on http://(\S+)/debug/pprof/$`)
 	httpsRE := regexp.MustCompile(`^serving HTTPS \(file upload\) on (\S+)$`)
 	s2sRE := regexp.MustCompile(`^listening for servers on (\S+)$`)
+	compRE := regexp.MustCompile(`^listening for components on (\S+)$`)
 	deadline := time.After(30 * time.Second)
-	for s.starttls == "" || s.direct == "" || (o.admin && s.admin == "") || (o.https && s.https == "") || (o.s2s != "" && s.s2s == "") {
+	for s.starttls == "" || s.direct == "" || (o.admin && s.admin == "") || (o.https && s.https == "") || (o.s2s != "" && s.s2s == "") || (o.component && s.comp == "") {
 		select {
 		case l, ok := <-lines:
 			if !ok {
@@ -195,6 +201,9 @@ func startServer(t *testing.T, o serverOpts) *server {
 			}
 			if m := s2sRE.FindStringSubmatch(l); m != nil {
 				s.s2s = m[1]
+			}
+			if m := compRE.FindStringSubmatch(l); m != nil {
+				s.comp = m[1]
 			}
 			if m := re.FindStringSubmatch(l); m != nil {
 				if m[1] == "STARTTLS" {
