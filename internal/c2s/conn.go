@@ -808,11 +808,11 @@ func (c *conn) handleElement(el *xmlstream.Element) error {
 	if err := c.stampFrom(el); err != nil {
 		return err
 	}
-	c.mu.Lock()
-	if c.sm.enabled {
-		c.sm.inH++ // handled: whatever happens next is our doing
+	// Handled, for stream management, once what it writes is committed.
+	ctx, g := c.track()
+	if g != nil {
+		defer g.Release()
 	}
-	c.mu.Unlock()
 	if el.Name.Local == "iq" && el.Attr("id") == pingID && (el.Attr("type") == "result" || el.Attr("type") == "error") {
 		return nil // any answer, even an error, shows the client is there
 	}
@@ -828,7 +828,7 @@ func (c *conn) handleElement(el *xmlstream.Element) error {
 		c.Deliver(stanza.Result(el, nil))
 		return nil
 	}
-	c.cfg.Router.Route(c.ctx, el)
+	c.cfg.Router.Route(ctx, el)
 	return nil
 }
 

@@ -3,6 +3,7 @@ package mam
 import (
 	"context"
 
+	"parley/internal/durable"
 	"parley/internal/jid"
 	"parley/internal/module"
 	"parley/internal/stanza"
@@ -92,7 +93,8 @@ func (m *Module) hook(ctx context.Context, ev module.MessageEvent) {
 	am.ID = newID()
 	sid.SetAttr("id", am.ID)
 	am.Data = m.seal(owner, am, c.Append(nil, stanza.NSClient))
-	m.writer.add(storage.ArchiveEntry{Owner: owner.String(), Message: am})
+	// The sender's acknowledgement waits for the batch holding it.
+	m.writer.add(storage.ArchiveEntry{Owner: owner.String(), Message: am}, durable.Hold(ctx))
 	if !ev.Outbound {
 		ev.Stanza.AddChild(xmlstream.New(NSSID, "stanza-id", "id", am.ID, "by", owner.String()))
 	}
