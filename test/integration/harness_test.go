@@ -152,6 +152,13 @@ func startServer(t *testing.T, o serverOpts) *server {
 	if err := os.WriteFile(path, []byte(cfg.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	return launch(t, dir, path, o)
+}
+
+// launch starts parley with an existing config and data directory (also
+// again after a crash) and waits for it to say where it listens.
+func launch(t *testing.T, dir, path string, o serverOpts) *server {
+	t.Helper()
 	s := &server{t: t, dir: dir, config: path, done: make(chan struct{}), ca: o.cafile}
 	s.cmd = exec.Command(binPath, "serve", "--config", path)
 	s.cmd.Dir = dir
