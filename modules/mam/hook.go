@@ -72,8 +72,11 @@ func (m *Module) hook(ctx context.Context, ev module.MessageEvent) {
 	}
 	ok, err := m.wants(ctx, owner, with)
 	if err != nil {
-		m.host.Logger().Error("mam: not archived", "err", err)
-		return
+		// The database cannot say what the owner prefers right now; the
+		// message is archived rather than lost (the batch waits for the
+		// database like any other).
+		m.fails.Report("reading archive preferences; archiving the message", err)
+		ok = true
 	}
 	if !ok {
 		return

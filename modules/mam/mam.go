@@ -79,6 +79,7 @@ type Module struct {
 	roster  storage.Roster
 	sealer  *seal.Sealer
 	report  *unverified.Reporter
+	fails   *storage.FailureLog
 
 	writer *writer
 
@@ -110,6 +111,7 @@ func (m *Module) Start(h module.Host) error {
 		return fmt.Errorf("mam: %w", err)
 	}
 	m.report = unverified.New("archived messages", h.Logger())
+	m.fails = storage.NewFailureLog(h.Logger())
 	h.HandleIQ(module.Account, "set", xmlstream.Name{Space: NS, Local: "query"}, m.query)
 	h.HandleIQ(module.Account, "get", xmlstream.Name{Space: NS, Local: "query"}, m.form)
 	h.HandleIQ(module.Account, "get", xmlstream.Name{Space: NS, Local: "prefs"}, m.getPrefs)

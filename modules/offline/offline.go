@@ -3,27 +3,35 @@
 // stored message is sealed with AES-256-GCM under a key derived from the
 // server's secret, which lives outside the database: whoever copies or
 // edits the database can neither read the messages nor alter one
-// unnoticed (the owner's JID is authenticated too, so a message cannot be
-// moved to another user). A message that fails to open is reported in the
-// log and never delivered as genuine.
+// unnoticed. The owner and the row's stored time are authenticated too,
+// so a message cannot be moved to another user nor copied over another
+// row (delivered twice). A message that fails to open is never delivered
+// as genuine; the owner is told once how many were withheld.
+//
+// A database that fails for a while (PostgreSQL restarting, a full disk)
+// does not turn messages away: they wait in a bounded queue in memory
+// and are stored when the database is back. The sender's stream
+// management acknowledgement waits for that (package durable); only when
+// the queue is full is the sender told to wait.
 package offline
 
 import (
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/rand"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
+	"parley/internal/durable"
 	"parley/internal/jid"
 	"parley/internal/module"
+	"parley/internal/seal"
 	"parley/internal/session"
 	"parley/internal/stanza"
 	"parley/internal/storage"
 	"parley/internal/xmlstream"
+	"parley/modules/internal/unverified"
 )
 
 const (
@@ -34,17 +42,17 @@ const (
 	nsHints        = "urn:xmpp:hints"
 )
 
-// sealVersion prefixes every sealed record, so the format can change.
-const sealVersion = 1
-
 type Module struct {
 	maxPerUser int
 	retention  time.Duration
 	now        func() time.Time
 
-	host  module.Host
-	store storage.Offline
-	aead  cipher.AEAD
+	host   module.Host
+	store  storage.Offline
+	sealer *seal.Sealer
+	report *unverified.Reporter
+	fails  *storage.FailureLog
+	held   *holdQueue
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -62,15 +70,15 @@ func (*Module) Name() string { return "offline" }
 func (m *Module) Start(h module.Host) error {
 	m.host = h
 	m.store = h.Store().Offline()
-	block, err := aes.NewCipher(h.Key("offline messages"))
-	if err != nil {
+	var err error
+	if m.sealer, err = seal.New(h.Key("offline messages")); err != nil {
 		return fmt.Errorf("offline: %w", err)
 	}
-	if m.aead, err = cipher.NewGCM(block); err != nil {
-		return fmt.Errorf("offline: %w", err)
-	}
+	m.report = unverified.New("offline messages", h.Logger())
+	m.fails = storage.NewFailureLog(h.Logger())
 	h.OnEvent(module.EventAvailable, m.flush) // delivers what is left even when turned off
 	if m.maxPerUser > 0 {
+		m.held = newHoldQueue(m)
 		h.SetOfflineHandler(m.keep)
 		h.AddFeature(module.Server, FeatureOffline)
 	}
@@ -82,8 +90,13 @@ func (m *Module) Start(h module.Host) error {
 	return nil
 }
 
-// Stop ends the retention job.
+// Stop stores what is held in memory and ends the retention job.
 func (m *Module) Stop(ctx context.Context) error {
+	if m.held != nil {
+		if err := m.held.close(ctx); err != nil {
+			return fmt.Errorf("offline: storing held messages: %w", err)
+		}
+	}
 	if m.stop == nil {
 		return nil
 	}
@@ -151,48 +164,65 @@ func (m *Module) keep(ctx context.Context, to jid.JID, el *xmlstream.Element) (b
 	if !worthKeeping(el) {
 		return true, nil // dropped on purpose: nothing to say to the sender
 	}
+	stored := storage.StoredTime()
 	c := el.Copy()
 	if c.Child(NSDelay, "delay") == nil {
-		c.AddChild(xmlstream.New(NSDelay, "delay", "from", to.Domain(), "stamp", m.now().UTC().Format("2006-01-02T15:04:05.000Z")))
+		c.AddChild(xmlstream.New(NSDelay, "delay", "from", to.Domain(), "stamp", stored.Format("2006-01-02T15:04:05.000Z")))
 	}
-	sealed, err := m.seal(to, c.Append(nil, stanza.NSClient))
-	if err != nil {
-		return false, err
+	p := pendingPush{owner: to, stored: stored, sealed: m.seal(to, stored, c.Append(nil, stanza.NSClient)), orig: el}
+	// Behind messages already waiting for the database, a new one waits
+	// too, so one user's messages are stored in order.
+	if m.held.busy() {
+		return m.hold(ctx, p)
 	}
-	_, err = m.store.Push(ctx, to.String(), sealed, m.maxPerUser)
-	if errors.Is(err, storage.ErrLimit) {
+	_, err := m.store.PushAt(ctx, to.String(), stored, p.sealed, m.maxPerUser)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, storage.ErrLimit):
+		return false, limitError(to, m.maxPerUser)
+	case storage.IsTemporary(err):
+		m.fails.Report("storing an offline message; holding it until the database is back", err)
+		return m.hold(ctx, p)
+	}
+	return false, fmt.Errorf("offline: storing a message: %w", err)
+}
+
+// hold queues a message the database could not take now; the sender's
+// acknowledgement waits until it is stored.
+func (m *Module) hold(ctx context.Context, p pendingPush) (bool, error) {
+	p.release = durable.Hold(ctx)
+	if !m.held.add(p) {
+		p.release()
 		return false, &stanza.Error{Type: stanza.Wait, Condition: "resource-constraint",
-			Text: fmt.Sprintf("%s has %d messages waiting already; try again later", to, m.maxPerUser)}
-	}
-	if err != nil {
-		return false, fmt.Errorf("offline: storing a message: %w", err)
+			Text: "the server cannot store messages for offline users right now; try again later"}
 	}
 	return true, nil
 }
 
-func (m *Module) seal(owner jid.JID, plain []byte) ([]byte, error) {
-	out := make([]byte, 1, 1+m.aead.NonceSize()+len(plain)+m.aead.Overhead())
-	out[0] = sealVersion
-	nonce := make([]byte, m.aead.NonceSize())
-	if _, err := rand.Read(nonce); err != nil {
-		return nil, err
-	}
-	out = append(out, nonce...)
-	return m.aead.Seal(out, nonce, plain, []byte(owner.String())), nil
+func limitError(to jid.JID, max int) error {
+	return &stanza.Error{Type: stanza.Wait, Condition: "resource-constraint",
+		Text: fmt.Sprintf("%s has %d messages waiting already; try again later", to, max)}
 }
 
-var errTampered = errors.New("offline: a stored message failed its integrity check")
+// additionalData binds a sealed message to its owner and to the stored
+// time of its row, so it opens nowhere else.
+func additionalData(owner jid.JID, stored time.Time) []byte {
+	return seal.AD("offline", owner.String(), strconv.FormatInt(stored.UnixMicro(), 10))
+}
 
-func (m *Module) open(owner jid.JID, sealed []byte) ([]byte, error) {
-	ns := m.aead.NonceSize()
-	if len(sealed) < 1+ns+m.aead.Overhead() || sealed[0] != sealVersion {
-		return nil, errTampered
+func (m *Module) seal(owner jid.JID, stored time.Time, plain []byte) []byte {
+	return m.sealer.Seal(plain, additionalData(owner, stored))
+}
+
+// open returns a stored message's plain stanza, seal.ErrWrongKey when it
+// was sealed under another key, seal.ErrTampered when it fails its check.
+func (m *Module) open(owner jid.JID, msg storage.OfflineMessage) ([]byte, error) {
+	if seal.Format(msg.Data) == seal.V1 {
+		// The first format bound only the owner.
+		return m.sealer.OpenV1(msg.Data, []byte(owner.String()))
 	}
-	plain, err := m.aead.Open(nil, sealed[1:1+ns], sealed[1+ns:], []byte(owner.String()))
-	if err != nil {
-		return nil, errTampered
-	}
-	return plain, nil
+	return m.sealer.Open(msg.Data, additionalData(owner, msg.Stored))
 }
 
 // flush hands a user's waiting messages to the session that just became
@@ -208,29 +238,37 @@ func (m *Module) flush(ctx context.Context, s session.Session) {
 		return
 	}
 	ids := make([]int64, 0, len(msgs))
-	tampered := 0
+	var tally unverified.Tally
 	for _, msg := range msgs {
-		plain, err := m.open(owner, msg.Data)
+		el, err := m.verified(owner, msg)
 		if err != nil {
-			tampered++
-			continue
-		}
-		el, err := xmlstream.ParseElement(plain, stanza.NSClient)
-		if err != nil {
-			tampered++
+			if errors.Is(err, seal.ErrWrongKey) {
+				tally.WrongKey = append(tally.WrongKey, strconv.FormatInt(msg.ID, 10))
+			} else {
+				tally.Tampered = append(tally.Tampered, strconv.FormatInt(msg.ID, 10))
+			}
 			continue
 		}
 		el.SetAttr("to", s.JID().String())
 		s.Deliver(el)
 		ids = append(ids, msg.ID)
 	}
-	if tampered > 0 {
-		// The owner is named so the admin can tell them; content never.
-		// The rows stay for inspection until retention removes them.
-		m.host.Logger().Error("offline: stored messages were altered or damaged and were not delivered",
-			"jid", owner.String(), "count", tampered)
-	}
+	// The withheld rows stay for inspection until retention removes them.
+	m.report.Report(owner, s, tally)
 	if err := m.store.Delete(ctx, owner.String(), ids); err != nil {
 		m.host.Logger().Error("offline: deleting delivered messages failed", "err", err)
 	}
+}
+
+// verified opens a stored message and parses it.
+func (m *Module) verified(owner jid.JID, msg storage.OfflineMessage) (*xmlstream.Element, error) {
+	plain, err := m.open(owner, msg)
+	if err != nil {
+		return nil, err
+	}
+	el, err := xmlstream.ParseElement(plain, stanza.NSClient)
+	if err != nil {
+		return nil, seal.ErrTampered
+	}
+	return el, nil
 }
