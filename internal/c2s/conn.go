@@ -505,7 +505,12 @@ func (c *conn) saslConfig() sasl.Config {
 		Lookup: func(username, hash string) (sasl.Credentials, error) {
 			lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			defer cancel()
-			return accts.Lookup(lctx, domain, username, hash)
+			creds, err := accts.Lookup(lctx, domain, username, hash)
+			if err != nil && !errors.Is(err, sasl.ErrUnknownUser) {
+				// The client only sees temporary-auth-failure.
+				c.cfg.storageFails.Report("looking up an account to log in", err)
+			}
+			return creds, err
 		},
 		FakeSecret:      c.cfg.FakeSecret,
 		TLS:             c.secure,
