@@ -18,9 +18,13 @@ type smSender struct {
 	c     *rawClient
 	mu    sync.Mutex
 	acked int
+	errs  int    // error stanzas received
+	first string // the first of them
 	gotA  *sync.Cond
 	done  chan struct{}
 }
+
+var errRE = regexp.MustCompile(`<message[^>]* type=["']error["']`)
 
 var ackRE = regexp.MustCompile(`<a xmlns=["']urn:xmpp:sm:3["'] h=["'](\d+)["']`)
 
@@ -44,6 +48,14 @@ func (s *smSender) read() {
 	for {
 		n, err := s.c.conn.Read(buf)
 		pending += string(buf[:n])
+		if i := errRE.FindStringIndex(pending); i != nil {
+			s.mu.Lock()
+			s.errs += len(errRE.FindAllStringIndex(pending, -1))
+			if s.first == "" {
+				s.first = pending[i[0]:min(len(pending), i[0]+400)]
+			}
+			s.mu.Unlock()
+		}
 		for _, m := range ackRE.FindAllStringSubmatch(pending, -1) {
 			h, _ := strconv.Atoi(m[1])
 			s.mu.Lock()

@@ -122,6 +122,7 @@ type serverOpts struct {
 	extra     string // appended TOML
 	s2s       string // listen.s2s ("127.0.0.1:0", or a reserved port); "" = off
 	cafile    string // the certificate clients trust when extra sets [tls] cert
+	dataDir   string // "" = data/ in the test's directory
 }
 
 // startServer writes a config with ports chosen by the kernel, starts
@@ -138,7 +139,11 @@ func startServer(t *testing.T, o serverOpts) *server {
 	if len(o.anonymous) > 0 {
 		fmt.Fprintf(&cfg, "anonymous_hosts = %s\n", tomlList(o.anonymous))
 	}
-	fmt.Fprintf(&cfg, "data_dir = %q\n", filepath.Join(dir, "data"))
+	dataDir := o.dataDir
+	if dataDir == "" {
+		dataDir = filepath.Join(dir, "data")
+	}
+	fmt.Fprintf(&cfg, "data_dir = %q\n", dataDir)
 	cfg.WriteString("[listen]\nc2s = \"127.0.0.1:0\"\nc2s_direct_tls = \"127.0.0.1:0\"\n")
 	if o.admin {
 		cfg.WriteString("admin = \"127.0.0.1:0\"\n")
