@@ -50,9 +50,12 @@ type smState struct {
 	// what the client saw acknowledged).
 	pending []bool
 	// owed: the client asked for an ack (<r/>) while stanzas up to owedAt
-	// were pending; the <a/> goes out once they are done.
+	// were pending; the <a/> goes out once they are done. owedLast is the
+	// target of the latest request: under steady load requests keep
+	// coming, and moving owedAt to each would never answer any of them.
 	owed      bool
 	owedAt    uint32
+	owedLast  uint32
 	drained   chan struct{}        // closed when pending empties, for a resumption
 	acked     uint32               // the client's last h
 	unacked   []*xmlstream.Element // sent, not yet acknowledged, oldest first
@@ -130,8 +133,11 @@ func (c *conn) handleSM(el *xmlstream.Element) error {
 			return nil
 		}
 		if len(c.sm.pending) > 0 {
-			c.sm.owed = true
-			c.sm.owedAt = c.sm.inH + uint32(len(c.sm.pending))
+			target := c.sm.inH + uint32(len(c.sm.pending))
+			if !c.sm.owed {
+				c.sm.owed, c.sm.owedAt = true, target
+			}
+			c.sm.owedLast = target
 			return nil
 		}
 		c.out.Write(smElement("a", "h", strconv.FormatUint(uint64(c.sm.inH), 10)))
@@ -192,7 +198,11 @@ func (c *conn) handled(idx uint32) {
 		}
 	}
 	if c.sm.owed && int32(c.sm.inH-c.sm.owedAt) >= 0 {
-		c.sm.owed = false
+		if int32(c.sm.inH-c.sm.owedLast) >= 0 {
+			c.sm.owed = false
+		} else {
+			c.sm.owedAt = c.sm.owedLast
+		}
 		if !c.detached && !c.finished {
 			c.out.Write(smElement("a", "h", strconv.FormatUint(uint64(c.sm.inH), 10)))
 		}

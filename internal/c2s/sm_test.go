@@ -78,3 +78,56 @@ func TestAckWaitsForCommit(t *testing.T) {
 		t.Fatalf("h = %d, %d pending", c.sm.inH, len(c.sm.pending))
 	}
 }
+
+// TestAckUnderSteadyLoad: requests that keep coming while stanzas are
+// pending are answered as the earliest of them is reached, not postponed
+// until the load stops.
+func TestAckUnderSteadyLoad(t *testing.T) {
+	server, client := net.Pipe()
+	defer server.Close()
+	defer client.Close()
+	c := &conn{out: stream.NewOutQueue(server, 1<<20, 5*time.Second)}
+	c.ctx = context.Background()
+	c.sm.enabled = true
+	got := make(chan string, 64)
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := client.Read(buf)
+			if n > 0 {
+				got <- string(buf[:n])
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	var releases []func()
+	send := func() {
+		ctx, g := c.track()
+		releases = append(releases, durable.Hold(ctx))
+		g.Release()
+	}
+	send()
+	c.handleSM(xmlstream.New(NSSM, "r")) // wants h=1
+	send()
+	c.handleSM(xmlstream.New(NSSM, "r")) // wants h=2
+	releases[0]()
+	select {
+	case s := <-got:
+		if !strings.Contains(s, `h="1"`) {
+			t.Fatalf("answered %q, want h=1", s)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the first request was never answered while the next was pending")
+	}
+	releases[1]()
+	select {
+	case s := <-got:
+		if !strings.Contains(s, `h="2"`) {
+			t.Fatalf("answered %q, want h=2", s)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the second request was never answered")
+	}
+}
