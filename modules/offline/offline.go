@@ -154,6 +154,11 @@ func worthKeeping(el *xmlstream.Element) bool {
 	return content
 }
 
+// pushTimeout bounds a write of a message for an offline user; a
+// database that hangs longer is treated as failing, and the message is
+// held in memory.
+const pushTimeout = 10 * time.Second
+
 // keep is the router's offline handler.
 func (m *Module) keep(ctx context.Context, to jid.JID, el *xmlstream.Element) (bool, error) {
 	switch el.Attr("type") {
@@ -164,7 +169,7 @@ func (m *Module) keep(ctx context.Context, to jid.JID, el *xmlstream.Element) (b
 	if !worthKeeping(el) {
 		return true, nil // dropped on purpose: nothing to say to the sender
 	}
-	stored := storage.StoredTime()
+	stored := storage.CreatedTime(m.now())
 	c := el.Copy()
 	if c.Child(NSDelay, "delay") == nil {
 		c.AddChild(xmlstream.New(NSDelay, "delay", "from", to.Domain(), "stamp", stored.Format("2006-01-02T15:04:05.000Z")))
@@ -175,7 +180,11 @@ func (m *Module) keep(ctx context.Context, to jid.JID, el *xmlstream.Element) (b
 	if m.held.busy() {
 		return m.hold(ctx, p)
 	}
-	_, err := m.store.PushAt(ctx, to.String(), stored, p.sealed, m.maxPerUser)
+	// A sender who disconnects meanwhile must not cost the message: the
+	// write does not end with the sender's context.
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), pushTimeout)
+	_, err := m.store.PushAt(pctx, to.String(), stored, p.sealed, m.maxPerUser)
+	cancel()
 	switch {
 	case err == nil:
 		return true, nil
