@@ -140,7 +140,13 @@ func (w *writer) run() {
 // gather collects entries for a short while after the first one, so that
 // a busy server commits a batch rather than one transaction per message.
 func (w *writer) gather(first pendingEntry) []pendingEntry {
-	batch := []pendingEntry{first}
+	batch := w.drain([]pendingEntry{first})
+	if len(batch) > 1 {
+		// Entries queued up while the last batch was committed: the
+		// writer is behind, and waiting longer would only delay the
+		// acknowledgements that wait for this batch (group commit).
+		return batch
+	}
 	timer := time.NewTimer(gather)
 	defer timer.Stop()
 	for len(batch) < maxBatch {
