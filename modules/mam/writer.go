@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"parley/internal/storage"
@@ -55,6 +56,9 @@ type writer struct {
 	done    chan struct{}
 	once    sync.Once
 	aborted sync.Once
+
+	// behind: the last commit took longer than a gather period.
+	behind atomic.Bool
 
 	// failing is closed while the database refuses batches, so queries
 	// stop waiting for the writer and answer from what is committed.
@@ -140,12 +144,14 @@ func (w *writer) run() {
 // gather collects entries for a short while after the first one, so that
 // a busy server commits a batch rather than one transaction per message.
 func (w *writer) gather(first pendingEntry) []pendingEntry {
-	batch := w.drain([]pendingEntry{first})
-	if len(batch) > 1 {
-		// Entries queued up while the last batch was committed: the
-		// writer is behind, and waiting longer would only delay the
-		// acknowledgements that wait for this batch (group commit).
-		return batch
+	batch := []pendingEntry{first}
+	if w.behind.Load() {
+		// The last commit took longer than a gather period, so what
+		// queued up meanwhile is a batch already: waiting longer would
+		// only delay the acknowledgements that wait for it (group
+		// commit). Under a light load commits are quick and the wait
+		// below still makes batches.
+		return w.drain(batch)
 	}
 	timer := time.NewTimer(gather)
 	defer timer.Stop()
@@ -213,7 +219,9 @@ func (w *writer) write(batch []pendingEntry) {
 	// once full, slows senders down.
 	for attempt := 0; ; attempt++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		start := time.Now()
 		err := w.store.AppendBatch(ctx, entries)
+		w.behind.Store(time.Since(start) >= gather)
 		cancel()
 		switch {
 		case err == nil:
