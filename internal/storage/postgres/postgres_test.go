@@ -196,3 +196,12 @@ func BenchmarkKVGet(b *testing.B) {
 	defer s.Close()
 	storagetest.BenchmarkKVGet(b, s)
 }
+
+func BenchmarkArchive(b *testing.B) {
+	s, err := Open(b.Context(), storagetest.PostgresDSN(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	storagetest.BenchmarkArchive(b, s)
+}

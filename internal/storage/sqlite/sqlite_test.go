@@ -269,3 +269,12 @@ func BenchmarkKVGet(b *testing.B) {
 	defer s.Close()
 	storagetest.BenchmarkKVGet(b, s)
 }
+
+func BenchmarkArchive(b *testing.B) {
+	s, err := Open(b.Context(), filepath.Join(b.TempDir(), "bench.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	storagetest.BenchmarkArchive(b, s)
+}
