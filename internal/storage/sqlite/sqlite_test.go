@@ -69,7 +69,8 @@ func TestOpenCreatesPrivateFiles(t *testing.T) {
 }
 
 func TestOpenUsesWAL(t *testing.T) {
-	s, err := Open(t.Context(), newPath(t))
+	path := newPath(t)
+	s, err := Open(t.Context(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +94,12 @@ func TestOpenUsesWAL(t *testing.T) {
 	}
 	// The reader pool must refuse writes: it has no IMMEDIATE transactions,
 	// so a write there could hit SQLITE_BUSY without waiting.
-	if _, err := s.r.ExecContext(t.Context(), `DELETE FROM accounts`); err == nil {
+	r, err := sql.Open("sqlite", dsn(path, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if _, err := r.ExecContext(t.Context(), `DELETE FROM accounts`); err == nil {
 		t.Error("write through the reader pool succeeded")
 	}
 }
