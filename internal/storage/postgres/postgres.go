@@ -49,14 +49,9 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("postgres: connect to %s@%s:%d/%s: %w", cfg.User, cfg.Host, cfg.Port, cfg.Database, err)
 	}
-	if err := migrator.Migrate(ctx, db); err != nil {
-		_ = db.Close()
-		return nil, fmt.Errorf("postgres: %w", err)
-	}
 	// One pool serves reads and writes: PostgreSQL needs no single writer.
 	s, err := sqlstore.New(ctx, dialect, db, db)
 	if err != nil {
-		_ = db.Close()
 		return nil, err
 	}
 	return &Store{Store: s}, nil

@@ -29,7 +29,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -88,9 +87,9 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
 
-	// Migrate before opening readers: the writer's first connection is what
-	// switches a new file to WAL, which readers rely on.
-	if err := migrator.Migrate(ctx, w); err != nil {
+	// Connect the writer before opening readers: its first connection is
+	// what switches a new file to WAL, which readers rely on.
+	if err := w.PingContext(ctx); err != nil {
 		_ = w.Close()
 		return nil, fmt.Errorf("sqlite: %s: %w", path, err)
 	}
@@ -106,8 +105,31 @@ func Open(ctx context.Context, path string) (*Store, error) {
 
 	s, err := sqlstore.New(ctx, dialect, w, r)
 	if err != nil {
-		_ = errors.Join(r.Close(), w.Close())
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, fmt.Errorf("%w (database %s)", err, path)
+	}
+	return &Store{Store: s}, nil
+}
+
+// OpenMemory opens a new, empty database that lives in memory until the
+// store is closed: the real store for tests that want no file. An
+// in-memory database belongs to the connection that made it, so a single
+// connection serves reads and writes, which also serialises them.
+func OpenMemory(ctx context.Context) (*Store, error) {
+	q := url.Values{}
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Set("_txlock", "immediate")
+	db, err := sql.Open("sqlite", ":memory:?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open in memory: %w", err)
+	}
+	// Never close the one connection: the database would go with it.
+	db.SetMaxOpenConns(1)
+	db.SetMaxIdleConns(1)
+	db.SetConnMaxLifetime(0)
+	db.SetConnMaxIdleTime(0)
+	s, err := sqlstore.New(ctx, dialect, db, db)
+	if err != nil {
+		return nil, fmt.Errorf("%w (database in memory)", err)
 	}
 	return &Store{Store: s}, nil
 }

@@ -25,6 +25,36 @@ func TestConformance(t *testing.T) {
 	storagetest.Run(t, storagetest.Opener(newPath, openStore))
 }
 
+// The in-memory store that module tests use is the same store: it passes
+// the repositories' conformance suite. A second opening with the same t
+// is the same database, as the suite expects, seen through a second
+// handle whose Close leaves the database open.
+func TestMemoryConformance(t *testing.T) {
+	var (
+		mu     sync.Mutex
+		stores = map[*testing.T]*Store{}
+	)
+	open := func(t *testing.T) storage.Store {
+		mu.Lock()
+		defer mu.Unlock()
+		if s, ok := stores[t]; ok {
+			return secondHandle{s}
+		}
+		s, err := OpenMemory(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		stores[t] = s
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	storagetest.RunRepositories(t, open)
+}
+
+type secondHandle struct{ *Store }
+
+func (secondHandle) Close() error { return nil }
+
 func BenchmarkUsersGet(b *testing.B) {
 	s, err := Open(b.Context(), filepath.Join(b.TempDir(), "bench.db"))
 	if err != nil {

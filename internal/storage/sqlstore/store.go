@@ -31,18 +31,27 @@ type Store struct {
 
 var _ storage.Store = (*Store)(nil)
 
-// New makes a store of the migrated database behind w and r (the same pool
-// twice where one pool serves both). The store owns the pools from then on:
-// Close closes them.
-func New(ctx context.Context, d Dialect, w, r *sql.DB) (*Store, error) {
+// New brings the schema of the database behind w and r (the same pool
+// twice where one pool serves both) up to date and makes a store of it.
+// The store owns the pools from then on: Close closes them, and so does
+// New when it fails.
+func New(ctx context.Context, d Dialect, w, r *sql.DB) (_ *Store, err error) {
 	s := &Store{d: d, w: w, r: r}
-	var err error
+	defer func() {
+		if err != nil {
+			_ = s.closePools()
+			err = fmt.Errorf("%s: %w", d.Name, err)
+		}
+	}()
+	if err := d.Schema.Migrate(ctx, w); err != nil {
+		return nil, err
+	}
 	if s.userGet, err = r.PrepareContext(ctx, userGetQuery); err != nil {
-		return nil, fmt.Errorf("%s: prepare: %w", d.Name, err)
+		return nil, fmt.Errorf("prepare: %w", err)
 	}
 	if s.kvGet, err = r.PrepareContext(ctx, kvGetQuery); err != nil {
 		_ = s.userGet.Close()
-		return nil, fmt.Errorf("%s: prepare: %w", d.Name, err)
+		return nil, fmt.Errorf("prepare: %w", err)
 	}
 	return s, nil
 }
@@ -90,11 +99,14 @@ func (s *Store) Ping(ctx context.Context) error {
 // Close closes the prepared statements and the pools. For SQLite the last
 // connection to close checkpoints the WAL.
 func (s *Store) Close() error {
-	errs := []error{s.userGet.Close(), s.kvGet.Close()}
+	return errors.Join(s.userGet.Close(), s.kvGet.Close(), s.closePools())
+}
+
+func (s *Store) closePools() error {
 	if s.r != s.w {
-		errs = append(errs, s.r.Close())
+		return errors.Join(s.r.Close(), s.w.Close())
 	}
-	return errors.Join(append(errs, s.w.Close())...)
+	return s.w.Close()
 }
 
 // DB returns the writer handle, for tools and tests that need raw SQL (the
