@@ -1,6 +1,7 @@
 package storagetest
 
 import (
+	"context"
 	"fmt"
 	"testing"
 
@@ -200,4 +201,41 @@ func BenchmarkArchive(b *testing.B, s storage.Store) {
 			}
 		}
 	})
+}
+
+// Benchmarks runs every benchmark of this package, each on a fresh store
+// opened at a new location newDB returns, so a driver's test file needs
+// one benchmark function.
+func Benchmarks(b *testing.B, newDB func(testing.TB) string, open func(ctx context.Context, location string) (storage.Store, error)) {
+	for _, bm := range []struct {
+		name string
+		run  func(*testing.B, storage.Store)
+	}{
+		{"UsersGet", BenchmarkGet},
+		{"OfflinePush", BenchmarkOfflinePush},
+		{"KVGet", BenchmarkKVGet},
+		{"Archive", BenchmarkArchive},
+	} {
+		b.Run(bm.name, func(b *testing.B) {
+			s, err := open(b.Context(), newDB(b))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			bm.run(b, s)
+		})
+	}
+}
+
+// Driver adapts a driver's Open, which returns its concrete store, to what
+// the helpers here take, without putting a typed nil in the interface when
+// Open fails.
+func Driver[S Migratable](open func(ctx context.Context, location string) (S, error)) func(ctx context.Context, location string) (Migratable, error) {
+	return func(ctx context.Context, location string) (Migratable, error) {
+		s, err := open(ctx, location)
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
+	}
 }
