@@ -45,7 +45,7 @@ func RunRepositories(t *testing.T, open func(t *testing.T) storage.Store) {
 	t.Run("Roster", func(t *testing.T) { runRoster(t, open) })
 	t.Run("Offline", func(t *testing.T) { runOffline(t, open) })
 	t.Run("KV", func(t *testing.T) { runKV(t, open) })
-	t.Run("Archive", func(t *testing.T) { RunArchive(t, open) })
+	t.Run("Archive", func(t *testing.T) { runArchive(t, open) })
 	t.Run("PubSub", func(t *testing.T) { runPubSub(t, open) })
 	t.Run("MUC", func(t *testing.T) { runMUC(t, open) })
 	t.Run("RepositoriesCanceled", func(t *testing.T) { runRepositoriesCanceled(t, open) })
