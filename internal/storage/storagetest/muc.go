@@ -11,7 +11,6 @@ import (
 	"parley/internal/storage"
 )
 
-
 func mustRoom(t *testing.T, m storage.MUC, room, config string) {
 	t.Helper()
 	if err := m.PutRoom(t.Context(), storage.MUCRoom{JID: room, Config: []byte(config)}); err != nil {
