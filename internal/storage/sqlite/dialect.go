@@ -20,9 +20,11 @@ var dialect = sqlstore.Dialect{
 	Time: func(t time.Time) any { return t.UnixMicro() },
 	// A read transaction on the query_only pool is a snapshot already.
 	ReadTx: nil,
-	// Every write transaction begins IMMEDIATE (_txlock in the writer's
-	// DSN) and so holds the database's one write lock: no row locks.
-	LockUpdate: "", LockNoKeyUpdate: "", LockKeyShare: "",
+	// One writer connection, and every write transaction begins
+	// IMMEDIATE (_txlock in the writer's DSN), holding the database's one
+	// write lock: writes never interleave, so no row locks.
+	SingleWriter: true,
+	LockUpdate:   "", LockNoKeyUpdate: "", LockKeyShare: "",
 	// A JSON array in one parameter: SQLite caps the parameters of a
 	// statement.
 	InList: func(col, param string) string { return col + " IN (SELECT value FROM json_each(" + param + "))" },

@@ -30,6 +30,12 @@ type Dialect struct {
 	// PostgreSQL's default READ COMMITTED would see each statement's own.
 	ReadTx *sql.TxOptions
 
+	// SingleWriter is true where write statements run one at a time
+	// (SQLite's one writer connection and write lock): a statement that
+	// checks and inserts cannot race another writer, so it needs no
+	// transaction and no row lock around it.
+	SingleWriter bool
+
 	// Row lock clauses appended to a SELECT inside a write transaction,
 	// or "" where a write transaction excludes every other writer anyway
 	// (SQLite begins each one IMMEDIATE, taking the database's one write

@@ -36,24 +36,34 @@ func (o offline) Push(ctx context.Context, owner string, data []byte, max int) (
 	return msg, nil
 }
 
-// pushLimited inserts msg unless owner already has max messages. Under
-// PostgreSQL's READ COMMITTED two transactions could both count max-1 and
-// both insert, so the count runs under a lock on the account row that
-// concurrent pushes for the same owner also take (SQLite's write
-// transaction excludes them anyway).
+// pushLimited inserts msg unless owner already has max messages, counting
+// and inserting in one statement. Where writers run one at a time
+// (SQLite) that statement is all it takes. Under PostgreSQL's READ
+// COMMITTED two pushes could both count max-1 and both insert, so there
+// the statement runs after taking a lock on the account row that
+// concurrent pushes for the same owner also take: starting after the lock
+// was granted, its snapshot includes every message the previous holder
+// committed.
 func (o offline) pushLimited(ctx context.Context, owner string, msg *storage.OfflineMessage, max int) (err error) {
-	tx, err := o.w.BeginTx(ctx, nil)
-	if err != nil {
-		return err
+	var (
+		tx *sql.Tx
+		q  interface {
+			QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+		} = o.w
+	)
+	if !o.d.SingleWriter {
+		if tx, err = o.w.BeginTx(ctx, nil); err != nil {
+			return err
+		}
+		defer rollbackOnError(tx, &err)
+		if err := lockAccount(ctx, tx, owner, o.d.LockNoKeyUpdate); err != nil {
+			return err
+		}
+		q = tx
 	}
-	defer rollbackOnError(tx, &err)
-	if err := lockAccount(ctx, tx, owner, o.d.LockNoKeyUpdate); err != nil {
-		return err
-	}
-	// Count and insert in one statement saves a round trip; it starts after
-	// the lock was granted, so its snapshot includes every message that the
-	// previous holder committed.
-	switch err := tx.QueryRowContext(ctx, `
+	// A missing owner has no messages, so the insert runs and its foreign
+	// key rejects it: no row back always means the limit.
+	switch err := q.QueryRowContext(ctx, `
 		INSERT INTO offline_messages (owner, stored, data)
 		SELECT $1, $2, $3
 		WHERE (SELECT COUNT(*) FROM offline_messages WHERE owner = $1) < $4
@@ -63,12 +73,13 @@ func (o offline) pushLimited(ctx context.Context, owner string, msg *storage.Off
 	case err != nil:
 		return o.ownerError(err)
 	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
+	if tx != nil {
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("commit: %w", err)
+		}
 	}
 	return nil
 }
-
 func (o offline) List(ctx context.Context, owner string) ([]storage.OfflineMessage, error) {
 	if err := storage.ValidateOwner(owner); err != nil {
 		return nil, err
