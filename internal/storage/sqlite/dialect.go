@@ -32,6 +32,7 @@ var dialect = sqlstore.Dialect{
 		b, err := json.Marshal(values)
 		return string(b), err
 	},
+	Param: func(int) string { return "?" },
 	// SQLite's columns take what they are given; STRICT tables check it.
 	Typed: func(param string, _ sqlstore.ColumnType) string { return param },
 	// No sequences: the owner's highest plus one, unique per owner because

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -102,7 +101,7 @@ func (a archive) appendSQL(n int) string {
 	b.WriteString(`INSERT INTO archive (owner, stanza_id, with_full, with_bare, stamp, outgoing, data)
 		SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7 FROM (VALUES `)
 	p := 0
-	param := func() string { p++; return "$" + strconv.Itoa(p) }
+	param := func() string { p++; return a.d.Param(p) }
 	for i := range n {
 		if i > 0 {
 			b.WriteByte(',')

@@ -52,6 +52,13 @@ type Dialect struct {
 	InList func(col, param string) string
 	List   func(values any) (any, error)
 
+	// Param is the placeholder of the n-th parameter (from 1) in a
+	// statement generated with its parameters in order. PostgreSQL
+	// numbers them ($n); SQLite takes anonymous ? fastest: it treats $n
+	// as a name and finds each by a linear search when binding, which the
+	// 448 parameters of an archive batch INSERT feel.
+	Param func(n int) string
+
 	// Typed spells out a parameter's type where the database cannot
 	// infer it from a column: in the VALUES rows feeding an INSERT ...
 	// SELECT, PostgreSQL would take them all for text.
