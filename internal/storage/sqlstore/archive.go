@@ -125,7 +125,10 @@ func (a archive) AppendBatch(ctx context.Context, entries []storage.ArchiveEntry
 		return a.errorf("archive a batch: %w", err)
 	}
 	defer func() { _ = tx.Rollback() }() // a no-op after Commit
-	var full *sql.Stmt
+	// The prepared full-chunk statement, on this transaction's
+	// connection (prepared there once per connection).
+	full := tx.StmtContext(ctx, a.archiveChunk)
+	defer full.Close()
 	args := make([]any, 0, 7*appendChunk)
 	for len(entries) > 0 {
 		n := min(len(entries), appendChunk)
@@ -136,12 +139,6 @@ func (a archive) AppendBatch(ctx context.Context, entries []storage.ArchiveEntry
 		}
 		entries = entries[n:]
 		if n == appendChunk {
-			if full == nil {
-				if full, err = tx.PrepareContext(ctx, a.appendSQL(appendChunk)); err != nil {
-					return a.errorf("archive a batch: %w", err)
-				}
-				defer full.Close()
-			}
 			_, err = full.ExecContext(ctx, args...)
 		} else {
 			_, err = tx.ExecContext(ctx, a.appendSQL(n), args...)
