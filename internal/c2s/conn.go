@@ -571,6 +571,10 @@ func (c *conn) saslConfig() sasl.Config {
 	}
 }
 
+// guessWait bounds how long a login waits for guesses in flight from its
+// address or at its account to settle before it is refused.
+const guessWait = 3 * time.Second
+
 // reserveGuess runs right before a mechanism checks a password for user:
 // the guess takes its tokens now, so guesses racing on many streams
 // cannot all be checked (settleGuess gives them back unless the password
@@ -582,7 +586,7 @@ func (c *conn) reserveGuess(user string) error {
 	if c.wrongGuess {
 		return &sasl.Failure{Condition: "temporary-auth-failure", Text: "one wrong password per connection: reconnect to try again"}
 	}
-	g, ok := c.cfg.Logins.Begin(user+"@"+c.domain, throttle.AddressKey(c.addr))
+	g, ok := c.cfg.Logins.BeginWait(user+"@"+c.domain, throttle.AddressKey(c.addr), guessWait)
 	if !ok {
 		return &sasl.Failure{Condition: "temporary-auth-failure", Text: "too many failed logins, try again later"}
 	}

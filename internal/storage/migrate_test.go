@@ -205,6 +205,12 @@ func TestMigrateConcurrently(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range n {
 		db := openDB(t, path) // separate handles, as separate processes would have
+		// Connect first: switching a new file to WAL can fail with
+		// SQLITE_BUSY without waiting, a race of SQLite's, not of the
+		// migrator's, which this test is about.
+		if err := db.PingContext(t.Context()); err != nil {
+			t.Fatal(err)
+		}
 		wg.Go(func() { errs[i] = m.Migrate(context.Background(), db) })
 	}
 	wg.Wait()

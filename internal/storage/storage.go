@@ -1,7 +1,9 @@
 // Package storage defines parley's persistence boundary: narrow repository
 // interfaces that the protocol code depends on, plus the helpers every driver
-// shares (schema migrations, input validation). Drivers live in the
-// sub-packages sqlite and postgres; backend picks one from configuration.
+// shares (schema migrations, input validation). The repositories are
+// implemented once, in SQL, in sqlstore; the drivers sqlite and postgres
+// give it their dialect, open and tune the database and keep its
+// migrations; backend picks one from configuration.
 package storage
 
 import (

@@ -33,6 +33,12 @@ type Logins struct {
 	perAccount *Limiter
 	perPair    *Limiter
 	trusted    *trustSet
+
+	// inFlight counts the guesses begun and not yet ended; settled is
+	// closed (and replaced) whenever one ends, waking BeginWait.
+	mu       sync.Mutex
+	inFlight int
+	settled  chan struct{}
 }
 
 // TrustFor is how long a successful login makes its (account, address)
@@ -55,6 +61,7 @@ func newLogins(perMinute int, now func() time.Time, capacity int) *Logins {
 		perAccount: New(perMinute, time.Minute),
 		perPair:    New(perMinute, time.Minute),
 		trusted:    newTrustSet(capacity, TrustFor, now),
+		settled:    make(chan struct{}),
 	}
 	l.perAddress.now, l.perAccount.now, l.perPair.now = now, now, now
 	return l
@@ -91,25 +98,73 @@ func (l *Logins) Begin(account, addr string) (g *Guess, ok bool) {
 			return nil, false
 		}
 	}
+	l.mu.Lock()
+	l.inFlight++
+	l.mu.Unlock()
 	return g, true
+}
+
+// BeginWait is Begin for a login that may wait up to maxWait while the
+// tokens it needs are only held by guesses still being checked: most of
+// those are right passwords that give their tokens back within
+// milliseconds, so many people behind one address (a NAT, a server
+// restart that makes every client reconnect at once) log in instead of
+// being refused, while wrong guesses still get no more checks.
+func (l *Logins) BeginWait(account, addr string, maxWait time.Duration) (*Guess, bool) {
+	deadline := time.NewTimer(maxWait)
+	defer deadline.Stop()
+	for {
+		l.mu.Lock()
+		busy, settled := l.inFlight > 0, l.settled
+		l.mu.Unlock()
+		if g, ok := l.Begin(account, addr); ok {
+			return g, true
+		}
+		if !busy {
+			return nil, false // the tokens are spent on wrong passwords
+		}
+		select {
+		case <-settled:
+		case <-deadline.C:
+			return nil, false
+		}
+	}
+}
+
+// end records that a guess was settled and wakes the waiters.
+func (l *Logins) end() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.inFlight--
+	close(l.settled)
+	l.settled = make(chan struct{})
 }
 
 // Succeeded gives the tokens back and trusts the pair from now on.
 func (g *Guess) Succeeded() {
-	g.Cancel()
 	g.l.trusted.add(g.pair)
+	g.Cancel()
 }
 
 // Failed keeps the tokens spent: it was a wrong password.
-func (g *Guess) Failed() { g.taken = nil }
+func (g *Guess) Failed() {
+	if g.taken != nil {
+		g.taken = nil
+		g.l.end()
+	}
+}
 
 // Cancel gives the tokens back: the password was not checked after all
 // (the exchange broke off, storage failed).
 func (g *Guess) Cancel() {
+	if g.taken == nil {
+		return
+	}
 	for _, r := range g.taken {
 		r.lim.Refund(r.key)
 	}
 	g.taken = nil
+	g.l.end()
 }
 
 // trustSet remembers pairs as HMACs under a key that lives only in this

@@ -52,7 +52,7 @@ func newEnv(t *testing.T, stored ...string) *env {
 	for _, u := range []string{alice, bob, carol} {
 		h.AddUser(u)
 	}
-	e := &env{h: h, m: New(), kv: h.FakeStore().FakeKV()}
+	e := &env{h: h, m: New(), kv: h.Storage().FaultyKV()}
 	for _, k := range stored {
 		if err := e.kv.Put(ctx, alice, kvNS, k, nil); err != nil {
 			t.Fatal(err)
@@ -361,7 +361,7 @@ func TestPresenceOnBlock(t *testing.T) {
 			ctx := context.Background()
 			e := newEnv(t, tt.stored...)
 			h := e.h
-			r := h.FakeStore().Roster()
+			r := h.Storage().Roster()
 			for _, it := range []storage.RosterItem{
 				{Contact: bob, Subscription: "from"},
 				{Contact: carol, Subscription: "to"},

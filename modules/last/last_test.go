@@ -80,7 +80,7 @@ func TestLastActivity(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := context.Background()
 			h, _, c := setup(t)
-			st := h.FakeStore()
+			st := h.Storage()
 			if tt.sub != "" {
 				if _, err := st.Roster().Put(ctx, alice, storage.RosterItem{Contact: bob, Subscription: tt.sub}, 0); err != nil {
 					t.Fatal(err)
@@ -119,7 +119,7 @@ func TestLastActivity(t *testing.T) {
 func TestLogoutIsRecorded(t *testing.T) {
 	ctx := context.Background()
 	h, _, c := setup(t)
-	kv := h.FakeStore().KV()
+	kv := h.Storage().KV()
 	stored := func() string {
 		v, err := kv.Get(ctx, alice, kvNS, kvKey)
 		if errors.Is(err, storage.ErrNotFound) {
@@ -166,7 +166,7 @@ func TestLogoutOfDeletedAccount(t *testing.T) {
 	s := h.Connect(ctx, alice+"/a")
 	// An anonymous account is deleted when its session ends, possibly
 	// before this module's hook runs: nothing to record, nothing to log.
-	if err := h.FakeStore().Users().Delete(ctx, alice); err != nil {
+	if err := h.Storage().Users().Delete(ctx, alice); err != nil {
 		t.Fatal(err)
 	}
 	h.Disconnect(ctx, s)
@@ -180,7 +180,7 @@ func TestLastStorageFailure(t *testing.T) {
 	broken := errors.New("disk on fire")
 
 	h, _, _ := setup(t)
-	h.FakeStore().FakeKV().SetFail(broken)
+	h.Storage().FaultyKV().SetFail(broken)
 	_, err := h.IQ(ctx, alice+"/a", "", "get", xmlstream.New(NS, "query"))
 	if !errors.Is(err, broken) || stanza.AsError(err).Condition != "internal-server-error" {
 		t.Fatalf("query: error = %v, want the storage error as internal-server-error", err)

@@ -458,7 +458,7 @@ func TestModerationSurvivesRestart(t *testing.T) {
 	ids := f.ask(alice, mamQuery(nil)).ids
 	f.iq(alice, roomJID, "set", moderate(ids[1], ""))
 	f.send(alice, roomJID+"/Alice", xmlstream.New(stanza.NSClient, "presence", "type", "unavailable"))
-	g := startOn(t, h)
+	g := startOn(t, h.Restart())
 	var hist []string
 	for _, el := range g.join(alice, "Alice") {
 		if el.Child(stanza.NSDelay, "delay") != nil {
@@ -551,7 +551,7 @@ func TestRoomAvatar(t *testing.T) {
 	for _, who := range []struct{ full, nick string }{{alice, "Alice"}, {bob, "Bob"}, {carol, "Carol"}} {
 		f.send(who.full, roomJID+"/"+who.nick, xmlstream.New(stanza.NSClient, "presence", "type", "unavailable"))
 	}
-	g := startOn(t, h)
+	g := startOn(t, h.Restart())
 	if got := roomInfoField(g, carol, "muc#roominfo_avatarhash"); !slices.Equal(got, []string{hash}) {
 		t.Errorf("avatar hash after a restart = %v", got)
 	}

@@ -96,7 +96,7 @@ func TestMaxRoomsPerService(t *testing.T) {
 
 	// After a restart the stored room counts from the start: with a
 	// limit of 1 nothing more can be created.
-	g := startLimited(t, h, Limits{MaxRooms: 1})
+	g := startLimited(t, h.Restart(), Limits{MaxRooms: 1})
 	if cond, _ := g.enter(bob, "t5"); cond != "resource-constraint" {
 		t.Fatalf("after a restart: %q, want resource-constraint", cond)
 	}

@@ -616,7 +616,7 @@ func TestDiscoAndPersistence(t *testing.T) {
 	// Everyone leaves; a new module on the same store (a restart) still
 	// knows the room, its members and its history.
 	f.send(alice, roomJID+"/Alice", xmlstream.New(stanza.NSClient, "presence", "type", "unavailable"))
-	g := startOn(t, h) // replaces the first module's component handler
+	g := startOn(t, h.Restart()) // the server again, on the same store
 	out := g.join(bob, "Bob")
 	if presenceFrom(out, "Bob", bob) == nil {
 		t.Fatalf("member cannot enter the stored room: %v", out)

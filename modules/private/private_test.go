@@ -165,7 +165,7 @@ func TestPrivateStorageFailure(t *testing.T) {
 	for _, typ := range []string{"get", "set"} {
 		t.Run(typ, func(t *testing.T) {
 			h := newHost(t)
-			h.FakeStore().FakeKV().SetFail(broken)
+			h.Storage().FaultyKV().SetFail(broken)
 			_, err := h.IQ(context.Background(), alice+"/a", "", typ, parse(t, q+prefs+`</query>`))
 			if !errors.Is(err, broken) || stanza.AsError(err).Condition != "internal-server-error" {
 				t.Fatalf("error = %v, want the storage error as internal-server-error", err)
@@ -177,7 +177,7 @@ func TestPrivateStorageFailure(t *testing.T) {
 func TestPrivateDamagedData(t *testing.T) {
 	ctx := context.Background()
 	h := newHost(t)
-	if err := h.FakeStore().FakeKV().Put(ctx, alice, kvNS, "exodus:prefs", []byte("<query")); err != nil {
+	if err := h.Storage().FaultyKV().Put(ctx, alice, kvNS, "exodus:prefs", []byte("<query")); err != nil {
 		t.Fatal(err)
 	}
 	_, err := h.IQ(ctx, alice+"/a", "", "get", parse(t, q+`<exodus xmlns="exodus:prefs"/></query>`))

@@ -69,7 +69,7 @@ func TestVCard(t *testing.T) {
 			h := modtest.NewHost("example.org")
 			h.AddUser(alice)
 			h.AddUser(bob)
-			kv := h.FakeStore().FakeKV()
+			kv := h.Storage().FaultyKV()
 			for owner, v := range tt.stored {
 				if err := kv.Put(ctx, owner, kvNS, kvKey, []byte(v)); err != nil {
 					t.Fatal(err)
@@ -120,7 +120,7 @@ func TestVCardStorageFailure(t *testing.T) {
 			if err := New().Start(h); err != nil {
 				t.Fatal(err)
 			}
-			h.FakeStore().FakeKV().SetFail(broken)
+			h.Storage().FaultyKV().SetFail(broken)
 			_, err := h.IQ(ctx, alice+"/a", "", typ, parse(t, short))
 			if !errors.Is(err, broken) {
 				t.Fatalf("error = %v, want the storage error wrapped", err)

@@ -1,15 +1,16 @@
-// Package postgres is parley's PostgreSQL storage driver.
+// Package postgres is parley's PostgreSQL storage driver. It opens the
+// connection pool and keeps the schema migrations; the repositories are the
+// shared SQL of package sqlstore, with this package's dialect.
 //
 // It uses pgx through its database/sql adapter (github.com/jackc/pgx/v5/stdlib)
 // rather than pgxpool: pgxpool needs github.com/jackc/puddle/v2, which is not
 // among the module's dependencies, and going through database/sql lets this
-// driver share storage.Migrator and the transaction idioms with the SQLite
+// driver share storage.Migrator and every repository with the SQLite
 // driver. pgx still does the wire protocol, DSN parsing and type encoding.
 package postgres
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"time"
 
@@ -17,15 +18,12 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 
 	"parley/internal/storage"
+	"parley/internal/storage/sqlstore"
 )
 
 // Store is a PostgreSQL-backed storage.Store. It is safe for concurrent use.
 type Store struct {
-	db      *sql.DB
-	users   *users
-	roster  *roster
-	offline *offline
-	kv      *kv
+	*sqlstore.Store
 }
 
 var _ storage.Store = (*Store)(nil)
@@ -51,60 +49,10 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("postgres: connect to %s@%s:%d/%s: %w", cfg.User, cfg.Host, cfg.Port, cfg.Database, err)
 	}
-	if err := migrator.Migrate(ctx, db); err != nil {
-		_ = db.Close()
-		return nil, fmt.Errorf("postgres: %w", err)
-	}
-	return &Store{
-		db:      db,
-		users:   &users{db: db},
-		roster:  &roster{db: db},
-		offline: &offline{db: db},
-		kv:      &kv{db: db},
-	}, nil
-}
-
-// Users returns the account repository.
-func (s *Store) Users() storage.Users { return s.users }
-
-// Roster returns the roster repository.
-func (s *Store) Roster() storage.Roster { return s.roster }
-
-// Offline returns the offline message repository.
-func (s *Store) Offline() storage.Offline { return s.offline }
-
-// KV returns the per-user key-value store.
-func (s *Store) KV() storage.KV { return s.kv }
-
-// Ping checks that the server is reachable.
-func (s *Store) Ping(ctx context.Context) error {
-	if err := s.db.PingContext(ctx); err != nil {
-		return fmt.Errorf("postgres: ping: %w", err)
-	}
-	return nil
-}
-
-// Close closes all pooled connections.
-func (s *Store) Close() error { return s.db.Close() }
-
-// DB returns the underlying handle, for tools and tests that need raw SQL
-// (the conformance suite uses it to fake a newer schema).
-func (s *Store) DB() *sql.DB { return s.db }
-
-// Migrate applies pending migrations; Open already does this. It fails with
-// storage.ErrSchemaTooNew if a newer parley migrated the schema.
-func (s *Store) Migrate(ctx context.Context) error {
-	if err := migrator.Migrate(ctx, s.db); err != nil {
-		return fmt.Errorf("postgres: %w", err)
-	}
-	return nil
-}
-
-// SchemaVersion reports the schema version recorded in the database.
-func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
-	v, err := storage.SchemaVersion(ctx, s.db)
+	// One pool serves reads and writes: PostgreSQL needs no single writer.
+	s, err := sqlstore.New(ctx, dialect, db, db)
 	if err != nil {
-		return 0, fmt.Errorf("postgres: %w", err)
+		return nil, err
 	}
-	return v, nil
+	return &Store{Store: s}, nil
 }

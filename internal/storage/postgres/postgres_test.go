@@ -2,9 +2,7 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,62 +21,14 @@ func TestConformance(t *testing.T) {
 	storagetest.Run(t, storagetest.Opener(newDSN, openStore))
 }
 
-func BenchmarkUsersGet(b *testing.B) {
-	s, err := Open(b.Context(), storagetest.PostgresDSN(b))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
-	storagetest.BenchmarkGet(b, s)
-}
-
 func TestOpenRefusesNewerSchema(t *testing.T) {
-	dsn := newDSN(t)
-	s, err := Open(t.Context(), dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.DB().ExecContext(t.Context(),
-		`INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, 'future', 'x')`, migrator.Latest()+1); err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
-	s, err = Open(t.Context(), dsn)
-	if !errors.Is(err, storage.ErrSchemaTooNew) {
-		if s != nil {
-			s.Close()
-		}
-		t.Fatalf("Open: err = %v, want ErrSchemaTooNew", err)
-	}
-	t.Log(err)
+	storagetest.OpenRefusesNewerSchema(t, newDSN(t), storagetest.Driver(Open))
 }
 
 // Several server processes starting at once on an empty schema must apply
 // each migration once; the advisory lock serialises them.
 func TestConcurrentOpenOfNewSchema(t *testing.T) {
-	dsn := newDSN(t)
-	const n = 6
-	var wg sync.WaitGroup
-	stores := make([]*Store, n)
-	errs := make([]error, n)
-	for i := range n {
-		wg.Go(func() { stores[i], errs[i] = Open(context.Background(), dsn) })
-	}
-	wg.Wait()
-	for i := range n {
-		if errs[i] != nil {
-			t.Errorf("Open %d: %v", i, errs[i])
-			continue
-		}
-		defer stores[i].Close()
-	}
-	if t.Failed() {
-		return
-	}
-	v, err := stores[0].SchemaVersion(t.Context())
-	if err != nil || v != migrator.Latest() {
-		t.Errorf("SchemaVersion = %d, %v; want %d", v, err, migrator.Latest())
-	}
+	storagetest.ConcurrentOpen(t, newDSN(t), migrator.Latest(), storagetest.Driver(Open))
 }
 
 // Tables must land in the schema the DSN names, not in public: that is what
@@ -171,28 +121,9 @@ func TestUpgradeFromVersion1(t *testing.T) {
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
-	s, err := Open(t.Context(), dsn)
-	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
-	defer s.Close()
-	storagetest.CheckUpgradedFromV1(t, s, "alice@example.com")
+	storagetest.CheckUpgradedFromV1(t, dsn, storagetest.Driver(Open), "alice@example.com")
 }
 
-func BenchmarkOfflinePush(b *testing.B) {
-	s, err := Open(b.Context(), storagetest.PostgresDSN(b))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
-	storagetest.BenchmarkOfflinePush(b, s)
-}
-
-func BenchmarkKVGet(b *testing.B) {
-	s, err := Open(b.Context(), storagetest.PostgresDSN(b))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
-	storagetest.BenchmarkKVGet(b, s)
+func BenchmarkStore(b *testing.B) {
+	storagetest.Benchmarks(b, storagetest.PostgresDSN, openStore)
 }

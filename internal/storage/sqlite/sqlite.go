@@ -1,5 +1,8 @@
 // Package sqlite is parley's embedded storage driver, built on the pure-Go
 // modernc.org/sqlite so the server needs no cgo and no external database.
+// It opens and tunes the database and keeps its schema migrations; the
+// repositories are the shared SQL of package sqlstore, with this package's
+// dialect.
 //
 // Concurrency design. SQLite allows one writer per database file at a time,
 // across all processes. The store therefore keeps two database/sql pools on
@@ -26,7 +29,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -37,6 +39,7 @@ import (
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 
 	"parley/internal/storage"
+	"parley/internal/storage/sqlstore"
 )
 
 // busyTimeoutMS bounds how long a statement waits for another process's
@@ -46,12 +49,9 @@ const busyTimeoutMS = 5000
 
 // Store is a SQLite-backed storage.Store. It is safe for concurrent use.
 type Store struct {
-	w       *sql.DB // exactly one connection; every write goes here
-	r       *sql.DB // read-only pool
-	users   *users
-	roster  *roster
-	offline *offline
-	kv      *kv
+	// The shared repositories over two pools: the writer, exactly one
+	// connection that every write goes to, and the read-only pool.
+	*sqlstore.Store
 }
 
 var _ storage.Store = (*Store)(nil)
@@ -87,9 +87,9 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
 
-	// Migrate before opening readers: the writer's first connection is what
-	// switches a new file to WAL, which readers rely on.
-	if err := migrator.Migrate(ctx, w); err != nil {
+	// Connect the writer before opening readers: its first connection is
+	// what switches a new file to WAL, which readers rely on.
+	if err := w.PingContext(ctx); err != nil {
 		_ = w.Close()
 		return nil, fmt.Errorf("sqlite: %s: %w", path, err)
 	}
@@ -103,23 +103,35 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
 
-	get, err := r.PrepareContext(ctx, getQuery)
+	s, err := sqlstore.New(ctx, dialect, w, r)
 	if err != nil {
-		_ = errors.Join(r.Close(), w.Close())
-		return nil, fmt.Errorf("sqlite: %s: prepare: %w", path, err)
+		return nil, fmt.Errorf("%w (database %s)", err, path)
 	}
-	kvGet, err := r.PrepareContext(ctx, kvGetQuery)
+	return &Store{Store: s}, nil
+}
+
+// OpenMemory opens a new, empty database that lives in memory until the
+// store is closed: the real store for tests that want no file. An
+// in-memory database belongs to the connection that made it, so a single
+// connection serves reads and writes, which also serialises them.
+func OpenMemory(ctx context.Context) (*Store, error) {
+	q := url.Values{}
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Set("_txlock", "immediate")
+	db, err := sql.Open("sqlite", ":memory:?"+q.Encode())
 	if err != nil {
-		_ = errors.Join(get.Close(), r.Close(), w.Close())
-		return nil, fmt.Errorf("sqlite: %s: prepare: %w", path, err)
+		return nil, fmt.Errorf("sqlite: open in memory: %w", err)
 	}
-	return &Store{
-		w: w, r: r,
-		users:   &users{w: w, r: r, get: get},
-		roster:  &roster{w: w, r: r},
-		offline: &offline{w: w, r: r},
-		kv:      &kv{w: w, r: r, get: kvGet},
-	}, nil
+	// Never close the one connection: the database would go with it.
+	db.SetMaxOpenConns(1)
+	db.SetMaxIdleConns(1)
+	db.SetConnMaxLifetime(0)
+	db.SetConnMaxIdleTime(0)
+	s, err := sqlstore.New(ctx, dialect, db, db)
+	if err != nil {
+		return nil, fmt.Errorf("%w (database in memory)", err)
+	}
+	return &Store{Store: s}, nil
 }
 
 // dsn builds the modernc.org/sqlite DSN. The pragmas are per connection, so
@@ -155,55 +167,4 @@ func dsn(path string, writer bool) string {
 		q.Add("_pragma", "query_only(1)")
 	}
 	return path + "?" + q.Encode()
-}
-
-// Users returns the account repository.
-func (s *Store) Users() storage.Users { return s.users }
-
-// Roster returns the roster repository.
-func (s *Store) Roster() storage.Roster { return s.roster }
-
-// Offline returns the offline message repository.
-func (s *Store) Offline() storage.Offline { return s.offline }
-
-// KV returns the per-user key-value store.
-func (s *Store) KV() storage.KV { return s.kv }
-
-// Ping checks that both pools can reach the database.
-func (s *Store) Ping(ctx context.Context) error {
-	if err := s.w.PingContext(ctx); err != nil {
-		return fmt.Errorf("sqlite: ping writer: %w", err)
-	}
-	if err := s.r.PingContext(ctx); err != nil {
-		return fmt.Errorf("sqlite: ping reader: %w", err)
-	}
-	return nil
-}
-
-// Close closes both pools. The last connection to close checkpoints the WAL.
-func (s *Store) Close() error {
-	return errors.Join(s.users.get.Close(), s.kv.get.Close(), s.r.Close(), s.w.Close())
-}
-
-// DB returns the writer handle, for tools and tests that need raw SQL (the
-// conformance suite uses it to fake a newer schema). Keep its use rare: all
-// writes through it are serialised with the store's own.
-func (s *Store) DB() *sql.DB { return s.w }
-
-// Migrate applies pending migrations; Open already does this. It fails with
-// storage.ErrSchemaTooNew if the file was migrated by a newer parley.
-func (s *Store) Migrate(ctx context.Context) error {
-	if err := migrator.Migrate(ctx, s.w); err != nil {
-		return fmt.Errorf("sqlite: %w", err)
-	}
-	return nil
-}
-
-// SchemaVersion reports the schema version recorded in the file.
-func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
-	v, err := storage.SchemaVersion(ctx, s.r)
-	if err != nil {
-		return 0, fmt.Errorf("sqlite: %w", err)
-	}
-	return v, nil
 }

@@ -25,14 +25,35 @@ func TestConformance(t *testing.T) {
 	storagetest.Run(t, storagetest.Opener(newPath, openStore))
 }
 
-func BenchmarkUsersGet(b *testing.B) {
-	s, err := Open(b.Context(), filepath.Join(b.TempDir(), "bench.db"))
-	if err != nil {
-		b.Fatal(err)
+// The in-memory store that module tests use is the same store: it passes
+// the repositories' conformance suite. A second opening with the same t
+// is the same database, as the suite expects, seen through a second
+// handle whose Close leaves the database open.
+func TestMemoryConformance(t *testing.T) {
+	var (
+		mu     sync.Mutex
+		stores = map[*testing.T]*Store{}
+	)
+	open := func(t *testing.T) storage.Store {
+		mu.Lock()
+		defer mu.Unlock()
+		if s, ok := stores[t]; ok {
+			return secondHandle{s}
+		}
+		s, err := OpenMemory(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		stores[t] = s
+		t.Cleanup(func() { s.Close() })
+		return s
 	}
-	defer s.Close()
-	storagetest.BenchmarkGet(b, s)
+	storagetest.RunRepositories(t, open)
 }
+
+type secondHandle struct{ *Store }
+
+func (secondHandle) Close() error { return nil }
 
 func TestOpenCreatesPrivateFiles(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "a", "b")
@@ -69,7 +90,8 @@ func TestOpenCreatesPrivateFiles(t *testing.T) {
 }
 
 func TestOpenUsesWAL(t *testing.T) {
-	s, err := Open(t.Context(), newPath(t))
+	path := newPath(t)
+	s, err := Open(t.Context(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +115,12 @@ func TestOpenUsesWAL(t *testing.T) {
 	}
 	// The reader pool must refuse writes: it has no IMMEDIATE transactions,
 	// so a write there could hit SQLITE_BUSY without waiting.
-	if _, err := s.r.ExecContext(t.Context(), `DELETE FROM accounts`); err == nil {
+	r, err := sql.Open("sqlite", dsn(path, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if _, err := r.ExecContext(t.Context(), `DELETE FROM accounts`); err == nil {
 		t.Error("write through the reader pool succeeded")
 	}
 }
@@ -112,51 +139,12 @@ func TestOpenInvalidPath(t *testing.T) {
 }
 
 func TestOpenRefusesNewerSchema(t *testing.T) {
-	path := newPath(t)
-	s, err := Open(t.Context(), path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.DB().ExecContext(t.Context(),
-		`INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, 'future', 'x')`, migrator.Latest()+1); err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
-	s, err = Open(t.Context(), path)
-	if !errors.Is(err, storage.ErrSchemaTooNew) {
-		if s != nil {
-			s.Close()
-		}
-		t.Fatalf("Open: err = %v, want ErrSchemaTooNew", err)
-	}
-	t.Log(err)
+	storagetest.OpenRefusesNewerSchema(t, newPath(t), storagetest.Driver(Open))
 }
 
 // Several processes starting at once on a new file must agree on one schema.
 func TestConcurrentOpenOfNewFile(t *testing.T) {
-	path := newPath(t)
-	const n = 6
-	var wg sync.WaitGroup
-	stores := make([]*Store, n)
-	errs := make([]error, n)
-	for i := range n {
-		wg.Go(func() { stores[i], errs[i] = Open(context.Background(), path) })
-	}
-	wg.Wait()
-	for i := range n {
-		if errs[i] != nil {
-			t.Errorf("Open %d: %v", i, errs[i])
-			continue
-		}
-		defer stores[i].Close()
-	}
-	if t.Failed() {
-		return
-	}
-	v, err := stores[0].SchemaVersion(t.Context())
-	if err != nil || v != migrator.Latest() {
-		t.Errorf("SchemaVersion = %d, %v; want %d", v, err, migrator.Latest())
-	}
+	storagetest.ConcurrentOpen(t, newPath(t), migrator.Latest(), storagetest.Driver(Open))
 }
 
 // The `parley user add` command writes while the server runs: a real second
@@ -244,28 +232,9 @@ func TestUpgradeFromVersion1(t *testing.T) {
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
-	s, err := Open(t.Context(), path)
-	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
-	defer s.Close()
-	storagetest.CheckUpgradedFromV1(t, s, "alice@example.com")
+	storagetest.CheckUpgradedFromV1(t, path, storagetest.Driver(Open), "alice@example.com")
 }
 
-func BenchmarkOfflinePush(b *testing.B) {
-	s, err := Open(b.Context(), filepath.Join(b.TempDir(), "bench.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
-	storagetest.BenchmarkOfflinePush(b, s)
-}
-
-func BenchmarkKVGet(b *testing.B) {
-	s, err := Open(b.Context(), filepath.Join(b.TempDir(), "bench.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
-	storagetest.BenchmarkKVGet(b, s)
+func BenchmarkStore(b *testing.B) {
+	storagetest.Benchmarks(b, func(b testing.TB) string { return filepath.Join(b.TempDir(), "bench.db") }, openStore)
 }

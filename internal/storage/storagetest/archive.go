@@ -86,10 +86,9 @@ func archiveFixture(t *testing.T, s storage.Store) storage.Archive {
 	return a
 }
 
-// RunArchive is the Archive part of Run, exported so that fakes of
-// storage.Store (modules' test hosts) can prove they behave like the
-// drivers. open needs only Users and Archive to work.
-func RunArchive(t *testing.T, open func(t *testing.T) storage.Store) {
+// runArchive is the Archive part of Run; open needs only Users and
+// Archive to work.
+func runArchive(t *testing.T, open func(t *testing.T) storage.Store) {
 	t.Run("AppendBatch", func(t *testing.T) {
 		t.Parallel()
 		s := open(t)

@@ -1,9 +1,11 @@
 package storagetest
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 
 	"parley/internal/storage"
@@ -104,13 +106,18 @@ func runStore(t *testing.T, open func(t *testing.T) storage.Store) {
 	})
 }
 
-// CheckUpgradedFromV1 is for drivers' upgrade tests: s was opened on a
-// database that a version-1 build had migrated and that holds the account
-// jid. The account must have survived and the later repositories must work
-// for it, cascade included.
-func CheckUpgradedFromV1(t *testing.T, s Migratable, jid string) {
+// CheckUpgradedFromV1 is for drivers' upgrade tests: loc is a database
+// that a version-1 build had migrated and that holds the account jid. Open
+// must upgrade it in place: the account must have survived and the later
+// repositories must work for it, cascade included.
+func CheckUpgradedFromV1(t *testing.T, loc string, open func(ctx context.Context, loc string) (Migratable, error), jid string) {
 	t.Helper()
 	ctx := t.Context()
+	s, err := open(ctx, loc)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer s.Close()
 	if v, err := s.SchemaVersion(ctx); err != nil || v < 2 {
 		t.Fatalf("SchemaVersion after upgrade = %d, %v; want >= 2", v, err)
 	}
@@ -155,5 +162,61 @@ func SeedV1(t *testing.T, db *sql.DB, jid string, created any) {
 			jid, c.Hash, c.Salt, c.Iterations, c.StoredKey, c.ServerKey); err != nil {
 			t.Fatalf("seed credential: %v", err)
 		}
+	}
+}
+
+// OpenRefusesNewerSchema checks a driver's Open on a database that a newer
+// parley migrated: it must fail with ErrSchemaTooNew rather than run on a
+// schema it does not know. loc is a fresh database for open.
+func OpenRefusesNewerSchema(t *testing.T, loc string, open func(ctx context.Context, loc string) (Migratable, error)) {
+	t.Helper()
+	s, err := open(t.Context(), loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := s.SchemaVersion(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DB().ExecContext(t.Context(),
+		`INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, 'future', 'x')`, v+1); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s, err = open(t.Context(), loc)
+	if !errors.Is(err, storage.ErrSchemaTooNew) {
+		if err == nil {
+			s.Close()
+		}
+		t.Fatalf("Open: err = %v, want ErrSchemaTooNew", err)
+	}
+	t.Log(err)
+}
+
+// ConcurrentOpen checks that several processes opening a new database at
+// once agree on one schema, at version latest.
+func ConcurrentOpen(t *testing.T, loc string, latest int, open func(ctx context.Context, loc string) (Migratable, error)) {
+	t.Helper()
+	const n = 6
+	var wg sync.WaitGroup
+	stores := make([]Migratable, n)
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() { stores[i], errs[i] = open(context.Background(), loc) })
+	}
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil {
+			t.Errorf("Open %d: %v", i, errs[i])
+			continue
+		}
+		defer stores[i].Close()
+	}
+	if t.Failed() {
+		return
+	}
+	v, err := stores[0].SchemaVersion(t.Context())
+	if err != nil || v != latest {
+		t.Errorf("SchemaVersion = %d, %v; want %d", v, err, latest)
 	}
 }

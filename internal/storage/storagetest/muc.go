@@ -11,10 +11,6 @@ import (
 	"parley/internal/storage"
 )
 
-// RunMUC runs the multi-user chat subtests alone, for fakes that only
-// implement that repository faithfully.
-func RunMUC(t *testing.T, open func(t *testing.T) storage.Store) { runMUC(t, open) }
-
 func mustRoom(t *testing.T, m storage.MUC, room, config string) {
 	t.Helper()
 	if err := m.PutRoom(t.Context(), storage.MUCRoom{JID: room, Config: []byte(config)}); err != nil {

@@ -1,8 +1,10 @@
-// Package modtest is a fake module.Host for the unit tests of feature
-// modules: it records what a module registers, dispatches IQs and runs
-// filters the way the router does, captures what a module sends, and
-// keeps data in an in-memory store with the drivers' semantics. It never
-// opens a socket or a database, so module tests stay fast and focused.
+// Package modtest is a module.Host for the unit tests of feature modules:
+// the real registry (internal/module) holds what a module registers, the
+// real store (SQLite, in memory) holds its data, and the host adds what a
+// test needs to drive a module and observe it: sessions that record what
+// they are sent, IQ dispatch and filters run the way the router runs
+// them, and the stanzas a module routes or delivers. It never opens a
+// socket or a file, so module tests stay fast and focused.
 package modtest
 
 import (
@@ -11,12 +13,12 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"slices"
 	"sync"
 	"time"
 
+	"parley/internal/accounts"
 	"parley/internal/jid"
 	"parley/internal/module"
 	"parley/internal/session"
@@ -25,77 +27,78 @@ import (
 	"parley/internal/xmlstream"
 )
 
-type iqKey struct {
-	target  module.Target
-	typ     string
-	payload xmlstream.Name
-}
-
-// Host implements module.Host in memory. Route and Deliver only record the
-// stanza (Routed, Delivered); tests assert on what a module chose to send
+// Host implements module.Host. Registrations go to the embedded registry,
+// the one the server uses; Route and Deliver only record the stanza
+// (TakeRouted, TakeDelivered): tests assert on what a module chose to send
 // rather than on what a router would make of it.
 type Host struct {
-	components     map[string]module.ComponentHandler
-	componentList  []module.Component
-	messageHooks   []module.MessageHook
-	iqResults      []module.IQResultHandler
-	mu             sync.Mutex
-	http           map[string]http.Handler
-	httpsAddr      net.Addr
-	domains        map[string]bool
-	iq             map[iqKey]module.IQHandler
-	preAuth        map[xmlstream.Name]module.PreAuthIQHandler
-	features       map[module.Target][]string
-	identities     []module.Identity
-	presence       module.PresenceHandler
-	roster         module.Roster
-	offline        module.OfflineHandler
-	filters        []module.Filter
-	presenceHooks  []module.OutboundPresenceHook
-	bound, ended   []module.SessionHook
-	streamFeatures []module.StreamFeature
-	events         map[string][]module.SessionHook
-	sessions       map[jid.JID][]*Session
-	routed         []*xmlstream.Element
-	delivered      []*xmlstream.Element
-	jobs           []Job
+	*module.Registry
 
+	domains  map[string]bool
 	store    *Store
-	accounts *Accounts
+	accounts *accounts.Service
 	logs     *lockedBuffer
 	log      *slog.Logger
+
+	mu        sync.Mutex
+	sessions  map[jid.JID][]*Session
+	routed    []*xmlstream.Element
+	delivered []*xmlstream.Element
+	jobs      []Job
 }
 
 var _ module.Host = (*Host)(nil)
 
-// NewHost returns a host serving the given domains.
+// NewHost returns a host serving the given domains, with an empty store.
 func NewHost(domains ...string) *Host {
+	st, err := newStore()
+	if err != nil {
+		panic(err) // an in-memory database that cannot be made: nothing to test
+	}
 	h := &Host{
+		Registry: module.NewRegistry(),
 		domains:  map[string]bool{},
-		iq:       map[iqKey]module.IQHandler{},
-		preAuth:  map[xmlstream.Name]module.PreAuthIQHandler{},
-		features: map[module.Target][]string{},
-		events:   map[string][]module.SessionHook{},
-		sessions: map[jid.JID][]*Session{},
-		store:    NewStore(),
+		store:    st,
+		accounts: accounts.New(st),
 		logs:     &lockedBuffer{},
+		sessions: map[jid.JID][]*Session{},
 	}
 	for _, d := range domains {
 		h.domains[d] = true
 	}
-	h.accounts = &Accounts{users: h.store.users}
 	h.log = slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	return h
 }
 
-// FakeStore returns the in-memory store behind Store.
+// Restart returns a new host on the same store and domains, with nothing
+// registered and no sessions: the server started again on its database,
+// for tests that check what survives a restart.
+func (h *Host) Restart() *Host {
+	n := &Host{
+		Registry: module.NewRegistry(),
+		domains:  h.domains,
+		store:    h.store,
+		accounts: h.accounts,
+		logs:     h.logs,
+		log:      h.log,
+		sessions: map[jid.JID][]*Session{},
+	}
+	return n
+}
+
+// Storage returns the host's store, with the faults tests can inject.
+func (h *Host) Storage() *Store { return h.store }
+
+// FakeStore is Storage's name from when the store was a fake.
+//
+// Deprecated: use Storage.
 func (h *Host) FakeStore() *Store { return h.store }
 
 // AddUser creates a local account; it panics on a bad JID or a duplicate,
 // which are mistakes in the test itself.
 func (h *Host) AddUser(bare string) {
 	j := jid.MustParse(bare)
-	if err := h.store.users.Create(context.Background(), storage.Account{JID: j.Bare().String()}); err != nil {
+	if err := h.store.Users().Create(context.Background(), storage.Account{JID: j.Bare().String()}); err != nil {
 		panic(err)
 	}
 }
@@ -103,197 +106,47 @@ func (h *Host) AddUser(bare string) {
 // Logs returns everything modules logged so far.
 func (h *Host) Logs() string { return h.logs.String() }
 
-func (h *Host) HandleIQ(target module.Target, typ string, payload xmlstream.Name, fn module.IQHandler) {
-	if typ != "get" && typ != "set" {
-		panic(fmt.Sprintf("modtest: IQ handler type must be get or set, not %q", typ))
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	k := iqKey{target, typ, payload}
-	if _, dup := h.iq[k]; dup {
-		panic(fmt.Sprintf("modtest: two handlers for %s IQ {%s}%s", typ, payload.Space, payload.Local))
-	}
-	h.iq[k] = fn
-}
-
 // HasIQ reports whether a handler is registered for the key.
 func (h *Host) HasIQ(target module.Target, typ string, payload xmlstream.Name) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.iq[iqKey{target, typ, payload}] != nil
-}
-
-func (h *Host) HandlePreAuthIQ(payload xmlstream.Name, fn module.PreAuthIQHandler) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if _, dup := h.preAuth[payload]; dup {
-		panic(fmt.Sprintf("modtest: two pre-auth handlers for {%s}%s", payload.Space, payload.Local))
-	}
-	h.preAuth[payload] = fn
+	return h.IQHandler(target, typ, payload) != nil
 }
 
 // PreAuthIQ returns the pre-authentication handler for payload, or nil.
 func (h *Host) PreAuthIQ(payload xmlstream.Name) module.PreAuthIQHandler {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.preAuth[payload]
-}
-
-func (h *Host) AddFeature(target module.Target, feature string) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if !slices.Contains(h.features[target], feature) {
-		h.features[target] = append(h.features[target], feature)
-		slices.Sort(h.features[target])
-	}
-}
-
-func (h *Host) Features(target module.Target) []string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return slices.Clone(h.features[target])
-}
-
-func (h *Host) AddIdentity(id module.Identity) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.identities = append(h.identities, id)
-}
-
-func (h *Host) Identities() []module.Identity {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return slices.Clone(h.identities)
-}
-
-func (h *Host) SetPresenceHandler(fn module.PresenceHandler) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.presence != nil {
-		panic("modtest: two presence handlers")
-	}
-	h.presence = fn
-}
-
-// PresenceHandler returns the installed presence handler, or nil.
-func (h *Host) PresenceHandler() module.PresenceHandler {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.presence
-}
-
-func (h *Host) SetRoster(r module.Roster) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.roster != nil {
-		panic("modtest: two rosters")
-	}
-	h.roster = r
-}
-
-// Roster is what a roster module set, else module.NoRoster{}: a test that
-// needs contacts starts the roster module.
-func (h *Host) Roster() module.Roster {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.roster == nil {
-		return module.NoRoster{}
-	}
-	return h.roster
-}
-
-func (h *Host) SetOfflineHandler(fn module.OfflineHandler) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.offline != nil {
-		panic("modtest: two offline handlers")
-	}
-	h.offline = fn
-}
-
-// OfflineHandler returns the installed offline handler, or nil.
-func (h *Host) OfflineHandler() module.OfflineHandler {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.offline
-}
-
-func (h *Host) AddFilter(f module.Filter) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.filters = append(h.filters, f)
-}
-
-func (h *Host) OnOutboundPresence(fn module.OutboundPresenceHook) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.presenceHooks = append(h.presenceHooks, fn)
-}
-
-// RunOutboundPresence runs the outbound presence hooks in registration
-// order, as the registry does.
-func (h *Host) RunOutboundPresence(ctx context.Context, from jid.JID, el *xmlstream.Element) {
-	h.mu.Lock()
-	hooks := slices.Clone(h.presenceHooks)
-	h.mu.Unlock()
-	for _, fn := range hooks {
-		fn(ctx, from, el)
-	}
-}
-
-func (h *Host) OnMessage(fn module.MessageHook) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.messageHooks = append(h.messageHooks, fn)
+	return h.PreAuthIQHandler(payload)
 }
 
 // Message runs the message hooks as the router would.
-func (h *Host) Message(ctx context.Context, ev module.MessageEvent) {
-	h.mu.Lock()
-	hooks := slices.Clone(h.messageHooks)
-	h.mu.Unlock()
-	for _, fn := range hooks {
-		fn(ctx, ev)
+func (h *Host) Message(ctx context.Context, ev module.MessageEvent) { h.RunMessageHooks(ctx, ev) }
+
+// IQResult offers an IQ result or error (as a client would send it, with
+// 'from' and 'to' set) to the IQ result handlers like the router does,
+// and reports whether one handled it.
+func (h *Host) IQResult(ctx context.Context, el *xmlstream.Element) bool {
+	return h.RunIQResult(ctx, jid.MustParse(el.Attr("from")), jid.MustParse(el.Attr("to")), el)
+}
+
+// ToComponent hands a stanza to the component of to's domain, as the
+// router would; it reports false when there is none.
+func (h *Host) ToComponent(ctx context.Context, from, to jid.JID, el *xmlstream.Element) bool {
+	fn := h.Component(to.Domain())
+	if fn == nil {
+		return false
 	}
+	fn(ctx, from, to, el)
+	return true
 }
 
-func (h *Host) OnSessionBound(fn module.SessionHook) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.bound = append(h.bound, fn)
-}
-
-func (h *Host) OnSessionEnded(fn module.SessionHook) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.ended = append(h.ended, fn)
-}
-
-func (h *Host) AddStreamFeature(f module.StreamFeature) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.streamFeatures = append(h.streamFeatures, f)
-}
-
-// StreamFeatures returns the non-nil stream features for fc.
-func (h *Host) StreamFeatures(fc module.FeatureContext) []*xmlstream.Element {
-	h.mu.Lock()
-	fs := slices.Clone(h.streamFeatures)
-	h.mu.Unlock()
-	var out []*xmlstream.Element
-	for _, f := range fs {
-		if el := f(fc); el != nil {
-			out = append(out, el)
-		}
+// HTTPHandler serves the registered HTTP handlers as the server's HTTPS
+// listener would (e.g. for httptest); with none it answers 404.
+func (h *Host) HTTPHandler() http.Handler {
+	if hh := h.Registry.HTTPHandler(); hh != nil {
+		return hh
 	}
-	return out
+	return http.NotFoundHandler()
 }
 
-func (h *Host) IsLocal(domain string) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.domains[domain]
-}
+func (h *Host) IsLocal(domain string) bool { return h.domains[domain] }
 
 func (h *Host) Route(_ context.Context, el *xmlstream.Element) {
 	h.mu.Lock()
@@ -325,21 +178,6 @@ func (h *Host) TakeDelivered() []*xmlstream.Element {
 	return out
 }
 
-func (h *Host) OnEvent(name string, fn module.SessionHook) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.events[name] = append(h.events[name], fn)
-}
-
-func (h *Host) Emit(ctx context.Context, name string, s session.Session) {
-	h.mu.Lock()
-	hooks := slices.Clone(h.events[name])
-	h.mu.Unlock()
-	for _, fn := range hooks {
-		fn(ctx, s)
-	}
-}
-
 func (h *Host) Sessions(bare jid.JID) []session.Session {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -359,6 +197,7 @@ func (h *Host) Connect(ctx context.Context, full string) *Session {
 		panic("modtest: Connect needs a full JID, not " + full)
 	}
 	s := &Session{jid: j}
+	bound, ended := h.SessionBoundHooks(), h.SessionEndedHooks()
 	h.mu.Lock()
 	var replaced *Session
 	list := h.sessions[j.Bare()]
@@ -370,7 +209,6 @@ func (h *Host) Connect(ctx context.Context, full string) *Session {
 		}
 	}
 	h.sessions[j.Bare()] = append(list, s)
-	bound, ended := slices.Clone(h.bound), slices.Clone(h.ended)
 	h.mu.Unlock()
 	if replaced != nil {
 		replaced.Replace()
@@ -396,12 +234,11 @@ func (h *Host) Disconnect(ctx context.Context, s *Session) {
 			delete(h.sessions, bare)
 		}
 	}
-	ended := slices.Clone(h.ended)
 	h.mu.Unlock()
 	if i < 0 {
 		return
 	}
-	for _, fn := range ended {
+	for _, fn := range h.SessionEndedHooks() {
 		fn(ctx, s)
 	}
 }
@@ -410,37 +247,6 @@ func (h *Host) Disconnect(ctx context.Context, s *Session) {
 func (h *Host) Key(purpose string) []byte {
 	k := sha256.Sum256([]byte("modtest secret/" + purpose))
 	return k[:]
-}
-
-// Job is a periodic job a module registered with Every.
-type Job struct {
-	Period time.Duration
-	Run    func(ctx context.Context)
-}
-
-// Every records the job; tests run it with RunJobs, so that no goroutine
-// runs behind a test's back.
-func (h *Host) Every(period time.Duration, fn func(ctx context.Context)) {
-	if period <= 0 {
-		panic("modtest: a periodic job needs a positive period")
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.jobs = append(h.jobs, Job{Period: period, Run: fn})
-}
-
-// Jobs returns the periodic jobs registered so far.
-func (h *Host) Jobs() []Job {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return slices.Clone(h.jobs)
-}
-
-// RunJobs runs every periodic job once, as the host's ticker would.
-func (h *Host) RunJobs(ctx context.Context) {
-	for _, j := range h.Jobs() {
-		j.Run(ctx)
-	}
 }
 
 func (h *Host) Store() storage.Store      { return h.store }
@@ -489,13 +295,11 @@ func (h *Host) IQ(ctx context.Context, from, to, typ string, payload *xmlstream.
 		return nil, stanza.BadRequest("an IQ get or set needs a payload")
 	}
 	if target == module.Account && !fromJID.Bare().Equal(toJID) {
-		if _, err := h.store.users.Get(ctx, toJID.String()); err != nil {
+		if _, err := h.store.Users().Get(ctx, toJID.String()); err != nil {
 			return nil, stanza.ServiceUnavailable()
 		}
 	}
-	h.mu.Lock()
-	fn := h.iq[iqKey{target, typ, payload.Name}]
-	h.mu.Unlock()
+	fn := h.IQHandler(target, typ, payload.Name)
 	if fn == nil {
 		return nil, stanza.ServiceUnavailable()
 	}
@@ -509,10 +313,7 @@ func (h *Host) Filter(ctx context.Context, from, to jid.JID, el *xmlstream.Eleme
 	if to.IsZero() || from.Bare().Equal(to.Bare()) {
 		return false, nil
 	}
-	h.mu.Lock()
-	filters := slices.Clone(h.filters)
-	h.mu.Unlock()
-	for _, f := range filters {
+	for _, f := range h.Filters() {
 		if from.Local() != "" && h.IsLocal(from.Domain()) {
 			if stop, se := f(ctx, from, to, el, true); stop {
 				return true, se
@@ -569,23 +370,6 @@ func (s *Session) Take() []*xmlstream.Element {
 	return out
 }
 
-// Accounts is the fake account service over the fake Users; passwords
-// are not kept, only the accounts' existence.
-type Accounts struct{ users *Users }
-
-func (a *Accounts) Create(ctx context.Context, bare jid.JID, _ string) error {
-	return a.users.Create(ctx, storage.Account{JID: bare.String()})
-}
-
-func (a *Accounts) SetPassword(ctx context.Context, bare jid.JID, _ string) error {
-	_, err := a.users.Get(ctx, bare.String())
-	return err
-}
-
-func (a *Accounts) Delete(ctx context.Context, bare jid.JID) error {
-	return a.users.Delete(ctx, bare.String())
-}
-
 // lockedBuffer lets the logger write from several goroutines.
 type lockedBuffer struct {
 	mu sync.Mutex
@@ -609,4 +393,35 @@ func (l *lockedBuffer) String() string {
 func (h *Host) Filtered(ctx context.Context, from, to jid.JID, el *xmlstream.Element) bool {
 	stop, _ := h.Filter(ctx, from, to, el)
 	return stop
+}
+
+// Job is a periodic job a module registered with Every.
+type Job struct {
+	Period time.Duration
+	Run    func(ctx context.Context)
+}
+
+// Every records the job instead of starting the registry's ticker; tests
+// run it with RunJobs, so that no goroutine runs behind a test's back.
+func (h *Host) Every(period time.Duration, fn func(ctx context.Context)) {
+	if period <= 0 {
+		panic("modtest: a periodic job needs a positive period")
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.jobs = append(h.jobs, Job{Period: period, Run: fn})
+}
+
+// Jobs returns the periodic jobs registered so far.
+func (h *Host) Jobs() []Job {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.jobs)
+}
+
+// RunJobs runs every periodic job once, as the host's ticker would.
+func (h *Host) RunJobs(ctx context.Context) {
+	for _, j := range h.Jobs() {
+		j.Run(ctx)
+	}
 }

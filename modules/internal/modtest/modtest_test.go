@@ -173,54 +173,53 @@ func TestSessions(t *testing.T) {
 	}
 }
 
-func TestKV(t *testing.T) {
+// The store is the real one, so only the faults are modtest's own: a
+// failing repository returns the injected error and counts the call, and
+// the data is untouched when the failure ends.
+func TestStoreFaults(t *testing.T) {
 	ctx := context.Background()
-	st := NewStore()
-	kv := st.KV()
+	h := NewHost("x.org")
+	h.AddUser("a@x.org")
 	const o = "a@x.org"
-	if err := kv.Put(ctx, o, "ns", "k", nil); !errors.Is(err, storage.ErrNotFound) {
-		t.Fatalf("Put without an account: %v", err)
-	}
-	if _, err := kv.List(ctx, o, "ns"); !errors.Is(err, storage.ErrNotFound) {
-		t.Fatalf("List without an account: %v", err)
-	}
-	if err := kv.DeleteAll(ctx, o, "ns"); !errors.Is(err, storage.ErrNotFound) {
-		t.Fatalf("DeleteAll without an account: %v", err)
-	}
-	if err := st.Users().Create(ctx, storage.Account{JID: o}); err != nil {
+	kv := h.Store().KV()
+	if err := kv.Put(ctx, o, "ns", "k", []byte("v")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := kv.Get(ctx, o, "ns", "k"); !errors.Is(err, storage.ErrNotFound) {
-		t.Fatalf("Get of nothing: %v", err)
+	broken := errors.New("disk on fire")
+	f := h.Storage().FaultyKV()
+	f.SetFail(broken)
+	calls := f.Calls()
+	if _, err := kv.Get(ctx, o, "ns", "k"); !errors.Is(err, broken) {
+		t.Errorf("Get while failing: %v", err)
 	}
-	if err := kv.Delete(ctx, o, "ns", "k"); !errors.Is(err, storage.ErrNotFound) {
-		t.Fatalf("Delete of nothing: %v", err)
+	if err := kv.Put(ctx, o, "ns", "k", []byte("w")); !errors.Is(err, broken) {
+		t.Errorf("Put while failing: %v", err)
 	}
-	for _, k := range []string{"b", "a", "c"} {
-		if err := kv.Put(ctx, o, "ns", k, []byte("v"+k)); err != nil {
-			t.Fatal(err)
-		}
+	if got := f.Calls() - calls; got != 2 {
+		t.Errorf("%d calls counted, want 2", got)
 	}
-	if err := kv.Put(ctx, o, "other", "z", nil); err != nil {
+	f.SetFail(nil)
+	if v, err := kv.Get(ctx, o, "ns", "k"); err != nil || string(v) != "v" {
+		t.Errorf("Get after the failure = %q, %v; want the value from before", v, err)
+	}
+	// The real store's rules hold: no data without an account.
+	if err := kv.Put(ctx, "b@x.org", "ns", "k", nil); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("Put without an account: %v", err)
+	}
+
+	a := h.Storage().FaultyArchive()
+	a.SetFail(broken)
+	if err := h.Store().Archive().AppendBatch(ctx, []storage.ArchiveEntry{{Owner: o, Message: storage.ArchiveMessage{ID: "1", With: "b@x.org"}}}); !errors.Is(err, broken) {
+		t.Errorf("AppendBatch while failing: %v", err)
+	}
+	a.SetFail(nil)
+	if err := h.Store().Archive().AppendBatch(ctx, []storage.ArchiveEntry{{Owner: o, Message: storage.ArchiveMessage{ID: "1", With: "b@x.org", Data: []byte("x")}}}); err != nil {
 		t.Fatal(err)
 	}
-	l, err := kv.List(ctx, o, "ns")
-	if err != nil || len(l) != 3 || l[0].Key != "a" || l[2].Key != "c" || string(l[1].Value) != "vb" {
-		t.Fatalf("List = %v, %v", l, err)
+	if !a.SetData(o, "1", []byte("y")) || a.SetData(o, "2", nil) {
+		t.Error("SetData did not find exactly the stored message")
 	}
-	if err := kv.DeleteAll(ctx, o, "ns"); err != nil {
-		t.Fatal(err)
-	}
-	if l, _ := kv.List(ctx, o, "ns"); len(l) != 0 {
-		t.Errorf("after DeleteAll: %v", l)
-	}
-	if l, _ := kv.List(ctx, o, "other"); len(l) != 1 {
-		t.Errorf("DeleteAll reached another namespace: %v", l)
-	}
-	if err := kv.Put(ctx, o, "", "k", nil); !errors.Is(err, storage.ErrInvalid) {
-		t.Errorf("empty namespace: %v", err)
-	}
-	if err := kv.Put(ctx, o, "ns", "k", make([]byte, storage.MaxValueBytes+1)); !errors.Is(err, storage.ErrInvalid) {
-		t.Errorf("oversized value: %v", err)
+	if got := a.Stored(o); len(got) != 1 || got[0].ID != "1" || string(got[0].Data) != "y" {
+		t.Errorf("Stored = %+v", got)
 	}
 }

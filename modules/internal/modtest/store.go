@@ -2,349 +2,267 @@ package modtest
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
-	"slices"
-	"strings"
-	"sync"
+	"runtime"
+	"sync/atomic"
 	"time"
 
 	"parley/internal/storage"
+	"parley/internal/storage/sqlite"
 )
 
-// Store is an in-memory storage.Store with the semantics the drivers
-// document (ErrNotFound, sorted lists, validated keys). Offline is not
-// faked: a module test that needs it should not use this package.
+// Store is the real store (SQLite in memory, the same SQL as the drivers)
+// with the two things module tests need beyond it: a way to make the
+// repositories that modules read on every request fail (to test that an
+// error reaches the client and nothing is lost), and a look at what is
+// stored below the repository interfaces.
 type Store struct {
-	users  *Users
-	roster *Roster
-	kv     *KV
-	// archive is made on first use (see Archive), so NewStore need not
-	// know about it.
-	archiveOnce sync.Once
-	archive     *Archive
-	pubsub      *PubSub
-	// muc is made on first use, like archive.
-	mucOnce sync.Once
-	muc     *MUC
+	*sqlite.Store
+	kv      *KV
+	pubsub  *PubSub
+	archive *Archive
 }
 
-var _ storage.Store = (*Store)(nil)
-
-// NewStore returns an empty store.
-func NewStore() *Store {
-	users := &Users{m: map[string]storage.Account{}}
-	return &Store{users: users, roster: &Roster{m: map[string]map[string]storage.RosterItem{}}, kv: &KV{m: map[kvKey][]byte{}, users: users},
-		pubsub: newPubSub(users)}
-}
-
-func (s *Store) Users() storage.Users       { return s.users }
-func (s *Store) Roster() storage.Roster     { return s.roster }
-func (s *Store) Offline() storage.Offline   { panic("modtest: Offline is not in the fake store") }
-func (s *Store) KV() storage.KV             { return s.kv }
-func (s *Store) Ping(context.Context) error { return nil }
-func (s *Store) Close() error               { return nil }
-func (s *Store) FakeKV() *KV                { return s.kv }
-func (s *Store) FakeRoster() *Roster        { return s.roster }
-func (s *Store) FakeUsers() *Users          { return s.users }
-
-// Users is the in-memory account repository.
-type Users struct {
-	mu sync.Mutex
-	m  map[string]storage.Account
-}
-
-func (u *Users) Create(_ context.Context, a storage.Account) error {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	if _, ok := u.m[a.JID]; ok {
-		return fmt.Errorf("modtest: create %s: %w", a.JID, storage.ErrExists)
-	}
-	if a.Created.IsZero() {
-		a.Created = time.Now().UTC()
-	}
-	u.m[a.JID] = a
-	return nil
-}
-
-func (u *Users) Get(_ context.Context, bare string) (storage.Account, error) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	a, ok := u.m[bare]
-	if !ok {
-		return storage.Account{}, fmt.Errorf("modtest: get %s: %w", bare, storage.ErrNotFound)
-	}
-	return a, nil
-}
-
-func (u *Users) SetCredentials(_ context.Context, bare string, creds []storage.Credential) error {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	a, ok := u.m[bare]
-	if !ok {
-		return fmt.Errorf("modtest: set credentials %s: %w", bare, storage.ErrNotFound)
-	}
-	a.Credentials = slices.Clone(creds)
-	u.m[bare] = a
-	return nil
-}
-
-func (u *Users) Delete(_ context.Context, bare string) error {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	if _, ok := u.m[bare]; !ok {
-		return fmt.Errorf("modtest: delete %s: %w", bare, storage.ErrNotFound)
-	}
-	delete(u.m, bare)
-	return nil
-}
-
-func (u *Users) List(_ context.Context, domain string) ([]string, error) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	var out []string
-	for j := range u.m {
-		if domain == "" || domainOf(j) == domain {
-			out = append(out, j)
-		}
-	}
-	slices.Sort(out)
-	return out, nil
-}
-
-func (u *Users) Count(ctx context.Context, domain string) (int, error) {
-	l, err := u.List(ctx, domain)
-	return len(l), err
-}
-
-func domainOf(bare string) string {
-	if _, d, ok := strings.Cut(bare, "@"); ok {
-		return d
-	}
-	return bare
-}
-
-// Roster is the in-memory roster repository; pending requests are kept in
-// order of arrival.
-type Roster struct {
-	mu      sync.Mutex
-	m       map[string]map[string]storage.RosterItem
-	ver     map[string]int64
-	pending map[string][]storage.Pending
-}
-
-func (r *Roster) Items(_ context.Context, owner string) ([]storage.RosterItem, int64, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var out []storage.RosterItem
-	for _, it := range r.m[owner] {
-		out = append(out, it)
-	}
-	slices.SortFunc(out, func(a, b storage.RosterItem) int { return strings.Compare(a.Contact, b.Contact) })
-	return out, r.ver[owner], nil
-}
-
-func (r *Roster) Item(_ context.Context, owner, contact string) (storage.RosterItem, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	it, ok := r.m[owner][contact]
-	if !ok {
-		return storage.RosterItem{}, fmt.Errorf("modtest: roster item %s of %s: %w", contact, owner, storage.ErrNotFound)
-	}
-	return it, nil
-}
-
-func (r *Roster) Put(_ context.Context, owner string, item storage.RosterItem, max int) (int64, error) {
-	item, err := storage.NormaliseRosterItem(item)
+// newStore opens an empty store. The database is closed when the Store is
+// garbage collected (when no host uses it any more), so that a test need
+// not close it and NewHost need not take a *testing.T.
+func newStore() (*Store, error) {
+	st, err := sqlite.OpenMemory(context.Background())
 	if err != nil {
+		return nil, fmt.Errorf("modtest: %w", err)
+	}
+	s := &Store{
+		Store:   st,
+		kv:      &KV{KV: st.KV()},
+		pubsub:  &PubSub{PubSub: st.PubSub()},
+		archive: &Archive{Archive: st.Archive(), db: st},
+	}
+	runtime.AddCleanup(s, func(st *sqlite.Store) { _ = st.Close() }, st)
+	return s, nil
+}
+
+func (s *Store) KV() storage.KV           { return s.kv }
+func (s *Store) PubSub() storage.PubSub   { return s.pubsub }
+func (s *Store) Archive() storage.Archive { return s.archive }
+
+// FaultyKV, FaultyPubSub and FaultyArchive are the repositories that
+// tests can make fail.
+func (s *Store) FaultyKV() *KV           { return s.kv }
+func (s *Store) FaultyPubSub() *PubSub   { return s.pubsub }
+func (s *Store) FaultyArchive() *Archive { return s.archive }
+
+// Old names from the fake store, kept so tests written against them build.
+//
+// Deprecated: use FaultyKV, FaultyPubSub, FaultyArchive and Roster.
+func (s *Store) FakeKV() *KV                { return s.kv }
+func (s *Store) FakePubSub() *PubSub        { return s.pubsub }
+func (s *Store) FakeArchive() *Archive      { return s.archive }
+func (s *Store) FakeRoster() storage.Roster { return s.Roster() }
+
+// fault is the error every call returns while it is set, and the count of
+// calls (failed ones included).
+type fault struct {
+	err   atomic.Pointer[error]
+	calls atomic.Int64
+}
+
+// SetFail makes every later call fail with err; nil ends the failure.
+func (f *fault) SetFail(err error) {
+	if err == nil {
+		f.err.Store(nil)
+		return
+	}
+	f.err.Store(&err)
+}
+
+// Calls reports how many calls reached the repository so far.
+func (f *fault) Calls() int { return int(f.calls.Load()) }
+
+func (f *fault) check() error {
+	f.calls.Add(1)
+	if p := f.err.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// KV is the real key-value repository, which SetFail can make fail.
+type KV struct {
+	storage.KV
+	fault
+}
+
+func (k *KV) Get(ctx context.Context, owner, ns, key string) ([]byte, error) {
+	if err := k.check(); err != nil {
+		return nil, err
+	}
+	return k.KV.Get(ctx, owner, ns, key)
+}
+
+func (k *KV) Put(ctx context.Context, owner, ns, key string, value []byte) error {
+	if err := k.check(); err != nil {
+		return err
+	}
+	return k.KV.Put(ctx, owner, ns, key, value)
+}
+
+func (k *KV) Delete(ctx context.Context, owner, ns, key string) error {
+	if err := k.check(); err != nil {
+		return err
+	}
+	return k.KV.Delete(ctx, owner, ns, key)
+}
+
+func (k *KV) List(ctx context.Context, owner, ns string) ([]storage.KVEntry, error) {
+	if err := k.check(); err != nil {
+		return nil, err
+	}
+	return k.KV.List(ctx, owner, ns)
+}
+
+func (k *KV) DeleteAll(ctx context.Context, owner, ns string) error {
+	if err := k.check(); err != nil {
+		return err
+	}
+	return k.KV.DeleteAll(ctx, owner, ns)
+}
+
+// PubSub is the real pubsub repository, which SetFail can make fail.
+type PubSub struct {
+	storage.PubSub
+	fault
+}
+
+func (p *PubSub) CreateNode(ctx context.Context, owner string, node storage.PubSubNode) error {
+	if err := p.check(); err != nil {
+		return err
+	}
+	return p.PubSub.CreateNode(ctx, owner, node)
+}
+
+func (p *PubSub) Node(ctx context.Context, owner, node string) (storage.PubSubNode, error) {
+	if err := p.check(); err != nil {
+		return storage.PubSubNode{}, err
+	}
+	return p.PubSub.Node(ctx, owner, node)
+}
+
+func (p *PubSub) Nodes(ctx context.Context, owner string) ([]storage.PubSubNode, error) {
+	if err := p.check(); err != nil {
+		return nil, err
+	}
+	return p.PubSub.Nodes(ctx, owner)
+}
+
+func (p *PubSub) Configure(ctx context.Context, owner, node string, config []byte, maxItems int) error {
+	if err := p.check(); err != nil {
+		return err
+	}
+	return p.PubSub.Configure(ctx, owner, node, config, maxItems)
+}
+
+func (p *PubSub) DeleteNode(ctx context.Context, owner, node string) error {
+	if err := p.check(); err != nil {
+		return err
+	}
+	return p.PubSub.DeleteNode(ctx, owner, node)
+}
+
+func (p *PubSub) Publish(ctx context.Context, owner, node string, item storage.PubSubItem, maxItems int) (storage.PubSubItem, error) {
+	if err := p.check(); err != nil {
+		return storage.PubSubItem{}, err
+	}
+	return p.PubSub.Publish(ctx, owner, node, item, maxItems)
+}
+
+func (p *PubSub) Retract(ctx context.Context, owner, node, id string) error {
+	if err := p.check(); err != nil {
+		return err
+	}
+	return p.PubSub.Retract(ctx, owner, node, id)
+}
+
+func (p *PubSub) Items(ctx context.Context, owner, node string, q storage.PubSubQuery) ([]storage.PubSubItem, error) {
+	if err := p.check(); err != nil {
+		return nil, err
+	}
+	return p.PubSub.Items(ctx, owner, node, q)
+}
+
+func (p *PubSub) LastItems(ctx context.Context, owner string) ([]storage.PubSubLast, error) {
+	if err := p.check(); err != nil {
+		return nil, err
+	}
+	return p.PubSub.LastItems(ctx, owner)
+}
+
+// Archive is the real message archive, which SetFail can make fail, with
+// a look at what it holds.
+type Archive struct {
+	storage.Archive
+	fault
+	db interface{ DB() *sql.DB }
+}
+
+func (a *Archive) Append(ctx context.Context, owner string, m storage.ArchiveMessage) (storage.ArchiveMessage, error) {
+	if err := a.check(); err != nil {
+		return storage.ArchiveMessage{}, err
+	}
+	return a.Archive.Append(ctx, owner, m)
+}
+
+func (a *Archive) Query(ctx context.Context, owner string, q storage.ArchiveQuery) (storage.ArchivePage, error) {
+	if err := a.check(); err != nil {
+		return storage.ArchivePage{}, err
+	}
+	return a.Archive.Query(ctx, owner, q)
+}
+
+func (a *Archive) DeleteBefore(ctx context.Context, t time.Time) (int, error) {
+	if err := a.check(); err != nil {
 		return 0, err
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.m[owner] == nil {
-		r.m[owner] = map[string]storage.RosterItem{}
-	}
-	if _, exists := r.m[owner][item.Contact]; !exists && max > 0 && len(r.m[owner]) >= max {
-		return 0, fmt.Errorf("modtest: roster of %s: %w", owner, storage.ErrLimit)
-	}
-	r.m[owner][item.Contact] = item
-	return r.bump(owner), nil
+	return a.Archive.DeleteBefore(ctx, t)
 }
 
-func (r *Roster) bump(owner string) int64 {
-	if r.ver == nil {
-		r.ver = map[string]int64{}
-	}
-	r.ver[owner]++
-	return r.ver[owner]
-}
-
-func (r *Roster) Delete(_ context.Context, owner, contact string) (int64, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if _, ok := r.m[owner][contact]; !ok {
-		return 0, fmt.Errorf("modtest: roster delete %s of %s: %w", contact, owner, storage.ErrNotFound)
-	}
-	delete(r.m[owner], contact)
-	return r.bump(owner), nil
-}
-
-func (r *Roster) Count(_ context.Context, owner string) (int, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.m[owner]), nil
-}
-
-func (r *Roster) AddPendingIn(_ context.Context, owner string, p storage.Pending) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.pending == nil {
-		r.pending = map[string][]storage.Pending{}
-	}
-	l := slices.DeleteFunc(r.pending[owner], func(q storage.Pending) bool { return q.Contact == p.Contact })
-	r.pending[owner] = append(l, p)
-	return nil
-}
-
-func (r *Roster) PendingIn(_ context.Context, owner string) ([]storage.Pending, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.pending[owner]), nil
-}
-
-func (r *Roster) DeletePendingIn(_ context.Context, owner, contact string) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.pending[owner] = slices.DeleteFunc(r.pending[owner], func(q storage.Pending) bool { return q.Contact == contact })
-	return nil
-}
-
-type kvKey struct{ owner, ns, key string }
-
-// KV is the in-memory key-value store. Like the SQL drivers, whose rows
-// hang off the accounts table, Put, List and DeleteAll fail with
-// ErrNotFound for an owner without an account. SetFail makes every call
-// fail, to test how a module copes with a broken database; Calls counts
-// the calls, to test caching.
-type KV struct {
-	mu    sync.Mutex
-	m     map[kvKey][]byte
-	users *Users
-	fail  error
-	calls int
-}
-
-// SetFail makes every later call fail with err (nil heals the store).
-func (k *KV) SetFail(err error) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	k.fail = err
-}
-
-// Calls returns how many calls the store has served so far.
-func (k *KV) Calls() int {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return k.calls
-}
-
-func (k *KV) check(owner, ns, key string) error {
-	k.calls++
-	if k.fail != nil {
-		return k.fail
-	}
-	if err := storage.ValidateOwner(owner); err != nil {
+func (a *Archive) AppendBatch(ctx context.Context, entries []storage.ArchiveEntry) error {
+	if err := a.check(); err != nil {
 		return err
 	}
-	if err := storage.ValidateNamespace(ns); err != nil {
-		return err
-	}
-	return storage.ValidateKey(key)
+	return a.Archive.AppendBatch(ctx, entries)
 }
 
-// owned fails with ErrNotFound when owner has no account.
-func (k *KV) owned(owner string) error {
-	k.users.mu.Lock()
-	defer k.users.mu.Unlock()
-	if _, ok := k.users.m[owner]; !ok {
-		return fmt.Errorf("modtest: no account %s: %w", owner, storage.ErrNotFound)
-	}
-	return nil
-}
-
-func (k *KV) Get(_ context.Context, owner, ns, key string) ([]byte, error) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if err := k.check(owner, ns, key); err != nil {
-		return nil, err
-	}
-	v, ok := k.m[kvKey{owner, ns, key}]
-	if !ok {
-		return nil, fmt.Errorf("modtest: get %s %q of %s: %w", ns, key, owner, storage.ErrNotFound)
-	}
-	return slices.Clone(v), nil
-}
-
-func (k *KV) Put(_ context.Context, owner, ns, key string, value []byte) error {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if err := k.check(owner, ns, key); err != nil {
-		return err
-	}
-	if err := storage.ValidateBlob("KV value", value); err != nil {
-		return err
-	}
-	if err := k.owned(owner); err != nil {
-		return err
-	}
-	k.m[kvKey{owner, ns, key}] = append([]byte{}, value...)
-	return nil
-}
-
-func (k *KV) Delete(_ context.Context, owner, ns, key string) error {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if err := k.check(owner, ns, key); err != nil {
-		return err
-	}
-	if _, ok := k.m[kvKey{owner, ns, key}]; !ok {
-		return fmt.Errorf("modtest: delete %s %q of %s: %w", ns, key, owner, storage.ErrNotFound)
-	}
-	delete(k.m, kvKey{owner, ns, key})
-	return nil
-}
-
-func (k *KV) List(_ context.Context, owner, ns string) ([]storage.KVEntry, error) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if err := k.check(owner, ns, ""); err != nil {
-		return nil, err
-	}
-	if err := k.owned(owner); err != nil {
-		return nil, err
-	}
-	var out []storage.KVEntry
-	for kk, v := range k.m {
-		if kk.owner == owner && kk.ns == ns {
-			out = append(out, storage.KVEntry{Key: kk.key, Value: slices.Clone(v)})
+// Stored returns everything archived for owner, in archive order, whatever
+// SetFail says; nil for an owner without messages or account.
+func (a *Archive) Stored(owner string) []storage.ArchiveMessage {
+	var out []storage.ArchiveMessage
+	q := storage.ArchiveQuery{Max: storage.MaxArchivePage}
+	for {
+		page, err := a.Archive.Query(context.Background(), owner, q)
+		if err != nil {
+			return out
 		}
+		out = append(out, page.Messages...)
+		if page.Complete || len(page.Messages) == 0 {
+			return out
+		}
+		q.After = page.Messages[len(page.Messages)-1].ID
 	}
-	slices.SortFunc(out, func(a, b storage.KVEntry) int { return strings.Compare(a.Key, b.Key) })
-	return out, nil
 }
 
-func (k *KV) DeleteAll(_ context.Context, owner, ns string) error {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if err := k.check(owner, ns, ""); err != nil {
-		return err
+// SetData replaces the stored data of one archived message below the
+// repository, as damage or tampering on disk would, and reports whether
+// the message exists.
+func (a *Archive) SetData(owner, id string, data []byte) bool {
+	if data == nil {
+		data = []byte{}
 	}
-	if err := k.owned(owner); err != nil {
-		return err
+	res, err := a.db.DB().ExecContext(context.Background(),
+		`UPDATE archive SET data = $3 WHERE owner = $1 AND stanza_id = $2`, owner, id, data)
+	if err != nil {
+		panic(fmt.Sprintf("modtest: set archived data: %v", err))
 	}
-	for kk := range k.m {
-		if kk.owner == owner && kk.ns == ns {
-			delete(k.m, kk)
-		}
-	}
-	return nil
+	n, err := res.RowsAffected()
+	return err == nil && n == 1
 }

@@ -1,24 +1,18 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
 	"database/sql"
-	"fmt"
 
 	"parley/internal/storage"
 )
 
 // kv implements storage.KV.
-type kv struct {
-	w, r *sql.DB
-	// get is Get's query, prepared once like Users.Get's: features read
-	// their values on every request that touches them.
-	get *sql.Stmt
-}
+type kv struct{ *Store }
+
+var _ storage.KV = kv{}
 
 const kvGetQuery = `SELECT value FROM kv WHERE owner = $1 AND ns = $2 AND key = $3`
-
-var _ storage.KV = (*kv)(nil)
 
 func validateKV(owner, ns, key string) error {
 	if err := storage.ValidateOwner(owner); err != nil {
@@ -30,21 +24,21 @@ func validateKV(owner, ns, key string) error {
 	return storage.ValidateKey(key)
 }
 
-func (s *kv) Get(ctx context.Context, owner, ns, key string) ([]byte, error) {
+func (s kv) Get(ctx context.Context, owner, ns, key string) ([]byte, error) {
 	if err := validateKV(owner, ns, key); err != nil {
 		return nil, err
 	}
 	var v []byte
-	switch err := s.get.QueryRowContext(ctx, owner, ns, key).Scan(&v); {
+	switch err := s.kvGet.QueryRowContext(ctx, owner, ns, key).Scan(&v); {
 	case err == sql.ErrNoRows:
-		return nil, fmt.Errorf("sqlite: get %s %q of %s: %w", ns, key, owner, storage.ErrNotFound)
+		return nil, s.errorf("get %s %q of %s: %w", ns, key, owner, storage.ErrNotFound)
 	case err != nil:
-		return nil, fmt.Errorf("sqlite: get %s %q of %s: %w", ns, key, owner, err)
+		return nil, s.errorf("get %s %q of %s: %w", ns, key, owner, err)
 	}
 	return nonNil(v), nil
 }
 
-func (s *kv) Put(ctx context.Context, owner, ns, key string, value []byte) error {
+func (s kv) Put(ctx context.Context, owner, ns, key string, value []byte) error {
 	if err := validateKV(owner, ns, key); err != nil {
 		return err
 	}
@@ -55,42 +49,42 @@ func (s *kv) Put(ctx context.Context, owner, ns, key string, value []byte) error
 		INSERT INTO kv (owner, ns, key, value) VALUES ($1, $2, $3, $4)
 		ON CONFLICT (owner, ns, key) DO UPDATE SET value = excluded.value`,
 		owner, ns, key, nonNil(value)); err != nil {
-		return fmt.Errorf("sqlite: put %s %q of %s: %w", ns, key, owner, ownerError(err))
+		return s.errorf("put %s %q of %s: %w", ns, key, owner, s.ownerError(err))
 	}
 	return nil
 }
 
-func (s *kv) Delete(ctx context.Context, owner, ns, key string) error {
+func (s kv) Delete(ctx context.Context, owner, ns, key string) error {
 	if err := validateKV(owner, ns, key); err != nil {
 		return err
 	}
 	res, err := s.w.ExecContext(ctx, `DELETE FROM kv WHERE owner = $1 AND ns = $2 AND key = $3`, owner, ns, key)
 	if err != nil {
-		return fmt.Errorf("sqlite: delete %s %q of %s: %w", ns, key, owner, err)
+		return s.errorf("delete %s %q of %s: %w", ns, key, owner, err)
 	}
 	if n, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("sqlite: delete %s %q of %s: %w", ns, key, owner, err)
+		return s.errorf("delete %s %q of %s: %w", ns, key, owner, err)
 	} else if n == 0 {
-		return fmt.Errorf("sqlite: delete %s %q of %s: %w", ns, key, owner, storage.ErrNotFound)
+		return s.errorf("delete %s %q of %s: %w", ns, key, owner, storage.ErrNotFound)
 	}
 	return nil
 }
 
-func (s *kv) List(ctx context.Context, owner, ns string) ([]storage.KVEntry, error) {
+func (s kv) List(ctx context.Context, owner, ns string) ([]storage.KVEntry, error) {
 	if err := storage.ValidateOwner(owner); err != nil {
 		return nil, err
 	}
 	if err := storage.ValidateNamespace(ns); err != nil {
 		return nil, err
 	}
-	// BINARY collation: keys come back in byte order.
+	// Keys come back in byte order (BINARY or "C" collation).
 	rows, err := s.r.QueryContext(ctx, `
 		SELECT kv.key, kv.value
 		FROM accounts a LEFT JOIN kv ON kv.owner = a.jid AND kv.ns = $2
 		WHERE a.jid = $1
 		ORDER BY kv.key`, owner, ns)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: list %s of %s: %w", ns, owner, err)
+		return nil, s.errorf("list %s of %s: %w", ns, owner, err)
 	}
 	defer rows.Close()
 	var (
@@ -103,7 +97,7 @@ func (s *kv) List(ctx context.Context, owner, ns string) ([]storage.KVEntry, err
 			value []byte
 		)
 		if err := rows.Scan(&key, &value); err != nil {
-			return nil, fmt.Errorf("sqlite: list %s of %s: %w", ns, owner, err)
+			return nil, s.errorf("list %s of %s: %w", ns, owner, err)
 		}
 		found = true
 		if key.Valid { // NULL: nothing in the namespace
@@ -111,15 +105,15 @@ func (s *kv) List(ctx context.Context, owner, ns string) ([]storage.KVEntry, err
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: list %s of %s: %w", ns, owner, err)
+		return nil, s.errorf("list %s of %s: %w", ns, owner, err)
 	}
 	if !found {
-		return nil, fmt.Errorf("sqlite: list %s of %s: %w", ns, owner, storage.ErrNotFound)
+		return nil, s.errorf("list %s of %s: %w", ns, owner, storage.ErrNotFound)
 	}
 	return out, nil
 }
 
-func (s *kv) DeleteAll(ctx context.Context, owner, ns string) error {
+func (s kv) DeleteAll(ctx context.Context, owner, ns string) error {
 	if err := storage.ValidateOwner(owner); err != nil {
 		return err
 	}
@@ -127,7 +121,7 @@ func (s *kv) DeleteAll(ctx context.Context, owner, ns string) error {
 		return err
 	}
 	if _, err := deleteOwned(ctx, s.w, owner, `DELETE FROM kv WHERE owner = $1 AND ns = $2`, owner, ns); err != nil {
-		return fmt.Errorf("sqlite: delete all %s of %s: %w", ns, owner, err)
+		return s.errorf("delete all %s of %s: %w", ns, owner, err)
 	}
 	return nil
 }

@@ -1,4 +1,4 @@
-package postgres
+package sqlstore
 
 import (
 	"context"
@@ -14,14 +14,9 @@ import (
 
 // pubsub implements storage.PubSub. It holds no state of its own, so the
 // store hands out a new one on each call instead of keeping a field.
-type pubsub struct {
-	db *sql.DB
-}
+type pubsub struct{ *Store }
 
-var _ storage.PubSub = (*pubsub)(nil)
-
-// PubSub returns the personal pubsub repository.
-func (s *Store) PubSub() storage.PubSub { return &pubsub{db: s.db} }
+var _ storage.PubSub = pubsub{}
 
 func validateNode(owner, node string) error {
 	if err := storage.ValidateOwner(owner); err != nil {
@@ -30,57 +25,55 @@ func validateNode(owner, node string) error {
 	return storage.ValidateNodeName(node)
 }
 
-func (p *pubsub) CreateNode(ctx context.Context, owner string, n storage.PubSubNode) error {
+func (p pubsub) CreateNode(ctx context.Context, owner string, n storage.PubSubNode) error {
 	if err := validateNode(owner, n.Name); err != nil {
 		return err
 	}
 	if err := storage.ValidateBlob("pubsub node config", n.Config); err != nil {
 		return err
 	}
-	res, err := p.db.ExecContext(ctx, `
+	res, err := p.w.ExecContext(ctx, `
 		INSERT INTO pubsub_nodes (owner, node, config, created) VALUES ($1, $2, $3, $4)
 		ON CONFLICT (owner, node) DO NOTHING`,
-		owner, n.Name, nonNil(n.Config), storage.StoredTime())
+		owner, n.Name, nonNil(n.Config), p.d.Time(storage.StoredTime()))
 	if err != nil {
-		return fmt.Errorf("postgres: create pubsub node %q of %s: %w", n.Name, owner, ownerError(err))
+		return p.errorf("create pubsub node %q of %s: %w", n.Name, owner, p.ownerError(err))
 	}
 	if k, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("postgres: create pubsub node %q of %s: %w", n.Name, owner, err)
+		return p.errorf("create pubsub node %q of %s: %w", n.Name, owner, err)
 	} else if k == 0 {
-		return fmt.Errorf("postgres: create pubsub node %q of %s: %w", n.Name, owner, storage.ErrExists)
+		return p.errorf("create pubsub node %q of %s: %w", n.Name, owner, storage.ErrExists)
 	}
 	return nil
 }
 
-func (p *pubsub) Node(ctx context.Context, owner, node string) (storage.PubSubNode, error) {
+func (p pubsub) Node(ctx context.Context, owner, node string) (storage.PubSubNode, error) {
 	if err := validateNode(owner, node); err != nil {
 		return storage.PubSubNode{}, err
 	}
 	n := storage.PubSubNode{Name: node}
-	var created time.Time
-	switch err := p.db.QueryRowContext(ctx,
-		`SELECT config, created FROM pubsub_nodes WHERE owner = $1 AND node = $2`, owner, node).Scan(&n.Config, &created); {
+	switch err := p.r.QueryRowContext(ctx,
+		`SELECT config, created FROM pubsub_nodes WHERE owner = $1 AND node = $2`, owner, node).Scan(&n.Config, scanTime{&n.Created}); {
 	case err == sql.ErrNoRows:
-		return storage.PubSubNode{}, fmt.Errorf("postgres: pubsub node %q of %s: %w", node, owner, storage.ErrNotFound)
+		return storage.PubSubNode{}, p.errorf("pubsub node %q of %s: %w", node, owner, storage.ErrNotFound)
 	case err != nil:
-		return storage.PubSubNode{}, fmt.Errorf("postgres: pubsub node %q of %s: %w", node, owner, err)
+		return storage.PubSubNode{}, p.errorf("pubsub node %q of %s: %w", node, owner, err)
 	}
 	n.Config = nonNil(n.Config)
-	n.Created = created.UTC()
 	return n, nil
 }
 
-func (p *pubsub) Nodes(ctx context.Context, owner string) ([]storage.PubSubNode, error) {
+func (p pubsub) Nodes(ctx context.Context, owner string) ([]storage.PubSubNode, error) {
 	if err := storage.ValidateOwner(owner); err != nil {
 		return nil, err
 	}
-	rows, err := p.db.QueryContext(ctx, `
+	rows, err := p.r.QueryContext(ctx, `
 		SELECT n.node, n.config, n.created
 		FROM accounts a LEFT JOIN pubsub_nodes n ON n.owner = a.jid
 		WHERE a.jid = $1
 		ORDER BY n.node`, owner)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: pubsub nodes of %s: %w", owner, err)
+		return nil, p.errorf("pubsub nodes of %s: %w", owner, err)
 	}
 	defer rows.Close()
 	var (
@@ -91,21 +84,21 @@ func (p *pubsub) Nodes(ctx context.Context, owner string) ([]storage.PubSubNode,
 		var (
 			name    sql.NullString
 			config  []byte
-			created sql.NullTime
+			created time.Time
 		)
-		if err := rows.Scan(&name, &config, &created); err != nil {
-			return nil, fmt.Errorf("postgres: pubsub nodes of %s: %w", owner, err)
+		if err := rows.Scan(&name, &config, scanTime{&created}); err != nil {
+			return nil, p.errorf("pubsub nodes of %s: %w", owner, err)
 		}
 		found = true
 		if name.Valid { // NULL: the account has no nodes
-			out = append(out, storage.PubSubNode{Name: name.String, Config: nonNil(config), Created: created.Time.UTC()})
+			out = append(out, storage.PubSubNode{Name: name.String, Config: nonNil(config), Created: created})
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("postgres: pubsub nodes of %s: %w", owner, err)
+		return nil, p.errorf("pubsub nodes of %s: %w", owner, err)
 	}
 	if !found {
-		return nil, fmt.Errorf("postgres: pubsub nodes of %s: %w", owner, storage.ErrNotFound)
+		return nil, p.errorf("pubsub nodes of %s: %w", owner, storage.ErrNotFound)
 	}
 	return out, nil
 }
@@ -118,7 +111,7 @@ const trimQuery = `
 		SELECT seq FROM pubsub_items WHERE owner = $1 AND node = $2
 		ORDER BY seq DESC LIMIT 1 OFFSET $3)`
 
-func (p *pubsub) Configure(ctx context.Context, owner, node string, config []byte, maxItems int) (err error) {
+func (p pubsub) Configure(ctx context.Context, owner, node string, config []byte, maxItems int) (err error) {
 	if err := validateNode(owner, node); err != nil {
 		return err
 	}
@@ -128,30 +121,30 @@ func (p *pubsub) Configure(ctx context.Context, owner, node string, config []byt
 	if err := storage.ValidateMaxItems(maxItems); err != nil {
 		return err
 	}
-	tx, err := p.db.BeginTx(ctx, nil)
+	tx, err := p.w.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("postgres: configure pubsub node %q of %s: %w", node, owner, err)
+		return p.errorf("configure pubsub node %q of %s: %w", node, owner, err)
 	}
 	defer rollbackOnError(tx, &err)
 	res, err := tx.ExecContext(ctx, `UPDATE pubsub_nodes SET config = $3 WHERE owner = $1 AND node = $2`, owner, node, nonNil(config))
 	if err != nil {
-		return fmt.Errorf("postgres: configure pubsub node %q of %s: %w", node, owner, err)
+		return p.errorf("configure pubsub node %q of %s: %w", node, owner, err)
 	}
 	if k, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("postgres: configure pubsub node %q of %s: %w", node, owner, err)
+		return p.errorf("configure pubsub node %q of %s: %w", node, owner, err)
 	} else if k == 0 {
-		return fmt.Errorf("postgres: configure pubsub node %q of %s: %w", node, owner, storage.ErrNotFound)
+		return p.errorf("configure pubsub node %q of %s: %w", node, owner, storage.ErrNotFound)
 	}
 	if _, err := tx.ExecContext(ctx, trimQuery, owner, node, storage.EffectiveMaxItems(maxItems)); err != nil {
-		return fmt.Errorf("postgres: configure pubsub node %q of %s: trim: %w", node, owner, err)
+		return p.errorf("configure pubsub node %q of %s: trim: %w", node, owner, err)
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("postgres: configure pubsub node %q of %s: %w", node, owner, err)
+		return p.errorf("configure pubsub node %q of %s: %w", node, owner, err)
 	}
 	return nil
 }
 
-func (p *pubsub) DeleteNode(ctx context.Context, owner, node string) error {
+func (p pubsub) DeleteNode(ctx context.Context, owner, node string) error {
 	if err := validateNode(owner, node); err != nil {
 		return err
 	}
@@ -159,7 +152,7 @@ func (p *pubsub) DeleteNode(ctx context.Context, owner, node string) error {
 		`DELETE FROM pubsub_nodes WHERE owner = $1 AND node = $2`, owner, node)
 }
 
-func (p *pubsub) Retract(ctx context.Context, owner, node, id string) error {
+func (p pubsub) Retract(ctx context.Context, owner, node, id string) error {
 	if err := validateNode(owner, node); err != nil {
 		return err
 	}
@@ -168,20 +161,20 @@ func (p *pubsub) Retract(ctx context.Context, owner, node, id string) error {
 }
 
 // deleteOne runs a DELETE that must remove a row, else ErrNotFound.
-func (p *pubsub) deleteOne(ctx context.Context, what, query string, args ...any) error {
-	res, err := p.db.ExecContext(ctx, query, args...)
+func (p pubsub) deleteOne(ctx context.Context, what, query string, args ...any) error {
+	res, err := p.w.ExecContext(ctx, query, args...)
 	if err != nil {
-		return fmt.Errorf("postgres: %s: %w", what, err)
+		return p.errorf("%s: %w", what, err)
 	}
 	if k, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("postgres: %s: %w", what, err)
+		return p.errorf("%s: %w", what, err)
 	} else if k == 0 {
-		return fmt.Errorf("postgres: %s: %w", what, storage.ErrNotFound)
+		return p.errorf("%s: %w", what, storage.ErrNotFound)
 	}
 	return nil
 }
 
-func (p *pubsub) Publish(ctx context.Context, owner, node string, it storage.PubSubItem, maxItems int) (_ storage.PubSubItem, err error) {
+func (p pubsub) Publish(ctx context.Context, owner, node string, it storage.PubSubItem, maxItems int) (_ storage.PubSubItem, err error) {
 	if err := validateNode(owner, node); err != nil {
 		return storage.PubSubItem{}, err
 	}
@@ -194,27 +187,28 @@ func (p *pubsub) Publish(ctx context.Context, owner, node string, it storage.Pub
 	it.Payload = nonNil(it.Payload)
 	it.Published = storage.StoredTime()
 	what := fmt.Sprintf("publish item %q to pubsub node %q of %s", it.ID, node, owner)
-	// The node row's lock serialises publishes to one node, so two of
-	// them cannot draw the same seq. Nothing here locks the account row:
-	// an account deletion locks it, then the nodes, then the items, and
-	// this transaction never waits for a lock in the opposite order.
-	tx, err := p.db.BeginTx(ctx, nil)
+	// The node row's lock (or SQLite's write lock) serialises publishes to
+	// one node, so two of them cannot draw the same seq. Nothing here
+	// locks the account row: an account deletion locks it, then the
+	// nodes, then the items, and this transaction never waits for a lock
+	// in the opposite order.
+	tx, err := p.w.BeginTx(ctx, nil)
 	if err != nil {
-		return storage.PubSubItem{}, fmt.Errorf("postgres: %s: %w", what, err)
+		return storage.PubSubItem{}, p.errorf("%s: %w", what, err)
 	}
 	defer rollbackOnError(tx, &err)
 	var one int
 	switch err := tx.QueryRowContext(ctx,
-		`SELECT 1 FROM pubsub_nodes WHERE owner = $1 AND node = $2 `+noKeyUpdate, owner, node).Scan(&one); {
+		`SELECT 1 FROM pubsub_nodes WHERE owner = $1 AND node = $2 `+p.d.LockNoKeyUpdate, owner, node).Scan(&one); {
 	case err == sql.ErrNoRows:
-		return storage.PubSubItem{}, fmt.Errorf("postgres: %s: %w", what, storage.ErrNotFound)
+		return storage.PubSubItem{}, p.errorf("%s: %w", what, storage.ErrNotFound)
 	case err != nil:
-		return storage.PubSubItem{}, fmt.Errorf("postgres: %s: %w", what, err)
+		return storage.PubSubItem{}, p.errorf("%s: %w", what, err)
 	}
 	var seq int64
 	if err := tx.QueryRowContext(ctx,
 		`SELECT COALESCE(MAX(seq), 0) + 1 FROM pubsub_items WHERE owner = $1 AND node = $2`, owner, node).Scan(&seq); err != nil {
-		return storage.PubSubItem{}, fmt.Errorf("postgres: %s: %w", what, err)
+		return storage.PubSubItem{}, p.errorf("%s: %w", what, err)
 	}
 	if _, err := tx.ExecContext(ctx, `
 		INSERT INTO pubsub_items (owner, node, id, seq, publisher, published, payload)
@@ -222,19 +216,19 @@ func (p *pubsub) Publish(ctx context.Context, owner, node string, it storage.Pub
 		ON CONFLICT (owner, node, id) DO UPDATE SET
 			seq = excluded.seq, publisher = excluded.publisher,
 			published = excluded.published, payload = excluded.payload`,
-		owner, node, it.ID, seq, it.Publisher, it.Published, it.Payload); err != nil {
-		return storage.PubSubItem{}, fmt.Errorf("postgres: %s: %w", what, err)
+		owner, node, it.ID, seq, it.Publisher, p.d.Time(it.Published), it.Payload); err != nil {
+		return storage.PubSubItem{}, p.errorf("%s: %w", what, err)
 	}
 	if _, err := tx.ExecContext(ctx, trimQuery, owner, node, storage.EffectiveMaxItems(maxItems)); err != nil {
-		return storage.PubSubItem{}, fmt.Errorf("postgres: %s: trim: %w", what, err)
+		return storage.PubSubItem{}, p.errorf("%s: trim: %w", what, err)
 	}
 	if err := tx.Commit(); err != nil {
-		return storage.PubSubItem{}, fmt.Errorf("postgres: %s: %w", what, err)
+		return storage.PubSubItem{}, p.errorf("%s: %w", what, err)
 	}
 	return it, nil
 }
 
-func (p *pubsub) Items(ctx context.Context, owner, node string, q storage.PubSubQuery) ([]storage.PubSubItem, error) {
+func (p pubsub) Items(ctx context.Context, owner, node string, q storage.PubSubQuery) ([]storage.PubSubItem, error) {
 	if err := validateNode(owner, node); err != nil {
 		return nil, err
 	}
@@ -265,9 +259,9 @@ func (p *pubsub) Items(ctx context.Context, owner, node string, q storage.PubSub
 		b.WriteString(` LIMIT $` + strconv.Itoa(len(args)))
 	}
 	what := fmt.Sprintf("items of pubsub node %q of %s", node, owner)
-	rows, err := p.db.QueryContext(ctx, b.String(), args...)
+	rows, err := p.r.QueryContext(ctx, b.String(), args...)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: %s: %w", what, err)
+		return nil, p.errorf("%s: %w", what, err)
 	}
 	defer rows.Close()
 	var (
@@ -277,68 +271,66 @@ func (p *pubsub) Items(ctx context.Context, owner, node string, q storage.PubSub
 	for rows.Next() {
 		var (
 			id, publisher sql.NullString
-			published     sql.NullTime
+			published     time.Time
 			payload       []byte
 		)
-		if err := rows.Scan(&id, &publisher, &published, &payload); err != nil {
-			return nil, fmt.Errorf("postgres: %s: %w", what, err)
+		if err := rows.Scan(&id, &publisher, scanTime{&published}, &payload); err != nil {
+			return nil, p.errorf("%s: %w", what, err)
 		}
 		found = true
 		if id.Valid {
-			out = append(out, storage.PubSubItem{ID: id.String, Publisher: publisher.String, Published: published.Time.UTC(), Payload: nonNil(payload)})
+			out = append(out, storage.PubSubItem{ID: id.String, Publisher: publisher.String, Published: published, Payload: nonNil(payload)})
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("postgres: %s: %w", what, err)
+		return nil, p.errorf("%s: %w", what, err)
 	}
 	if !found {
-		return nil, fmt.Errorf("postgres: %s: %w", what, storage.ErrNotFound)
+		return nil, p.errorf("%s: %w", what, storage.ErrNotFound)
 	}
 	slices.Reverse(out) // newest first from the query, oldest first out
 	return out, nil
 }
 
-func (p *pubsub) LastItems(ctx context.Context, owner string) ([]storage.PubSubLast, error) {
+func (p pubsub) LastItems(ctx context.Context, owner string) ([]storage.PubSubLast, error) {
 	if err := storage.ValidateOwner(owner); err != nil {
 		return nil, err
 	}
-	rows, err := p.db.QueryContext(ctx, `
+	rows, err := p.r.QueryContext(ctx, `
 		SELECT i.node, i.id, i.publisher, i.published, i.payload
 		FROM pubsub_items i
 		WHERE i.owner = $1 AND i.seq = (
 			SELECT MAX(j.seq) FROM pubsub_items j WHERE j.owner = i.owner AND j.node = i.node)
 		ORDER BY i.node`, owner)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: last pubsub items of %s: %w", owner, err)
+		return nil, p.errorf("last pubsub items of %s: %w", owner, err)
 	}
 	defer rows.Close()
 	var out []storage.PubSubLast
 	for rows.Next() {
-		var (
-			l         storage.PubSubLast
-			published time.Time
-		)
-		if err := rows.Scan(&l.Node, &l.Item.ID, &l.Item.Publisher, &published, &l.Item.Payload); err != nil {
-			return nil, fmt.Errorf("postgres: last pubsub items of %s: %w", owner, err)
+		var l storage.PubSubLast
+		if err := rows.Scan(&l.Node, &l.Item.ID, &l.Item.Publisher, scanTime{&l.Item.Published}, &l.Item.Payload); err != nil {
+			return nil, p.errorf("last pubsub items of %s: %w", owner, err)
 		}
-		l.Item.Published = published.UTC()
 		l.Item.Payload = nonNil(l.Item.Payload)
 		out = append(out, l)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("postgres: last pubsub items of %s: %w", owner, err)
+		return nil, p.errorf("last pubsub items of %s: %w", owner, err)
 	}
 	return out, nil
 }
 
-func (p *pubsub) PayloadBytes(ctx context.Context, owner string) (int64, error) {
+// PayloadBytes counts bytes, not characters: octet_length exists in
+// both databases.
+func (p pubsub) PayloadBytes(ctx context.Context, owner string) (int64, error) {
 	if err := storage.ValidateOwner(owner); err != nil {
 		return 0, err
 	}
 	var n int64
-	if err := p.db.QueryRowContext(ctx,
+	if err := p.r.QueryRowContext(ctx,
 		`SELECT COALESCE(SUM(octet_length(payload)), 0) FROM pubsub_items WHERE owner = $1`, owner).Scan(&n); err != nil {
-		return 0, fmt.Errorf("postgres: pubsub payload bytes of %s: %w", owner, err)
+		return 0, p.errorf("pubsub payload bytes of %s: %w", owner, err)
 	}
 	return n, nil
 }
