@@ -6,7 +6,6 @@ package c2s
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"log/slog"
 	"net"
 	"sync"
@@ -24,8 +23,7 @@ import (
 type Config struct {
 	IsHost          func(domain string) bool // a served domain with accounts
 	IsAnonymousHost func(domain string) bool // a domain where SASL ANONYMOUS gives throwaway accounts
-	TLS             *tls.Config
-	Leaf            *x509.Certificate // our certificate, for tls-server-end-point
+	TLS             *tls.Config              // may pick the certificate per name (GetCertificate)
 	RequireStartTLS bool
 	Limits          xmlstream.Limits
 	AuthTimeout     time.Duration

@@ -47,6 +47,10 @@ type Config struct {
 	TLS struct {
 		Cert            string `toml:"cert"` // "" = self-signed certificate kept in data_dir
 		Key             string `toml:"key"`
+		// Dir holds a certificate per domain (DOMAIN.crt and DOMAIN.key,
+		// or certbot's DOMAIN/fullchain.pem and DOMAIN/privkey.pem),
+		// picked by the name a peer asks for; cert/key stay the default.
+		Dir string `toml:"dir"`
 		RequireStartTLS bool   `toml:"require_starttls"`
 	} `toml:"tls"`
 

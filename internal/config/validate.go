@@ -124,6 +124,14 @@ func (c *Config) Validate() error {
 		}
 	}
 
+	if c.TLS.Dir != "" {
+		if fi, err := os.Stat(c.TLS.Dir); err != nil {
+			add("tls.dir: cannot use %q: %v", c.TLS.Dir, err)
+		} else if !fi.IsDir() {
+			add("tls.dir: %q is not a directory", c.TLS.Dir)
+		}
+	}
+
 	switch c.Storage.Driver {
 	case "sqlite":
 		if c.Storage.DSN == "" {

@@ -248,7 +248,7 @@ func (c *inConn) startTLS() error {
 	if err := c.write([]byte("<proceed xmlns='" + stanza.NSTLS + "'/>")); err != nil {
 		return err
 	}
-	tc := tls.Server(c.netConn(), serverTLS(c.s.cfg.Cert))
+	tc := tls.Server(c.netConn(), serverTLS(c.s.cfg))
 	if err := tc.HandshakeContext(c.ctx); err != nil {
 		c.s.cfg.Log.Debug("s2s: STARTTLS handshake failed", "addr", c.addr, "err", err)
 		return io.EOF // no stream is left to send an error on

@@ -34,8 +34,14 @@ type Config struct {
 	// not deliver back to the local sender.
 	Bounce func(ctx context.Context, el *xmlstream.Element)
 
-	Cert  tls.Certificate // ours, also offered as client certificate
-	Roots *x509.CertPool  // roots trusted for peer certificates; nil: the system's
+	Cert tls.Certificate // ours, also offered as client certificate
+	// Certs, when set, picks our certificate instead of Cert: by SNI on
+	// incoming streams, by the domain we speak for on outgoing ones.
+	Certs interface {
+		GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error)
+		ForDomain(name string) *tls.Certificate
+	}
+	Roots *x509.CertPool // roots trusted for peer certificates; nil: the system's
 	// Routes maps a remote domain to "host:port", overriding DNS.
 	Routes                   map[string]string
 	RequireEncryption        bool

@@ -8,7 +8,6 @@ import (
 	"crypto/hkdf"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -57,7 +56,7 @@ type Server struct {
 	lns      []Listener
 	admin    *http.Server
 	https    *http.Server
-	cert     tls.Certificate
+	certs    *tlsconf.Certs
 	wg       sync.WaitGroup
 }
 
@@ -119,7 +118,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, mods []module
 	if cfg.Upload.Host != "" {
 		certHosts = append(certHosts, cfg.Upload.Host)
 	}
-	cert, err := tlsconf.Load(cfg.TLS.Cert, cfg.TLS.Key, filepath.Join(cfg.DataDir, "tls"), certHosts)
+	certs, err := tlsconf.NewCerts(tlsconf.Source{
+		Cert: cfg.TLS.Cert, Key: cfg.TLS.Key, Dir: cfg.TLS.Dir,
+		SelfSignedDir: filepath.Join(cfg.DataDir, "tls"), Hosts: certHosts,
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -127,7 +129,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, mods []module
 	if err != nil {
 		return nil, fmt.Errorf("opening storage: %w", err)
 	}
-	s := &Server{cfg: cfg, log: log, store: store, accounts: accounts.New(store), reg: module.NewRegistry(), modules: mods, cert: cert}
+	s := &Server{cfg: cfg, log: log, store: store, accounts: accounts.New(store), reg: module.NewRegistry(), modules: mods, certs: certs}
 	s.router = router.New(cfg.AllHosts(), s.reg, store, log)
 	h := &host{Registry: s.reg, accts: s.accounts, r: s.router, store: store, log: log, secret: secret}
 	roots, err := s2sRoots(cfg.S2S.CAFile)
@@ -141,7 +143,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, mods []module
 		IsLocal:                  func(d string) bool { return s.router.IsLocal(d) || s.reg.Component(d) != nil },
 		Route:                    s.router.Route,
 		Bounce:                   s.router.RouteDirect,
-		Cert:                     cert,
+		Cert:                     *certs.Default(),
+		Certs:                    certs,
 		Roots:                    roots,
 		Routes:                   cfg.S2S.Routes,
 		RequireEncryption:        cfg.S2S.RequireEncryption,
@@ -163,8 +166,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, mods []module
 	s.c2s = c2s.NewServer(&c2s.Config{
 		IsHost:          func(d string) bool { return slices.Contains(cfg.Hosts, d) },
 		IsAnonymousHost: cfg.IsAnonymousHost,
-		TLS:             tlsconf.ServerConfig(cert),
-		Leaf:            cert.Leaf,
+		TLS:             certs.ServerConfig("xmpp-client"),
 		RequireStartTLS: cfg.TLS.RequireStartTLS,
 		Limits:          xmlstream.Limits{MaxStanzaBytes: cfg.Limits.MaxStanzaBytes},
 		AuthTimeout:     cfg.Limits.AuthTimeout.Duration,
@@ -243,8 +245,7 @@ func (s *Server) listenHTTPS() error {
 	if h == nil {
 		h = http.NotFoundHandler()
 	}
-	tc := tlsconf.ServerConfig(s.cert)
-	tc.NextProtos = []string{"h2", "http/1.1"}
+	tc := s.certs.ServerConfig("h2", "http/1.1")
 	// No read or write timeout on the whole request: a large upload on a
 	// slow phone link may take long. Headers must come quickly (the TLS
 	// handshake too: net/http bounds it by ReadHeaderTimeout), and the
