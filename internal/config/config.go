@@ -45,12 +45,12 @@ type Config struct {
 	} `toml:"s2s"`
 
 	TLS struct {
-		Cert            string `toml:"cert"` // "" = self-signed certificate kept in data_dir
-		Key             string `toml:"key"`
+		Cert string `toml:"cert"` // "" = self-signed certificate kept in data_dir
+		Key  string `toml:"key"`
 		// Dir holds a certificate per domain (DOMAIN.crt and DOMAIN.key,
 		// or certbot's DOMAIN/fullchain.pem and DOMAIN/privkey.pem),
 		// picked by the name a peer asks for; cert/key stay the default.
-		Dir string `toml:"dir"`
+		Dir             string `toml:"dir"`
 		RequireStartTLS bool   `toml:"require_starttls"`
 	} `toml:"tls"`
 
