@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"os/signal"
 	"path/filepath"
 	"syscall"
@@ -36,11 +37,13 @@ import (
 )
 
 // modules is the list of features compiled into parley, one line each.
-func modules(cfg config.Config) []module.Module {
+// Settings a reload may change are read from live when used.
+func modules(live *config.Live) []module.Module {
+	cfg := *live.Load()
 	mods := []module.Module{
 		disco.New(),
 		ping.New(),
-		roster.New(cfg.Limits.MaxRosterItems),
+		roster.New(func() int { return live.Load().Limits.MaxRosterItems }),
 		offline.New(cfg.Limits.MaxOfflineMessages, cfg.Retention.Offline.Keep),
 		register.New(cfg.Registration.Open, cfg.Registration.PerAddressPerHour),
 		vcard.New(),
@@ -52,7 +55,7 @@ func modules(cfg config.Config) []module.Module {
 		// The archive adds stanza-ids that carbons then copy: keep mam first.
 		mam.New(cfg.Retention.Archive.Keep),
 		carbons.New(),
-		pep.New().WithQuota(cfg.Limits.PEPBytesPerUser),
+		pep.New().WithQuota(func() int64 { return live.Load().Limits.PEPBytesPerUser }),
 		muc.New(cfg.MUCServices(), cfg.Retention.Archive.Keep).WithLimits(muc.Limits{
 			MaxRooms: cfg.MUC.MaxRooms, CreationsPerHour: cfg.MUC.RoomCreationsPerHour}),
 		push.New(push.Options{IncludeSender: cfg.Push.IncludeSender, IncludeBody: cfg.Push.IncludeBody}),
@@ -89,15 +92,12 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(cfg.Log.Level)); err != nil {
-		return fmt.Errorf("log.level: %w", err)
-	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	live := config.NewLive(cfg)
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: live}))
 
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	srv, err := server.New(ctx, cfg, log, modules(cfg))
+	srv, err := server.New(ctx, live, log, modules(live))
 	if err != nil {
 		return err
 	}
@@ -125,7 +125,17 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		fmt.Fprintf(stdout, "listening for clients (%s) on %s\n", kind, l.Addr)
 	}
-	<-ctx.Done()
+	// SIGHUP rereads the config file and the certificates.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for ctx.Err() == nil {
+		select {
+		case <-hup:
+			srv.Reload(*cfgPath)
+		case <-ctx.Done():
+		}
+	}
 	fmt.Fprintln(stdout, "shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

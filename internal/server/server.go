@@ -44,7 +44,8 @@ type Listener struct {
 
 // Server is a running parley.
 type Server struct {
-	cfg      config.Config
+	cfg      config.Config // as started; see live for what a reload changed
+	live     *config.Live
 	log      *slog.Logger
 	store    storage.Store
 	accounts *accounts.Service
@@ -104,7 +105,8 @@ func OpenStore(ctx context.Context, cfg config.Config) (storage.Store, error) {
 
 // New opens storage, loads the certificate and starts the modules; it does
 // not listen yet.
-func New(ctx context.Context, cfg config.Config, log *slog.Logger, mods []module.Module) (*Server, error) {
+func New(ctx context.Context, live *config.Live, log *slog.Logger, mods []module.Module) (*Server, error) {
+	cfg := *live.Load()
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating the data directory %s: %w", cfg.DataDir, err)
 	}
@@ -129,7 +131,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, mods []module
 	if err != nil {
 		return nil, fmt.Errorf("opening storage: %w", err)
 	}
-	s := &Server{cfg: cfg, log: log, store: store, accounts: accounts.New(store), reg: module.NewRegistry(), modules: mods, certs: certs}
+	s := &Server{cfg: cfg, live: live, log: log, store: store, accounts: accounts.New(store), reg: module.NewRegistry(), modules: mods, certs: certs}
 	s.router = router.New(cfg.AllHosts(), s.reg, store, log)
 	h := &host{Registry: s.reg, accts: s.accounts, r: s.router, store: store, log: log, secret: secret}
 	roots, err := s2sRoots(cfg.S2S.CAFile)
@@ -361,4 +363,38 @@ func loadSecret(path string) ([]byte, error) {
 		return nil, fmt.Errorf("writing %s: %w", path, err)
 	}
 	return b, nil
+}
+
+// Reload rereads the config file at path (the defaults when path is
+// empty) and the certificates, and puts in force what can change while
+// running; it logs what changed and what needs a restart. A config that
+// does not load, or certificates that do not, are refused as a whole and
+// the running ones kept.
+func (s *Server) Reload(path string) error {
+	next, err := config.Load(path)
+	if err != nil {
+		s.log.Error("reload refused: the new config is not valid; the running one is kept", "err", err)
+		return err
+	}
+	if err := s.certs.Reload(); err != nil {
+		s.log.Error("reload refused: the certificates do not load; the running config and certificates are kept", "err", err)
+		return err
+	}
+	var applied, restart []string
+	for _, k := range config.Changed(*s.live.Load(), next) {
+		if config.Reloadable(k) {
+			applied = append(applied, k)
+		}
+	}
+	for _, k := range config.Changed(s.cfg, next) {
+		if !config.Reloadable(k) {
+			restart = append(restart, k)
+		}
+	}
+	s.live.Store(next)
+	s.log.Info("reloaded: certificates reread, config changes applied", "changed", applied, "certificates", s.certs.Files())
+	if len(restart) > 0 {
+		s.log.Warn("reload: these changes take effect only after a restart", "keys", restart)
+	}
+	return nil
 }
