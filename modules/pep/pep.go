@@ -62,7 +62,7 @@ type Module struct {
 	views map[string]View
 	// quota is the most payload bytes one account's items may take
 	// together; 0 is no limit.
-	quota func() int64 // read per publish: a reload may change it
+	quota func() int64   // read per publish: a reload may change it
 	locks [64]sync.Mutex // see ownerLock
 }
 
