@@ -108,6 +108,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fmt.Fprintf(stdout, "parley %s serving %v with data in %s (%s)\n", parleyVersion, cfg.AllHosts(), cfg.DataDir, cfg.Storage.Driver)
 	for _, l := range srv.Listeners() {
 		if l.Name == "admin" {
+			fmt.Fprintf(stdout, "metrics on http://%s/metrics, health on http://%s/healthz\n", l.Addr, l.Addr)
 			fmt.Fprintf(stdout, "profiler (pprof) on http://%s/debug/pprof/\n", l.Addr)
 			continue
 		}

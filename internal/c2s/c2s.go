@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"parley/internal/accounts"
+	"parley/internal/metrics"
 	"parley/internal/module"
 	"parley/internal/router"
 	"parley/internal/stream"
@@ -53,6 +54,7 @@ type Config struct {
 	Preauth *throttle.Concurrent
 	// MaxOutput bounds the unsent bytes queued for one client.
 	MaxOutput int
+	Metrics   *metrics.Metrics // nil: not counted
 }
 
 // Server accepts client connections on any number of listeners and owns

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"parley/internal/jid"
+	"parley/internal/metrics"
 	"parley/internal/module"
 	"parley/internal/sasl"
 	"parley/internal/session"
@@ -590,6 +591,7 @@ func (c *conn) settleGuess(err error) {
 	var f *sasl.Failure
 	if errors.As(err, &f) && f.Condition == "not-authorized" {
 		g.Failed()
+		c.cfg.Metrics.AuthFailure()
 		c.wrongGuess = true
 		return
 	}
@@ -876,6 +878,7 @@ func (c *conn) handleElement(el *xmlstream.Element) error {
 	if !stanza.IsStanza(el, stanza.NSClient) {
 		return stream.UnsupportedStanzaType("<" + el.Name.Local + "/> in " + el.Name.Space + " is not a stanza")
 	}
+	c.cfg.Metrics.Stanza(el.Name.Local, metrics.In)
 	if err := c.stampFrom(el); err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"parley/internal/jid"
+	"parley/internal/metrics"
 	"parley/internal/stanza"
 	"parley/internal/stream"
 	"parley/internal/xmlstream"
@@ -140,6 +141,7 @@ func (c *conn) ackLocked(h uint32) error {
 // Deliver queues a stanza for the client: every stanza goes through here,
 // so that stream management counts them in the order they are written.
 func (c *conn) Deliver(el *xmlstream.Element) {
+	c.cfg.Metrics.Stanza(el.Name.Local, metrics.Out)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.csi.hold(el) {

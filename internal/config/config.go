@@ -28,9 +28,12 @@ type Config struct {
 	Listen struct {
 		C2S          string `toml:"c2s"`            // "" disables
 		C2SDirectTLS string `toml:"c2s_direct_tls"` // "" disables (XEP-0368)
-		Admin        string `toml:"admin"`          // loopback only; "" disables
-		HTTPS        string `toml:"https"`          // HTTPS for HTTP file upload; "" disables
-		S2S          string `toml:"s2s"`            // server-to-server (federation); "" disables
+		Admin        string `toml:"admin"`          // metrics, health, profiler; loopback only; "" disables
+		// AdminAllowRemote lets admin listen on a non-loopback address
+		// (behind a firewall or a proxy that authenticates).
+		AdminAllowRemote bool   `toml:"admin_allow_remote"`
+		HTTPS            string `toml:"https"` // HTTPS for HTTP file upload; "" disables
+		S2S              string `toml:"s2s"`   // server-to-server (federation); "" disables
 	} `toml:"listen"`
 
 	S2S struct {

@@ -28,3 +28,13 @@ func TestChangedAndReloadable(t *testing.T) {
 		t.Errorf("Level after Store = %v", l.Level())
 	}
 }
+
+func TestAdminAllowRemote(t *testing.T) {
+	c, err := Parse([]byte("[listen]\nadmin = \"0.0.0.0:5280\"\nadmin_allow_remote = true\n"))
+	if err != nil {
+		t.Fatalf("a remote admin address with admin_allow_remote: %v", err)
+	}
+	if c.Listen.Admin != "0.0.0.0:5280" {
+		t.Errorf("admin = %q", c.Listen.Admin)
+	}
+}

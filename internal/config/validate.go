@@ -95,8 +95,8 @@ func (c *Config) Validate() error {
 	}
 	// The admin endpoint exposes internals (profiling, metrics) without
 	// authentication, so it must never be reachable from the network.
-	if a := c.Listen.Admin; a != "" && !isLoopback(a) {
-		add("listen.admin: must be a loopback address such as \"127.0.0.1:5280\", got %q", a)
+	if a := c.Listen.Admin; a != "" && !isLoopback(a) && !c.Listen.AdminAllowRemote {
+		add("listen.admin: must be a loopback address such as \"127.0.0.1:5280\", got %q (or set listen.admin_allow_remote = true)", a)
 	}
 
 	if h := c.Listen.HTTPS; h != "" && !strings.HasSuffix(h, ":0") && (h == c.Listen.C2S || h == c.Listen.C2SDirectTLS) {

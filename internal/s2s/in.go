@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"parley/internal/jid"
+	"parley/internal/metrics"
 	"parley/internal/stanza"
 	"parley/internal/stream"
 	"parley/internal/xmlstream"
@@ -468,6 +469,7 @@ func (c *inConn) handleStanza(el *xmlstream.Element) error {
 		c.s.bounce(el, se)
 		return nil
 	}
+	c.s.cfg.Metrics.Stanza(el.Name.Local, metrics.In)
 	c.s.cfg.Route(c.ctx, el)
 	return nil
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"parley/internal/jid"
+	"parley/internal/metrics"
 	"parley/internal/stanza"
 	"parley/internal/stream"
 	"parley/internal/xmlstream"
@@ -50,6 +51,7 @@ type Config struct {
 	// must share it.
 	Secret []byte
 
+	Metrics            *metrics.Metrics // nil: not counted
 	Limits             xmlstream.Limits
 	NegotiationTimeout time.Duration // connect, TLS and authentication, each direction
 	IdleTimeout        time.Duration // a stream that carried nothing this long is closed
@@ -210,6 +212,7 @@ func (s *Service) Send(ctx context.Context, from, to jid.JID, el *xmlstream.Elem
 	if s.cfg.IsLocal(to.Domain()) {
 		return // the router's business, never ours
 	}
+	s.cfg.Metrics.Stanza(el.Name.Local, metrics.Out)
 	s.submit(pair{from.Domain(), to.Domain()}, queued{el: el, data: el.Append(nil, stanza.NSClient)})
 }
 

@@ -25,6 +25,7 @@ import (
 	"parley/internal/c2s"
 	"parley/internal/config"
 	"parley/internal/jid"
+	"parley/internal/metrics"
 	"parley/internal/module"
 	"parley/internal/router"
 	"parley/internal/s2s"
@@ -58,6 +59,7 @@ type Server struct {
 	admin    *http.Server
 	https    *http.Server
 	certs    *tlsconf.Certs
+	metrics  *metrics.Metrics
 	wg       sync.WaitGroup
 }
 
@@ -131,7 +133,7 @@ func New(ctx context.Context, live *config.Live, log *slog.Logger, mods []module
 	if err != nil {
 		return nil, fmt.Errorf("opening storage: %w", err)
 	}
-	s := &Server{cfg: cfg, live: live, log: log, store: store, accounts: accounts.New(store), reg: module.NewRegistry(), modules: mods, certs: certs}
+	s := &Server{cfg: cfg, live: live, log: log, store: store, accounts: accounts.New(store), reg: module.NewRegistry(), modules: mods, certs: certs, metrics: metrics.New()}
 	s.router = router.New(cfg.AllHosts(), s.reg, store, log)
 	h := &host{Registry: s.reg, accts: s.accounts, r: s.router, store: store, log: log, secret: secret}
 	roots, err := s2sRoots(cfg.S2S.CAFile)
@@ -157,8 +159,10 @@ func New(ctx context.Context, live *config.Live, log *slog.Logger, mods []module
 		IdleTimeout:              cfg.S2S.IdleTimeout.Duration,
 		MaxStreams:               cfg.S2S.MaxStreams,
 		Log:                      log,
+		Metrics:                  s.metrics,
 	})
 	s.router.SetRemote(s.s2s)
+	s.addMetrics()
 	for _, m := range mods {
 		if err := m.Start(h); err != nil {
 			store.Close()
@@ -183,6 +187,7 @@ func New(ctx context.Context, live *config.Live, log *slog.Logger, mods []module
 		Logins:          throttle.NewLogins(cfg.Limits.LoginFailuresPerMinute),
 		Preauth:         throttle.NewConcurrent(cfg.Limits.PreauthConnectionsPerAddress),
 		MaxOutput:       4*cfg.Limits.MaxStanzaBytes + 1<<20,
+		Metrics:         s.metrics,
 	})
 	return s, nil
 }
@@ -275,14 +280,18 @@ func (s *Server) listenHTTPS() error {
 
 func (s *Server) Listeners() []Listener { return s.lns }
 
-// listenAdmin serves the profiler on the admin address, which the config
-// only accepts on loopback: profiles show internals nobody else should see.
+// listenAdmin serves metrics, health and the profiler on the admin
+// address, which the config accepts only on loopback unless
+// admin_allow_remote says otherwise: profiles show internals nobody else
+// should see.
 func (s *Server) listenAdmin() error {
 	ln, err := net.Listen("tcp", s.cfg.Listen.Admin)
 	if err != nil {
 		return fmt.Errorf("listen.admin: %w", err)
 	}
 	mux := http.NewServeMux()
+	mux.Handle("/metrics", s.metrics.Handler())
+	mux.Handle("/healthz", metrics.Health(s.store.Ping))
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)

@@ -82,6 +82,8 @@ type Module struct {
 	aead    cipher.AEAD
 
 	writer *writer
+	// writeTimer times the archive's batch writes, for metrics.
+	writeTimer *module.Timer
 
 	prefsMu    sync.Mutex
 	prefsCache map[string]prefs // bare JID -> preferences, bounded
@@ -93,7 +95,10 @@ type Module struct {
 // New returns the module; archived messages older than retention are
 // deleted by the module itself (0 keeps them for ever).
 func New(retention time.Duration) *Module {
-	return &Module{retention: retention, now: time.Now}
+	return &Module{retention: retention, now: time.Now, writeTimer: &module.Timer{
+		Name: "parley_archive_write_seconds",
+		Help: "Time to write one batch of messages to the archive (XEP-0313).",
+	}}
 }
 
 func (*Module) Name() string { return "mam" }
@@ -121,7 +126,7 @@ func (m *Module) Start(h module.Host) error {
 	h.AddFeature(module.Account, NS)
 	h.AddFeature(module.Account, NSExtended)
 	h.AddFeature(module.Account, NSSID)
-	m.writer = newWriter(m.archive, h.Logger().Error)
+	m.writer = newWriter(m.archive, h.Logger().Error, m.writeTimer)
 	h.OnMessage(m.hook)
 	if m.retention > 0 {
 		m.stop = make(chan struct{})
@@ -246,4 +251,9 @@ func own(iq module.IQ) error {
 		return stanza.Forbidden("only the owner may use an archive")
 	}
 	return nil
+}
+
+// Metrics reports how long archive writes take.
+func (m *Module) Metrics() ([]module.Gauge, []*module.Timer) {
+	return nil, []*module.Timer{m.writeTimer}
 }

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"parley/internal/module"
 	"parley/internal/storage"
 )
 
@@ -35,6 +36,7 @@ var retryPauses = []time.Duration{100 * time.Millisecond, time.Second, 5 * time.
 type writer struct {
 	store storage.Archive
 	logf  func(msg string, args ...any)
+	timer *module.Timer // times each batch written
 
 	// retry holds the pauses before each new attempt at a failed batch.
 	retry []time.Duration
@@ -46,8 +48,8 @@ type writer struct {
 	once  sync.Once
 }
 
-func newWriter(store storage.Archive, logf func(string, ...any)) *writer {
-	w := &writer{store: store, logf: logf, retry: retryPauses,
+func newWriter(store storage.Archive, logf func(string, ...any), timer *module.Timer) *writer {
+	w := &writer{store: store, logf: logf, timer: timer, retry: retryPauses,
 		queue: make(chan storage.ArchiveEntry, queueSize),
 		syncs: make(chan chan struct{}),
 		stop:  make(chan struct{}), done: make(chan struct{})}
@@ -156,7 +158,9 @@ func (w *writer) write(batch []storage.ArchiveEntry) {
 	var err error
 	for attempt := 0; ; attempt++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		start := time.Now()
 		err = w.store.AppendBatch(ctx, batch)
+		w.timer.Time(start)
 		cancel()
 		if err == nil || errors.Is(err, storage.ErrInvalid) || attempt == len(w.retry) {
 			break

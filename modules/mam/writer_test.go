@@ -49,7 +49,7 @@ func TestWriterRetriesAFailedBatch(t *testing.T) {
 				mu.Lock()
 				logged = append(logged, msg)
 				mu.Unlock()
-			})
+			}, nil)
 			w.retry = []time.Duration{time.Millisecond, time.Millisecond, time.Millisecond}
 			w.add(storage.ArchiveEntry{Owner: "alice@example.com", Message: storage.ArchiveMessage{ID: "1"}})
 			w.sync(context.Background())

@@ -133,6 +133,14 @@ func (o *offline) Count(ctx context.Context, owner string) (int, error) {
 	return n, nil
 }
 
+func (o *offline) Total(ctx context.Context) (int, error) {
+	var n int
+	if err := o.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM offline_messages`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("postgres: count offline messages: %w", err)
+	}
+	return n, nil
+}
+
 func (o *offline) DeleteBefore(ctx context.Context, t time.Time) (int, error) {
 	res, err := o.db.ExecContext(ctx, `DELETE FROM offline_messages WHERE stored < $1`, storage.CeilMicro(t))
 	if err != nil {
