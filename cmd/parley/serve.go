@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -105,6 +106,11 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		srv.Stop(context.Background())
 		return err
 	}
+	// parley check counts ports held by this process as in use by parley.
+	if err := os.WriteFile(pidFile(cfg), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600); err != nil {
+		log.Warn("writing the pid file", "err", err)
+	}
+	defer os.Remove(pidFile(cfg))
 	fmt.Fprintf(stdout, "parley %s serving %v with data in %s (%s)\n", parleyVersion, cfg.AllHosts(), cfg.DataDir, cfg.Storage.Driver)
 	for _, l := range srv.Listeners() {
 		if l.Name == "admin" {
