@@ -122,6 +122,10 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			fmt.Fprintf(stdout, "listening for servers on %s\n", l.Addr)
 			continue
 		}
+		if l.Name == "http_acme" {
+			fmt.Fprintf(stdout, "answering ACME HTTP-01 challenges on %s\n", l.Addr)
+			continue
+		}
 		if l.Name == "https" {
 			fmt.Fprintf(stdout, "serving HTTPS (file upload) on %s\n", l.Addr)
 			continue

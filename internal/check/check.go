@@ -105,23 +105,19 @@ func Print(w io.Writer, rs []Result, strict bool) bool {
 	return pass
 }
 
-// Domains are the names certificates must cover: the hosts and every
-// service domain.
-func Domains(cfg config.Config) []string {
-	out := cfg.AllHosts()
-	out = append(out, cfg.MUCServices()...)
-	if cfg.Upload.Host != "" {
-		out = append(out, cfg.Upload.Host)
-	}
-	return out
-}
-
 func certificates(cfg config.Config, now time.Time) []Result {
 	var out []Result
 	add := func(l Level, what, format string, args ...any) {
 		out = append(out, Result{l, what, fmt.Sprintf(format, args...)})
 	}
 	selfSignedDir := filepath.Join(cfg.DataDir, "tls")
+	if cfg.TLS.ACME {
+		// What ACME obtains is checked by the CA; parley renews it.
+		add(OK, "certificates", "obtained and renewed with ACME from %s for %s", cfg.TLS.ACMECA, strings.Join(cfg.Domains(), ", "))
+		if cfg.TLS.Cert == "" && cfg.TLS.Dir == "" {
+			return out
+		}
+	}
 	if cfg.TLS.Cert == "" && cfg.TLS.Dir == "" {
 		if _, err := os.Stat(filepath.Join(selfSignedDir, "selfsigned.crt")); errors.Is(err, fs.ErrNotExist) {
 			add(Warn, "certificates", "none configured: parley makes a self-signed certificate on first start, which clients and other servers do not trust")
@@ -146,7 +142,7 @@ func certificates(cfg config.Config, now time.Time) []Result {
 			roots.AppendCertsFromPEM(pem)
 		}
 	}
-	for _, d := range Domains(cfg) {
+	for _, d := range cfg.Domains() {
 		l, msg := certificate(certs.ForDomain(d), d, roots, now)
 		add(l, "certificate "+d, "%s", msg)
 	}

@@ -78,6 +78,7 @@ func (c *Config) Validate() error {
 		{"listen.admin", c.Listen.Admin},
 		{"listen.https", c.Listen.HTTPS},
 		{"listen.s2s", c.Listen.S2S},
+		{"listen.http_acme", c.Listen.HTTPACME},
 	} {
 		if l.addr == "" {
 			continue
@@ -131,6 +132,8 @@ func (c *Config) Validate() error {
 			add("tls.dir: %q is not a directory", c.TLS.Dir)
 		}
 	}
+
+	errs = append(errs, c.validateACME()...)
 
 	switch c.Storage.Driver {
 	case "sqlite":
@@ -346,4 +349,40 @@ func checkFile(path string) error {
 		return fmt.Errorf("%q is a directory, not a file", path)
 	}
 	return nil
+}
+
+// validateACME checks the [tls] acme keys: a way to answer challenges,
+// a CA, and names a public CA can issue for.
+func (c *Config) validateACME() []error {
+	var errs []error
+	add := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("config: "+format, args...))
+	}
+	if d := c.TLS.ACMERenewalCheck.Duration; d < time.Second {
+		add("tls.acme_renewal_check: must be at least \"1s\", got %q", d.String())
+	}
+	if !c.TLS.ACME {
+		if c.Listen.HTTPACME != "" {
+			add("listen.http_acme: set, but tls.acme is off")
+		}
+		return errs
+	}
+	if c.Listen.HTTPS == "" && c.Listen.HTTPACME == "" {
+		add("tls.acme: needs listen.https (TLS-ALPN-01 challenges, port 443 for a public CA) or listen.http_acme (HTTP-01, port 80)")
+	}
+	if u, err := url.Parse(c.TLS.ACMECA); err != nil || u.Scheme != "https" || u.Host == "" {
+		add("tls.acme_ca: must be the https URL of an ACME directory, got %q", c.TLS.ACMECA)
+	}
+	if c.TLS.ACMECARoot != "" {
+		if err := checkFile(c.TLS.ACMECARoot); err != nil {
+			errs = append(errs, fmt.Errorf("config: tls.acme_ca_root: %w", err))
+		}
+	}
+	for _, d := range c.Domains() {
+		if d == "localhost" || strings.HasSuffix(d, ".localhost") || strings.HasSuffix(d, ".local") ||
+			strings.HasSuffix(d, ".internal") || strings.HasSuffix(d, ".home.arpa") || !strings.Contains(d, ".") {
+			add("tls.acme: %q is not a public name, so no ACME CA can issue a certificate for it", d)
+		}
+	}
+	return errs
 }

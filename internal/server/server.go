@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"parley/internal/accounts"
+	"parley/internal/acme"
 	"parley/internal/c2s"
 	"parley/internal/config"
 	"parley/internal/jid"
@@ -59,6 +60,8 @@ type Server struct {
 	admin    *http.Server
 	https    *http.Server
 	certs    *tlsconf.Certs
+	acme     *acme.Manager // nil without [tls] acme
+	httpACME *http.Server
 	metrics  *metrics.Metrics
 	wg       sync.WaitGroup
 }
@@ -234,6 +237,11 @@ func (s *Server) Listen() error {
 			return err
 		}
 	}
+	if s.cfg.TLS.ACME {
+		if err := s.startACME(); err != nil {
+			return err
+		}
+	}
 	if s.cfg.Listen.Admin != "" {
 		return s.listenAdmin()
 	}
@@ -253,6 +261,9 @@ func (s *Server) listenHTTPS() error {
 		h = http.NotFoundHandler()
 	}
 	tc := s.certs.ServerConfig("h2", "http/1.1")
+	if s.cfg.TLS.ACME {
+		tc.NextProtos = append(tc.NextProtos, "acme-tls/1") // TLS-ALPN-01 challenges
+	}
 	// No read or write timeout on the whole request: a large upload on a
 	// slow phone link may take long. Headers must come quickly (the TLS
 	// handshake too: net/http bounds it by ReadHeaderTimeout), and the
@@ -313,6 +324,12 @@ func (s *Server) listenAdmin() error {
 func (s *Server) Stop(ctx context.Context) error {
 	// Clients first: their going offline still reaches other servers.
 	err := s.c2s.Stop(ctx)
+	if s.acme != nil {
+		s.acme.Stop()
+	}
+	if s.httpACME != nil {
+		err = errors.Join(err, s.httpACME.Shutdown(ctx))
+	}
 	err = errors.Join(err, s.s2s.Stop(ctx))
 	if s.admin != nil {
 		err = errors.Join(err, s.admin.Shutdown(ctx))

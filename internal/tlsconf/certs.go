@@ -43,7 +43,7 @@ type Certs struct {
 	cur atomic.Pointer[certSet]
 	// override, when set, is asked first (ACME-managed certificates); a
 	// nil certificate from it falls through to the files.
-	override atomic.Pointer[func(name string) *tls.Certificate]
+	override atomic.Pointer[func(hello *tls.ClientHelloInfo) *tls.Certificate]
 }
 
 type certSet struct {
@@ -78,7 +78,7 @@ func (c *Certs) Reload() error {
 
 // SetOverride makes f the first place certificates are looked up (nil
 // removes it).
-func (c *Certs) SetOverride(f func(name string) *tls.Certificate) {
+func (c *Certs) SetOverride(f func(hello *tls.ClientHelloInfo) *tls.Certificate) {
 	if f == nil {
 		c.override.Store(nil)
 		return
@@ -90,9 +90,13 @@ func (c *Certs) SetOverride(f func(name string) *tls.Certificate) {
 // named after it, else one that names it, else one whose wildcard covers
 // it, else the default.
 func (c *Certs) ForDomain(name string) *tls.Certificate {
-	name = strings.ToLower(strings.TrimSuffix(name, "."))
-	if f := c.override.Load(); f != nil && name != "" {
-		if cert := (*f)(name); cert != nil {
+	return c.pick(&tls.ClientHelloInfo{ServerName: name})
+}
+
+func (c *Certs) pick(hello *tls.ClientHelloInfo) *tls.Certificate {
+	name := strings.ToLower(strings.TrimSuffix(hello.ServerName, "."))
+	if f := c.override.Load(); f != nil {
+		if cert := (*f)(hello); cert != nil {
 			return cert
 		}
 	}
@@ -120,7 +124,7 @@ func (c *Certs) Default() *tls.Certificate { return c.cur.Load().def }
 
 // GetCertificate is for tls.Config: the certificate for the SNI name.
 func (c *Certs) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
-	return c.ForDomain(hello.ServerName), nil
+	return c.pick(hello), nil
 }
 
 // All returns every distinct certificate loaded, the default first, for

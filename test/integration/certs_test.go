@@ -108,12 +108,7 @@ func presented(t *testing.T, addr, name string, starttls bool) *x509.Certificate
 		c.expect("</stream:features>")
 		c.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
 		c.expect("<proceed")
-		tc := tls.Client(c.conn, cfg)
-		tc.SetDeadline(time.Now().Add(10 * time.Second))
-		if err := tc.Handshake(); err != nil {
-			t.Fatalf("TLS handshake with %s for %s: %v", addr, name, err)
-		}
-		return tc.ConnectionState().PeerCertificates[0]
+		return c.upgrade(cfg).ConnectionState().PeerCertificates[0]
 	}
 	tc, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", addr, cfg)
 	if err != nil {
