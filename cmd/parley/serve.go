@@ -41,12 +41,17 @@ import (
 // Settings a reload may change are read from live when used.
 func modules(live *config.Live) []module.Module {
 	cfg := *live.Load()
+	archiveKeep := func() time.Duration { return live.Load().Retention.Archive.Keep }
 	mods := []module.Module{
 		disco.New(),
 		ping.New(),
 		roster.New(func() int { return live.Load().Limits.MaxRosterItems }),
-		offline.New(cfg.Limits.MaxOfflineMessages, cfg.Retention.Offline.Keep),
-		register.New(cfg.Registration.Open, cfg.Registration.PerAddressPerHour),
+		offline.New(cfg.Limits.MaxOfflineMessages, cfg.Retention.Offline.Keep).
+			WithRetention(func() time.Duration { return live.Load().Retention.Offline.Keep }),
+		register.New(func() register.Policy {
+			r := live.Load().Registration
+			return register.Policy{Open: r.Open, PerAddressPerHour: r.PerAddressPerHour}
+		}),
 		vcard.New(),
 		private.New(),
 		version.New(parleyVersion, cfg.Privacy.HideVersion),
@@ -54,10 +59,10 @@ func modules(live *config.Live) []module.Module {
 		last.New(),
 		blocking.New(),
 		// The archive adds stanza-ids that carbons then copy: keep mam first.
-		mam.New(cfg.Retention.Archive.Keep),
+		mam.New(cfg.Retention.Archive.Keep).WithRetention(archiveKeep),
 		carbons.New(),
 		pep.New().WithQuota(func() int64 { return live.Load().Limits.PEPBytesPerUser }),
-		muc.New(cfg.MUCServices(), cfg.Retention.Archive.Keep).WithLimits(muc.Limits{
+		muc.New(cfg.MUCServices(), cfg.Retention.Archive.Keep).WithRetention(archiveKeep).WithLimits(muc.Limits{
 			MaxRooms: cfg.MUC.MaxRooms, CreationsPerHour: cfg.MUC.RoomCreationsPerHour}),
 		push.New(push.Options{IncludeSender: cfg.Push.IncludeSender, IncludeBody: cfg.Push.IncludeBody}),
 	}

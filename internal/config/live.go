@@ -42,6 +42,9 @@ func (l *Live) Level() slog.Level {
 // read once at start-up and needs a restart.
 var reloadable = []string{
 	"log.level",
+	"registration",
+	"retention.offline",
+	"retention.archive",
 	"limits.max_roster_items",
 	"limits.pep_bytes_per_user",
 }

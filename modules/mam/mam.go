@@ -34,6 +34,7 @@ import (
 	"parley/internal/stanza"
 	"parley/internal/storage"
 	"parley/internal/xmlstream"
+	"parley/modules/internal/retention"
 )
 
 // Namespaces of the protocols the module speaks.
@@ -73,6 +74,7 @@ const kvKey = "prefs"
 // Module is the message archive. Create it with New.
 type Module struct {
 	retention time.Duration
+	keepFor   func() time.Duration // see WithRetention
 	now       func() time.Time
 
 	host    module.Host
@@ -101,11 +103,26 @@ func New(retention time.Duration) *Module {
 	}}
 }
 
+// WithRetention makes the retention period come from keep, read at each
+// clean-up (a reload may change it); call it before Start.
+func (m *Module) WithRetention(keep func() time.Duration) *Module {
+	m.keepFor = keep
+	return m
+}
+
+// retentionNow is the retention period in force.
+func (m *Module) retentionNow() time.Duration {
+	if m.keepFor != nil {
+		return m.keepFor()
+	}
+	return m.retention
+}
+
 func (*Module) Name() string { return "mam" }
 
 func (m *Module) Start(h module.Host) error {
-	if m.retention < 0 {
-		return fmt.Errorf("mam: negative retention %v", m.retention)
+	if m.retentionNow() < 0 {
+		return fmt.Errorf("mam: negative retention %v", m.retentionNow())
 	}
 	m.host = h
 	m.archive = h.Store().Archive()
@@ -128,7 +145,7 @@ func (m *Module) Start(h module.Host) error {
 	h.AddFeature(module.Account, NSSID)
 	m.writer = newWriter(m.archive, h.Logger().Error, m.writeTimer)
 	h.OnMessage(m.hook)
-	if m.retention > 0 {
+	if m.retention > 0 || m.keepFor != nil {
 		m.stop = make(chan struct{})
 		m.wg.Add(1)
 		go m.expireLoop(m.stop)
@@ -164,22 +181,13 @@ func (m *Module) Stop(ctx context.Context) error {
 // delete.
 func (m *Module) expireLoop(stop <-chan struct{}) {
 	defer m.wg.Done()
-	tick := time.NewTicker(min(m.retention/10, time.Hour))
-	defer tick.Stop()
-	for {
-		m.expire()
-		select {
-		case <-stop:
-			return
-		case <-tick.C:
-		}
-	}
+	retention.Every(stop, m.retentionNow, m.expire)
 }
 
 func (m *Module) expire() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	n, err := m.archive.DeleteBefore(ctx, m.now().Add(-m.retention))
+	n, err := m.archive.DeleteBefore(ctx, m.now().Add(-m.retentionNow()))
 	if err != nil {
 		m.host.Logger().Error("mam: retention clean-up failed", "err", err)
 	} else if n > 0 {

@@ -24,6 +24,7 @@ import (
 	"parley/internal/storage"
 	"parley/internal/throttle"
 	"parley/internal/xmlstream"
+	"parley/modules/internal/retention"
 )
 
 // Namespaces.
@@ -64,6 +65,7 @@ type Limits struct {
 type Module struct {
 	services  []string
 	retention time.Duration
+	keepFor   func() time.Duration // see WithRetention
 	limits    Limits
 	now       func() time.Time
 
@@ -88,6 +90,21 @@ func New(services []string, retention time.Duration) *Module {
 	return &Module{services: services, retention: retention, now: time.Now, rooms: map[jid.JID]*room{}, count: map[string]int{}}
 }
 
+// WithRetention makes the retention period come from keep, read at each
+// clean-up (a reload may change it); call it before Start.
+func (m *Module) WithRetention(keep func() time.Duration) *Module {
+	m.keepFor = keep
+	return m
+}
+
+// retentionNow is the retention period in force.
+func (m *Module) retentionNow() time.Duration {
+	if m.keepFor != nil {
+		return m.keepFor()
+	}
+	return m.retention
+}
+
 // WithLimits sets the limits on room creation; call it before Start.
 func (m *Module) WithLimits(l Limits) *Module {
 	m.limits = l
@@ -97,8 +114,8 @@ func (m *Module) WithLimits(l Limits) *Module {
 func (*Module) Name() string { return "muc" }
 
 func (m *Module) Start(h module.Host) error {
-	if m.retention < 0 {
-		return fmt.Errorf("muc: negative retention %v", m.retention)
+	if m.retentionNow() < 0 {
+		return fmt.Errorf("muc: negative retention %v", m.retentionNow())
 	}
 	m.host = h
 	m.store = h.Store().MUC()
@@ -116,7 +133,7 @@ func (m *Module) Start(h module.Host) error {
 		h.AddComponent(module.Component{Domain: d.Domain(), Name: "Chatrooms"}, m.handle)
 	}
 	m.creations = throttle.New(m.limits.CreationsPerHour, time.Hour)
-	if m.retention > 0 {
+	if m.retention > 0 || m.keepFor != nil {
 		m.stop = make(chan struct{})
 		m.wg.Add(1)
 		go m.expireLoop(m.stop)
@@ -145,22 +162,13 @@ func (m *Module) Stop(ctx context.Context) error {
 // of the period, at most an hour, between clean-ups.
 func (m *Module) expireLoop(stop <-chan struct{}) {
 	defer m.wg.Done()
-	tick := time.NewTicker(min(m.retention/10, time.Hour))
-	defer tick.Stop()
-	for {
-		m.expire()
-		select {
-		case <-stop:
-			return
-		case <-tick.C:
-		}
-	}
+	retention.Every(stop, m.retentionNow, m.expire)
 }
 
 func (m *Module) expire() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	n, err := m.store.DeleteMessagesBefore(ctx, m.now().Add(-m.retention))
+	n, err := m.store.DeleteMessagesBefore(ctx, m.now().Add(-m.retentionNow()))
 	if err != nil {
 		m.host.Logger().Error("muc: retention clean-up failed", "err", err)
 	} else if n > 0 {

@@ -24,6 +24,7 @@ import (
 	"parley/internal/stanza"
 	"parley/internal/storage"
 	"parley/internal/xmlstream"
+	"parley/modules/internal/retention"
 )
 
 const (
@@ -40,6 +41,7 @@ const sealVersion = 1
 type Module struct {
 	maxPerUser int
 	retention  time.Duration
+	keepFor    func() time.Duration // see WithRetention
 	now        func() time.Time
 
 	host  module.Host
@@ -55,6 +57,21 @@ type Module struct {
 // until delivered).
 func New(maxPerUser int, retention time.Duration) *Module {
 	return &Module{maxPerUser: maxPerUser, retention: retention, now: time.Now}
+}
+
+// WithRetention makes the retention period come from keep, read at each
+// clean-up (a reload may change it); call it before Start.
+func (m *Module) WithRetention(keep func() time.Duration) *Module {
+	m.keepFor = keep
+	return m
+}
+
+// retentionNow is the retention period in force.
+func (m *Module) retentionNow() time.Duration {
+	if m.keepFor != nil {
+		return m.keepFor()
+	}
+	return m.retention
 }
 
 func (*Module) Name() string { return "offline" }
@@ -74,7 +91,7 @@ func (m *Module) Start(h module.Host) error {
 		h.SetOfflineHandler(m.keep)
 		h.AddFeature(module.Server, FeatureOffline)
 	}
-	if m.retention > 0 {
+	if m.retention > 0 || m.keepFor != nil {
 		m.stop = make(chan struct{})
 		m.wg.Add(1)
 		go m.expireLoop()
@@ -101,22 +118,13 @@ func (m *Module) Stop(ctx context.Context) error {
 // expireLoop enforces retention by itself, so no cron job is needed.
 func (m *Module) expireLoop() {
 	defer m.wg.Done()
-	tick := time.NewTicker(min(m.retention/10, time.Hour))
-	defer tick.Stop()
-	for {
-		m.expire()
-		select {
-		case <-m.stop:
-			return
-		case <-tick.C:
-		}
-	}
+	retention.Every(m.stop, m.retentionNow, m.expire)
 }
 
 func (m *Module) expire() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	n, err := m.store.DeleteBefore(ctx, m.now().Add(-m.retention))
+	n, err := m.store.DeleteBefore(ctx, m.now().Add(-m.retentionNow()))
 	if err != nil {
 		m.host.Logger().Error("offline: retention clean-up failed", "err", err)
 	} else if n > 0 {

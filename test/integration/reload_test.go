@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"crypto/tls"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -53,7 +54,7 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	changed := string(cfg) + "[limits]\nmax_roster_items = 7\n[log]\nlevel = \"debug\"\n"
+	changed := string(cfg) + "[limits]\nmax_roster_items = 7\n[log]\nlevel = \"debug\"\n[registration]\nopen = true\n"
 	changed = strings.Replace(changed, "c2s = \"127.0.0.1:0\"", "c2s = \"127.0.0.1:1\"", 1)
 	if err := os.WriteFile(s.config, []byte(changed), 0o600); err != nil {
 		t.Fatal(err)
@@ -69,6 +70,15 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	}
 	if got := presented(t, s.direct, "localhost", false).Issuer.CommonName; got != "new issuer" {
 		t.Errorf("after the reload a new connection sees the issuer %q", got)
+	}
+	// Registration opened by the reload.
+	r := dialRaw(t, s.starttls)
+	r.startTLS(&tls.Config{InsecureSkipVerify: true})
+	r.send(header)
+	r.expect("</stream:features>")
+	r.send("<iq type='set' id='reg'><query xmlns='jabber:iq:register'><username>newcomer</username><password>pw</password></query></iq>")
+	if got := r.expectIQ("reg"); !strings.Contains(got, `type="result"`) {
+		t.Errorf("registration after the reload opened it: %s", got)
 	}
 	c.send("<iq type='get' id='p1' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
 	if r := c.expectIQ("p1"); !strings.Contains(r, `type="result"`) {
