@@ -59,20 +59,11 @@ func New(maxPerUser int, retention time.Duration) *Module {
 	return &Module{maxPerUser: maxPerUser, retention: retention, now: time.Now}
 }
 
-// WithRetention makes the retention period come from keep, read at each
-// clean-up (a reload may change it); call it before Start.
-func (m *Module) WithRetention(keep func() time.Duration) *Module {
-	m.keepFor = keep
-	return m
-}
+// WithRetention reads the retention period from keep at each clean-up
+// (a reload may change it); call it before Start.
+func (m *Module) WithRetention(keep func() time.Duration) *Module { m.keepFor = keep; return m }
 
-// retentionNow is the retention period in force.
-func (m *Module) retentionNow() time.Duration {
-	if m.keepFor != nil {
-		return m.keepFor()
-	}
-	return m.retention
-}
+func (m *Module) retentionNow() time.Duration { return retention.Now(m.retention, m.keepFor) }
 
 func (*Module) Name() string { return "offline" }
 

@@ -26,3 +26,12 @@ func Every(stop <-chan struct{}, keep func() time.Duration, clean func()) {
 		}
 	}
 }
+
+// Now is the period in force for a module made with fixed and given keep
+// by WithRetention (nil when it was not).
+func Now(fixed time.Duration, keep func() time.Duration) time.Duration {
+	if keep != nil {
+		return keep()
+	}
+	return fixed
+}
