@@ -176,17 +176,29 @@ func atoi(t *testing.T, s string) int {
 
 // TestACMEWithPebble: with [tls] acme, parley obtains certificates for
 // its host and its group chat service from Pebble, answering the
-// challenges on its own listeners, keeps them in data_dir, and renews
-// them before they expire; a session logged in all along stays.
+// challenges on its own listeners (TLS-ALPN-01 on the HTTPS listener, or
+// HTTP-01 on http_acme), keeps them in data_dir, and renews them before
+// they expire; a session logged in all along stays.
 func TestACMEWithPebble(t *testing.T) {
+	for _, challenge := range []string{"tls-alpn-01", "http-01"} {
+		t.Run(challenge, func(t *testing.T) { testACME(t, challenge) })
+	}
+}
+
+func testACME(t *testing.T, challenge string) {
 	httpsAddr, httpAddr := freeLoopbackPort(t), freeLoopbackPort(t)
 	_, httpsPort := hostPort(httpsAddr)
 	_, httpPort := hostPort(httpAddr)
 	dirURL, root := startPebble(t, httpPort, httpsPort, 40*time.Second)
 	const host = "chat.example.com"
-	s := startServer(t, serverOpts{hosts: []string{host}, https: false, extra: fmt.Sprintf(
-		"https = %q\nhttp_acme = %q\n[tls]\nacme = true\nacme_email = \"admin@example.com\"\nacme_ca = %q\nacme_ca_root = %q\nacme_renewal_check = \"2s\"\n",
-		httpsAddr, httpAddr, dirURL, root)})
+	// Only the listener of the challenge under test.
+	listen := fmt.Sprintf("https = %q\n", httpsAddr)
+	if challenge == "http-01" {
+		listen = fmt.Sprintf("http_acme = %q\n", httpAddr)
+	}
+	s := startServer(t, serverOpts{hosts: []string{host}, extra: listen + fmt.Sprintf(
+		"[tls]\nacme = true\nacme_email = \"admin@example.com\"\nacme_ca = %q\nacme_ca_root = %q\nacme_renewal_check = \"2s\"\n",
+		dirURL, root)})
 	s.addUser("ann@"+host, "pw")
 	c := dialRaw(t, s.starttls)
 	c.login("ann@"+host, "pw", "desk")
