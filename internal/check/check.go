@@ -169,7 +169,8 @@ func certificate(cert *tls.Certificate, domain string, roots *x509.CertPool, now
 	if now.Before(leaf.NotBefore) {
 		return Fail, fmt.Sprintf("not valid before %s", leaf.NotBefore.UTC().Format(time.DateTime))
 	}
-	selfSigned := leaf.Issuer.String() == leaf.Subject.String() && leaf.CheckSignatureFrom(leaf) == nil
+	selfSigned := leaf.Issuer.String() == leaf.Subject.String() &&
+		leaf.CheckSignature(leaf.SignatureAlgorithm, leaf.RawTBSCertificate, leaf.Signature) == nil
 	inter := x509.NewCertPool()
 	for _, der := range cert.Certificate[1:] {
 		if c, err := x509.ParseCertificate(der); err == nil {
@@ -259,7 +260,7 @@ func unanswered(err error) bool {
 
 func ports(cfg config.Config, pidFile string) []Result {
 	var out []Result
-	running := runningPID(pidFile)
+	running := pidIn(pidFile)
 	for _, l := range []struct{ key, addr string }{
 		{"listen.c2s", cfg.Listen.C2S}, {"listen.c2s_direct_tls", cfg.Listen.C2SDirectTLS},
 		{"listen.s2s", cfg.Listen.S2S}, {"listen.https", cfg.Listen.HTTPS}, {"listen.admin", cfg.Listen.Admin},
@@ -277,8 +278,8 @@ func ports(cfg config.Config, pidFile string) []Result {
 		case err == nil:
 			ln.Close()
 			out = append(out, Result{OK, what, l.addr + " is free"})
-		case errors.Is(err, syscall.EADDRINUSE) && running > 0:
-			out = append(out, Result{OK, what, fmt.Sprintf("%s is in use, by the running parley (pid %d) as far as its pid file says", l.addr, running)})
+		case errors.Is(err, syscall.EADDRINUSE) && running > 0 && listensOn(running, l.addr):
+			out = append(out, Result{OK, what, fmt.Sprintf("%s is held by the running parley (pid %d)", l.addr, running)})
 		case errors.Is(err, syscall.EADDRINUSE):
 			out = append(out, Result{Fail, what, l.addr + " is in use by another program"})
 		case errors.Is(err, syscall.EACCES):
@@ -290,9 +291,8 @@ func ports(cfg config.Config, pidFile string) []Result {
 	return out
 }
 
-// runningPID returns the pid in pidFile when that process is alive and
-// is a parley, else 0.
-func runningPID(pidFile string) int {
+// pidIn returns the process id in pidFile, 0 when there is none.
+func pidIn(pidFile string) int {
 	if pidFile == "" {
 		return 0
 	}
@@ -304,11 +304,47 @@ func runningPID(pidFile string) int {
 	if err != nil || pid <= 0 {
 		return 0
 	}
-	cmd, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if err != nil || !strings.Contains(string(cmd), "parley") {
-		return 0
-	}
 	return pid
+}
+
+// listensOn reports whether process pid holds a socket listening on
+// addr's port (Linux: the listening sockets of /proc/net/tcp and tcp6
+// against the process's descriptors), so that a stale pid file cannot
+// vouch for another program.
+func listensOn(pid int, addr string) bool {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		return false
+	}
+	want := fmt.Sprintf(":%04X", p)
+	inodes := map[string]bool{}
+	for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			fields := strings.Fields(line)
+			// local_address is field 1, st field 3 (0A: LISTEN), inode field 9.
+			if len(fields) > 9 && strings.HasSuffix(fields[1], want) && fields[3] == "0A" {
+				inodes["socket:["+fields[9]+"]"] = true
+			}
+		}
+	}
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		return false
+	}
+	for _, fd := range fds {
+		if target, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name())); err == nil && inodes[target] {
+			return true
+		}
+	}
+	return false
 }
 
 func tlsSettings(cfg config.Config) []Result {

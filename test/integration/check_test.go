@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -96,5 +97,46 @@ func TestCheck(t *testing.T) {
 	}
 	if out, code := runCheck(t, cfg); code != 1 || !strings.HasPrefix(out, "fail  config:") {
 		t.Errorf("an invalid config: exit %d\n%s", code, out)
+	}
+}
+
+// TestCheckBesideItsServer: a port held by the running parley passes, a
+// self-signed certificate only warns.
+func TestCheckBesideItsServer(t *testing.T) {
+	dir := t.TempDir()
+	addr := freeLoopbackPort(t)
+	cfg := filepath.Join(dir, "parley.toml")
+	conf := fmt.Sprintf("data_dir = %q\n[listen]\nc2s = %q\nc2s_direct_tls = \"\"\ns2s = \"\"\n", filepath.Join(dir, "data"), addr)
+	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(binPath, "serve", "--config", cfg)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			c.Close()
+			if _, err := os.Stat(filepath.Join(dir, "data", "parley.pid")); err == nil {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("parley did not start")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	out, code := runCheck(t, cfg)
+	if code != 0 || !strings.Contains(out, "ok    port listen.c2s: "+addr+" is held by the running parley") ||
+		!strings.Contains(out, "warn  certificate localhost: self-signed") {
+		t.Errorf("beside its server: exit %d\n%s", code, out)
+	}
+	if _, code := runCheck(t, cfg, "--strict"); code != 1 {
+		t.Errorf("--strict with a self-signed certificate: exit %d, want 1", code)
 	}
 }
