@@ -23,7 +23,9 @@ Usage:
   parley user list [DOMAIN]                    list accounts
   parley bench --mode login+chat|idle|login|register --server ADDR ...
                                                load-test an XMPP server (see bench/BENCHMARK.md)
-  parley version                               print the version
+  parley check [--strict]                      check config, certificates, DNS, ports, permissions
+                                               (exit 1 on a failure; --strict: on a warning too)
+  parley version                               print the version and the build's commit
 
 Every command takes --config FILE; without it parley serves "localhost"
 with its data in ./parley-data.
@@ -31,6 +33,9 @@ with its data in ./parley-data.
 
 func main() {
 	if err := run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr); err != nil {
+		if errors.As(err, new(errCheckFailed)) {
+			os.Exit(1) // the report said why
+		}
 		var ue usageError
 		if errors.As(err, &ue) {
 			fmt.Fprintf(os.Stderr, "parley: %v\n\n%s", err, usage)
@@ -54,10 +59,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return cmdServe(ctx, args[1:], stdout, stderr)
 	case "user":
 		return cmdUser(ctx, args[1:], stdin, stdout)
+	case "check":
+		return cmdCheck(ctx, args[1:], stdout)
 	case "bench":
 		return cmdBench(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
-		fmt.Fprintln(stdout, "parley", parleyVersion)
+		fmt.Fprintln(stdout, versionLine())
 		return nil
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -37,13 +39,20 @@ import (
 )
 
 // modules is the list of features compiled into parley, one line each.
-func modules(cfg config.Config) []module.Module {
+// Settings a reload may change are read from live when used.
+func modules(live *config.Live) []module.Module {
+	cfg := *live.Load()
+	archiveKeep := func() time.Duration { return live.Load().Retention.Archive.Keep }
 	mods := []module.Module{
 		disco.New(),
 		ping.New(),
-		roster.New(cfg.Limits.MaxRosterItems),
-		offline.New(cfg.Limits.MaxOfflineMessages, cfg.Retention.Offline.Keep),
-		register.New(cfg.Registration.Open, cfg.Registration.PerAddressPerHour),
+		roster.New(func() int { return live.Load().Limits.MaxRosterItems }),
+		offline.New(cfg.Limits.MaxOfflineMessages, cfg.Retention.Offline.Keep).
+			WithRetention(func() time.Duration { return live.Load().Retention.Offline.Keep }),
+		register.New(func() register.Policy {
+			r := live.Load().Registration
+			return register.Policy{Open: r.Open, PerAddressPerHour: r.PerAddressPerHour}
+		}),
 		vcard.New(),
 		private.New(),
 		version.New(parleyVersion, cfg.Privacy.HideVersion),
@@ -51,10 +60,10 @@ func modules(cfg config.Config) []module.Module {
 		last.New(),
 		blocking.New(),
 		// The archive adds stanza-ids that carbons then copy: keep mam first.
-		mam.New(cfg.Retention.Archive.Keep),
+		mam.New(cfg.Retention.Archive.Keep).WithRetention(archiveKeep),
 		carbons.New(),
-		pep.New().WithQuota(cfg.Limits.PEPBytesPerUser),
-		muc.New(cfg.MUCServices(), cfg.Retention.Archive.Keep).WithLimits(muc.Limits{
+		pep.New().WithQuota(func() int64 { return live.Load().Limits.PEPBytesPerUser }),
+		muc.New(cfg.MUCServices(), cfg.Retention.Archive.Keep).WithRetention(archiveKeep).WithLimits(muc.Limits{
 			MaxRooms: cfg.MUC.MaxRooms, CreationsPerHour: cfg.MUC.RoomCreationsPerHour}),
 		push.New(push.Options{IncludeSender: cfg.Push.IncludeSender, IncludeBody: cfg.Push.IncludeBody}),
 	}
@@ -109,15 +118,17 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(cfg.Log.Level)); err != nil {
-		return fmt.Errorf("log.level: %w", err)
-	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	live := config.NewLive(cfg)
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: live}))
 
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	srv, err := server.New(ctx, cfg, log, modules(cfg))
+	// SIGHUP rereads the config file and the certificates; caught from
+	// the start, so that an early one does not end the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	srv, err := server.New(ctx, live, log, modules(live))
 	if err != nil {
 		return err
 	}
@@ -125,9 +136,15 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		srv.Stop(context.Background())
 		return err
 	}
+	// parley check counts ports held by this process as in use by parley.
+	if err := os.WriteFile(pidFile(cfg), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600); err != nil {
+		log.Warn("writing the pid file", "err", err)
+	}
+	defer os.Remove(pidFile(cfg))
 	fmt.Fprintf(stdout, "parley %s serving %v with data in %s (%s)\n", parleyVersion, cfg.AllHosts(), cfg.DataDir, cfg.Storage.Driver)
 	for _, l := range srv.Listeners() {
 		if l.Name == "admin" {
+			fmt.Fprintf(stdout, "metrics on http://%s/metrics, health on http://%s/healthz\n", l.Addr, l.Addr)
 			fmt.Fprintf(stdout, "profiler (pprof) on http://%s/debug/pprof/\n", l.Addr)
 			continue
 		}
@@ -137,6 +154,10 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		if l.Name == "component" {
 			fmt.Fprintf(stdout, "listening for components on %s\n", l.Addr)
+			continue
+		}
+		if l.Name == "http_acme" {
+			fmt.Fprintf(stdout, "answering ACME HTTP-01 challenges on %s\n", l.Addr)
 			continue
 		}
 		if l.Name == "https" {
@@ -149,7 +170,13 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		fmt.Fprintf(stdout, "listening for clients (%s) on %s\n", kind, l.Addr)
 	}
-	<-ctx.Done()
+	for ctx.Err() == nil {
+		select {
+		case <-hup:
+			srv.Reload(*cfgPath)
+		case <-ctx.Done():
+		}
+	}
 	fmt.Fprintln(stdout, "shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -6,13 +6,13 @@ package c2s
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"log/slog"
 	"net"
 	"sync"
 	"time"
 
 	"parley/internal/accounts"
+	"parley/internal/metrics"
 	"parley/internal/module"
 	"parley/internal/router"
 	"parley/internal/storage"
@@ -25,8 +25,7 @@ import (
 type Config struct {
 	IsHost          func(domain string) bool // a served domain with accounts
 	IsAnonymousHost func(domain string) bool // a domain where SASL ANONYMOUS gives throwaway accounts
-	TLS             *tls.Config
-	Leaf            *x509.Certificate // our certificate, for tls-server-end-point
+	TLS             *tls.Config              // may pick the certificate per name (GetCertificate)
 	RequireStartTLS bool
 	Limits          xmlstream.Limits
 	AuthTimeout     time.Duration
@@ -57,6 +56,7 @@ type Config struct {
 	Preauth *throttle.Concurrent
 	// MaxOutput bounds the unsent bytes queued for one client.
 	MaxOutput int
+	Metrics   *metrics.Metrics // nil: not counted
 }
 
 // Server accepts client connections on any number of listeners and owns

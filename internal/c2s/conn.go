@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"parley/internal/jid"
+	"parley/internal/metrics"
 	"parley/internal/module"
 	"parley/internal/sasl"
 	"parley/internal/session"
@@ -50,6 +52,7 @@ type conn struct {
 	// negotiation state
 	secure     bool
 	tlsState   *tls.ConnectionState
+	leaf       func() *x509.Certificate // the certificate our handshake presented
 	domain     string
 	headerSent bool
 	authUser   string // localpart once SASL succeeded
@@ -190,7 +193,7 @@ func (c *conn) open() error {
 	nc.SetDeadline(time.Now().Add(c.cfg.AuthTimeout))
 	c.cfg.Log.Debug("c2s: connection accepted", "addr", c.addr, "direct_tls", c.directTLS)
 	if c.directTLS {
-		tc, ir := tlsServer(nc, c.cfg.TLS)
+		tc, ir := tlsServer(nc, c.serverTLS())
 		if err := tc.HandshakeContext(c.ctx); err != nil {
 			c.cfg.Log.Debug("c2s: TLS handshake failed", "addr", c.addr, "err", err)
 			nc.Close()
@@ -513,7 +516,7 @@ func (c *conn) startTLS() error {
 	if err := c.out.Flush(); err != nil {
 		return err
 	}
-	tc, ir := tlsServer(c.netConn(), c.cfg.TLS)
+	tc, ir := tlsServer(c.netConn(), c.serverTLS())
 	if err := tc.HandshakeContext(c.ctx); err != nil {
 		c.cfg.Log.Debug("c2s: STARTTLS handshake failed", "addr", c.addr, "err", err)
 		// There is no stream left to send an error on.
@@ -530,8 +533,7 @@ func (c *conn) channelBindings() map[string]func() ([]byte, error) {
 		return nil
 	}
 	cbs := map[string]func() ([]byte, error){}
-	if c.cfg.Leaf != nil {
-		leaf := c.cfg.Leaf
+	if leaf := c.servedLeaf(); leaf != nil {
 		cbs["tls-server-end-point"] = func() ([]byte, error) { return sasl.TLSServerEndPoint(leaf) }
 	}
 	if _, err := sasl.TLSExporter(c.tlsState); err == nil {
@@ -606,6 +608,7 @@ func (c *conn) settleGuess(err error) {
 	var f *sasl.Failure
 	if errors.As(err, &f) && f.Condition == "not-authorized" {
 		g.Failed()
+		c.cfg.Metrics.AuthFailure()
 		c.wrongGuess = true
 		return
 	}
@@ -904,6 +907,7 @@ func (c *conn) handleElement(el *xmlstream.Element) error {
 	if !stanza.IsStanza(el, stanza.NSClient) {
 		return stream.UnsupportedStanzaType("<" + el.Name.Local + "/> in " + el.Name.Space + " is not a stanza")
 	}
+	c.cfg.Metrics.Stanza(el.Name.Local, metrics.In)
 	if err := c.stampFrom(el); err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 
 	"parley/internal/durable"
 	"parley/internal/jid"
+	"parley/internal/metrics"
 	"parley/internal/session"
 	"parley/internal/stanza"
 	"parley/internal/stream"
@@ -262,6 +263,7 @@ func (c *conn) ackLocked(h uint32) error {
 // (or DeliverPaced), so that stream management counts them in the order
 // they are written.
 func (c *conn) Deliver(el *xmlstream.Element) {
+	c.cfg.Metrics.Stanza(el.Name.Local, metrics.Out)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.csi.hold(el) {

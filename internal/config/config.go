@@ -28,9 +28,13 @@ type Config struct {
 	Listen struct {
 		C2S          string `toml:"c2s"`            // "" disables
 		C2SDirectTLS string `toml:"c2s_direct_tls"` // "" disables (XEP-0368)
-		Admin        string `toml:"admin"`          // loopback only; "" disables
-		HTTPS        string `toml:"https"`          // HTTPS for HTTP file upload; "" disables
-		S2S          string `toml:"s2s"`            // server-to-server (federation); "" disables
+		Admin        string `toml:"admin"`          // metrics, health, profiler; loopback only; "" disables
+		// AdminAllowRemote lets admin listen on a non-loopback address
+		// (behind a firewall or a proxy that authenticates).
+		AdminAllowRemote bool   `toml:"admin_allow_remote"`
+		HTTPS            string `toml:"https"`     // HTTPS for HTTP file upload; "" disables
+		S2S              string `toml:"s2s"`       // server-to-server (federation); "" disables
+		HTTPACME         string `toml:"http_acme"` // plain HTTP for ACME HTTP-01 challenges; "" disables
 		// Component is where external components (XEP-0114) connect;
 		// "" disables. Only opened when [[components]] lists one.
 		Component string `toml:"component"`
@@ -64,9 +68,23 @@ type Config struct {
 	} `toml:"s2s"`
 
 	TLS struct {
-		Cert            string `toml:"cert"` // "" = self-signed certificate kept in data_dir
-		Key             string `toml:"key"`
+		Cert string `toml:"cert"` // "" = self-signed certificate kept in data_dir
+		Key  string `toml:"key"`
+		// Dir holds a certificate per domain (DOMAIN.crt and DOMAIN.key,
+		// or certbot's DOMAIN/fullchain.pem and DOMAIN/privkey.pem),
+		// picked by the name a peer asks for; cert/key stay the default.
+		Dir             string `toml:"dir"`
 		RequireStartTLS bool   `toml:"require_starttls"`
+		// ACME obtains and renews certificates for every host and service
+		// domain from the CA at ACMECA (TLS-ALPN-01 on listen.https,
+		// HTTP-01 on listen.http_acme), kept in data_dir/acme.
+		ACME      bool   `toml:"acme"`
+		ACMEEmail string `toml:"acme_email"`
+		ACMECA    string `toml:"acme_ca"`
+		// ACMECARoot is a PEM file of roots to trust for the CA's own
+		// HTTPS (a private CA); "" = the system's.
+		ACMECARoot       string   `toml:"acme_ca_root"`
+		ACMERenewalCheck Duration `toml:"acme_renewal_check"` // how often certificates are checked for renewal
 	} `toml:"tls"`
 
 	Storage struct {
@@ -228,6 +246,8 @@ func Default() Config {
 	c.S2S.IdleTimeout = Duration{5 * time.Minute}
 	c.S2S.MaxStreams = 1000
 	c.TLS.RequireStartTLS = true
+	c.TLS.ACMECA = "https://acme-v02.api.letsencrypt.org/directory"
+	c.TLS.ACMERenewalCheck = Duration{10 * time.Minute}
 	c.Storage.Driver = "sqlite"
 	c.Registration.PerAddressPerHour = 5
 	c.Limits.MaxStanzaBytes = 262144
@@ -437,6 +457,17 @@ func walkKeys(t reflect.Type, prefix string, out *[]string) {
 			walkKeys(f.Type.Elem(), key+".", out)
 		}
 	}
+}
+
+// Domains returns every name that needs a certificate: the served hosts
+// and the service domains (group chat, upload).
+func (c Config) Domains() []string {
+	out := c.AllHosts()
+	out = append(out, c.MUCServices()...)
+	if c.Upload.Host != "" {
+		out = append(out, c.Upload.Host)
+	}
+	return out
 }
 
 // AllHosts returns every served domain: Hosts, then AnonymousHosts.

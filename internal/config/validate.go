@@ -79,6 +79,7 @@ func (c *Config) Validate() error {
 		{"listen.https", c.Listen.HTTPS},
 		{"listen.s2s", c.Listen.S2S},
 		{"listen.component", c.Listen.Component},
+		{"listen.http_acme", c.Listen.HTTPACME},
 	} {
 		if l.addr == "" {
 			continue
@@ -96,8 +97,8 @@ func (c *Config) Validate() error {
 	}
 	// The admin endpoint exposes internals (profiling, metrics) without
 	// authentication, so it must never be reachable from the network.
-	if a := c.Listen.Admin; a != "" && !isLoopback(a) {
-		add("listen.admin: must be a loopback address such as \"127.0.0.1:5280\", got %q", a)
+	if a := c.Listen.Admin; a != "" && !isLoopback(a) && !c.Listen.AdminAllowRemote {
+		add("listen.admin: must be a loopback address such as \"127.0.0.1:5280\", got %q (or set listen.admin_allow_remote = true)", a)
 	}
 
 	if h := c.Listen.HTTPS; h != "" && !strings.HasSuffix(h, ":0") && (h == c.Listen.C2S || h == c.Listen.C2SDirectTLS) {
@@ -126,6 +127,16 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("config: tls.key: %w", err))
 		}
 	}
+
+	if c.TLS.Dir != "" {
+		if fi, err := os.Stat(c.TLS.Dir); err != nil {
+			add("tls.dir: cannot use %q: %v", c.TLS.Dir, err)
+		} else if !fi.IsDir() {
+			add("tls.dir: %q is not a directory", c.TLS.Dir)
+		}
+	}
+
+	errs = append(errs, c.validateACME()...)
 
 	switch c.Storage.Driver {
 	case "sqlite":
@@ -452,6 +463,42 @@ func (c *Config) validateTURN() []error {
 			add("turn.transports: %q is listed more than once", e)
 		}
 		seen[e] = true
+	}
+	return errs
+}
+
+// validateACME checks the [tls] acme keys: a way to answer challenges,
+// a CA, and names a public CA can issue for.
+func (c *Config) validateACME() []error {
+	var errs []error
+	add := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("config: "+format, args...))
+	}
+	if d := c.TLS.ACMERenewalCheck.Duration; d < time.Second {
+		add("tls.acme_renewal_check: must be at least \"1s\", got %q", d.String())
+	}
+	if !c.TLS.ACME {
+		if c.Listen.HTTPACME != "" {
+			add("listen.http_acme: set, but tls.acme is off")
+		}
+		return errs
+	}
+	if c.Listen.HTTPS == "" && c.Listen.HTTPACME == "" {
+		add("tls.acme: needs listen.https (TLS-ALPN-01 challenges, port 443 for a public CA) or listen.http_acme (HTTP-01, port 80)")
+	}
+	if u, err := url.Parse(c.TLS.ACMECA); err != nil || u.Scheme != "https" || u.Host == "" {
+		add("tls.acme_ca: must be the https URL of an ACME directory, got %q", c.TLS.ACMECA)
+	}
+	if c.TLS.ACMECARoot != "" {
+		if err := checkFile(c.TLS.ACMECARoot); err != nil {
+			errs = append(errs, fmt.Errorf("config: tls.acme_ca_root: %w", err))
+		}
+	}
+	for _, d := range c.Domains() {
+		if d == "localhost" || strings.HasSuffix(d, ".localhost") || strings.HasSuffix(d, ".local") ||
+			strings.HasSuffix(d, ".internal") || strings.HasSuffix(d, ".home.arpa") || !strings.Contains(d, ".") {
+			add("tls.acme: %q is not a public name, so no ACME CA can issue a certificate for it", d)
+		}
 	}
 	return errs
 }

@@ -175,7 +175,7 @@ func (p *peer) negotiateTLS(ctx context.Context) error {
 		// they would pass for protected ones (STARTTLS injection).
 		return stream.PolicyViolation("data after <proceed/>")
 	}
-	tc := tls.Client(p.nc, clientTLS(p.s.cfg.Cert, p.remote))
+	tc := tls.Client(p.nc, clientTLS(p.s.cfg, p.local, p.remote))
 	if err := tc.HandshakeContext(ctx); err != nil {
 		return fmt.Errorf("s2s: TLS with %s: %w", p.remote, err)
 	}

@@ -210,7 +210,7 @@ func TestIDNCertificate(t *testing.T) {
 	if peerCertValid(cs, roots, "other.test") {
 		t.Error("the certificate of bücher.test is valid for other.test")
 	}
-	if sn := clientTLS(cert, domain).ServerName; sn != "xn--bcher-kva.test" {
+	if sn := clientTLS(&Config{Cert: cert}, "local.test", domain).ServerName; sn != "xn--bcher-kva.test" {
 		t.Errorf("server name %q", sn)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"parley/internal/jid"
+	"parley/internal/metrics"
 	"parley/internal/stanza"
 	"parley/internal/stream"
 	"parley/internal/xmlstream"
@@ -248,7 +249,7 @@ func (c *inConn) startTLS() error {
 	if err := c.write([]byte("<proceed xmlns='" + stanza.NSTLS + "'/>")); err != nil {
 		return err
 	}
-	tc := tls.Server(c.netConn(), serverTLS(c.s.cfg.Cert))
+	tc := tls.Server(c.netConn(), serverTLS(c.s.cfg))
 	if err := tc.HandshakeContext(c.ctx); err != nil {
 		c.s.cfg.Log.Debug("s2s: STARTTLS handshake failed", "addr", c.addr, "err", err)
 		return io.EOF // no stream is left to send an error on
@@ -468,6 +469,7 @@ func (c *inConn) handleStanza(el *xmlstream.Element) error {
 		c.s.bounce(el, se)
 		return nil
 	}
+	c.s.cfg.Metrics.Stanza(el.Name.Local, metrics.In)
 	c.s.cfg.Route(c.ctx, el)
 	return nil
 }

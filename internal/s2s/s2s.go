@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"parley/internal/jid"
+	"parley/internal/metrics"
 	"parley/internal/stanza"
 	"parley/internal/stream"
 	"parley/internal/xmlstream"
@@ -34,8 +35,14 @@ type Config struct {
 	// not deliver back to the local sender.
 	Bounce func(ctx context.Context, el *xmlstream.Element)
 
-	Cert  tls.Certificate // ours, also offered as client certificate
-	Roots *x509.CertPool  // roots trusted for peer certificates; nil: the system's
+	Cert tls.Certificate // ours, also offered as client certificate
+	// Certs, when set, picks our certificate instead of Cert: by SNI on
+	// incoming streams, by the domain we speak for on outgoing ones.
+	Certs interface {
+		GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error)
+		ForDomain(name string) *tls.Certificate
+	}
+	Roots *x509.CertPool // roots trusted for peer certificates; nil: the system's
 	// Routes maps a remote domain to "host:port", overriding DNS.
 	Routes                   map[string]string
 	RequireEncryption        bool
@@ -44,6 +51,7 @@ type Config struct {
 	// must share it.
 	Secret []byte
 
+	Metrics            *metrics.Metrics // nil: not counted
 	Limits             xmlstream.Limits
 	NegotiationTimeout time.Duration // connect, TLS and authentication, each direction
 	IdleTimeout        time.Duration // a stream that carried nothing this long is closed
@@ -204,6 +212,7 @@ func (s *Service) Send(ctx context.Context, from, to jid.JID, el *xmlstream.Elem
 	if s.cfg.IsLocal(to.Domain()) {
 		return // the router's business, never ours
 	}
+	s.cfg.Metrics.Stanza(el.Name.Local, metrics.Out)
 	s.submit(pair{from.Domain(), to.Domain()}, queued{el: el, data: el.Append(nil, stanza.NSClient)})
 }
 

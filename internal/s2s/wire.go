@@ -152,17 +152,29 @@ func peerCertValid(cs tls.ConnectionState, roots *x509.CertPool, domain string) 
 // serverTLS is the configuration of incoming streams: the peer is asked
 // for a certificate (for SASL EXTERNAL) but may go without one, since
 // dialback can still authenticate it.
-func serverTLS(cert tls.Certificate) *tls.Config {
-	c := tlsconf.Base(cert)
+func serverTLS(cfg *Config) *tls.Config {
+	c := tlsconf.Base(cfg.Cert)
+	if cfg.Certs != nil {
+		c.Certificates = nil
+		c.GetCertificate = cfg.Certs.GetCertificate
+	}
 	c.ClientAuth = tls.RequestClientCert
 	return c
 }
 
-// clientTLS is the configuration of outgoing streams. The certificate is
+// clientTLS is the configuration of outgoing streams from local. The certificate is
 // checked after the handshake (peerCertValid), not by crypto/tls, because
 // an invalid one may still be acceptable with dialback.
-func clientTLS(cert tls.Certificate, remote string) *tls.Config {
-	c := tlsconf.Base(cert)
+func clientTLS(cfg *Config, local, remote string) *tls.Config {
+	c := tlsconf.Base(cfg.Cert)
+	if cfg.Certs != nil {
+		// The certificate of the domain this stream speaks for, so that
+		// the peer can authenticate it with SASL EXTERNAL.
+		c.Certificates = nil
+		c.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			return cfg.Certs.ForDomain(local), nil
+		}
+	}
 	if name, err := asciiName(remote); err == nil {
 		c.ServerName = name // SNI carries A-labels (RFC 6066 §3)
 	}

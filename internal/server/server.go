@@ -8,7 +8,6 @@ import (
 	"crypto/hkdf"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -23,10 +22,12 @@ import (
 	"time"
 
 	"parley/internal/accounts"
+	"parley/internal/acme"
 	"parley/internal/c2s"
 	"parley/internal/component"
 	"parley/internal/config"
 	"parley/internal/jid"
+	"parley/internal/metrics"
 	"parley/internal/module"
 	"parley/internal/router"
 	"parley/internal/s2s"
@@ -46,7 +47,8 @@ type Listener struct {
 
 // Server is a running parley.
 type Server struct {
-	cfg      config.Config
+	cfg      config.Config // as started; see live for what a reload changed
+	live     *config.Live
 	log      *slog.Logger
 	store    storage.Store
 	accounts *accounts.Service
@@ -59,7 +61,10 @@ type Server struct {
 	lns      []Listener
 	admin    *http.Server
 	https    *http.Server
-	cert     tls.Certificate
+	certs    *tlsconf.Certs
+	acme     *acme.Manager // nil without [tls] acme
+	httpACME *http.Server
+	metrics  *metrics.Metrics
 	wg       sync.WaitGroup
 }
 
@@ -107,7 +112,8 @@ func OpenStore(ctx context.Context, cfg config.Config) (storage.Store, error) {
 
 // New opens storage, loads the certificate and starts the modules; it does
 // not listen yet.
-func New(ctx context.Context, cfg config.Config, log *slog.Logger, mods []module.Module) (*Server, error) {
+func New(ctx context.Context, live *config.Live, log *slog.Logger, mods []module.Module) (*Server, error) {
+	cfg := *live.Load()
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating the data directory %s: %w", cfg.DataDir, err)
 	}
@@ -121,7 +127,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, mods []module
 	if cfg.Upload.Host != "" {
 		certHosts = append(certHosts, cfg.Upload.Host)
 	}
-	cert, err := tlsconf.Load(cfg.TLS.Cert, cfg.TLS.Key, filepath.Join(cfg.DataDir, "tls"), certHosts)
+	certs, err := tlsconf.NewCerts(tlsconf.Source{
+		Cert: cfg.TLS.Cert, Key: cfg.TLS.Key, Dir: cfg.TLS.Dir,
+		SelfSignedDir: filepath.Join(cfg.DataDir, "tls"), Hosts: certHosts,
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -129,7 +138,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, mods []module
 	if err != nil {
 		return nil, fmt.Errorf("opening storage: %w", err)
 	}
-	s := &Server{cfg: cfg, log: log, store: store, accounts: accounts.New(store), reg: module.NewRegistry(), modules: mods, cert: cert}
+	s := &Server{cfg: cfg, live: live, log: log, store: store, accounts: accounts.New(store), reg: module.NewRegistry(), modules: mods, certs: certs, metrics: metrics.New()}
 	s.router = router.New(cfg.AllHosts(), s.reg, store, log)
 	h := &host{Registry: s.reg, accts: s.accounts, r: s.router, store: store, log: log, secret: secret}
 	roots, err := s2sRoots(cfg.S2S.CAFile)
@@ -143,7 +152,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, mods []module
 		IsLocal:                  func(d string) bool { return s.router.IsLocal(d) || s.reg.Component(d) != nil },
 		Route:                    s.router.Route,
 		Bounce:                   s.router.RouteDirect,
-		Cert:                     cert,
+		Cert:                     *certs.Default(),
+		Certs:                    certs,
 		Roots:                    roots,
 		Routes:                   cfg.S2S.Routes,
 		RequireEncryption:        cfg.S2S.RequireEncryption,
@@ -154,9 +164,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, mods []module
 		IdleTimeout:              cfg.S2S.IdleTimeout.Duration,
 		MaxStreams:               cfg.S2S.MaxStreams,
 		Log:                      log,
+		Metrics:                  s.metrics,
 	})
 	s.router.SetRemote(s.s2s)
 	s.comps = newComponents(cfg, s.reg, s.router, log)
+	s.addMetrics()
 	for _, m := range mods {
 		if err := m.Start(h); err != nil {
 			// Jobs the modules started so far must not outlive the store.
@@ -168,8 +180,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, mods []module
 	s.c2s = c2s.NewServer(&c2s.Config{
 		IsHost:          func(d string) bool { return slices.Contains(cfg.Hosts, d) },
 		IsAnonymousHost: cfg.IsAnonymousHost,
-		TLS:             tlsconf.ServerConfig(cert),
-		Leaf:            cert.Leaf,
+		TLS:             certs.ServerConfig("xmpp-client"),
 		RequireStartTLS: cfg.TLS.RequireStartTLS,
 		Limits:          xmlstream.Limits{MaxStanzaBytes: cfg.Limits.MaxStanzaBytes},
 		AuthTimeout:     cfg.Limits.AuthTimeout.Duration,
@@ -184,6 +195,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, mods []module
 		Logins:          throttle.NewLogins(cfg.Limits.LoginFailuresPerMinute),
 		Preauth:         throttle.NewConcurrent(cfg.Limits.PreauthConnectionsPerAddress),
 		MaxOutput:       4*cfg.Limits.MaxStanzaBytes + 1<<20,
+		Metrics:         s.metrics,
 	})
 	return s, nil
 }
@@ -244,6 +256,11 @@ func (s *Server) Listen() error {
 			return err
 		}
 	}
+	if s.cfg.TLS.ACME {
+		if err := s.startACME(); err != nil {
+			return err
+		}
+	}
 	if s.cfg.Listen.Admin != "" {
 		return s.listenAdmin()
 	}
@@ -262,8 +279,10 @@ func (s *Server) listenHTTPS() error {
 	if h == nil {
 		h = http.NotFoundHandler()
 	}
-	tc := tlsconf.ServerConfig(s.cert)
-	tc.NextProtos = []string{"h2", "http/1.1"}
+	tc := s.certs.ServerConfig("h2", "http/1.1")
+	if s.cfg.TLS.ACME {
+		tc.NextProtos = append(tc.NextProtos, "acme-tls/1") // TLS-ALPN-01 challenges
+	}
 	// No read or write timeout on the whole request: a large upload on a
 	// slow phone link may take long. Headers must come quickly (the TLS
 	// handshake too: net/http bounds it by ReadHeaderTimeout), and the
@@ -291,14 +310,18 @@ func (s *Server) listenHTTPS() error {
 
 func (s *Server) Listeners() []Listener { return s.lns }
 
-// listenAdmin serves the profiler on the admin address, which the config
-// only accepts on loopback: profiles show internals nobody else should see.
+// listenAdmin serves metrics, health and the profiler on the admin
+// address, which the config accepts only on loopback unless
+// admin_allow_remote says otherwise: profiles show internals nobody else
+// should see.
 func (s *Server) listenAdmin() error {
 	ln, err := net.Listen("tcp", s.cfg.Listen.Admin)
 	if err != nil {
 		return fmt.Errorf("listen.admin: %w", err)
 	}
 	mux := http.NewServeMux()
+	mux.Handle("/metrics", s.metrics.Handler())
+	mux.Handle("/healthz", metrics.Health(s.store.Ping))
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
@@ -320,6 +343,12 @@ func (s *Server) listenAdmin() error {
 func (s *Server) Stop(ctx context.Context) error {
 	// Clients first: their going offline still reaches other servers.
 	err := s.c2s.Stop(ctx)
+	if s.acme != nil {
+		s.acme.Stop()
+	}
+	if s.httpACME != nil {
+		err = errors.Join(err, s.httpACME.Shutdown(ctx))
+	}
 	err = errors.Join(err, s.s2s.Stop(ctx))
 	if s.comps != nil {
 		err = errors.Join(err, s.comps.Stop(ctx))
@@ -383,4 +412,38 @@ func loadSecret(path string) ([]byte, error) {
 		return nil, fmt.Errorf("writing %s: %w", path, err)
 	}
 	return b, nil
+}
+
+// Reload rereads the config file at path (the defaults when path is
+// empty) and the certificates, and puts in force what can change while
+// running; it logs what changed and what needs a restart. A config that
+// does not load, or certificates that do not, are refused as a whole and
+// the running ones kept.
+func (s *Server) Reload(path string) error {
+	next, err := config.Load(path)
+	if err != nil {
+		s.log.Error("reload refused: the new config is not valid; the running one is kept", "err", err)
+		return err
+	}
+	if err := s.certs.Reload(); err != nil {
+		s.log.Error("reload refused: the certificates do not load; the running config and certificates are kept", "err", err)
+		return err
+	}
+	var applied, restart []string
+	for _, k := range config.Changed(*s.live.Load(), next) {
+		if config.Reloadable(k) {
+			applied = append(applied, k)
+		}
+	}
+	for _, k := range config.Changed(s.cfg, next) {
+		if !config.Reloadable(k) {
+			restart = append(restart, k)
+		}
+	}
+	s.live.Store(next)
+	s.log.Info("reloaded: certificates reread, config changes applied", "changed", applied, "certificates", s.certs.Files())
+	if len(restart) > 0 {
+		s.log.Warn("reload: these changes take effect only after a restart", "keys", restart)
+	}
+	return nil
 }

@@ -122,6 +122,8 @@ type Offline interface {
 	List(ctx context.Context, owner string) ([]OfflineMessage, error) // oldest first
 	Delete(ctx context.Context, owner string, ids []int64) error      // ids that do not exist are ignored
 	Count(ctx context.Context, owner string) (int, error)
+	// Total is the number of messages waiting for all owners together.
+	Total(ctx context.Context) (int, error)
 	// DeleteBefore removes every message stored before t (retention) and
 	// returns how many went.
 	DeleteBefore(ctx context.Context, t time.Time) (int, error)

@@ -46,7 +46,7 @@ func newEnv(t *testing.T, stored ...string) *env {
 	ctx := context.Background()
 	h := modtest.NewHost("example.org")
 	// Contacts come from the roster module, as in the server.
-	if err := roster.New(0).Start(h); err != nil {
+	if err := roster.New(func() int { return 0 }).Start(h); err != nil {
 		t.Fatal(err)
 	}
 	for _, u := range []string{alice, bob, carol} {

@@ -30,7 +30,7 @@ func setup(t *testing.T) (*modtest.Host, *Module, *clock) {
 	t.Helper()
 	h := modtest.NewHost("example.org")
 	// Contacts come from the roster module, as in the server.
-	if err := roster.New(0).Start(h); err != nil {
+	if err := roster.New(func() int { return 0 }).Start(h); err != nil {
 		t.Fatal(err)
 	}
 	h.AddUser(alice)

@@ -19,6 +19,7 @@
 package mam
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -35,6 +36,7 @@ import (
 	"parley/internal/storage"
 	"parley/internal/xmlstream"
 	"parley/modules/internal/mamquery"
+	"parley/modules/internal/retention"
 	"parley/modules/internal/unverified"
 )
 
@@ -64,6 +66,7 @@ const kvKey = "prefs"
 // Module is the message archive. Create it with New.
 type Module struct {
 	retention time.Duration
+	keepFor   func() time.Duration // see WithRetention
 	now       func() time.Time
 
 	host    module.Host
@@ -74,6 +77,8 @@ type Module struct {
 	fails   *storage.FailureLog
 
 	writer *writer
+	// writeTimer times the archive's batch writes, for metrics.
+	writeTimer *module.Timer
 
 	prefsMu    sync.Mutex
 	prefsCache map[string]prefs // bare JID -> preferences, bounded
@@ -82,14 +87,23 @@ type Module struct {
 // New returns the module; archived messages older than retention are
 // deleted by the module itself (0 keeps them for ever).
 func New(retention time.Duration) *Module {
-	return &Module{retention: retention, now: time.Now}
+	return &Module{retention: retention, now: time.Now, writeTimer: &module.Timer{
+		Name: "parley_archive_write_seconds",
+		Help: "Time to write one batch of messages to the archive (XEP-0313).",
+	}}
 }
+
+// WithRetention reads the retention period from keep at each clean-up
+// (a reload may change it); call it before Start.
+func (m *Module) WithRetention(keep func() time.Duration) *Module { m.keepFor = keep; return m }
+
+func (m *Module) retentionNow() time.Duration { return retention.Now(m.retention, m.keepFor) }
 
 func (*Module) Name() string { return "mam" }
 
 func (m *Module) Start(h module.Host) error {
-	if m.retention < 0 {
-		return fmt.Errorf("mam: negative retention %v", m.retention)
+	if m.retentionNow() < 0 {
+		return fmt.Errorf("mam: negative retention %v", m.retentionNow())
 	}
 	m.host = h
 	m.archive = h.Store().Archive()
@@ -108,11 +122,12 @@ func (m *Module) Start(h module.Host) error {
 	h.AddFeature(module.Account, NS)
 	h.AddFeature(module.Account, NSExtended)
 	h.AddFeature(module.Account, NSSID)
-	m.writer = newWriter(m.archive, h.Logger().Error)
+	m.writer = newWriter(m.archive, h.Logger().Error, m.writeTimer)
 	h.OnMessage(m.hook)
-	if m.retention > 0 {
-		// Retention is enforced by the server itself: no cron job.
-		h.Every(module.RetentionInterval(m.retention), m.expire)
+	if m.retention > 0 || m.keepFor != nil {
+		// Retention is enforced by the server itself: no cron job. The
+		// period in force is read at every round, so a reload applies.
+		h.Every(module.RetentionInterval(cmp.Or(m.retentionNow(), time.Hour)), m.expire)
 	}
 	return nil
 }
@@ -128,9 +143,13 @@ func (m *Module) Stop(ctx context.Context) error {
 }
 
 func (m *Module) expire(ctx context.Context) {
+	keep := m.retentionNow()
+	if keep <= 0 {
+		return // keep everything (changed by a reload)
+	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	n, err := m.archive.DeleteBefore(ctx, m.now().Add(-m.retention))
+	n, err := m.archive.DeleteBefore(ctx, m.now().Add(-keep))
 	if err != nil {
 		m.host.Logger().Error("mam: retention clean-up failed", "err", err)
 	} else if n > 0 {
@@ -204,4 +223,9 @@ func own(iq module.IQ) error {
 		return stanza.Forbidden("only the owner may use an archive")
 	}
 	return nil
+}
+
+// Metrics reports how long archive writes take.
+func (m *Module) Metrics() ([]module.Gauge, []*module.Timer) {
+	return nil, []*module.Timer{m.writeTimer}
 }

@@ -61,7 +61,7 @@ func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	h := modtest.NewHost("example.com")
 	// Contacts come from the roster module, as in the server.
-	if err := roster.New(0).Start(h); err != nil {
+	if err := roster.New(func() int { return 0 }).Start(h); err != nil {
 		t.Fatal(err)
 	}
 	h.AddUser(alice)

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"parley/internal/module"
 	"parley/internal/storage"
 )
 
@@ -45,6 +46,7 @@ type pendingEntry struct {
 type writer struct {
 	store storage.Archive
 	logf  func(msg string, args ...any)
+	timer *module.Timer // times each batch written
 
 	// retry holds the pauses before each new attempt at a failed batch.
 	retry []time.Duration
@@ -67,8 +69,8 @@ type writer struct {
 	broken  bool
 }
 
-func newWriter(store storage.Archive, logf func(string, ...any)) *writer {
-	w := &writer{store: store, logf: logf, retry: retryPauses,
+func newWriter(store storage.Archive, logf func(string, ...any), timer *module.Timer) *writer {
+	w := &writer{store: store, logf: logf, timer: timer, retry: retryPauses,
 		queue: make(chan pendingEntry, queueSize),
 		syncs: make(chan chan struct{}),
 		stop:  make(chan struct{}), abort: make(chan struct{}), done: make(chan struct{}),
@@ -221,6 +223,7 @@ func (w *writer) write(batch []pendingEntry) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		start := time.Now()
 		err := w.store.AppendBatch(ctx, entries)
+		w.timer.Time(start)
 		w.behind.Store(time.Since(start) >= gather)
 		cancel()
 		switch {

@@ -41,7 +41,7 @@ func TestWriterNeverGivesUp(t *testing.T) {
 		mu.Lock()
 		logged = append(logged, msg)
 		mu.Unlock()
-	})
+	}, nil)
 	w.retry = []time.Duration{time.Millisecond}
 	released := make(chan struct{})
 	w.add(storage.ArchiveEntry{Owner: "alice@example.com", Message: storage.ArchiveMessage{ID: "1"}}, func() { close(released) })
@@ -69,7 +69,7 @@ func TestWriterNeverGivesUp(t *testing.T) {
 // database refuses writes; it answers from what is committed.
 func TestWriterSyncWhileFailing(t *testing.T) {
 	store := &flakyArchive{fails: 1 << 30}
-	w := newWriter(store, func(string, ...any) {})
+	w := newWriter(store, func(string, ...any) {}, nil)
 	w.retry = []time.Duration{10 * time.Millisecond}
 	held := make(chan struct{})
 	w.add(storage.ArchiveEntry{Owner: "alice@example.com", Message: storage.ArchiveMessage{ID: "1"}}, func() { close(held) })

@@ -10,6 +10,7 @@
 package muc
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -24,6 +25,7 @@ import (
 	"parley/internal/storage"
 	"parley/internal/throttle"
 	"parley/internal/xmlstream"
+	"parley/modules/internal/retention"
 )
 
 // Namespaces.
@@ -62,6 +64,7 @@ type Limits struct {
 type Module struct {
 	services  []string
 	retention time.Duration
+	keepFor   func() time.Duration // see WithRetention
 	limits    Limits
 	now       func() time.Time
 
@@ -83,6 +86,12 @@ func New(services []string, retention time.Duration) *Module {
 	return &Module{services: services, retention: retention, now: time.Now, rooms: map[jid.JID]*room{}, count: map[string]int{}}
 }
 
+// WithRetention reads the retention period from keep at each clean-up
+// (a reload may change it); call it before Start.
+func (m *Module) WithRetention(keep func() time.Duration) *Module { m.keepFor = keep; return m }
+
+func (m *Module) retentionNow() time.Duration { return retention.Now(m.retention, m.keepFor) }
+
 // WithLimits sets the limits on room creation; call it before Start.
 func (m *Module) WithLimits(l Limits) *Module {
 	m.limits = l
@@ -92,8 +101,8 @@ func (m *Module) WithLimits(l Limits) *Module {
 func (*Module) Name() string { return "muc" }
 
 func (m *Module) Start(h module.Host) error {
-	if m.retention < 0 {
-		return fmt.Errorf("muc: negative retention %v", m.retention)
+	if m.retentionNow() < 0 {
+		return fmt.Errorf("muc: negative retention %v", m.retentionNow())
 	}
 	m.host = h
 	m.store = h.Store().MUC()
@@ -111,17 +120,22 @@ func (m *Module) Start(h module.Host) error {
 		h.AddComponent(module.Component{Domain: d.Domain(), Name: "Chatrooms"}, m.handle)
 	}
 	m.creations = throttle.New(m.limits.CreationsPerHour, time.Hour)
-	if m.retention > 0 {
-		// Room archives expire like personal ones.
-		h.Every(module.RetentionInterval(m.retention), m.expire)
+	if m.retention > 0 || m.keepFor != nil {
+		// Retention is enforced by the server itself: no cron job. The
+		// period in force is read at every round, so a reload applies.
+		h.Every(module.RetentionInterval(cmp.Or(m.retentionNow(), time.Hour)), m.expire)
 	}
 	return nil
 }
 
 func (m *Module) expire(ctx context.Context) {
+	keep := m.retentionNow()
+	if keep <= 0 {
+		return // keep everything (changed by a reload)
+	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	n, err := m.store.DeleteMessagesBefore(ctx, m.now().Add(-m.retention))
+	n, err := m.store.DeleteMessagesBefore(ctx, m.now().Add(-keep))
 	if err != nil {
 		m.host.Logger().Error("muc: retention clean-up failed", "err", err)
 	} else if n > 0 {

@@ -16,6 +16,7 @@
 package offline
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -29,6 +30,7 @@ import (
 	"parley/internal/stanza"
 	"parley/internal/storage"
 	"parley/internal/xmlstream"
+	"parley/modules/internal/retention"
 	"parley/modules/internal/unverified"
 )
 
@@ -41,6 +43,7 @@ const (
 type Module struct {
 	maxPerUser int
 	retention  time.Duration
+	keepFor    func() time.Duration // see WithRetention
 	now        func() time.Time
 
 	host   module.Host
@@ -60,6 +63,12 @@ func New(maxPerUser int, retention time.Duration) *Module {
 	return &Module{maxPerUser: maxPerUser, retention: retention, now: time.Now}
 }
 
+// WithRetention reads the retention period from keep at each clean-up
+// (a reload may change it); call it before Start.
+func (m *Module) WithRetention(keep func() time.Duration) *Module { m.keepFor = keep; return m }
+
+func (m *Module) retentionNow() time.Duration { return retention.Now(m.retention, m.keepFor) }
+
 func (*Module) Name() string { return "offline" }
 
 func (m *Module) Start(h module.Host) error {
@@ -78,9 +87,10 @@ func (m *Module) Start(h module.Host) error {
 		h.SetOfflineHandler(m.keep)
 		h.AddFeature(module.Server, FeatureOffline)
 	}
-	if m.retention > 0 {
-		// Retention is enforced by the server itself: no cron job.
-		h.Every(module.RetentionInterval(m.retention), m.expire)
+	if m.retention > 0 || m.keepFor != nil {
+		// Retention is enforced by the server itself: no cron job. The
+		// period in force is read at every round, so a reload applies.
+		h.Every(module.RetentionInterval(cmp.Or(m.retentionNow(), time.Hour)), m.expire)
 	}
 	return nil
 }
@@ -98,9 +108,13 @@ func (m *Module) Stop(ctx context.Context) error {
 }
 
 func (m *Module) expire(ctx context.Context) {
+	keep := m.retentionNow()
+	if keep <= 0 {
+		return // keep everything (changed by a reload)
+	}
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	n, err := m.store.DeleteBefore(ctx, m.now().Add(-m.retention))
+	n, err := m.store.DeleteBefore(ctx, m.now().Add(-keep))
 	if err != nil {
 		m.host.Logger().Error("offline: retention clean-up failed", "err", err)
 	} else if n > 0 {

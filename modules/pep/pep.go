@@ -65,7 +65,7 @@ type Module struct {
 	views map[string]View
 	// quota is the most payload bytes one account's items may take
 	// together; 0 is no limit.
-	quota int64
+	quota func() int64   // read per publish: a reload may change it
 	locks [64]sync.Mutex // see ownerLock
 }
 
@@ -73,9 +73,9 @@ func New() *Module {
 	return &Module{caps: newCapsCache(), now: time.Now, hooks: map[string][]ChangeHook{}, views: map[string]View{}}
 }
 
-// WithQuota sets the per-account quota on stored items, in payload
-// bytes (0: none); call it before Start.
-func (m *Module) WithQuota(bytes int64) *Module {
+// WithQuota sets where the per-account quota on stored items comes from,
+// in payload bytes (0: none); call it before Start.
+func (m *Module) WithQuota(bytes func() int64) *Module {
 	m.quota = bytes
 	return m
 }
@@ -346,7 +346,11 @@ func (m *Module) keep(ctx context.Context, owner, node string, item storage.PubS
 // oldest items it pushes out of a full node) is counted as freed, so a
 // user at the quota can still replace an avatar by one of the same size.
 func (m *Module) checkQuota(ctx context.Context, owner, node string, item storage.PubSubItem, limit int, exists bool) error {
-	if m.quota <= 0 {
+	quota := int64(0)
+	if m.quota != nil {
+		quota = m.quota()
+	}
+	if quota <= 0 {
 		return nil
 	}
 	size := int64(len(item.Payload))
@@ -354,7 +358,7 @@ func (m *Module) checkQuota(ctx context.Context, owner, node string, item storag
 	if err != nil {
 		return fmt.Errorf("pep: measuring the data of %s: %w", owner, err)
 	}
-	if used+size <= m.quota {
+	if used+size <= quota {
 		return nil
 	}
 	if exists {
@@ -364,11 +368,11 @@ func (m *Module) checkQuota(ctx context.Context, owner, node string, item storag
 		}
 		used -= freedBy(items, item.ID, limit)
 	}
-	if used+size <= m.quota {
+	if used+size <= quota {
 		return nil
 	}
 	return &stanza.Error{Type: stanza.Cancel, Condition: "resource-constraint",
-		Text: fmt.Sprintf("this item (%d bytes) does not fit in your personal data quota of %d bytes, %d of which are in use; delete items or nodes you no longer need", size, m.quota, used)}
+		Text: fmt.Sprintf("this item (%d bytes) does not fit in your personal data quota of %d bytes, %d of which are in use; delete items or nodes you no longer need", size, quota, used)}
 }
 
 // freedBy is how many payload bytes of items (oldest first) go when an

@@ -34,7 +34,7 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	h := modtest.NewHost("x.org")
 	// Contacts come from the roster module, as in the server.
-	if err := roster.New(0).Start(h); err != nil {
+	if err := roster.New(func() int { return 0 }).Start(h); err != nil {
 		t.Fatal(err)
 	}
 	for _, u := range []string{alice, bob, carol} {

@@ -13,7 +13,7 @@ func TestQuotaOnPublish(t *testing.T) {
 	e := newEnv(t)
 	text := strings.Repeat("x", 300)
 	size := int64(len(item("1", text).FirstElement().Append(nil, "")))
-	e.m.WithQuota(3*size + 10)
+	e.m.WithQuota(func() int64 { return 3*size + 10 })
 	used := func() int64 {
 		t.Helper()
 		n, err := e.h.FakeStore().PubSub().PayloadBytes(e.ctx, alice)

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"parley/internal/jid"
@@ -24,15 +25,34 @@ const (
 )
 
 type Module struct {
-	open    bool
+	policy func() Policy // read per request: a reload may change it
+	host   module.Host
+
+	mu      sync.Mutex
+	perHour int // what perAddr was made for
 	perAddr *throttle.Limiter
-	host    module.Host
 }
 
-// New returns the module. With open false nobody can register in band;
-// perAddressPerHour limits registrations from one address (0: no limit).
-func New(open bool, perAddressPerHour int) *Module {
-	return &Module{open: open, perAddr: throttle.New(perAddressPerHour, time.Hour)}
+// Policy is who may register in band.
+type Policy struct {
+	Open              bool // with Open false nobody can register in band
+	PerAddressPerHour int  // registrations from one address (0: no limit)
+}
+
+// New returns the module; policy is asked at each registration.
+func New(policy func() Policy) *Module {
+	return &Module{policy: policy}
+}
+
+// limiter is the per-address limiter for perHour, made anew when the
+// policy's number changed (the counts start over then).
+func (m *Module) limiter(perHour int) *throttle.Limiter {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.perAddr == nil || m.perHour != perHour {
+		m.perAddr, m.perHour = throttle.New(perHour, time.Hour), perHour
+	}
+	return m.perAddr
 }
 
 func (*Module) Name() string { return "register" }
@@ -40,15 +60,13 @@ func (*Module) Name() string { return "register" }
 func (m *Module) Start(h module.Host) error {
 	m.host = h
 	name := xmlstream.Name{Space: NS, Local: "query"}
-	if m.open {
-		h.HandlePreAuthIQ(name, m.preAuth)
-		h.AddStreamFeature(func(fc module.FeatureContext) *xmlstream.Element {
-			if fc.Authenticated || !fc.Secure {
-				return nil
-			}
-			return xmlstream.New(NSFeature, "register")
-		})
-	}
+	h.HandlePreAuthIQ(name, m.preAuth)
+	h.AddStreamFeature(func(fc module.FeatureContext) *xmlstream.Element {
+		if fc.Authenticated || !fc.Secure || !m.policy().Open {
+			return nil
+		}
+		return xmlstream.New(NSFeature, "register")
+	})
 	h.HandleIQ(module.Account, "get", name, m.getAuthenticated)
 	h.HandleIQ(module.Account, "set", name, m.setAuthenticated)
 	h.AddFeature(module.Server, NS)
@@ -77,6 +95,13 @@ func field(q *xmlstream.Element, name string) (string, bool) {
 }
 
 func (m *Module) preAuth(ctx context.Context, iq module.PreAuthIQ) (*xmlstream.Element, error) {
+	policy := m.policy()
+	if !policy.Open {
+		// XEP-0077 §3.1: a server without in-band registration.
+		se := stanza.ServiceUnavailable()
+		se.Text = "in-band registration is closed on this server"
+		return nil, se
+	}
 	if iq.Type == "get" {
 		return form("Choose a username and password to register with this server.", ""), nil
 	}
@@ -94,7 +119,7 @@ func (m *Module) preAuth(ctx context.Context, iq module.PreAuthIQ) (*xmlstream.E
 	}
 	// The address is charged before the account exists, so failed
 	// attempts count too: probing for names costs the same as creating.
-	if !m.perAddr.Spend(iq.Addr) {
+	if !m.limiter(policy.PerAddressPerHour).Spend(iq.Addr) {
 		return nil, &stanza.Error{Type: stanza.Wait, Condition: "resource-constraint",
 			Text: "too many registrations from your address; try again later"}
 	}

@@ -19,7 +19,7 @@ func TestRosterAPI(t *testing.T) {
 	if h.Roster() != (module.NoRoster{}) {
 		t.Fatal("a host without the roster module has a roster")
 	}
-	if err := New(0).Start(h); err != nil {
+	if err := New(func() int { return 0 }).Start(h); err != nil {
 		t.Fatal(err)
 	}
 	alice := jid.MustParse("alice@x.org")

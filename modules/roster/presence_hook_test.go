@@ -19,7 +19,7 @@ func TestOutboundPresenceHook(t *testing.T) {
 	h := modtest.NewHost("x.org")
 	h.AddUser("alice@x.org")
 	h.AddUser("bob@x.org")
-	m := New(0)
+	m := New(func() int { return 0 })
 	if err := m.Start(h); err != nil {
 		t.Fatal(err)
 	}

@@ -55,7 +55,7 @@ func newRaceHost(t *testing.T) (*modtest.Host, *rosterHook, func(from, to, raw s
 	h.AddUser("alice@x.org")
 	h.AddUser("bob@x.org")
 	hook := &rosterHook{Roster: h.Store().Roster()}
-	m := New(0)
+	m := New(func() int { return 0 })
 	if err := m.Start(hostWith{Host: h, store: storeWith{Store: h.Store(), roster: hook}}); err != nil {
 		t.Fatal(err)
 	}

@@ -34,11 +34,12 @@ const (
 type Module struct {
 	host     module.Host
 	store    storage.Roster
-	maxItems int
+	maxItems func() int // read per change: a reload may change it
 }
 
-// New returns the module; maxItems bounds a roster (0 for no bound).
-func New(maxItems int) *Module { return &Module{maxItems: maxItems} }
+// New returns the module; maxItems gives the bound of a roster (0 for no
+// bound).
+func New(maxItems func() int) *Module { return &Module{maxItems: maxItems} }
 
 func (*Module) Name() string { return "roster" }
 
@@ -188,10 +189,11 @@ func (m *Module) set(ctx context.Context, iq module.IQ) (*xmlstream.Element, err
 
 // save stores an item and pushes it to the owner's interested resources.
 func (m *Module) save(ctx context.Context, owner jid.JID, it storage.RosterItem) error {
-	ver, err := m.store.Put(ctx, owner.String(), it, m.maxItems)
+	maxItems := m.maxItems()
+	ver, err := m.store.Put(ctx, owner.String(), it, maxItems)
 	if errors.Is(err, storage.ErrLimit) {
 		return &stanza.Error{Type: stanza.Cancel, Condition: "not-allowed",
-			Text: fmt.Sprintf("the roster is full (%d contacts at most)", m.maxItems)}
+			Text: fmt.Sprintf("the roster is full (%d contacts at most)", maxItems)}
 	}
 	if err != nil {
 		return fmt.Errorf("roster: saving %s: %w", it.Contact, err)

@@ -89,6 +89,12 @@ func (c *rawClient) startTLS(cfg *tls.Config) {
 	c.expect("</stream:features>")
 	c.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
 	c.expect("<proceed")
+	c.upgrade(cfg)
+}
+
+// upgrade does the TLS handshake after <proceed/>.
+func (c *rawClient) upgrade(cfg *tls.Config) *tls.Conn {
+	c.t.Helper()
 	tc := tls.Client(c.conn, cfg)
 	tc.SetDeadline(time.Now().Add(10 * time.Second))
 	if err := tc.Handshake(); err != nil {
@@ -97,14 +103,20 @@ func (c *rawClient) startTLS(cfg *tls.Config) {
 	tc.SetDeadline(time.Time{})
 	c.conn = tc
 	c.buf.Reset()
+	return tc
 }
 
-// login does STARTTLS, PLAIN and binding.
+// login does STARTTLS, PLAIN and binding, for an account of any domain.
 func (c *rawClient) login(bare, password, resource string) {
 	c.t.Helper()
-	user, _, _ := strings.Cut(bare, "@") // PLAIN's authcid is the localpart
-	c.startTLS(&tls.Config{InsecureSkipVerify: true})
-	c.send(header)
+	user, domain, _ := strings.Cut(bare, "@") // PLAIN's authcid is the localpart
+	hdr := strings.Replace(header, "to='localhost'", "to='"+domain+"'", 1)
+	c.send(hdr)
+	c.expect("</stream:features>")
+	c.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+	c.expect("<proceed")
+	c.upgrade(&tls.Config{InsecureSkipVerify: true})
+	c.send(hdr)
 	feats := c.expect("</stream:features>")
 	if !strings.Contains(feats, "<mechanism>PLAIN</mechanism>") {
 		c.t.Fatalf("PLAIN not offered over TLS: %s", feats)
@@ -112,7 +124,7 @@ func (c *rawClient) login(bare, password, resource string) {
 	c.send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>" +
 		base64.StdEncoding.EncodeToString([]byte("\x00"+user+"\x00"+password)) + "</auth>")
 	c.expect("<success")
-	c.send(header)
+	c.send(hdr)
 	c.expect("</stream:features>")
 	c.send("<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>" + resource + "</resource></bind></iq>")
 	if got := c.expect("</iq>"); !strings.Contains(got, "<jid>"+bare+"/"+resource+"</jid>") {

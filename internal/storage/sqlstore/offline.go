@@ -157,3 +157,12 @@ func (o offline) DeleteBefore(ctx context.Context, t time.Time) (int, error) {
 	}
 	return n, nil
 }
+
+// Total counts every stored offline message, for the metrics.
+func (o offline) Total(ctx context.Context) (int, error) {
+	var n int
+	if err := o.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM offline_messages`).Scan(&n); err != nil {
+		return 0, o.errorf("count offline messages: %w", err)
+	}
+	return n, nil
+}

@@ -130,6 +130,9 @@ func runOffline(t *testing.T, open func(t *testing.T) storage.Store) {
 		if got := ids(mustList(t, o, "bob@example.com")); !slices.Equal(got, ids(theirs)) {
 			t.Errorf("alice's Delete removed bob's messages: bob has %v, want %v", got, ids(theirs))
 		}
+		if n, err := o.Total(t.Context()); err != nil || n != 8 {
+			t.Errorf("Total = %d, %v; want 8 (both owners)", n, err)
+		}
 		if n, err := o.Count(t.Context(), "bob@example.com"); err != nil || n != 4 {
 			t.Errorf("bob's Count = %d, %v; want 4", n, err)
 		}

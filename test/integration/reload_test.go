@@ -1,0 +1,105 @@
+package integration
+
+import (
+	"crypto/tls"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// waitLog waits up to 20 s for the server's log to contain want.
+func (s *server) waitLog(t *testing.T, want string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(s.Stderr(), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the log never said %q:\n%s", want, s.Stderr())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (s *server) hup(t *testing.T) {
+	t.Helper()
+	if err := s.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestReloadOnSIGHUP: SIGHUP makes new TLS connections get the
+// certificate now in the files while a logged-in session goes on, applies
+// the changes that can be applied and names those that need a restart;
+// a broken config is refused and the running one kept.
+func TestReloadOnSIGHUP(t *testing.T) {
+	oldCA, newCA := newTestCA(t, "old issuer"), newTestCA(t, "new issuer")
+	dir := t.TempDir()
+	crt, key := filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")
+	far := time.Now().Add(24 * time.Hour)
+	oldCA.issue(crt, key, far, "localhost")
+	tlsConf := fmt.Sprintf("[tls]\ncert = %q\nkey = %q\n", crt, key)
+	s := startServer(t, serverOpts{extra: tlsConf})
+	s.addUser("rita@localhost", "pw")
+	c := dialRaw(t, s.starttls)
+	c.login("rita@localhost", "pw", "desk")
+	if got := presented(t, s.direct, "localhost", false).Issuer.CommonName; got != "old issuer" {
+		t.Fatalf("before the reload the issuer is %q", got)
+	}
+
+	newCA.issue(crt, key, far, "localhost")
+	cfg, err := os.ReadFile(s.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := string(cfg) + "[limits]\nmax_roster_items = 7\n[log]\nlevel = \"debug\"\n[registration]\nopen = true\n"
+	changed = strings.Replace(changed, "c2s = \"127.0.0.1:0\"", "c2s = \"127.0.0.1:1\"", 1)
+	if err := os.WriteFile(s.config, []byte(changed), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.hup(t)
+	s.waitLog(t, "reloaded")
+	log := s.Stderr()
+	if !strings.Contains(log, "limits.max_roster_items") || !strings.Contains(log, "log.level") {
+		t.Errorf("the applied changes are not logged:\n%s", log)
+	}
+	if !strings.Contains(log, "after a restart") || !strings.Contains(log, "listen.c2s") {
+		t.Errorf("the change that needs a restart is not named:\n%s", log)
+	}
+	if got := presented(t, s.direct, "localhost", false).Issuer.CommonName; got != "new issuer" {
+		t.Errorf("after the reload a new connection sees the issuer %q", got)
+	}
+	// Registration opened by the reload.
+	r := dialRaw(t, s.starttls)
+	r.startTLS(&tls.Config{InsecureSkipVerify: true})
+	r.send(header)
+	r.expect("</stream:features>")
+	r.send("<iq type='set' id='reg'><query xmlns='jabber:iq:register'><username>newcomer</username><password>pw</password></query></iq>")
+	if got := r.expectIQ("reg"); !strings.Contains(got, `type="result"`) {
+		t.Errorf("registration after the reload opened it: %s", got)
+	}
+	c.send("<iq type='get' id='p1' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+	if r := c.expectIQ("p1"); !strings.Contains(r, `type="result"`) {
+		t.Fatalf("the session open during the reload: %s", r)
+	}
+
+	// A broken file: refused, the server goes on with what it had.
+	if err := os.WriteFile(s.config, []byte(changed+"[limits]\nno_such_key = 1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	oldCA.issue(crt, key, far, "localhost")
+	s.hup(t)
+	s.waitLog(t, "reload refused")
+	if !s.alive() {
+		t.Fatal("the server stopped on a broken config")
+	}
+	if got := presented(t, s.direct, "localhost", false).Issuer.CommonName; got != "new issuer" {
+		t.Errorf("a refused reload changed the certificate to one from %q", got)
+	}
+	c.send("<iq type='get' id='p2' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+	if r := c.expectIQ("p2"); !strings.Contains(r, `type="result"`) {
+		t.Fatalf("after a refused reload: %s", r)
+	}
+}
