@@ -1,5 +1,5 @@
-// Package retention runs the clean-up job of a module that keeps data
-// only for a while (offline messages, archives).
+// Package retention tells the period in force of a module that keeps data
+// only for a while (offline messages, archives), fixed or reloadable.
 package retention
 
 import "time"
