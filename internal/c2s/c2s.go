@@ -115,6 +115,35 @@ func (s *Server) Serve(ln net.Listener, directTLS bool) error {
 	}
 }
 
+// ServeConn runs a client stream over nc, a connection another transport
+// (WebSocket, BOSH) accepted and presents as the XMPP byte stream; the
+// framing is its business, the session is the same as over TCP. secure
+// says that transport is encrypted (HTTPS, or a trusted proxy that
+// terminated TLS), so STARTTLS is neither offered nor required and
+// nc.RemoteAddr is the client's address for the per-address limits. It
+// returns false, having closed nc, once the server is stopping.
+func (s *Server) ServeConn(nc net.Conn, secure bool) bool {
+	var c *conn
+	c = newConn(s.cfg, nc, false, func() {
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+		s.wg.Done()
+	})
+	c.secure = secure
+	s.mu.Lock()
+	if s.stopping {
+		s.mu.Unlock()
+		nc.Close()
+		return false
+	}
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go c.serve()
+	return true
+}
+
 // Stop closes the listeners, ends every stream with <system-shutdown/>
 // and waits for the connection goroutines, or for ctx.
 func (s *Server) Stop(ctx context.Context) error {

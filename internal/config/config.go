@@ -31,7 +31,12 @@ type Config struct {
 		Admin        string `toml:"admin"`          // loopback only; "" disables
 		HTTPS        string `toml:"https"`          // HTTPS for HTTP file upload; "" disables
 		S2S          string `toml:"s2s"`            // server-to-server (federation); "" disables
+		// HTTP is plain HTTP for WebSocket and BOSH behind a reverse
+		// proxy that terminates TLS; "" disables.
+		HTTP string `toml:"http"`
 	} `toml:"listen"`
+
+	HTTP HTTP `toml:"http"` // web clients: WebSocket, BOSH (see http.go)
 
 	S2S struct {
 		// Routes maps a remote domain to "host:port", overriding DNS
@@ -222,6 +227,7 @@ func Default() Config {
 	c.MUC.MaxRooms = 10000
 	c.MUC.RoomCreationsPerHour = 30
 	c.Log.Level = "info"
+	c.HTTP = defaultHTTP()
 	return c
 }
 
