@@ -236,3 +236,39 @@ func TestDiscovery(t *testing.T) {
 		t.Fatalf("host-meta of a host not served: %v %v", resp, err)
 	}
 }
+
+// TestBOSHInactivityThenResume: a BOSH client that stops sending
+// requests has lost its connection; its resumable session waits, and a
+// WebSocket resumes it with what arrived meanwhile.
+func TestBOSHInactivityThenResume(t *testing.T) {
+	s := startServer(t, serverOpts{https: true, extra: "[http]\nbosh_inactivity = \"2s\"\n"})
+	s.addUser("alice@localhost", "pw")
+	s.addUser("bob@localhost", "pw")
+	bob := dialRaw(t, s.starttls)
+	bob.login("bob@localhost", "pw", "desk")
+	a := newBOSH(t, "https://"+s.https+"/http-bind")
+	a.login("alice", "pw", "web")
+	r := a.await(a.send("<enable xmlns='urn:xmpp:sm:3' resume='true'/>"), "<enabled")
+	id := attr(r, "id")
+	if id == "" {
+		t.Fatalf("no resumption id in %s", r)
+	}
+	// The client goes quiet; after bosh_inactivity the session is gone.
+	time.Sleep(4 * time.Second)
+	if r := a.send(""); attr(r, "type") != "terminate" {
+		t.Fatalf("a request after the inactivity limit: %s", r)
+	}
+	bob.send("<message to='alice@localhost/web' type='chat'><body>while you were away</body></message>")
+
+	w := mustDialWS(t, "wss://"+s.https+"/xmpp-websocket")
+	w.send(wsOpen)
+	w.expect("<stream:features")
+	w.send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>" +
+		base64.StdEncoding.EncodeToString([]byte("\x00alice\x00pw")) + "</auth>")
+	w.expect("<success")
+	w.send(wsOpen)
+	w.expect("<stream:features")
+	w.send("<resume xmlns='urn:xmpp:sm:3' previd='" + id + "' h='0'/>")
+	w.expect("<resumed")
+	w.expect("while you were away")
+}
