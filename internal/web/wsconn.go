@@ -30,6 +30,7 @@ type wsConn struct {
 	closeSent bool // the stream ended with <close/>
 
 	closing   chan struct{} // Close was called
+	closed    chan struct{} // closeWS is done
 	closeOnce sync.Once
 }
 
@@ -38,21 +39,25 @@ type wsConn struct {
 const inboxBytes = 64 << 10
 
 func newWSConn(ws *websocket.Conn, local, remote net.Addr) *wsConn {
-	return &wsConn{ws: ws, local: local, remote: remote, in: newInbox(inboxBytes), closing: make(chan struct{})}
+	return &wsConn{ws: ws, local: local, remote: remote, in: newInbox(inboxBytes),
+		closing: make(chan struct{}), closed: make(chan struct{})}
 }
 
-// run reads frames until the connection ends and closes it once c2s
-// closed its side. It is the goroutine that owns the WebSocket (the
-// HTTP handler's), and ends within the close handshake's timeouts after
-// Close.
+// run reads frames until the connection ends, then waits for c2s to
+// close its side and for the close handshake. It runs on the goroutine
+// that owns the WebSocket (the HTTP handler's); an idle session costs no
+// other.
 func (w *wsConn) run() {
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		w.readLoop()
-	}()
+	w.readLoop()
 	<-w.closing
+	<-w.closed
+}
+
+// closeWS ends the WebSocket: with the close handshake after a <close/>,
+// at once otherwise. It runs on a goroutine of its own because Close
+// must not block (c2s closes under its lock), and run waits for it.
+func (w *wsConn) closeWS() {
+	defer close(w.closed)
 	w.wmu.Lock()
 	clean := w.closeSent
 	w.wmu.Unlock()
@@ -61,7 +66,6 @@ func (w *wsConn) run() {
 	} else {
 		w.ws.CloseNow()
 	}
-	wg.Wait()
 }
 
 func (w *wsConn) readLoop() {
@@ -126,11 +130,12 @@ func (w *wsConn) Write(p []byte) (int, error) {
 }
 
 // Close ends the connection without blocking (c2s closes under its
-// lock); run performs the close handshake.
+// lock); closeWS performs the close handshake.
 func (w *wsConn) Close() error {
 	w.closeOnce.Do(func() {
 		w.in.closeNow()
 		close(w.closing)
+		go w.closeWS()
 	})
 	return nil
 }
