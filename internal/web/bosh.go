@@ -236,7 +236,7 @@ func (b *boshServer) create(ctx context.Context, body *xmlstream.Element, rid ui
 		b.remove(s)
 		return terminateBody("system-shutdown")
 	}
-	return s.holdFor(ctx, rid)
+	return s.holdFor(ctx, rid, false)
 }
 
 // request handles a request of an existing session: in rid order, each
@@ -270,7 +270,7 @@ func (s *boshSession) request(ctx context.Context, body *xmlstream.Element, rid 
 	}
 	if s.ended {
 		s.mu.Unlock()
-		return s.holdFor(ctx, rid)
+		return s.holdFor(ctx, rid, true)
 	}
 	fresh := rid == s.nextRID
 	if fresh {
@@ -278,19 +278,22 @@ func (s *boshSession) request(ctx context.Context, body *xmlstream.Element, rid 
 		s.changedLocked()
 	}
 	s.mu.Unlock()
+	now := false
 	if fresh {
-		if cond := s.take(ctx, body); cond != "" {
+		var cond string
+		if cond, now = s.take(ctx, body); cond != "" {
 			return terminateBody(cond)
 		}
 	}
 	// rid < nextRID without an answer: the client lost the connection
 	// of a held request and asks again; it is held anew.
-	return s.holdFor(ctx, rid)
+	return s.holdFor(ctx, rid, now)
 }
 
 // take hands a request's payload to c2s: its stanzas, a stream restart
-// or the end of the stream.
-func (s *boshSession) take(ctx context.Context, body *xmlstream.Element) (condition string) {
+// or the end of the stream. now says the request is to be answered at
+// once (a pause).
+func (s *boshSession) take(ctx context.Context, body *xmlstream.Element) (condition string, now bool) {
 	var payload []byte
 	if body.Attr("type") == "terminate" {
 		for el := range body.Elements() {
@@ -311,16 +314,18 @@ func (s *boshSession) take(ctx context.Context, body *xmlstream.Element) (condit
 		d := min(time.Duration(p)*time.Second, s.srv.cfg.BOSH.MaxPause)
 		s.mu.Lock()
 		s.pauseTill = time.Now().Add(d)
-		// XEP-0124 §10: the held requests are answered at once.
+		// XEP-0124 §10: the held requests are answered at once, this
+		// one too.
 		for len(s.held) > 0 {
 			s.answerLocked()
 		}
 		s.mu.Unlock()
+		now = true
 	}
 	if len(payload) > 0 && !s.in.push(payload, ctx.Done()) {
-		return "remote-connection-failed"
+		return "remote-connection-failed", false
 	}
-	return ""
+	return "", now
 }
 
 func (s *boshSession) domain() string {
@@ -330,15 +335,16 @@ func (s *boshSession) domain() string {
 }
 
 // holdFor keeps the request for rid until there is output for it, it
-// has waited wait, or a newer request needs its place.
-func (s *boshSession) holdFor(ctx context.Context, rid uint64) []byte {
+// has waited wait, or a newer request needs its place; now answers it
+// with what there is.
+func (s *boshSession) holdFor(ctx context.Context, rid uint64, now bool) []byte {
 	h := &heldReq{rid: rid, ch: make(chan []byte, 1)}
 	s.mu.Lock()
 	s.held = append(s.held, h)
 	for len(s.held) > s.hold && len(s.held) > 1 {
 		s.answerLocked()
 	}
-	if s.ended || len(s.out) > 0 && s.authid != "" || s.hold == 0 && s.authid != "" {
+	if now || s.ended || len(s.out) > 0 && s.authid != "" || s.hold == 0 && s.authid != "" {
 		s.answerLocked()
 	}
 	s.mu.Unlock()

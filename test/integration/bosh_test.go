@@ -272,3 +272,33 @@ func TestBOSHInactivityThenResume(t *testing.T) {
 	w.expect("<resumed")
 	w.expect("while you were away")
 }
+
+// TestBOSHPause: a paused session outlives bosh_inactivity (up to its
+// pause), and the pause answers the held request at once.
+func TestBOSHPause(t *testing.T) {
+	s := startServer(t, serverOpts{https: true, extra: "[http]\nbosh_inactivity = \"2s\"\nbosh_max_pause = \"30s\"\n"})
+	s.addUser("alice@localhost", "pw")
+	a := newBOSH(t, "https://"+s.https+"/http-bind")
+	a.login("alice", "pw", "web")
+	// A request held by the server (nothing to send) ...
+	held := make(chan string, 1)
+	a.rid++
+	go func() { held <- a.post(a.body(a.rid, "")) }()
+	time.Sleep(300 * time.Millisecond)
+	// ... is answered when the client pauses.
+	start := time.Now()
+	a.send("", "pause='8'")
+	select {
+	case <-held:
+	case <-time.After(2 * time.Second):
+		t.Fatal("the held request was not answered at the pause")
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("the pause request itself was held %v", d)
+	}
+	time.Sleep(4 * time.Second) // beyond bosh_inactivity, within the pause
+	r := a.send("<iq xmlns='jabber:client' type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>")
+	if r = a.await(r, "id=\"p\""); attr(r, "type") == "terminate" {
+		t.Fatalf("the paused session ended: %s", r)
+	}
+}
