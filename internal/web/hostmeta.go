@@ -32,10 +32,14 @@ func (h *Handler) serveHostMeta(w http.ResponseWriter, r *http.Request, asJSON b
 		http.NotFound(w, r)
 		return
 	}
-	secure := r.TLS != nil
-	if _, sec, ok := h.client(r); ok && h.plain {
+	_, secure, ok := h.client(r)
+	if !ok {
+		http.Error(w, "plain HTTP is served to trusted proxies only", http.StatusForbidden)
+		return
+	}
+	if h.plain && r.Header.Get("X-Forwarded-Proto") == "http" {
 		// Behind the proxy, the browser's leg is what counts.
-		secure = sec && r.Header.Get("X-Forwarded-Proto") != "http"
+		secure = false
 	}
 	ws, bosh := "ws://", "http://"
 	if secure {
