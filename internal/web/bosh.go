@@ -1,6 +1,7 @@
 package web
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -410,7 +411,13 @@ func (s *boshSession) answerLocked() {
 	if s.ended {
 		b = append(b, " type='terminate'"...)
 		if len(s.out) > 0 && isStreamError(s.out[len(s.out)-1]) {
-			b = append(b, " condition='remote-stream-error'"...)
+			// XEP-0206 §6: a domain not served is host-unknown; any
+			// other stream error travels inside the terminate.
+			cond := "remote-stream-error"
+			if bytes.Contains(s.out[len(s.out)-1], []byte("<host-unknown ")) {
+				cond = "host-unknown"
+			}
+			b = append(b, " condition='"+cond+"'"...)
 		}
 	}
 	if len(s.out) == 0 {
@@ -452,6 +459,10 @@ func (s *boshSession) Write(p []byte) (int, error) {
 			s.ended = true
 		default:
 			for s.outBytes > 0 && s.outBytes+len(frame) > s.srv.cfg.BOSH.MaxBuffer {
+				if len(s.held) > 0 && s.authid != "" {
+					s.answerLocked()
+					continue
+				}
 				// The client does not fetch its output: c2s waits, and
 				// its own output limit decides when that is too slow.
 				if err := s.waitLocked(); err != nil {
@@ -460,19 +471,21 @@ func (s *boshSession) Write(p []byte) (int, error) {
 			}
 			s.out = append(s.out, frame)
 			s.outBytes += len(frame)
-			if len(s.held) > 0 && s.authid != "" {
-				s.answerLocked()
-			}
 		}
 		return nil
 	})
 	if err != nil {
 		return 0, err
 	}
-	if s.ended {
+	// One answer for what one write brought: a stream error and the
+	// end of the stream travel together, in the terminate.
+	switch {
+	case s.ended:
 		for len(s.held) > 0 {
 			s.answerLocked()
 		}
+	case len(s.out) > 0 && len(s.held) > 0 && s.authid != "":
+		s.answerLocked()
 	}
 	return len(p), nil
 }

@@ -191,6 +191,13 @@ func TestBOSHRids(t *testing.T) {
 	if r := a.post(a.body(a.rid+100, "")); attr(r, "type") != "terminate" || attr(r, "condition") != "item-not-found" {
 		t.Fatalf("a rid outside the window: %s", r)
 	}
+
+	// A domain not served here.
+	u := newBOSH(t, "https://"+s.https+"/http-bind")
+	r := u.post("<body xmlns='http://jabber.org/protocol/httpbind' xmlns:xmpp='urn:xmpp:xbosh' hold='1' rid='1' to='elsewhere.example' ver='1.6' wait='3' xmpp:version='1.0'/>")
+	if attr(r, "type") != "terminate" || attr(r, "condition") != "host-unknown" {
+		t.Fatalf("session for a domain not served: %s", r)
+	}
 }
 
 // TestDiscovery: host-meta in XRD and JSON names both transports, and
