@@ -48,6 +48,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var cfg bench.Config
 	fs.StringVar(&cfg.Mode, "mode", bench.ModeLoginChat, "login+chat, idle, login or register")
 	fs.StringVar(&cfg.Addr, "server", "127.0.0.1:5222", "the server's STARTTLS client address (loopback)")
+	fs.StringVar(&cfg.WebSocket, "websocket", "", "connect over WebSocket at this loopback URL instead (ws://127.0.0.1:PORT/xmpp-websocket)")
 	fs.IntVar(&cfg.Users, "users", 10, "number of accounts")
 	fs.IntVar(&cfg.First, "first", 1, "number of the first account")
 	fs.StringVar(&cfg.UserFormat, "user-format", "user%d@localhost", "account JIDs, with one %d")

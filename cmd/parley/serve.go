@@ -161,7 +161,11 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			continue
 		}
 		if l.Name == "https" {
-			fmt.Fprintf(stdout, "serving HTTPS (file upload) on %s\n", l.Addr)
+			fmt.Fprintf(stdout, "serving HTTPS (file upload, web clients) on %s\n", l.Addr)
+			continue
+		}
+		if l.Name == "http" {
+			fmt.Fprintf(stdout, "serving HTTP (web clients, for a proxy) on %s\n", l.Addr)
 			continue
 		}
 		kind := "STARTTLS"

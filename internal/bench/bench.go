@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -32,8 +33,12 @@ const (
 // Config describes one run. Zero values take the defaults of
 // (Config).withDefaults.
 type Config struct {
-	Mode           string
-	Addr           string // the server's STARTTLS client listener; must be a loopback address
+	Mode string
+	Addr string // the server's STARTTLS client listener; must be a loopback address
+	// WebSocket, when set, is the server's WebSocket URL on loopback
+	// (ws://127.0.0.1:PORT/xmpp-websocket): sessions use it instead of
+	// Addr (RFC 7395).
+	WebSocket      string
 	UserFormat     string // fmt format with one %d, e.g. "user%d@localhost"
 	PasswordFormat string // fmt format with at most one %d, e.g. "pass%d"
 	Users          int    // accounts First .. First+Users-1
@@ -120,6 +125,19 @@ func (c Config) validate() error {
 			return errors.New(c.Mode + " needs a positive rate and duration")
 		}
 	}
+	if c.WebSocket != "" {
+		u, err := url.Parse(c.WebSocket)
+		if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") {
+			return fmt.Errorf("websocket URL %q must be ws:// or wss://", c.WebSocket)
+		}
+		port := u.Port()
+		if port == "" {
+			port = "80"
+		}
+		if err := checkLoopback(net.JoinHostPort(u.Hostname(), port)); err != nil {
+			return err
+		}
+	}
 	return checkLoopback(c.Addr)
 }
 
@@ -145,6 +163,7 @@ func checkLoopback(addr string) error {
 type Result struct {
 	Mode          string         `json:"mode"`
 	Addr          string         `json:"addr"`
+	WebSocket     string         `json:"websocket,omitempty"`
 	Mechanism     string         `json:"mechanism"`
 	Accounts      int            `json:"accounts"`
 	Connections   int            `json:"connections"`
@@ -242,7 +261,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	r := &runner{
 		cfg:   cfg,
-		d:     &dialer{addr: cfg.Addr, mech: cfg.Mechanism, timeout: cfg.Timeout, salts: newSaltCache()},
+		d:     &dialer{addr: cfg.Addr, ws: cfg.WebSocket, mech: cfg.Mechanism, timeout: cfg.Timeout, salts: newSaltCache()},
 		epoch: time.Now(),
 	}
 	for i := range cfg.Users {
@@ -263,7 +282,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 	}
 	r.cnt.setPhase("start")
-	res := &Result{Mode: cfg.Mode, Addr: cfg.Addr, Mechanism: cfg.Mechanism, Accounts: cfg.Users, Connections: cfg.Connections}
+	res := &Result{Mode: cfg.Mode, Addr: cfg.Addr, WebSocket: cfg.WebSocket, Mechanism: cfg.Mechanism, Accounts: cfg.Users, Connections: cfg.Connections}
 	if cfg.Mode == ModeLoginChat || cfg.Mode == ModeRegister {
 		res.Connections = cfg.Users
 	}

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"parley/internal/web"
 	"parley/internal/xmlstream"
 )
 
@@ -54,6 +55,7 @@ func parseAccount(jid, password string) (account, error) {
 // dialer holds what every connection of a run shares.
 type dialer struct {
 	addr    string
+	ws      string // WebSocket URL; "" = TCP with STARTTLS at addr
 	mech    string
 	timeout time.Duration
 	salts   *saltCache
@@ -105,6 +107,9 @@ func (c *xmppConn) close() {
 // connect opens TCP from src (nil: any), sends the stream header and
 // negotiates STARTTLS, leaving the decoder at the post-TLS features.
 func (d *dialer) connect(ctx context.Context, src net.Addr, domain string) (*xmppConn, *xmlstream.Element, error) {
+	if d.ws != "" {
+		return d.connectWS(ctx, src, domain)
+	}
 	nd := net.Dialer{Timeout: d.timeout, LocalAddr: src}
 	raw, err := nd.DialContext(ctx, "tcp", d.addr)
 	if err != nil {
@@ -147,6 +152,27 @@ func (d *dialer) connect(ctx context.Context, src net.Addr, domain string) (*xmp
 	}
 	c.dec.Reset(c.tc)
 	if feats, err = c.open(domain); err != nil {
+		raw.Close()
+		return nil, nil, err
+	}
+	return c, feats, nil
+}
+
+// connectWS opens the stream over a WebSocket, which the server counts
+// as encrypted: no STARTTLS.
+func (d *dialer) connectWS(ctx context.Context, src net.Addr, domain string) (*xmppConn, *xmlstream.Element, error) {
+	dctx, cancel := context.WithTimeout(ctx, d.timeout)
+	defer cancel()
+	raw, err := web.DialWebSocket(dctx, d.ws, src, 1<<20)
+	if err != nil {
+		return nil, nil, err
+	}
+	c := &xmppConn{raw: raw, dec: xmlstream.NewDecoder(raw, xmlstream.Limits{})}
+	raw.SetDeadline(time.Now().Add(d.timeout))
+	stop := context.AfterFunc(ctx, func() { raw.SetDeadline(time.Now()) })
+	defer stop()
+	feats, err := c.open(domain)
+	if err != nil {
 		raw.Close()
 		return nil, nil, err
 	}

@@ -96,26 +96,44 @@ func (s *Server) Serve(ln net.Listener, directTLS bool) error {
 		if err != nil {
 			return nil
 		}
-		var c *conn
-		c = newConn(s.cfg, nc, directTLS, func() {
-			s.mu.Lock()
-			delete(s.conns, c)
-			s.mu.Unlock()
-			s.wg.Done()
-		})
-		s.mu.Lock()
-		if s.stopping {
-			s.mu.Unlock()
-			nc.Close()
-			continue
-		}
-		s.conns[c] = struct{}{}
-		s.wg.Add(1)
-		s.mu.Unlock()
-		// The connection's goroutine, or the parker while it is parked,
-		// owns it until done runs; wg counts connections, not goroutines.
-		go c.serve()
+		s.start(nc, directTLS, false)
 	}
+}
+
+// ServeConn runs a client stream over nc, a connection another transport
+// (WebSocket, BOSH) accepted and presents as the XMPP byte stream; the
+// framing is its business, the session is the same as over TCP. secure
+// says that transport is encrypted (HTTPS, or a trusted proxy that
+// terminated TLS), so STARTTLS is neither offered nor required and
+// nc.RemoteAddr is the client's address for the per-address limits. It
+// returns false, having closed nc, once the server is stopping.
+func (s *Server) ServeConn(nc net.Conn, secure bool) bool {
+	return s.start(nc, false, secure)
+}
+
+// start runs a connection unless the server is stopping.
+func (s *Server) start(nc net.Conn, directTLS, secure bool) bool {
+	var c *conn
+	c = newConn(s.cfg, nc, directTLS, func() {
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+		s.wg.Done()
+	})
+	c.secure = secure
+	s.mu.Lock()
+	if s.stopping {
+		s.mu.Unlock()
+		nc.Close()
+		return false
+	}
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	// The connection's goroutine, or the parker while it is parked,
+	// owns it until done runs; wg counts connections, not goroutines.
+	go c.serve()
+	return true
 }
 
 // Stop closes the listeners, ends every stream with <system-shutdown/>

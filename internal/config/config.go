@@ -38,7 +38,12 @@ type Config struct {
 		// Component is where external components (XEP-0114) connect;
 		// "" disables. Only opened when [[components]] lists one.
 		Component string `toml:"component"`
+		// HTTP is plain HTTP for WebSocket and BOSH behind a reverse
+		// proxy that terminates TLS; "" disables.
+		HTTP string `toml:"http"`
 	} `toml:"listen"`
+
+	HTTP HTTP `toml:"http"` // web clients: WebSocket, BOSH (see http.go)
 
 	// Components are the external components (XEP-0114) allowed to
 	// connect, one [[components]] table each.
@@ -272,6 +277,7 @@ func Default() Config {
 	c.MUC.MaxRooms = 10000
 	c.MUC.RoomCreationsPerHour = 30
 	c.Log.Level = "info"
+	c.HTTP = defaultHTTP()
 	return c
 }
 

@@ -108,6 +108,7 @@ func (c *Config) Validate() error {
 		add("listen.s2s: must differ from the other listeners, got %q", a)
 	}
 	errs = append(errs, c.validateUpload(seen)...)
+	errs = append(errs, c.validateHTTP()...)
 	errs = append(errs, c.validateS2S(seen)...)
 	errs = append(errs, c.validateComponents(seen)...)
 	errs = append(errs, c.validateTURN()...)

@@ -36,12 +36,13 @@ import (
 	"parley/internal/storage/backend"
 	"parley/internal/throttle"
 	"parley/internal/tlsconf"
+	"parley/internal/web"
 	"parley/internal/xmlstream"
 )
 
 // Listener is one address the server accepts on, for the start-up message.
 type Listener struct {
-	Name string // "c2s", "c2s_direct_tls", "s2s", "component", "https" or "admin"
+	Name string // "c2s", "c2s_direct_tls", "s2s", "component", "https", "http" or "admin"
 	Addr net.Addr
 }
 
@@ -65,6 +66,9 @@ type Server struct {
 	acme     *acme.Manager // nil without [tls] acme
 	httpACME *http.Server
 	metrics  *metrics.Metrics
+	http     *http.Server
+	web      *web.Handler // WebSocket, BOSH and discovery on https; webPlain on http
+	webPlain *web.Handler
 	wg       sync.WaitGroup
 }
 
@@ -251,6 +255,22 @@ func (s *Server) Listen() error {
 			}
 		}()
 	}
+	if s.cfg.Listen.HTTPS != "" || s.cfg.Listen.HTTP != "" {
+		s.web, s.webPlain = web.NewHandlers(&web.Config{
+			Hosts:          s.cfg.AllHosts(),
+			Sessions:       s.c2s,
+			AllowedOrigins: s.cfg.Origins(),
+			TrustedProxies: s.cfg.HTTP.TrustedProxyPrefixes(),
+			MaxStanzaBytes: s.cfg.Limits.MaxStanzaBytes,
+			BOSH: web.BOSHLimits{
+				MaxWait:    s.cfg.HTTP.BOSHMaxWait.Duration,
+				Inactivity: s.cfg.HTTP.BOSHInactivity.Duration,
+				MaxPause:   s.cfg.HTTP.BOSHMaxPause.Duration,
+				MaxBuffer:  s.cfg.Limits.MaxStanzaBytes + 64<<10,
+			},
+			Log: s.log,
+		}, s.reg.HTTPHandler())
+	}
 	if s.cfg.Listen.HTTPS != "" {
 		if err := s.listenHTTPS(); err != nil {
 			return err
@@ -258,6 +278,11 @@ func (s *Server) Listen() error {
 	}
 	if s.cfg.TLS.ACME {
 		if err := s.startACME(); err != nil {
+			return err
+		}
+	}
+	if s.cfg.Listen.HTTP != "" {
+		if err := s.listenHTTP(); err != nil {
 			return err
 		}
 	}
@@ -275,10 +300,6 @@ func (s *Server) listenHTTPS() error {
 		return fmt.Errorf("listen.https: %w", err)
 	}
 	ln = limitPerAddress(ln, s.cfg.Upload.ConnectionsPerAddress)
-	h := s.reg.HTTPHandler()
-	if h == nil {
-		h = http.NotFoundHandler()
-	}
 	tc := s.certs.ServerConfig("h2", "http/1.1")
 	if s.cfg.TLS.ACME {
 		tc.NextProtos = append(tc.NextProtos, "acme-tls/1") // TLS-ALPN-01 challenges
@@ -289,7 +310,7 @@ func (s *Server) listenHTTPS() error {
 	// upload handler bounds the body by the slot's size and a minimum
 	// rate.
 	s.https = &http.Server{
-		Handler:           h,
+		Handler:           s.web,
 		TLSConfig:         tc,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
@@ -303,6 +324,31 @@ func (s *Server) listenHTTPS() error {
 		defer s.wg.Done()
 		if err := s.https.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("https listener stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+// listenHTTP serves the web transports in plain HTTP for a reverse proxy
+// on loopback (web.Handler refuses everyone else).
+func (s *Server) listenHTTP() error {
+	ln, err := net.Listen("tcp", s.cfg.Listen.HTTP)
+	if err != nil {
+		return fmt.Errorf("listen.http: %w", err)
+	}
+	s.http = &http.Server{
+		Handler:           s.webPlain,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	s.lns = append(s.lns, Listener{Name: "http", Addr: ln.Addr()})
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("http listener stopped", "err", err)
 		}
 	}()
 	return nil
@@ -359,6 +405,12 @@ func (s *Server) Stop(ctx context.Context) error {
 	if s.https != nil {
 		err = errors.Join(err, s.https.Shutdown(ctx))
 		s.reg.SetHTTPSAddr(nil)
+	}
+	if s.http != nil {
+		err = errors.Join(err, s.http.Shutdown(ctx))
+	}
+	if s.web != nil {
+		s.web.Stop()
 	}
 	s.wg.Wait()
 	err = errors.Join(err, s.reg.StopJobs(ctx))

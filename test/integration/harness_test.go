@@ -107,6 +107,7 @@ type server struct {
 	direct   string
 	admin    string // the profiler's host:port, when enabled
 	https    string // the HTTPS listener's host:port, when enabled
+	http     string // the plain HTTP listener's host:port, when enabled
 	s2s      string // the server-to-server listener's host:port, when enabled
 	comp     string // the component listener's host:port, when enabled
 	ca       string // the certificate clients trust, when not the self-signed one
@@ -120,6 +121,7 @@ type serverOpts struct {
 	anonymous []string
 	admin     bool   // enable the loopback profiler
 	https     bool   // enable the HTTPS listener (file upload)
+	http      bool   // enable the plain HTTP listener (web clients behind a proxy)
 	extra     string // appended TOML
 	s2s       string // listen.s2s ("127.0.0.1:0", or a reserved port); "" = off
 	component bool   // listen for components (extra must add [[components]])
@@ -152,6 +154,9 @@ func startServer(t *testing.T, o serverOpts) *server {
 	}
 	if o.https {
 		cfg.WriteString("https = \"127.0.0.1:0\"\n")
+	}
+	if o.http {
+		cfg.WriteString("http = \"127.0.0.1:0\"\n")
 	}
 	fmt.Fprintf(&cfg, "s2s = %q\n", o.s2s)
 	if o.component {
@@ -195,11 +200,12 @@ func launch(t *testing.T, dir, path string, o serverOpts) *server {
 	t.Cleanup(s.stop)
 	re := regexp.MustCompile(`^listening for clients \((STARTTLS|direct TLS)\) on (\S+)$`)
 	adminRE := regexp.MustCompile(`^profiler \(pprof\) on http://(\S+)/debug/pprof/$`)
-	httpsRE := regexp.MustCompile(`^serving HTTPS \(file upload\) on (\S+)$`)
+	httpsRE := regexp.MustCompile(`^serving HTTPS \([^)]*\) on (\S+)$`)
+	httpRE := regexp.MustCompile(`^serving HTTP \([^)]*\) on (\S+)$`)
 	s2sRE := regexp.MustCompile(`^listening for servers on (\S+)$`)
 	compRE := regexp.MustCompile(`^listening for components on (\S+)$`)
 	deadline := time.After(30 * time.Second)
-	for s.starttls == "" || s.direct == "" || (o.admin && s.admin == "") || (o.https && s.https == "") || (o.s2s != "" && s.s2s == "") || (o.component && s.comp == "") {
+	for s.starttls == "" || s.direct == "" || (o.admin && s.admin == "") || (o.https && s.https == "") || (o.http && s.http == "") || (o.s2s != "" && s.s2s == "") || (o.component && s.comp == "") {
 		select {
 		case l, ok := <-lines:
 			if !ok {
@@ -210,6 +216,9 @@ func launch(t *testing.T, dir, path string, o serverOpts) *server {
 			}
 			if m := httpsRE.FindStringSubmatch(l); m != nil {
 				s.https = m[1]
+			}
+			if m := httpRE.FindStringSubmatch(l); m != nil {
+				s.http = m[1]
 			}
 			if m := s2sRE.FindStringSubmatch(l); m != nil {
 				s.s2s = m[1]
