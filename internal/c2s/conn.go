@@ -552,6 +552,7 @@ func (c *conn) saslConfig() sasl.Config {
 			return accts.Lookup(lctx, domain, username, hash)
 		},
 		Guess:           c.reserveGuess,
+		PlainVerified:   func(u, pw string) { accts.CompleteCredentials(ctx, domain, u, pw) },
 		FakeSecret:      c.cfg.FakeSecret,
 		TLS:             c.secure,
 		ChannelBindings: c.channelBindings(),

@@ -274,6 +274,10 @@ func (s *Server) listenHTTPS() error {
 
 func (s *Server) Listeners() []Listener { return s.lns }
 
+// Store is the server's database, for admin commands that run the
+// modules without listening (parley import and export).
+func (s *Server) Store() storage.Store { return s.store }
+
 // listenAdmin serves the profiler on the admin address, which the config
 // only accepts on loopback: profiles show internals nobody else should see.
 func (s *Server) listenAdmin() error {
