@@ -283,12 +283,20 @@ func checkUser(cfg config.Config, u *pie.User) error {
 			return fmt.Errorf("private XML %s is %d bytes, more than %d", c.Name.Space, n, private.MaxBytes)
 		}
 	}
+	if len(u.PEP) > pep.MaxNodes {
+		return fmt.Errorf("%d PEP nodes, more than %d", len(u.PEP), pep.MaxNodes)
+	}
+	var pepBytes int64
 	for _, n := range u.PEP {
 		for _, it := range n.Items {
+			pepBytes += int64(len(it.Payload.Append(nil, "")))
 			if err := storage.ValidatePubSubItem(storage.PubSubItem{ID: it.ID, Publisher: u.JID, Payload: it.Payload.Append(nil, "")}); err != nil {
 				return fmt.Errorf("PEP node %s: %w", n.Name, err)
 			}
 		}
+	}
+	if q := cfg.Limits.PEPBytesPerUser; q > 0 && pepBytes > q {
+		return fmt.Errorf("PEP items of %d bytes, more than limits.pep_bytes_per_user (%d)", pepBytes, q)
 	}
 	for _, m := range u.Offline {
 		if err := storage.ValidateBlob("offline message", m.Append(nil, stanza.NSClient)); err != nil {
