@@ -155,7 +155,11 @@ func (t *transfer) exportUser(ctx context.Context, bare string) (*pie.User, erro
 		if err != nil {
 			return nil, err
 		}
-		node := pie.Node{Name: n}
+		conf, err := t.pep.ConfigFormOf(ctx, owner, n)
+		if err != nil {
+			return nil, err
+		}
+		node := pie.Node{Name: n, Config: conf}
 		for _, it := range items {
 			node.Items = append(node.Items, pie.Item{ID: it.ID, Payload: it.Payload})
 		}

@@ -288,6 +288,9 @@ func checkUser(cfg config.Config, u *pie.User) error {
 	}
 	var pepBytes int64
 	for _, n := range u.PEP {
+		if err := pep.CheckNodeConfig(n.Name, n.Config); err != nil {
+			return err
+		}
 		for _, it := range n.Items {
 			pepBytes += int64(len(it.Payload.Append(nil, "")))
 			if err := storage.ValidatePubSubItem(storage.PubSubItem{ID: it.ID, Publisher: u.JID, Payload: it.Payload.Append(nil, "")}); err != nil {
@@ -412,13 +415,20 @@ func (t *transfer) importUser(ctx context.Context, u *pie.User) (string, error) 
 	}
 	count(n, "private XML namespaces")
 
-	n = 0
+	n, nodes := 0, 0
 	for _, node := range u.PEP {
 		if t.pep.IsView(node.Name) {
 			// The module behind the view keeps this data in its own
 			// format (the legacy bookmarks node is private XML); the
 			// same data comes with the file's private XML.
 			continue
+		}
+		configured, err := t.pep.RestoreNode(ctx, owner, node.Name, node.Config)
+		if err != nil {
+			return "", fmt.Errorf("PEP node %s: %w", node.Name, err)
+		}
+		if configured {
+			nodes++
 		}
 		have, _, err := t.pep.ItemsOf(ctx, owner, node.Name)
 		if err != nil {
@@ -434,6 +444,7 @@ func (t *transfer) importUser(ctx context.Context, u *pie.User) (string, error) 
 			n++
 		}
 	}
+	count(nodes, "PEP nodes configured")
 	count(n, "PEP items")
 
 	if len(u.Offline) > 0 {

@@ -21,6 +21,13 @@ const testRooms = `<rooms xmlns='urn:parley:rooms:0'>
 </rooms>
 `
 
+// romeo has a node whose configuration is stricter than parley's default
+// for its name: the items must not become visible to his contacts.
+const testRomeo = `<server-data xmlns='urn:xmpp:pie:0'><host jid='localhost'><user name='romeo' password='wherefore'>
+<pubsub xmlns='http://jabber.org/protocol/pubsub#owner'><configure node='urn:example:notes'><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>http://jabber.org/protocol/pubsub#node_config</value></field><field var='pubsub#access_model'><value>whitelist</value></field><field var='pubsub#max_items'><value>10</value></field><field var='pubsub#notification_type'><value>headline</value></field></x></configure></pubsub>
+<pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='urn:example:notes'><item id='n1'><note xmlns='urn:example:notes'>secret</note></item></items></pubsub>
+</user></host></server-data>`
+
 // testConfig writes a configuration with its own data directory (and so
 // its own server secret) on the given store.
 func testConfig(t *testing.T, store func(*testing.T) (string, string)) string {
@@ -84,6 +91,9 @@ func TestImportExportRoundTrip(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(src, "rooms.xml"), []byte(testRooms), 0o600); err != nil {
 				t.Fatal(err)
 			}
+			if err := os.WriteFile(filepath.Join(src, "romeo.xml"), []byte(testRomeo), 0o600); err != nil {
+				t.Fatal(err)
+			}
 
 			cfgA := testConfig(t, open)
 			out, err := parley(t, "import", "--config", cfgA, src)
@@ -91,14 +101,14 @@ func TestImportExportRoundTrip(t *testing.T) {
 			if err == nil || !strings.Contains(out, "ejabberd.xml: line 8, column 1: user bad user") ||
 				!strings.Contains(out, "juliet@localhost: account created, 2 roster items") ||
 				!strings.Contains(out, "tybalt@capulet.lit: account created, 1 roster items, 1 offline messages, 1 blocked JIDs") ||
-				!strings.Contains(out, "total: 3 users read, 3 changed, 0 unchanged, 2 invalid, 0 failed; 1 rooms read, 1 changed") {
+				!strings.Contains(out, "total: 4 users read, 4 changed, 0 unchanged, 2 invalid, 0 failed; 1 rooms read, 1 changed") {
 				t.Fatalf("first import: %v\n%s", err, out)
 			}
 			if users, err := parley(t, "user", "list", "--config", cfgA); err != nil || strings.Contains(users, "lady@") || !strings.Contains(users, "tybalt@capulet.lit") {
 				t.Errorf("accounts after the import (the invalid user must be missing): %v\n%s", err, users)
 			}
 			out, _ = parley(t, "import", "--config", cfgA, src)
-			if strings.Count(out, ": unchanged\n") != 4 || !strings.Contains(out, "0 changed, 3 unchanged") {
+			if strings.Count(out, ": unchanged\n") != 5 || !strings.Contains(out, "0 changed, 4 unchanged") {
 				t.Fatalf("second import changed something:\n%s", out)
 			}
 
@@ -107,12 +117,15 @@ func TestImportExportRoundTrip(t *testing.T) {
 				t.Fatalf("export: %v\n%s", err, out)
 			}
 			files := readDir(t, first)
-			if len(files) != 4 {
+			if r := files["romeo@localhost.xml"]; !strings.Contains(r, "<value>whitelist</value>") || !strings.Contains(r, ">10</value>") || !strings.Contains(r, "secret") {
+				t.Errorf("romeo's node lost its configuration:\n%s", r)
+			}
+			if len(files) != 5 {
 				t.Fatalf("exported %d files: %v", len(files), files)
 			}
 			j := files["juliet@localhost.xml"]
 			for _, want := range []string{"SCRAM-SHA-1", "<group>Lovers</group>", "Juliet Capulet", "storage:rosternotes",
-				"urn:xmpp:bookmarks:1", "What man art thou?", "2010-07-10T23:09:32.123456Z", "tybalt@capulet.lit"} {
+				"urn:xmpp:bookmarks:1", "<value>whitelist</value>", "What man art thou?", "2010-07-10T23:09:32.123456Z", "tybalt@capulet.lit"} {
 				if !strings.Contains(j, want) {
 					t.Errorf("export of juliet lacks %q:\n%s", want, j)
 				}
