@@ -146,3 +146,28 @@ func TestWriteReadRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+func TestRoomsRoundTrip(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("testdata", "rooms.xml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !IsRooms(data) {
+		t.Fatal("not recognised as a rooms file")
+	}
+	rooms, err := ReadRooms(data)
+	if err != nil || len(rooms) != 1 || len(rooms[0].Affiliations) != 2 || rooms[0].Affiliations[1].Reason != "quarrelsome" || len(rooms[0].Archive) != 1 {
+		t.Fatalf("%v %+v", err, rooms)
+	}
+	var buf bytes.Buffer
+	if err := WriteRooms(&buf, rooms); err != nil {
+		t.Fatal(err)
+	}
+	back, err := ReadRooms(buf.Bytes())
+	if err != nil || !reflect.DeepEqual(back, rooms) {
+		t.Errorf("%v\n%+v\n%+v", err, back, rooms)
+	}
+	if _, err := ReadRooms([]byte("<rooms xmlns='urn:parley:rooms:0'>\n<room jid='r@c.localhost'><config>{nope</config></room></rooms>")); err == nil || !strings.Contains(err.Error(), "line 2, column 1") {
+		t.Errorf("broken configuration: %v", err)
+	}
+}
