@@ -21,6 +21,8 @@ Usage:
   parley user passwd JID [--password PW]       change a password
   parley user del JID                          delete an account and its data
   parley user list [DOMAIN]                    list accounts
+  parley import PATH...                        import XEP-0227 files or directories of them (Prosody, ejabberd, parley export)
+  parley export [--user JID]... [--rooms] DIR  write every account (or those given) as XEP-0227 files, one per user
   parley bench --mode login+chat|idle|login|register --server ADDR ...
                                                load-test an XMPP server (see bench/BENCHMARK.md)
   parley check [--strict]                      check config, certificates, DNS, ports, permissions
@@ -61,6 +63,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return cmdUser(ctx, args[1:], stdin, stdout)
 	case "check":
 		return cmdCheck(ctx, args[1:], stdout)
+	case "import":
+		return cmdImport(ctx, args[1:], stdout, stderr)
+	case "export":
+		return cmdExport(ctx, args[1:], stdout, stderr)
 	case "bench":
 		return cmdBench(ctx, args[1:], stdout, stderr)
 	case "version", "--version":

@@ -139,3 +139,40 @@ func (s *Service) CreateAnonymous(ctx context.Context, bare jid.JID) error {
 	}
 	return nil
 }
+
+// CompleteCredentials gives localpart@domain credentials for every hash
+// it lacks, from a password the caller has just verified. Accounts
+// imported from a server that kept only SCRAM-SHA-1 (Prosody's default)
+// thus gain SHA-256 and SHA-512 at their first PLAIN login. Failures are
+// left for the next login: the login itself has already succeeded.
+func (s *Service) CompleteCredentials(ctx context.Context, domain, localpart, password string) {
+	bare, err := jid.New(localpart, domain, "")
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	a, err := s.store.Users().Get(ctx, bare.String())
+	if err != nil || len(a.Credentials) == 0 {
+		return // anonymous accounts have none and get none
+	}
+	have := map[string]bool{}
+	for _, c := range a.Credentials {
+		have[c.Hash] = true
+	}
+	creds := a.Credentials
+	for _, h := range sasl.Hashes {
+		if have[h] {
+			continue
+		}
+		c, err := sasl.NewCredentials(h, password, s.iterations)
+		if err != nil {
+			return
+		}
+		creds = append(creds, storage.Credential{Hash: c.Hash, Salt: c.Salt, Iterations: c.Iterations, StoredKey: c.StoredKey, ServerKey: c.ServerKey})
+	}
+	if len(creds) == len(a.Credentials) {
+		return
+	}
+	_ = s.store.Users().SetCredentials(ctx, bare.String(), creds)
+}

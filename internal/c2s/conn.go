@@ -559,6 +559,7 @@ func (c *conn) saslConfig() sasl.Config {
 			return creds, err
 		},
 		Guess:           c.reserveGuess,
+		PlainVerified:   func(u, pw string) { accts.CompleteCredentials(ctx, domain, u, pw) },
 		FakeSecret:      c.cfg.FakeSecret,
 		TLS:             c.secure,
 		ChannelBindings: c.channelBindings(),

@@ -81,6 +81,9 @@ func (s *plainServer) authenticate(msg []byte) error {
 	}
 	s.username = user
 	s.authzid = authzid
+	if s.cfg.PlainVerified != nil {
+		s.cfg.PlainVerified(user, password)
+	}
 	return nil
 }
 

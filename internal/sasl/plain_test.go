@@ -123,3 +123,30 @@ func TestPLAINNeedsTLS(t *testing.T) {
 		t.Errorf("condition %q, want %q", f.Condition, condEncryptionRequired)
 	}
 }
+
+// PlainVerified sees the password of a successful PLAIN login only, so an
+// account can gain the hashes it lacks without a wrong guess reaching it.
+func TestPLAINVerifiedHook(t *testing.T) {
+	s := store{}
+	s.add(t, "nurse", "old pw", "SHA-1")
+	for _, tc := range []struct {
+		msg  string
+		want string
+	}{
+		{"\x00nurse\x00old pw", "nurse:old pw"},
+		{"\x00nurse\x00wrong", ""},
+		{"\x00romeo\x00old pw", ""},
+	} {
+		var got string
+		cfg := testConfig(s)
+		cfg.PlainVerified = func(user, password string) { got = user + ":" + password }
+		srv, err := NewServer("PLAIN", cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv.Step([]byte(tc.msg))
+		if got != tc.want {
+			t.Errorf("%q: hook saw %q, want %q", tc.msg, got, tc.want)
+		}
+	}
+}

@@ -97,6 +97,10 @@ type Config struct {
 	// NewAnonymousUsername returns a fresh random username for ANONYMOUS
 	// (the caller creates the account).
 	NewAnonymousUsername func() (string, error)
+	// PlainVerified, when set, is called after PLAIN checked a password:
+	// the one moment the server holds it, which lets an account moved
+	// from a server that kept only SCRAM-SHA-1 gain the other hashes.
+	PlainVerified func(username, password string)
 }
 
 // Server is one server-side SASL exchange. It is single-use and not safe for

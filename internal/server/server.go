@@ -356,6 +356,10 @@ func (s *Server) listenHTTP() error {
 
 func (s *Server) Listeners() []Listener { return s.lns }
 
+// Store is the server's database, for admin commands that run the
+// modules without listening (parley import and export).
+func (s *Server) Store() storage.Store { return s.store }
+
 // listenAdmin serves metrics, health and the profiler on the admin
 // address, which the config accepts only on loopback unless
 // admin_allow_remote says otherwise: profiles show internals nobody else

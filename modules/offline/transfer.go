@@ -1,0 +1,48 @@
+package offline
+
+import (
+	"context"
+	"fmt"
+
+	"parley/internal/jid"
+	"parley/internal/stanza"
+	"parley/internal/storage"
+	"parley/internal/xmlstream"
+)
+
+// Waiting returns owner's stored messages, opened, oldest first: what
+// `parley export` writes. A message that fails to open is an error, not
+// left out: an export must not lose data silently.
+func (m *Module) Waiting(ctx context.Context, owner jid.JID) ([]*xmlstream.Element, error) {
+	o := owner.Bare()
+	stored, err := m.store.List(ctx, o.String())
+	if err != nil {
+		return nil, fmt.Errorf("offline: listing messages of %s: %w", o, err)
+	}
+	out := make([]*xmlstream.Element, 0, len(stored))
+	for _, msg := range stored {
+		el, err := m.verified(o, msg)
+		if err != nil {
+			return nil, fmt.Errorf("offline: message %d of %s: %w", msg.ID, o, err)
+		}
+		out = append(out, el)
+	}
+	return out, nil
+}
+
+// Keep stores a message for owner as the module stores one that arrives
+// while the owner is away (sealed), for `parley import`; the message keeps
+// the delay it carries, none is added. The per-user limit does not apply:
+// the messages were accepted by the old server already.
+func (m *Module) Keep(ctx context.Context, owner jid.JID, msg *xmlstream.Element) error {
+	o := owner.Bare()
+	stored := storage.CreatedTime(m.now())
+	sealed := m.seal(o, stored, msg.Append(nil, stanza.NSClient))
+	if err := storage.ValidateBlob("offline message", sealed); err != nil {
+		return err
+	}
+	if _, err := m.store.PushAt(ctx, o.String(), stored, sealed, 0); err != nil {
+		return fmt.Errorf("offline: storing a message for %s: %w", o, err)
+	}
+	return nil
+}
