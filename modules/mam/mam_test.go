@@ -115,7 +115,7 @@ func (f *fixture) send(t *testing.T, from, to string, el *xmlstream.Element) *xm
 
 func (f *fixture) stored(owner string) []storage.ArchiveMessage {
 	f.m.writer.sync(context.Background())
-	return f.h.FakeStore().FakeArchive().Stored(owner)
+	return f.h.Storage().FaultyArchive().Stored(owner)
 }
 
 func storedIDs(ms []storage.ArchiveMessage) []string {
@@ -602,7 +602,7 @@ func TestQueryErrors(t *testing.T) {
 func TestStorageFailure(t *testing.T) {
 	f := newFixture(t)
 	archiveSix(t, f)
-	f.h.FakeStore().FakeArchive().SetFail(errors.New("disk on fire"))
+	f.h.Storage().FaultyArchive().SetFail(errors.New("disk on fire"))
 	_, err := f.ask(t, mamQuery(nil))
 	var se *stanza.Error
 	if err == nil || errors.As(err, &se) {
@@ -616,7 +616,7 @@ func TestStorageFailure(t *testing.T) {
 		t.Errorf("log after a failed append: %s", f.h.Logs())
 	}
 	// Nothing is given up: once the store works again the entry is in.
-	f.h.FakeStore().FakeArchive().SetFail(nil)
+	f.h.Storage().FaultyArchive().SetFail(nil)
 	deadline := time.Now().Add(20 * time.Second)
 	for len(f.stored(alice)) != 7 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
@@ -805,7 +805,7 @@ func TestSealedAtRest(t *testing.T) {
 func TestTamperedMessagesSkipped(t *testing.T) {
 	f := newFixture(t)
 	ids := archiveSix(t, f)
-	fa := f.h.FakeStore().FakeArchive()
+	fa := f.h.Storage().FaultyArchive()
 	stored := f.stored(alice)
 	flipped := slices.Clone(stored[1].Data)
 	flipped[len(flipped)/2] ^= 1
@@ -857,7 +857,7 @@ func TestWrongKeyIsNotTampering(t *testing.T) {
 		t.Fatal(err)
 	}
 	owner := jid.MustParse(alice)
-	fa := f.h.FakeStore().FakeArchive()
+	fa := f.h.Storage().FaultyArchive()
 	for _, am := range f.stored(alice)[:2] {
 		fa.SetData(alice, am.ID, other.Seal([]byte("<message/>"), additionalData(owner, am)))
 	}
@@ -929,7 +929,7 @@ func TestRetentionJobRunsAndStops(t *testing.T) {
 	h.AddUser(alice)
 	m := New(time.Hour)
 	m.now = func() time.Time { return t0 }
-	a := h.FakeStore().FakeArchive()
+	a := h.Storage().FaultyArchive()
 	if _, err := a.Append(t.Context(), alice, storage.ArchiveMessage{ID: "old", With: bob, Stamp: t0.Add(-2 * time.Hour)}); err != nil {
 		t.Fatal(err)
 	}

@@ -630,7 +630,7 @@ func TestDiscoAndPersistence(t *testing.T) {
 	if !hist {
 		t.Errorf("stored history not replayed with its stanza-id: %v", out)
 	}
-	rooms, err := h.FakeStore().MUC().Rooms(context.Background(), service)
+	rooms, err := h.Storage().MUC().Rooms(context.Background(), service)
 	if err != nil || len(rooms) != 1 {
 		t.Errorf("stored rooms = %v, %v", rooms, err)
 	}
@@ -643,7 +643,7 @@ func TestDiscoAndPersistence(t *testing.T) {
 	if gone == nil || gone.Attr("type") != "unavailable" || gone.Child(NSUser, "x").Child(NSUser, "destroy") == nil {
 		t.Errorf("destroy: %v", out)
 	}
-	if _, err := h.FakeStore().MUC().Room(context.Background(), roomJID); err == nil {
+	if _, err := h.Storage().MUC().Room(context.Background(), roomJID); err == nil {
 		t.Error("destroyed room still stored")
 	}
 }

@@ -52,7 +52,7 @@ func newEnv(t *testing.T) *env {
 }
 
 func (e *env) roster(owner, contact, sub string) {
-	if _, err := e.h.FakeStore().FakeRoster().Put(e.ctx, owner, storage.RosterItem{Contact: contact, Subscription: sub}, 0); err != nil {
+	if _, err := e.h.Storage().Roster().Put(e.ctx, owner, storage.RosterItem{Contact: contact, Subscription: sub}, 0); err != nil {
 		e.t.Fatal(err)
 	}
 }
@@ -548,7 +548,7 @@ func TestDeleteNotifiesAndWhitelistOwnerOnly(t *testing.T) {
 
 func TestStorageFailureIsInternal(t *testing.T) {
 	e := newEnv(t)
-	e.h.FakeStore().FakePubSub().SetFail(fmt.Errorf("disk on fire"))
+	e.h.Storage().FaultyPubSub().SetFail(fmt.Errorf("disk on fire"))
 	_, err := e.publish(alice+"/phone", "n", item("1", "a"))
 	if condition(err) != "internal-server-error" {
 		t.Errorf("publish with a broken store: %v", err)

@@ -16,7 +16,7 @@ func TestQuotaOnPublish(t *testing.T) {
 	e.m.WithQuota(func() int64 { return 3*size + 10 })
 	used := func() int64 {
 		t.Helper()
-		n, err := e.h.FakeStore().PubSub().PayloadBytes(e.ctx, alice)
+		n, err := e.h.Storage().PubSub().PayloadBytes(e.ctx, alice)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -38,7 +38,7 @@ func TestQuotaOnPublish(t *testing.T) {
 	if _, err := e.publish(alice, "other", item("1", text)); condition(err) != "resource-constraint" {
 		t.Fatalf("publish to a new node past the quota: %v", err)
 	}
-	if _, err := e.h.FakeStore().PubSub().Node(e.ctx, alice, "other"); err == nil {
+	if _, err := e.h.Storage().PubSub().Node(e.ctx, alice, "other"); err == nil {
 		t.Error("a refused publish created its node")
 	}
 	// An item that is only sent, never stored, takes no room.

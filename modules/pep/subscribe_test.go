@@ -144,7 +144,7 @@ func TestRosterGroupsAccess(t *testing.T) {
 	e := newEnv(t)
 	const node = "urn:xmpp:example:friends"
 	put := func(contact string, groups ...string) {
-		if _, err := e.h.FakeStore().FakeRoster().Put(e.ctx, alice, storage.RosterItem{Contact: contact, Subscription: storage.SubBoth, Groups: groups}, 0); err != nil {
+		if _, err := e.h.Storage().Roster().Put(e.ctx, alice, storage.RosterItem{Contact: contact, Subscription: storage.SubBoth, Groups: groups}, 0); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -35,6 +35,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 
@@ -89,7 +90,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 
 	// Connect the writer before opening readers: its first connection is
 	// what switches a new file to WAL, which readers rely on.
-	if err := w.PingContext(ctx); err != nil {
+	if err := pingNew(ctx, w); err != nil {
 		_ = w.Close()
 		return nil, fmt.Errorf("sqlite: %s: %w", path, err)
 	}
@@ -167,4 +168,23 @@ func dsn(path string, writer bool) string {
 		q.Add("_pragma", "query_only(1)")
 	}
 	return path + "?" + q.Encode()
+}
+
+// pingNew connects the writer. Switching a new file to WAL takes an
+// exclusive lock for which SQLite does not wait (its busy handler is not
+// called), so processes starting together on a new file can get
+// SQLITE_BUSY here: they try again, for a bounded while.
+func pingNew(ctx context.Context, w *sql.DB) error {
+	var err error
+	for range 100 {
+		if err = w.PingContext(ctx); err == nil || !strings.Contains(err.Error(), "SQLITE_BUSY") {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return err
 }

@@ -89,11 +89,6 @@ func (h *Host) Restart() *Host {
 // Storage returns the host's store, with the faults tests can inject.
 func (h *Host) Storage() *Store { return h.store }
 
-// FakeStore is Storage's name from when the store was a fake.
-//
-// Deprecated: use Storage.
-func (h *Host) FakeStore() *Store { return h.store }
-
 // AddUser creates a local account; it panics on a bad JID or a duplicate,
 // which are mistakes in the test itself.
 func (h *Host) AddUser(bare string) {

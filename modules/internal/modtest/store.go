@@ -52,14 +52,6 @@ func (s *Store) FaultyKV() *KV           { return s.kv }
 func (s *Store) FaultyPubSub() *PubSub   { return s.pubsub }
 func (s *Store) FaultyArchive() *Archive { return s.archive }
 
-// Old names from the fake store, kept so tests written against them build.
-//
-// Deprecated: use FaultyKV, FaultyPubSub, FaultyArchive and Roster.
-func (s *Store) FakeKV() *KV                { return s.kv }
-func (s *Store) FakePubSub() *PubSub        { return s.pubsub }
-func (s *Store) FakeArchive() *Archive      { return s.archive }
-func (s *Store) FakeRoster() storage.Roster { return s.Roster() }
-
 // fault is the error every call returns while it is set, and the count of
 // calls (failed ones included).
 type fault struct {
