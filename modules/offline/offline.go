@@ -170,6 +170,7 @@ func (m *Module) keep(ctx context.Context, to jid.JID, el *xmlstream.Element) (b
 	cancel()
 	switch {
 	case err == nil:
+		m.catchUp(ctx, to)
 		return true, nil
 	case errors.Is(err, storage.ErrLimit):
 		return false, limitError(to, m.maxPerUser)
@@ -228,4 +229,18 @@ func (m *Module) verified(owner jid.JID, msg storage.OfflineMessage) (*xmlstream
 		return nil, seal.ErrTampered
 	}
 	return el, nil
+}
+
+// catchUp hands over what was just stored when the owner became available
+// while it was being stored: the router found no available resource, but
+// the session's flush may have read the store before the write committed,
+// and the message would wait for the next login. flush hands out each
+// stored message once, so a flush that did see it sends nothing twice.
+func (m *Module) catchUp(ctx context.Context, to jid.JID) {
+	for _, s := range m.host.Sessions(to.Bare()) {
+		if avail, prio := s.State().Available(); avail && prio >= 0 {
+			m.flush(ctx, s)
+			return
+		}
+	}
 }
