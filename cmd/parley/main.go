@@ -21,6 +21,9 @@ Usage:
   parley user passwd JID [--password PW]       change a password
   parley user del JID                          delete an account and its data
   parley user list [DOMAIN]                    list accounts
+  parley notify [--message TEXT] [--attach FILE]... [--type chat|normal|headline] JID...
+                                               send a message from the server's own JID
+                                               (text from standard input without --message)
   parley bench --mode login+chat|idle|login|register --server ADDR ...
                                                load-test an XMPP server (see bench/BENCHMARK.md)
   parley version                               print the version
@@ -54,6 +57,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return cmdServe(ctx, args[1:], stdout, stderr)
 	case "user":
 		return cmdUser(ctx, args[1:], stdin, stdout)
+	case "notify":
+		return cmdNotify(ctx, args[1:], stdin, stdout)
 	case "bench":
 		return cmdBench(ctx, args[1:], stdout, stderr)
 	case "version", "--version":

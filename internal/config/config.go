@@ -24,6 +24,9 @@ type Config struct {
 	Hosts          []string `toml:"hosts"`           // served domains
 	AnonymousHosts []string `toml:"anonymous_hosts"` // domains where SASL ANONYMOUS gives throwaway accounts (XEP-0175)
 	DataDir        string   `toml:"data_dir"`
+	// Admins are the bare JIDs that may run the admin commands (XEP-0133)
+	// and receive the server's notices.
+	Admins []string `toml:"admins"`
 
 	Listen struct {
 		C2S          string `toml:"c2s"`            // "" disables

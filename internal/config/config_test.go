@@ -532,3 +532,18 @@ func TestRetentionText(t *testing.T) {
 		t.Errorf("bad retention accepted or error does not name the key: %v, %v", c.Retention, err)
 	}
 }
+
+func TestAdmins(t *testing.T) {
+	c := Default()
+	c.Admins = []string{"Alice@Example.org"}
+	if err := c.Validate(); err != nil || !c.IsAdmin("alice@example.org") {
+		t.Fatalf("admins = %v, err %v: want the normalised bare JID", c.Admins, err)
+	}
+	for _, bad := range []string{"example.org", "alice@example.org/phone", "@@"} {
+		c := Default()
+		c.Admins = []string{bad}
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "admins") {
+			t.Errorf("admins = [%q]: err %v, want one naming admins", bad, err)
+		}
+	}
+}

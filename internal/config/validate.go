@@ -67,6 +67,8 @@ func (c *Config) Validate() error {
 		}
 	}
 
+	errs = append(errs, c.validateAdmins()...)
+
 	if c.DataDir == "" {
 		add(`data_dir: must not be empty (use "." for the working directory)`)
 	}
@@ -455,3 +457,29 @@ func (c *Config) validateTURN() []error {
 	}
 	return errs
 }
+
+// validateAdmins normalises admins to bare JIDs, so that the server can
+// compare them with a sender's bare JID using ==.
+func (c *Config) validateAdmins() []error {
+	if len(c.Admins) == 0 {
+		c.Admins = nil // an empty list means the same as an absent one
+	}
+	var errs []error
+	seen := make(map[string]bool, len(c.Admins))
+	for i, a := range c.Admins {
+		j, err := jid.Parse(a)
+		if err != nil || j.Local() == "" || !j.IsBare() {
+			errs = append(errs, fmt.Errorf("config: admins: %q is not an account address of the form user@domain", a))
+			continue
+		}
+		c.Admins[i] = j.String()
+		if seen[j.String()] {
+			errs = append(errs, fmt.Errorf("config: admins: %q is listed more than once", j))
+		}
+		seen[j.String()] = true
+	}
+	return errs
+}
+
+// IsAdmin reports whether bare (a bare JID, normalised) is in admins.
+func (c *Config) IsAdmin(bare string) bool { return slices.Contains(c.Admins, bare) }

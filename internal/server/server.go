@@ -26,6 +26,7 @@ import (
 	"parley/internal/c2s"
 	"parley/internal/component"
 	"parley/internal/config"
+	"parley/internal/control"
 	"parley/internal/jid"
 	"parley/internal/module"
 	"parley/internal/router"
@@ -55,6 +56,7 @@ type Server struct {
 	c2s      *c2s.Server
 	s2s      *s2s.Service
 	comps    *component.Service // nil: no [[components]]
+	control  *control.Server
 	modules  []module.Module
 	lns      []Listener
 	admin    *http.Server
@@ -165,6 +167,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, mods []module
 			return nil, fmt.Errorf("starting module %s: %w", m.Name(), err)
 		}
 	}
+	s.control = s.newControl(mods)
 	s.c2s = c2s.NewServer(&c2s.Config{
 		IsHost:          func(d string) bool { return slices.Contains(cfg.Hosts, d) },
 		IsAnonymousHost: cfg.IsAnonymousHost,
@@ -193,6 +196,11 @@ func (s *Server) Listen() error {
 	type spec struct {
 		name, addr string
 		direct     bool
+	}
+	// The control socket first: the admin commands find the server as
+	// soon as it accepts clients.
+	if err := s.control.Listen(); err != nil {
+		return err
 	}
 	for _, sp := range []spec{{"c2s", s.cfg.Listen.C2S, false}, {"c2s_direct_tls", s.cfg.Listen.C2SDirectTLS, true}} {
 		if sp.addr == "" {
@@ -318,8 +326,10 @@ func (s *Server) listenAdmin() error {
 
 // Stop ends every session, stops modules and closes storage.
 func (s *Server) Stop(ctx context.Context) error {
-	// Clients first: their going offline still reaches other servers.
-	err := s.c2s.Stop(ctx)
+	// The admin commands first: nothing new is sent while stopping.
+	err := s.control.Stop(ctx)
+	// Clients next: their going offline still reaches other servers.
+	err = errors.Join(err, s.c2s.Stop(ctx))
 	err = errors.Join(err, s.s2s.Stop(ctx))
 	if s.comps != nil {
 		err = errors.Join(err, s.comps.Stop(ctx))

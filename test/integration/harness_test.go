@@ -121,6 +121,7 @@ type serverOpts struct {
 	admin     bool   // enable the loopback profiler
 	https     bool   // enable the HTTPS listener (file upload)
 	extra     string // appended TOML
+	top       string // top-level TOML keys (admins), written before any table
 	s2s       string // listen.s2s ("127.0.0.1:0", or a reserved port); "" = off
 	component bool   // listen for components (extra must add [[components]])
 	cafile    string // the certificate clients trust when extra sets [tls] cert
@@ -141,6 +142,7 @@ func startServer(t *testing.T, o serverOpts) *server {
 		fmt.Fprintf(&cfg, "anonymous_hosts = %s\n", tomlList(o.anonymous))
 	}
 	fmt.Fprintf(&cfg, "data_dir = %q\n", filepath.Join(dir, "data"))
+	cfg.WriteString(o.top)
 	cfg.WriteString("[listen]\nc2s = \"127.0.0.1:0\"\nc2s_direct_tls = \"127.0.0.1:0\"\n")
 	if o.admin {
 		cfg.WriteString("admin = \"127.0.0.1:0\"\n")
