@@ -21,6 +21,10 @@ Usage:
   parley user passwd JID [--password PW]       change a password
   parley user del JID                          delete an account and its data
   parley user list [DOMAIN]                    list accounts
+  parley user disable|enable JID               stop or allow an account's logins (disable ends its sessions)
+  parley sessions [JID]                        list the running server's sessions
+  parley kick JID                              end an account's sessions (or one, by full JID)
+  parley announce [--online|--all] TEXT        message every online session, or every account
   parley notify [--message TEXT] [--attach FILE]... [--type chat|normal|headline] JID...
                                                send a message from the server's own JID
                                                (text from standard input without --message)
@@ -57,6 +61,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return cmdServe(ctx, args[1:], stdout, stderr)
 	case "user":
 		return cmdUser(ctx, args[1:], stdin, stdout)
+	case "sessions", "kick", "announce":
+		return cmdSessions(ctx, args[0], args[1:], stdout)
 	case "notify":
 		return cmdNotify(ctx, args[1:], stdin, stdout)
 	case "bench":

@@ -280,6 +280,10 @@ func (c *conn) end(e *stream.Error) {
 
 func (c *conn) shutdown() { c.end(stream.SystemShutdown()) }
 
+// End closes the session on an admin's order (kick, a disabled account)
+// with a policy-violation stream error that says why.
+func (c *conn) End(text string) { c.end(stream.PolicyViolation(text)) }
+
 func (c *conn) requestedEnd() *stream.Error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -729,6 +733,17 @@ func (c *conn) completeAuth(additional []byte) (bool, error) {
 			c.saslFailure("invalid-authzid", "")
 			return false, nil
 		}
+	}
+	// Checked after the password, so that the flag tells nothing to
+	// someone who does not know it.
+	if off, err := c.cfg.Accounts.Disabled(c.ctx, bare); err != nil || off {
+		if err != nil {
+			c.cfg.Log.Error("c2s: reading the disabled flag failed", "err", err)
+			c.saslFailure("temporary-auth-failure", "")
+			return false, nil
+		}
+		c.saslFailure("account-disabled", "this account is disabled; ask the server's admin")
+		return false, nil
 	}
 	if c.cfg.IsAnonymousHost(c.domain) {
 		if err := c.cfg.Accounts.CreateAnonymous(c.ctx, bare); err != nil {

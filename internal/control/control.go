@@ -170,3 +170,40 @@ type FileStore interface {
 	// MaxFileSize is the largest file StoreFile takes.
 	MaxFileSize() int64
 }
+
+// The commands on sessions.
+const (
+	CmdSessions = "sessions" // SessionsArgs -> []SessionInfo
+	CmdKick     = "kick"     // KickArgs -> CountResult
+	CmdAnnounce = "announce" // AnnounceArgs -> CountResult
+)
+
+// SessionsArgs filters the sessions listed: JID "" lists all, a bare JID
+// that account's, a full JID that one session.
+type SessionsArgs struct {
+	JID string `json:"jid,omitempty"`
+}
+
+// SessionInfo is one bound session.
+type SessionInfo struct {
+	JID       string `json:"jid"`
+	Available bool   `json:"available"`
+}
+
+// KickArgs ends the sessions of an account (bare JID) or one session
+// (full JID).
+type KickArgs struct {
+	JID string `json:"jid"`
+}
+
+// AnnounceArgs sends Message from the host to every online session, or
+// with All to every account (offline ones get it at their next login).
+type AnnounceArgs struct {
+	Message string `json:"message"`
+	All     bool   `json:"all,omitempty"`
+}
+
+// CountResult says how many sessions or accounts a command reached.
+type CountResult struct {
+	Count int `json:"count"`
+}

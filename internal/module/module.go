@@ -149,6 +149,10 @@ type Accounts interface {
 	Create(ctx context.Context, bare jid.JID, password string) error
 	SetPassword(ctx context.Context, bare jid.JID, password string) error
 	Delete(ctx context.Context, bare jid.JID) error
+	// SetDisabled disables or enables an account (XEP-0133); a disabled
+	// account cannot log in. Disabled reports the flag.
+	SetDisabled(ctx context.Context, bare jid.JID, disabled bool) error
+	Disabled(ctx context.Context, bare jid.JID) (bool, error)
 }
 
 // Host is what a module sees of the server.
@@ -226,6 +230,8 @@ type Host interface {
 	Emit(ctx context.Context, name string, s session.Session)
 	// Sessions returns the bound sessions of a local account.
 	Sessions(bare jid.JID) []session.Session
+	// AllSessions returns every bound session (admin commands).
+	AllSessions() []session.Session
 	// Key returns a 32-byte key for purpose, derived from the server's
 	// secret (kept outside the database), e.g. to seal stored messages.
 	Key(purpose string) []byte

@@ -2,23 +2,16 @@ package server
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 
+	"parley/internal/admin"
 	"parley/internal/control"
 	"parley/internal/jid"
 	"parley/internal/module"
-	"parley/internal/stanza"
-	"parley/internal/xmlstream"
 )
-
-// nsOOB is XEP-0066 out-of-band data, which clients read to show a
-// file inline.
-const nsOOB = "jabber:x:oob"
 
 // newControl builds the control socket's server with the commands the
 // core answers itself. A module that keeps files (upload) makes
@@ -38,6 +31,9 @@ func (s *Server) newControl(mods []module.Module) *control.Server {
 	}
 	c := control.NewServer(control.SocketPath(s.cfg.DataDir), limit, s.log)
 	c.Handle(control.CmdNotify, s.controlNotify)
+	c.Handle(control.CmdSessions, s.controlSessions)
+	c.Handle(control.CmdKick, s.controlKick)
+	c.Handle(control.CmdAnnounce, s.controlAnnounce)
 	c.Handle(control.CmdStore, func(ctx context.Context, raw json.RawMessage) (any, error) {
 		if files == nil {
 			return nil, errors.New("attachments need the file upload service: set [upload] host and [listen] https")
@@ -91,31 +87,79 @@ func (s *Server) controlNotify(ctx context.Context, raw json.RawMessage) (any, e
 			from = to.Domain()
 		}
 		if strings.TrimSpace(a.Message) != "" {
-			s.router.Route(ctx, noticeMessage(from, to.String(), a.Type, a.Message, ""))
+			s.router.Route(ctx, admin.Notice(from, to.String(), a.Type, a.Message, ""))
 		}
 		for _, u := range a.URLs {
-			s.router.Route(ctx, noticeMessage(from, to.String(), a.Type, u, u))
+			s.router.Route(ctx, admin.Notice(from, to.String(), a.Type, u, u))
 		}
 	}
 	return nil, nil
 }
 
-// noticeMessage is a message from the server; with url, it carries the
-// URL as XEP-0066 data too (the body must equal it for clients to show
-// the file inline).
-func noticeMessage(from, to, typ, body, url string) *xmlstream.Element {
-	m := xmlstream.New(stanza.NSClient, "message", "from", from, "to", to, "type", typ, "id", newStanzaID())
-	m.AddChild(xmlstream.New(stanza.NSClient, "body").AddText(body))
-	if url != "" {
-		x := xmlstream.New(nsOOB, "x")
-		x.AddChild(xmlstream.New(nsOOB, "url").AddText(url))
-		m.AddChild(x)
+// parseTarget reads an optional JID argument.
+func parseTarget(s string) (jid.JID, error) {
+	if s == "" {
+		return jid.JID{}, nil
 	}
-	return m
+	j, err := jid.Parse(s)
+	if err != nil {
+		return jid.JID{}, fmt.Errorf("%q is not a valid JID: %w", s, err)
+	}
+	return j, nil
 }
 
-func newStanzaID() string {
-	b := make([]byte, 9)
-	rand.Read(b) // never fails (crypto/rand)
-	return "parley-" + hex.EncodeToString(b)
+func (s *Server) controlSessions(_ context.Context, raw json.RawMessage) (any, error) {
+	var a control.SessionsArgs
+	if err := json.Unmarshal(raw, &a); err != nil {
+		return nil, fmt.Errorf("bad arguments: %w", err)
+	}
+	target, err := parseTarget(a.JID)
+	if err != nil {
+		return nil, err
+	}
+	out := []control.SessionInfo{}
+	for _, ss := range admin.Matching(s.router.AllSessions(), target) {
+		avail, _ := ss.State().Available()
+		out = append(out, control.SessionInfo{JID: ss.JID().String(), Available: avail})
+	}
+	return out, nil
+}
+
+func (s *Server) controlKick(_ context.Context, raw json.RawMessage) (any, error) {
+	var a control.KickArgs
+	if err := json.Unmarshal(raw, &a); err != nil {
+		return nil, fmt.Errorf("bad arguments: %w", err)
+	}
+	target, err := parseTarget(a.JID)
+	if err != nil || target.IsZero() || target.Local() == "" {
+		return nil, fmt.Errorf("kick needs an account or session address, got %q", a.JID)
+	}
+	return control.CountResult{Count: admin.Kick(s.router.AllSessions(), target, "an admin ended this session")}, nil
+}
+
+func (s *Server) controlAnnounce(ctx context.Context, raw json.RawMessage) (any, error) {
+	var a control.AnnounceArgs
+	if err := json.Unmarshal(raw, &a); err != nil {
+		return nil, fmt.Errorf("bad arguments: %w", err)
+	}
+	if strings.TrimSpace(a.Message) == "" {
+		return nil, errors.New("the announcement is empty")
+	}
+	if !a.All {
+		return control.CountResult{Count: admin.Announce(ctx, s.router.AllSessions(), s.router.Route, a.Message)}, nil
+	}
+	// Every account: to the bare JID, so that those offline find it
+	// stored at their next login.
+	users, err := s.accounts.List(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	for _, u := range users {
+		j, err := jid.Parse(u)
+		if err != nil {
+			continue
+		}
+		s.router.Route(ctx, admin.Notice(j.Domain(), u, "normal", a.Message, ""))
+	}
+	return control.CountResult{Count: len(users)}, nil
 }

@@ -95,6 +95,7 @@ func (h *host) Store() storage.Store                    { return h.store }
 func (h *host) Accounts() module.Accounts               { return h.accts }
 func (h *host) Sessions(bare jid.JID) []session.Session { return h.r.Sessions(bare) }
 func (h *host) Logger() *slog.Logger                    { return h.log }
+func (h *host) AllSessions() []session.Session          { return h.r.AllSessions() }
 
 // OpenStore opens the configured database; the `parley user` commands use
 // it too, so they work on the same data as the server, also while it runs.

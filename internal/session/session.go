@@ -148,3 +148,18 @@ func (s *State) SetValue(key, v any) {
 	}
 	s.values[key] = v
 }
+
+// Ender is a session the server can close on an admin's order.
+type Ender interface {
+	// End closes the stream with a stream error whose text says why.
+	End(text string)
+}
+
+// End closes s when it can be closed, and reports whether it could.
+func End(s Session, text string) bool {
+	e, ok := s.(Ender)
+	if ok {
+		e.End(text)
+	}
+	return ok
+}

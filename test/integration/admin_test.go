@@ -3,6 +3,7 @@ package integration
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -87,3 +88,58 @@ func TestNotify(t *testing.T) {
 		t.Fatalf("notify to an invalid JID succeeded:\n%s", out)
 	}
 }
+
+// TestSessionsKickAnnounceDisable drives the session commands against a
+// running server, and a disabled account's login.
+func TestSessionsKickAnnounceDisable(t *testing.T) {
+	needSlixmpp(t)
+	s := startServer(t, serverOpts{})
+	s.addUser("alice@localhost", "pw")
+	s.addUser("bob@localhost", "pw")
+	a := s.connect(t, "alice@localhost", "pw")
+	b := s.connect(t, "bob@localhost", "pw")
+	for _, x := range []*agent{a, b} {
+		x.send("<presence/>")
+		x.expect("its own presence back", isPresence(x.jid, ""))
+	}
+
+	out, err := s.parley("", "sessions")
+	if err != nil || !strings.Contains(out, a.jid+"\tavailable") || !strings.Contains(out, b.jid) || !strings.Contains(out, "2 sessions") {
+		t.Fatalf("sessions: %v\n%s", err, out)
+	}
+	out, err = s.parley("", "sessions", "bob@localhost")
+	if err != nil || strings.Contains(out, a.jid) || !strings.Contains(out, "1 sessions") {
+		t.Fatalf("sessions bob@localhost: %v\n%s", err, out)
+	}
+
+	if out, err := s.parley("", "announce", "--online", "maintenance at 22:00"); err != nil || !strings.Contains(out, "announced to 2 sessions") {
+		t.Fatalf("announce: %v\n%s", err, out)
+	}
+	a.expect("the announcement", isMessage("localhost", "maintenance at 22:00"))
+	b.expect("the announcement", isMessage("localhost", "maintenance at 22:00"))
+
+	if out, err := s.parley("", "kick", "bob@localhost"); err != nil || !strings.Contains(out, "1 sessions ended") {
+		t.Fatalf("kick: %v\n%s", err, out)
+	}
+	b.waitEvent("disconnected")
+	if out, _ := s.parley("", "sessions"); strings.Contains(out, b.jid) {
+		t.Fatalf("bob still listed after kick:\n%s", out)
+	}
+
+	// Disabled: the session ends and the password no longer logs in.
+	if out, err := s.parley("", "user", "disable", "alice@localhost"); err != nil || !strings.Contains(out, "1 sessions ended") {
+		t.Fatalf("user disable: %v\n%s", err, out)
+	}
+	a.waitEvent("disconnected")
+	if r := s.slixmppLogin(t, "--jid", "alice@localhost", "--password", "pw", "--port", portOf(s.starttls), "--mech", "SCRAM-SHA-256", "--no-channel-binding"); r.Authenticated || !strings.Contains(fmt.Sprint(r.Failure), "account-disabled") {
+		t.Fatalf("a disabled account: %+v, want refused with account-disabled", r)
+	}
+	if out, err := s.parley("", "user", "enable", "alice@localhost"); err != nil {
+		t.Fatalf("user enable: %v\n%s", err, out)
+	}
+	if r := s.slixmppLogin(t, "--jid", "alice@localhost", "--password", "pw", "--port", portOf(s.starttls)); !r.Authenticated {
+		t.Fatalf("an enabled account could not log in: %+v", r)
+	}
+}
+
+func portOf(addr string) string { _, p := hostPort(addr); return p }

@@ -350,6 +350,18 @@ func (h *Host) Sessions(bare jid.JID) []session.Session {
 	return out
 }
 
+func (h *Host) AllSessions() []session.Session {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []session.Session
+	for _, res := range h.sessions {
+		for _, s := range res {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 // Connect binds a new session for the full JID and runs the bound hooks,
 // like the router's Bind (a session holding the same resource is
 // replaced and its end hooks run first).
@@ -571,7 +583,30 @@ func (s *Session) Take() []*xmlstream.Element {
 
 // Accounts is the fake account service over the fake Users; passwords
 // are not kept, only the accounts' existence.
-type Accounts struct{ users *Users }
+type Accounts struct {
+	users    *Users
+	mu       sync.Mutex
+	disabled map[jid.JID]bool
+}
+
+func (a *Accounts) SetDisabled(ctx context.Context, bare jid.JID, off bool) error {
+	if _, err := a.users.Get(ctx, bare.String()); err != nil {
+		return err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.disabled == nil {
+		a.disabled = make(map[jid.JID]bool)
+	}
+	a.disabled[bare] = off
+	return nil
+}
+
+func (a *Accounts) Disabled(_ context.Context, bare jid.JID) (bool, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.disabled[bare], nil
+}
 
 func (a *Accounts) Create(ctx context.Context, bare jid.JID, _ string) error {
 	return a.users.Create(ctx, storage.Account{JID: bare.String()})
