@@ -14,6 +14,7 @@ import (
 	"parley/internal/config"
 	"parley/internal/module"
 	"parley/internal/server"
+	"parley/modules/adhoc"
 	"parley/modules/avatarconv"
 	"parley/modules/blocking"
 	"parley/modules/bookmarks"
@@ -78,6 +79,8 @@ func modules(cfg config.Config) []module.Module {
 			Host: t.Host, Secret: t.Secret, TTL: t.TTL.Duration, Services: turnServices(cfg),
 		}))
 	}
+	// Last: it offers the commands of the modules before it (XEP-0050).
+	mods = append(mods, adhoc.New(adhoc.Options{Admins: cfg.Admins, Others: mods}))
 	return mods
 }
 

@@ -30,6 +30,7 @@ const (
 	HTTPUpload        = "urn:xmpp:http:upload:0"
 	PushSummary       = "urn:xmpp:push:summary"
 	ServerInfo        = "http://jabber.org/network/serverinfo"
+	Admin             = "http://jabber.org/protocol/admin"
 )
 
 func opts(values ...string) []Option {
@@ -197,6 +198,25 @@ var registry = map[string]map[string]Spec{
 		"pending-subscription-count": {Type: TextSingle},
 		"last-message-sender":        {Type: JIDSingle},
 		"last-message-body":          {Type: TextSingle},
+	},
+	// XEP-0133 §5 (the fields of the service administration commands),
+	// plus welcome, parley's own field of its edit-welcome command, and
+	// x-parley-block-strangers of its per-user privacy command (XEP-0068
+	// §3.4 extensions).
+	Admin: {
+		"accountjid":               {Type: JIDSingle},
+		"accountjids":              {Type: JIDMulti},
+		"password":                 {Type: TextPrivate},
+		"password-verify":          {Type: TextPrivate},
+		"max_items":                {Type: ListSingle, Options: opts("25", "50", "75", "100", "150", "200", "none")},
+		"registereduserjids":       {Type: JIDMulti},
+		"registeredusersnum":       {Type: TextSingle},
+		"onlineuserjids":           {Type: JIDMulti},
+		"onlineusersnum":           {Type: TextSingle},
+		"announcement":             {Type: TextMulti},
+		"motd":                     {Type: TextMulti},
+		"welcome":                  {Type: TextMulti},
+		"x-parley-block-strangers": {Type: Boolean},
 	},
 	// XEP-0157 §6.
 	ServerInfo: {

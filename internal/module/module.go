@@ -155,6 +155,13 @@ type Accounts interface {
 	Disabled(ctx context.Context, bare jid.JID) (bool, error)
 }
 
+// DiscoNode answers disco#info and disco#items (XEP-0030) for one node
+// of a served domain, such as the ad-hoc commands list (XEP-0050). A nil
+// handler answers item-not-found.
+type DiscoNode struct {
+	Info, Items IQHandler
+}
+
 // Host is what a module sees of the server.
 type Host interface {
 	// HandleIQ registers h for IQs of type typ ("get" or "set") whose
@@ -169,6 +176,14 @@ type Host interface {
 	// AddIdentity adds a disco#info identity of the server.
 	AddIdentity(id Identity)
 	Identities() []Identity
+	// HandleDiscoNode registers the answers for a node of the server's
+	// disco (registering a node twice panics); DiscoNode finds them.
+	HandleDiscoNode(node string, n DiscoNode)
+	DiscoNode(node string) (DiscoNode, bool)
+	// AddInfoForm adds an extended information form (XEP-0128) to the
+	// server's disco#info, e.g. contact addresses (XEP-0157).
+	AddInfoForm(form *xmlstream.Element)
+	InfoForms() []*xmlstream.Element
 	// SetPresenceHandler and SetOfflineHandler install the one handler of
 	// each kind; a second call panics.
 	SetPresenceHandler(h PresenceHandler)

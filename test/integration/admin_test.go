@@ -143,3 +143,150 @@ func TestSessionsKickAnnounceDisable(t *testing.T) {
 }
 
 func portOf(addr string) string { _, p := hostPort(addr); return p }
+
+const (
+	nsCommands = "http://jabber.org/protocol/commands"
+	nsAdmin    = "http://jabber.org/protocol/admin"
+)
+
+// runCommand executes an ad-hoc command on localhost and, when it shows
+// a form, submits fields (var -> values); it returns the last answer.
+func runCommand(t *testing.T, a *agent, node string, fields map[string][]string) *xmlstream.Element {
+	t.Helper()
+	r := a.iq("<iq type='set' to='localhost'><command xmlns='%s' node='%s' action='execute'/></iq>", nsCommands, node)
+	cmd := r.Child(nsCommands, "command")
+	if r.Attr("type") != "result" || cmd == nil || cmd.Attr("status") != "executing" {
+		return r
+	}
+	var x strings.Builder
+	fmt.Fprintf(&x, "<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>%s</value></field>", nsAdmin)
+	for v, vals := range fields {
+		fmt.Fprintf(&x, "<field var='%s'>", v)
+		for _, val := range vals {
+			fmt.Fprintf(&x, "<value>%s</value>", val)
+		}
+		x.WriteString("</field>")
+	}
+	x.WriteString("</x>")
+	return a.iq("<iq type='set' to='localhost'><command xmlns='%s' node='%s' sessionid='%s' action='complete'>%s</command></iq>",
+		nsCommands, node, cmd.Attr("sessionid"), x.String())
+}
+
+func completed(t *testing.T, what string, r *xmlstream.Element) *xmlstream.Element {
+	t.Helper()
+	cmd := r.Child(nsCommands, "command")
+	if r.Attr("type") != "result" || cmd == nil || cmd.Attr("status") != "completed" {
+		t.Fatalf("%s: want a completed command, got %s", what, r)
+	}
+	return cmd
+}
+
+func formValues(cmd *xmlstream.Element, v string) []string {
+	x := cmd.Child("jabber:x:data", "x")
+	if x == nil {
+		return nil
+	}
+	var out []string
+	for f := range x.Elements() {
+		if f.Attr("var") == v {
+			for val := range f.Elements() {
+				out = append(out, val.Text())
+			}
+		}
+	}
+	return out
+}
+
+// TestAdminCommands runs the XEP-0133 set as an admin, and checks that a
+// user neither sees nor runs them.
+func TestAdminCommands(t *testing.T) {
+	needSlixmpp(t)
+	s := startServer(t, serverOpts{top: "admins = [\"admin@localhost\"]\n"})
+	s.addUser("admin@localhost", "pw")
+	s.addUser("bob@localhost", "pw")
+	ad := s.connect(t, "admin@localhost", "pw")
+	bob := s.connect(t, "bob@localhost", "pw")
+	for _, x := range []*agent{ad, bob} {
+		x.send("<presence/>")
+		x.expect("its own presence back", isPresence(x.jid, ""))
+	}
+
+	items := ad.iq("<iq type='get' to='localhost'><query xmlns='http://jabber.org/protocol/disco#items' node='%s'/></iq>", nsCommands)
+	if !strings.Contains(items.String(), nsAdmin+"#add-user") || !strings.Contains(items.String(), nsAdmin+"#announce") {
+		t.Fatalf("the admin's command list lacks the admin commands: %s", items)
+	}
+	items = bob.iq("<iq type='get' to='localhost'><query xmlns='http://jabber.org/protocol/disco#items' node='%s'/></iq>", nsCommands)
+	if items.Attr("type") != "result" || strings.Contains(items.String(), nsAdmin) {
+		t.Fatalf("a user's command list shows admin commands: %s", items)
+	}
+	info := bob.iq("<iq type='get' to='localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+	if !strings.Contains(info.String(), nsCommands) {
+		t.Fatalf("disco#info does not advertise %s: %s", nsCommands, info)
+	}
+
+	// A user is refused every admin command, with or without a session.
+	for _, node := range []string{"add-user", "delete-user", "disable-user", "reenable-user", "change-user-password",
+		"end-user-session", "get-registered-users-num", "get-registered-users-list", "get-online-users-num",
+		"get-online-users-list", "announce"} {
+		r := bob.iq("<iq type='set' to='localhost'><command xmlns='%s' node='%s#%s' action='execute'/></iq>", nsCommands, nsAdmin, node)
+		if r.Attr("type") != "error" || r.Child("jabber:client", "error").Child("urn:ietf:params:xml:ns:xmpp-stanzas", "forbidden") == nil {
+			t.Fatalf("bob ran %s: %s", node, r)
+		}
+	}
+
+	completed(t, "add-user", runCommand(t, ad, nsAdmin+"#add-user", map[string][]string{
+		"accountjid": {"carol@localhost"}, "password": {"secret1"}, "password-verify": {"secret1"}}))
+	if r := s.slixmppLogin(t, "--jid", "carol@localhost", "--password", "secret1", "--port", portOf(s.starttls)); !r.Authenticated {
+		t.Fatalf("the added user cannot log in: %+v", r)
+	}
+	if r := runCommand(t, ad, nsAdmin+"#add-user", map[string][]string{
+		"accountjid": {"carol@localhost"}, "password": {"x"}, "password-verify": {"x"}}); r.Attr("type") != "error" || !strings.Contains(r.String(), "conflict") {
+		t.Fatalf("adding an existing user: %s", r)
+	}
+	completed(t, "change-user-password", runCommand(t, ad, nsAdmin+"#change-user-password", map[string][]string{
+		"accountjid": {"carol@localhost"}, "password": {"secret2"}}))
+	if r := s.slixmppLogin(t, "--jid", "carol@localhost", "--password", "secret2", "--port", portOf(s.starttls)); !r.Authenticated {
+		t.Fatalf("the new password does not log in: %+v", r)
+	}
+
+	cmd := completed(t, "get-registered-users-num", runCommand(t, ad, nsAdmin+"#get-registered-users-num", nil))
+	if v := formValues(cmd, "registeredusersnum"); len(v) != 1 || v[0] != "3" {
+		t.Fatalf("registeredusersnum %v, want 3: %s", v, cmd)
+	}
+	cmd = completed(t, "get-registered-users-list", runCommand(t, ad, nsAdmin+"#get-registered-users-list", map[string][]string{"max_items": {"none"}}))
+	if v := formValues(cmd, "registereduserjids"); strings.Join(v, " ") != "admin@localhost bob@localhost carol@localhost" {
+		t.Fatalf("registereduserjids %v: %s", v, cmd)
+	}
+	cmd = completed(t, "get-online-users-num", runCommand(t, ad, nsAdmin+"#get-online-users-num", nil))
+	if v := formValues(cmd, "onlineusersnum"); len(v) != 1 || v[0] != "2" {
+		t.Fatalf("onlineusersnum %v, want 2: %s", v, cmd)
+	}
+	cmd = completed(t, "get-online-users-list", runCommand(t, ad, nsAdmin+"#get-online-users-list", map[string][]string{"max_items": {"25"}}))
+	if v := formValues(cmd, "onlineuserjids"); strings.Join(v, " ") != "admin@localhost bob@localhost" {
+		t.Fatalf("onlineuserjids %v: %s", v, cmd)
+	}
+
+	completed(t, "announce", runCommand(t, ad, nsAdmin+"#announce", map[string][]string{"announcement": {"server upgrade tonight"}}))
+	bob.expect("the announcement", isMessage("localhost", "server upgrade tonight"))
+
+	completed(t, "disable-user", runCommand(t, ad, nsAdmin+"#disable-user", map[string][]string{"accountjids": {"bob@localhost"}}))
+	bob.waitEvent("disconnected")
+	if r := s.slixmppLogin(t, "--jid", "bob@localhost", "--password", "pw", "--port", portOf(s.starttls), "--mech", "SCRAM-SHA-256", "--no-channel-binding"); r.Authenticated || !strings.Contains(fmt.Sprint(r.Failure), "account-disabled") {
+		t.Fatalf("disabled bob: %+v, want account-disabled", r)
+	}
+	completed(t, "reenable-user", runCommand(t, ad, nsAdmin+"#reenable-user", map[string][]string{"accountjids": {"bob@localhost"}}))
+	bob2 := s.connect(t, "bob@localhost", "pw")
+	completed(t, "end-user-session", runCommand(t, ad, nsAdmin+"#end-user-session", map[string][]string{"accountjids": {"bob@localhost"}}))
+	bob2.waitEvent("disconnected")
+
+	completed(t, "delete-user", runCommand(t, ad, nsAdmin+"#delete-user", map[string][]string{"accountjids": {"carol@localhost"}}))
+	if out, _ := s.parley("", "user", "list"); strings.Contains(out, "carol") {
+		t.Fatalf("carol still listed after delete-user:\n%s", out)
+	}
+
+	// A form is answered once, and only by whom it was shown to.
+	r := ad.iq("<iq type='set' to='localhost'><command xmlns='%s' node='%s#announce' sessionid='forged' action='complete'/></iq>", nsCommands, nsAdmin)
+	if r.Attr("type") != "error" || !strings.Contains(r.String(), "bad-sessionid") {
+		t.Fatalf("a forged sessionid: %s", r)
+	}
+}

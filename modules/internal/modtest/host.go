@@ -60,6 +60,9 @@ type Host struct {
 	delivered      []*xmlstream.Element
 	jobs           []Job
 
+	discoNodes map[string]module.DiscoNode
+	infoForms  []*xmlstream.Element
+
 	store    *Store
 	accounts *Accounts
 	logs     *lockedBuffer
@@ -67,6 +70,37 @@ type Host struct {
 }
 
 var _ module.Host = (*Host)(nil)
+
+func (h *Host) HandleDiscoNode(node string, n module.DiscoNode) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.discoNodes == nil {
+		h.discoNodes = make(map[string]module.DiscoNode)
+	}
+	if _, dup := h.discoNodes[node]; dup {
+		panic("modtest: disco node " + node + " registered twice")
+	}
+	h.discoNodes[node] = n
+}
+
+func (h *Host) DiscoNode(node string) (module.DiscoNode, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n, ok := h.discoNodes[node]
+	return n, ok
+}
+
+func (h *Host) AddInfoForm(form *xmlstream.Element) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.infoForms = append(h.infoForms, form)
+}
+
+func (h *Host) InfoForms() []*xmlstream.Element {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.infoForms)
+}
 
 // NewHost returns a host serving the given domains.
 func NewHost(domains ...string) *Host {
