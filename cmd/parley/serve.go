@@ -35,6 +35,7 @@ import (
 	"parley/modules/upload"
 	"parley/modules/vcard"
 	"parley/modules/version"
+	"parley/modules/welcome"
 )
 
 // modules is the list of features compiled into parley, one line each.
@@ -79,6 +80,7 @@ func modules(cfg config.Config) []module.Module {
 			Host: t.Host, Secret: t.Secret, TTL: t.TTL.Duration, Services: turnServices(cfg),
 		}))
 	}
+	mods = append(mods, welcome.New(welcome.Options{Welcome: cfg.Registration.Welcome, Dir: cfg.DataDir}))
 	// Last: it offers the commands of the modules before it (XEP-0050).
 	mods = append(mods, adhoc.New(adhoc.Options{Admins: cfg.Admins, Others: mods}))
 	return mods

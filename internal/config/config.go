@@ -80,6 +80,9 @@ type Config struct {
 	Registration struct {
 		Open              bool `toml:"open"`                 // XEP-0077 in-band registration
 		PerAddressPerHour int  `toml:"per_address_per_hour"` // 0 = no limit
+		// Welcome is sent from the host's JID at a new account's first
+		// login; "" = none.
+		Welcome string `toml:"welcome"`
 	} `toml:"registration"`
 
 	Limits struct {

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"parley/internal/xmlstream"
 )
@@ -289,4 +290,50 @@ func TestAdminCommands(t *testing.T) {
 	if r.Attr("type") != "error" || !strings.Contains(r.String(), "bad-sessionid") {
 		t.Fatalf("a forged sessionid: %s", r)
 	}
+}
+
+// TestWelcomeAndMOTD: the welcome once, at an account's first login; the
+// message of the day at every login until deleted; both set by an admin
+// only.
+func TestWelcomeAndMOTD(t *testing.T) {
+	needSlixmpp(t)
+	s := startServer(t, serverOpts{top: "admins = [\"admin@localhost\"]\n", extra: "[registration]\nwelcome = \"Welcome to localhost!\"\n"})
+	s.addUser("admin@localhost", "pw")
+	s.addUser("dave@localhost", "pw")
+	login := func(j string) *agent {
+		a := s.connect(t, j, "pw")
+		a.send("<presence/>")
+		a.expect("its own presence back", isPresence(a.jid, ""))
+		return a
+	}
+	ad := login("admin@localhost")
+	ad.expect("the welcome", isMessage("localhost", "Welcome to localhost!"))
+
+	d := login("dave@localhost")
+	if r := runCommand(t, d, nsAdmin+"#set-motd", map[string][]string{"motd": {"spam"}}); r.Attr("type") != "error" || !strings.Contains(r.String(), "forbidden") {
+		t.Fatalf("a user set the MOTD: %s", r)
+	}
+	d.expect("the welcome", isMessage("localhost", "Welcome to localhost!"))
+	d.op("close")
+	d.waitEvent("disconnected")
+
+	completed(t, "set-motd", runCommand(t, ad, nsAdmin+"#set-motd", map[string][]string{"motd": {"Maintenance on Sunday"}}))
+	d = login("dave@localhost")
+	d.expect("the MOTD", isMessage("localhost", "Maintenance on Sunday"))
+	d.expectNone("a second welcome", time.Second, isMessage("localhost", "Welcome to localhost!"))
+	d.op("close")
+	d.waitEvent("disconnected")
+
+	cmd := ad.iq("<iq type='set' to='localhost'><command xmlns='%s' node='%s#edit-motd' action='execute'/></iq>", nsCommands, nsAdmin)
+	if !strings.Contains(cmd.String(), "Maintenance on Sunday") {
+		t.Fatalf("edit-motd does not show the current MOTD: %s", cmd)
+	}
+	completed(t, "delete-motd", runCommand(t, ad, nsAdmin+"#delete-motd", nil))
+	d = login("dave@localhost")
+	d.expectNone("the deleted MOTD", time.Second, isMessage("localhost", "Maintenance on Sunday"))
+
+	// The welcome an admin sets greets accounts created afterwards.
+	completed(t, "set-welcome", runCommand(t, ad, nsAdmin+"#set-welcome", map[string][]string{"welcome": {"Hello from the admins"}}))
+	s.addUser("erin@localhost", "pw")
+	login("erin@localhost").expect("the edited welcome", isMessage("localhost", "Hello from the admins"))
 }
