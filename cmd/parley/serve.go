@@ -19,6 +19,7 @@ import (
 	"parley/modules/blocking"
 	"parley/modules/bookmarks"
 	"parley/modules/carbons"
+	"parley/modules/contact"
 	"parley/modules/disco"
 	"parley/modules/entitytime"
 	"parley/modules/extdisco"
@@ -28,6 +29,7 @@ import (
 	"parley/modules/offline"
 	"parley/modules/pep"
 	"parley/modules/ping"
+	"parley/modules/privacy"
 	"parley/modules/private"
 	"parley/modules/push"
 	"parley/modules/register"
@@ -80,6 +82,10 @@ func modules(cfg config.Config) []module.Module {
 			Host: t.Host, Secret: t.Secret, TTL: t.TTL.Duration, Services: turnServices(cfg),
 		}))
 	}
+	mods = append(mods, privacy.New(privacy.Options{
+		BlockStrangers: cfg.Privacy.BlockStrangers, RequireE2EE: cfg.Privacy.RequireE2EE, Admins: cfg.Admins}))
+	mods = append(mods, contact.New(contact.Addresses{
+		Abuse: cfg.Contact.Abuse, Admin: cfg.Contact.Admin, Security: cfg.Contact.Security, Support: cfg.Contact.Support}))
 	mods = append(mods, welcome.New(welcome.Options{Welcome: cfg.Registration.Welcome, Dir: cfg.DataDir}))
 	// Last: it offers the commands of the modules before it (XEP-0050).
 	mods = append(mods, adhoc.New(adhoc.Options{Admins: cfg.Admins, Others: mods}))

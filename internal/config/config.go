@@ -132,7 +132,23 @@ type Config struct {
 
 	Privacy struct {
 		HideVersion bool `toml:"hide_version"`
+		// BlockStrangers drops messages and repeated subscription
+		// requests from JIDs not in the recipient's roster; users may
+		// turn it off or on for themselves.
+		BlockStrangers bool `toml:"block_strangers"`
+		// RequireE2EE is "off", "warn" or "enforce" for one-to-one
+		// messages with a body and no end-to-end encryption.
+		RequireE2EE string `toml:"require_e2ee"`
 	} `toml:"privacy"`
+
+	// Contact is the addresses (URIs) published in the server's disco
+	// (XEP-0157).
+	Contact struct {
+		Abuse    []string `toml:"abuse"`
+		Admin    []string `toml:"admin"`
+		Security []string `toml:"security"`
+		Support  []string `toml:"support"`
+	} `toml:"contact"`
 
 	Push struct {
 		IncludeSender bool `toml:"include_sender"`
@@ -236,6 +252,7 @@ func Default() Config {
 	c.TLS.RequireStartTLS = true
 	c.Storage.Driver = "sqlite"
 	c.Registration.PerAddressPerHour = 5
+	c.Privacy.RequireE2EE = "off"
 	c.Limits.MaxStanzaBytes = 262144
 	c.Limits.AuthTimeout = Duration{60 * time.Second}
 	c.Limits.LoginFailuresPerMinute = 5

@@ -142,6 +142,24 @@ func (c *Config) Validate() error {
 		add(`storage.driver: must be "sqlite" or "postgres", got %q`, c.Storage.Driver)
 	}
 
+	switch c.Privacy.RequireE2EE {
+	case "off", "warn", "enforce":
+	default:
+		add(`privacy.require_e2ee: must be "off", "warn" or "enforce", got %q`, c.Privacy.RequireE2EE)
+	}
+	for _, l := range []struct {
+		key  string
+		list *[]string
+	}{{"abuse", &c.Contact.Abuse}, {"admin", &c.Contact.Admin}, {"security", &c.Contact.Security}, {"support", &c.Contact.Support}} {
+		if len(*l.list) == 0 {
+			*l.list = nil
+		}
+		for _, u := range *l.list {
+			if p, err := url.Parse(u); err != nil || p.Scheme == "" || (p.Opaque == "" && p.Host == "") {
+				add("contact.%s: %q is not a URI such as \"xmpp:abuse@example.org\", \"mailto:abuse@example.org\" or \"https://example.org/abuse\"", l.key, u)
+			}
+		}
+	}
 	if n := c.Registration.PerAddressPerHour; n < 0 {
 		add("registration.per_address_per_hour: must be 0 (no limit) or more, got %d", n)
 	}

@@ -31,6 +31,7 @@ const (
 	PushSummary       = "urn:xmpp:push:summary"
 	ServerInfo        = "http://jabber.org/network/serverinfo"
 	Admin             = "http://jabber.org/protocol/admin"
+	Privacy           = "urn:parley:privacy"
 )
 
 func opts(values ...string) []Option {
@@ -200,23 +201,25 @@ var registry = map[string]map[string]Spec{
 		"last-message-body":          {Type: TextSingle},
 	},
 	// XEP-0133 §5 (the fields of the service administration commands),
-	// plus welcome, parley's own field of its edit-welcome command, and
-	// x-parley-block-strangers of its per-user privacy command (XEP-0068
-	// §3.4 extensions).
+	// plus welcome, the field of its set-welcome command.
 	Admin: {
-		"accountjid":               {Type: JIDSingle},
-		"accountjids":              {Type: JIDMulti},
-		"password":                 {Type: TextPrivate},
-		"password-verify":          {Type: TextPrivate},
-		"max_items":                {Type: ListSingle, Options: opts("25", "50", "75", "100", "150", "200", "none")},
-		"registereduserjids":       {Type: JIDMulti},
-		"registeredusersnum":       {Type: TextSingle},
-		"onlineuserjids":           {Type: JIDMulti},
-		"onlineusersnum":           {Type: TextSingle},
-		"announcement":             {Type: TextMulti},
-		"motd":                     {Type: TextMulti},
-		"welcome":                  {Type: TextMulti},
-		"x-parley-block-strangers": {Type: Boolean},
+		"accountjid":         {Type: JIDSingle},
+		"accountjids":        {Type: JIDMulti},
+		"password":           {Type: TextPrivate},
+		"password-verify":    {Type: TextPrivate},
+		"max_items":          {Type: ListSingle, Options: opts("25", "50", "75", "100", "150", "200", "none")},
+		"registereduserjids": {Type: JIDMulti},
+		"registeredusersnum": {Type: TextSingle},
+		"onlineuserjids":     {Type: JIDMulti},
+		"onlineusersnum":     {Type: TextSingle},
+		"announcement":       {Type: TextMulti},
+		"motd":               {Type: TextMulti},
+		"welcome":            {Type: TextMulti},
+	},
+	// parley's own per-user privacy settings (the block-strangers
+	// ad-hoc command).
+	Privacy: {
+		"block_strangers": {Type: Boolean},
 	},
 	// XEP-0157 §6.
 	ServerInfo: {

@@ -125,6 +125,19 @@ func (s *State) AddDirected(j jid.JID) {
 	}
 }
 
+// DirectedTo reports whether the session sent directed presence to an
+// address of bare: it is in that group chat room, for instance.
+func (s *State) DirectedTo(bare jid.JID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for j := range s.directed {
+		if j.Bare().Equal(bare) {
+			return true
+		}
+	}
+	return false
+}
+
 // RemoveDirected forgets an address (it got directed unavailable presence).
 func (s *State) RemoveDirected(j jid.JID) {
 	s.mu.Lock()
