@@ -53,7 +53,7 @@ func modules(cfg config.Config) []module.Module {
 		version.New(parleyVersion, cfg.Privacy.HideVersion),
 		entitytime.New(),
 		last.New(),
-		blocking.New(),
+		blocking.New().WithReports(cfg.Admins),
 		// The archive adds stanza-ids that carbons then copy: keep mam first.
 		mam.New(cfg.Retention.Archive.Keep),
 		carbons.New(),

@@ -145,3 +145,44 @@ func TestRequireE2EE(t *testing.T) {
 		alice.expectNone("a second warning the same day", time.Second, isWarning)
 	})
 }
+
+// TestContactAddressesAndSpamReports: XEP-0157 addresses in the server's
+// disco#info, and a XEP-0377 report inside a block request delivered to
+// the admins.
+func TestContactAddressesAndSpamReports(t *testing.T) {
+	needSlixmpp(t)
+	s := startServer(t, serverOpts{top: "admins = [\"admin@localhost\"]\n",
+		extra: "[contact]\nabuse = [\"xmpp:abuse@localhost\", \"mailto:abuse@example.org\"]\nsupport = [\"https://example.org/help\"]\n"})
+	s.addUser("admin@localhost", "pw")
+	s.addUser("alice@localhost", "pw")
+	ad := online(t, s, "admin@localhost")
+	alice := online(t, s, "alice@localhost")
+
+	info := alice.iq("<iq type='get' to='localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+	x := info.Child("http://jabber.org/protocol/disco#info", "query").Child("jabber:x:data", "x")
+	if x == nil || !strings.Contains(x.String(), "http://jabber.org/network/serverinfo") {
+		t.Fatalf("no serverinfo form in disco#info: %s", info)
+	}
+	if v := formValues(info.Child("http://jabber.org/protocol/disco#info", "query"), "abuse-addresses"); strings.Join(v, " ") != "xmpp:abuse@localhost mailto:abuse@example.org" {
+		t.Fatalf("abuse-addresses %v: %s", v, x)
+	}
+	if v := formValues(info.Child("http://jabber.org/protocol/disco#info", "query"), "support-addresses"); strings.Join(v, " ") != "https://example.org/help" {
+		t.Fatalf("support-addresses %v: %s", v, x)
+	}
+	if !strings.Contains(info.String(), "urn:xmpp:reporting:1") {
+		t.Fatalf("spam reporting not advertised: %s", info)
+	}
+
+	r := alice.iq("<iq type='set'><block xmlns='urn:xmpp:blocking'><item jid='spammer@example.net'>" +
+		"<report xmlns='urn:xmpp:reporting:1' reason='urn:xmpp:reporting:spam'><text>sells pills</text></report></item></block></iq>")
+	if r.Attr("type") != "result" {
+		t.Fatalf("block with a report: %s", r)
+	}
+	m := ad.expect("the spam report", func(el *xmlstream.Element) bool {
+		b := el.Child("jabber:client", "body")
+		return el.Name.Local == "message" && el.Attr("from") == "localhost" && b != nil && strings.Contains(b.Text(), "spammer@example.net")
+	})
+	if b := m.Child("jabber:client", "body").Text(); !strings.Contains(b, "alice@localhost") || !strings.Contains(b, "sells pills") {
+		t.Fatalf("the report lacks the reporter or the text: %s", m)
+	}
+}
