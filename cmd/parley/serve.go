@@ -47,7 +47,8 @@ func modules(cfg config.Config) []module.Module {
 		ping.New(),
 		roster.New(cfg.Limits.MaxRosterItems),
 		offline.New(cfg.Limits.MaxOfflineMessages, cfg.Retention.Offline.Keep),
-		register.New(cfg.Registration.Open, cfg.Registration.PerAddressPerHour),
+		register.New(cfg.Registration.Open, cfg.Registration.PerAddressPerHour).WithPolicy(register.Policy{
+			MaxAccounts: cfg.Registration.MaxAccounts, NotifyAdmins: notifyAdmins(cfg)}),
 		vcard.New(),
 		private.New(),
 		version.New(parleyVersion, cfg.Privacy.HideVersion),
@@ -90,6 +91,14 @@ func modules(cfg config.Config) []module.Module {
 	// Last: it offers the commands of the modules before it (XEP-0050).
 	mods = append(mods, adhoc.New(adhoc.Options{Admins: cfg.Admins, Others: mods}))
 	return mods
+}
+
+// notifyAdmins are the admins told of new accounts, when they asked.
+func notifyAdmins(cfg config.Config) []string {
+	if !cfg.Registration.NotifyAdmins {
+		return nil
+	}
+	return cfg.Admins
 }
 
 // turnServices turns [turn] transports (validated) into the entries

@@ -83,6 +83,16 @@ type Config struct {
 		// Welcome is sent from the host's JID at a new account's first
 		// login; "" = none.
 		Welcome string `toml:"welcome"`
+		// MaxAccounts caps in-band registration: no new account once the
+		// server has that many (0 = no cap). Admins may still add.
+		MaxAccounts int `toml:"max_accounts"`
+		// NotifyAdmins: each account registered in band is announced to
+		// the admins.
+		NotifyAdmins bool `toml:"notify_admins"`
+		// ExpireInactive deletes accounts with no login for that long
+		// ("never" = keep), after a warning WarnInactive before.
+		ExpireInactive Retention `toml:"expire_inactive"`
+		WarnInactive   Retention `toml:"warn_inactive"`
 	} `toml:"registration"`
 
 	Limits struct {
@@ -253,6 +263,7 @@ func Default() Config {
 	c.Storage.Driver = "sqlite"
 	c.Registration.PerAddressPerHour = 5
 	c.Privacy.RequireE2EE = "off"
+	c.Registration.WarnInactive.Keep = 30 * 24 * time.Hour
 	c.Limits.MaxStanzaBytes = 262144
 	c.Limits.AuthTimeout = Duration{60 * time.Second}
 	c.Limits.LoginFailuresPerMinute = 5

@@ -160,6 +160,12 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
+	if n := c.Registration.MaxAccounts; n < 0 {
+		add("registration.max_accounts: must be 0 (no cap) or more, got %d", n)
+	}
+	if e, w := c.Registration.ExpireInactive.Keep, c.Registration.WarnInactive.Keep; e > 0 && w >= e {
+		add("registration.warn_inactive: must be shorter than registration.expire_inactive (%v), got %v", e, w)
+	}
 	if n := c.Registration.PerAddressPerHour; n < 0 {
 		add("registration.per_address_per_hour: must be 0 (no limit) or more, got %d", n)
 	}

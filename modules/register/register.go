@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"time"
 
+	"parley/internal/admin"
 	"parley/internal/jid"
 	"parley/internal/module"
 	"parley/internal/stanza"
@@ -27,6 +28,19 @@ type Module struct {
 	open    bool
 	perAddr *throttle.Limiter
 	host    module.Host
+	policy  Policy
+}
+
+// Policy limits and reports in-band registration.
+type Policy struct {
+	MaxAccounts  int      // no registration once the server holds this many; 0 = no cap
+	NotifyAdmins []string // told of each account registered in band
+}
+
+// WithPolicy sets the registration policy.
+func (m *Module) WithPolicy(p Policy) *Module {
+	m.policy = p
+	return m
 }
 
 // New returns the module. With open false nobody can register in band;
@@ -98,6 +112,16 @@ func (m *Module) preAuth(ctx context.Context, iq module.PreAuthIQ) (*xmlstream.E
 		return nil, &stanza.Error{Type: stanza.Wait, Condition: "resource-constraint",
 			Text: "too many registrations from your address; try again later"}
 	}
+	if max := m.policy.MaxAccounts; max > 0 {
+		n, err := m.host.Store().Users().Count(ctx, "")
+		if err != nil {
+			return nil, fmt.Errorf("register: counting accounts: %w", err)
+		}
+		if n >= max {
+			return nil, &stanza.Error{Type: stanza.Cancel, Condition: "resource-constraint",
+				Text: "this server has all the accounts it takes; ask its admin"}
+		}
+	}
 	err = m.host.Accounts().Create(ctx, bare, pass)
 	switch {
 	case errors.Is(err, storage.ErrExists):
@@ -106,6 +130,9 @@ func (m *Module) preAuth(ctx context.Context, iq module.PreAuthIQ) (*xmlstream.E
 		return nil, fmt.Errorf("register: creating an account: %w", err)
 	}
 	m.host.Logger().Info("register: account created in band", "jid", bare.String())
+	for _, a := range m.policy.NotifyAdmins {
+		m.host.Route(ctx, admin.Notice(iq.Domain, a, "chat", "New account registered: "+bare.String(), ""))
+	}
 	return nil, nil
 }
 

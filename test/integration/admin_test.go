@@ -2,6 +2,7 @@ package integration
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/http"
@@ -336,4 +337,39 @@ func TestWelcomeAndMOTD(t *testing.T) {
 	completed(t, "set-welcome", runCommand(t, ad, nsAdmin+"#set-welcome", map[string][]string{"welcome": {"Hello from the admins"}}))
 	s.addUser("erin@localhost", "pw")
 	login("erin@localhost").expect("the edited welcome", isMessage("localhost", "Hello from the admins"))
+}
+
+// registerRaw registers user in band on a raw connection and returns the
+// answer to the set.
+func registerRaw(t *testing.T, s *server, user string) string {
+	t.Helper()
+	c := dialRaw(t, s.starttls)
+	c.startTLS(&tls.Config{InsecureSkipVerify: true})
+	c.send(header)
+	c.expect("</stream:features>")
+	c.send("<iq type='set' id='s'><query xmlns='jabber:iq:register'><username>" + user + "</username><password>secret</password></query></iq>")
+	return c.expectIQ("s")
+}
+
+// TestRegistrationPolicy: max_accounts caps in-band registration, and
+// notify_admins tells the admins of each new account.
+func TestRegistrationPolicy(t *testing.T) {
+	needSlixmpp(t)
+	s := startServer(t, serverOpts{top: "admins = [\"admin@localhost\"]\n",
+		extra: "[registration]\nopen = true\nper_address_per_hour = 0\nmax_accounts = 2\nnotify_admins = true\n"})
+	s.addUser("admin@localhost", "pw")
+	ad := online(t, s, "admin@localhost")
+	if got := registerRaw(t, s, "newbie"); !strings.Contains(got, `type="result"`) {
+		t.Fatalf("registration under the cap: %s", got)
+	}
+	ad.expect("the new-account notice", hasBody("New account registered: newbie@localhost"))
+	got := registerRaw(t, s, "spammer")
+	if !strings.Contains(got, "<resource-constraint") || !strings.Contains(got, "all the accounts") {
+		t.Fatalf("registration over max_accounts: %s", got)
+	}
+	ad.expectNone("a notice for the refused account", time.Second, hasBody("New account registered: spammer@localhost"))
+	// Admins are not capped.
+	if out, err := s.parley("", "user", "add", "friend@localhost", "--password", "pw"); err != nil {
+		t.Fatalf("admin add over the cap: %v\n%s", err, out)
+	}
 }
