@@ -23,6 +23,7 @@ import (
 	"parley/modules/disco"
 	"parley/modules/entitytime"
 	"parley/modules/extdisco"
+	"parley/modules/inactive"
 	"parley/modules/last"
 	"parley/modules/mam"
 	"parley/modules/muc"
@@ -87,6 +88,8 @@ func modules(cfg config.Config) []module.Module {
 		BlockStrangers: cfg.Privacy.BlockStrangers, RequireE2EE: cfg.Privacy.RequireE2EE, Admins: cfg.Admins}))
 	mods = append(mods, contact.New(contact.Addresses{
 		Abuse: cfg.Contact.Abuse, Admin: cfg.Contact.Admin, Security: cfg.Contact.Security, Support: cfg.Contact.Support}))
+	mods = append(mods, inactive.New(inactive.Options{
+		Expire: cfg.Registration.ExpireInactive.Keep, Warn: cfg.Registration.WarnInactive.Keep}))
 	mods = append(mods, welcome.New(welcome.Options{Welcome: cfg.Registration.Welcome, Dir: cfg.DataDir}))
 	// Last: it offers the commands of the modules before it (XEP-0050).
 	mods = append(mods, adhoc.New(adhoc.Options{Admins: cfg.Admins, Others: mods}))

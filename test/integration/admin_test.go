@@ -373,3 +373,32 @@ func TestRegistrationPolicy(t *testing.T) {
 		t.Fatalf("admin add over the cap: %v\n%s", err, out)
 	}
 }
+
+// TestExpireInactive: an account nobody logs in to is deleted after
+// expire_inactive; one that logs in stays. (The warning's timing is
+// checked with a fake clock in modules/inactive.)
+func TestExpireInactive(t *testing.T) {
+	needSlixmpp(t)
+	s := startServer(t, serverOpts{extra: "[registration]\nexpire_inactive = \"8s\"\nwarn_inactive = \"4s\"\n"})
+	s.addUser("idle@localhost", "pw")
+	s.addUser("busy@localhost", "pw")
+	busy := online(t, s, "busy@localhost")
+	deadline := time.Now().Add(40 * time.Second)
+	for {
+		out, err := s.parley("", "user", "list")
+		if err != nil {
+			t.Fatalf("user list: %v\n%s", err, out)
+		}
+		if !strings.Contains(out, "idle@localhost") {
+			if !strings.Contains(out, "busy@localhost") {
+				t.Fatalf("the account online was deleted too:\n%s", out)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("idle@localhost not deleted 40s after creation with expire_inactive = 8s:\n%s", out)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	busy.iq("<iq type='get' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+}
