@@ -63,6 +63,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&cfg.Timeout, "timeout", 30*time.Second, "limit for one login or registration, and for one blocked write")
 	fs.BoolVar(&cfg.Warmup, "warmup", true, "login: log every account in once before the measured burst (fills the client's SCRAM cache)")
 	fs.IntVar(&cfg.ServerPID, "server-pid", 0, "the server's process id, to report its memory and CPU time from /proc")
+	fs.BoolVar(&cfg.StreamManagement, "sm", false, "login+chat: clients use stream management (XEP-0198) and ask for an ack every 5 messages")
 	quiet := fs.Bool("quiet", false, "no progress lines")
 	help := fs.Bool("help", false, "show this help")
 	pos, err := parseFlags(fs, args)

@@ -49,8 +49,12 @@ type Config struct {
 	Timeout        time.Duration // for one whole login or registration
 	Warmup         bool          // login: log every account in once, unmeasured, before the burst
 	ServerPID      int           // read the server's /proc entries when > 0
-	Progress       io.Writer     // a progress line every ProgressEvery; nil for none
-	ProgressEvery  time.Duration
+	// StreamManagement: login+chat clients enable XEP-0198 and ask for
+	// an ack every few messages, as mobile clients do, so the run pays
+	// for acknowledgements that wait for storage (group commit).
+	StreamManagement bool
+	Progress         io.Writer // a progress line every ProgressEvery; nil for none
+	ProgressEvery    time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -182,6 +186,8 @@ type ChatFigures struct {
 	P50Ms           float64 `json:"latency_p50_ms"`
 	P99Ms           float64 `json:"latency_p99_ms"`
 	MaxMs           float64 `json:"latency_max_ms"`
+	// SMAcked: messages the server acknowledged (XEP-0198), with --sm.
+	SMAcked int64 `json:"sm_acked,omitempty"`
 }
 
 // IdleFigures describe the hold phase of idle.

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"parley/internal/xmlstream"
 )
 
 // bodyPrefix marks the load tool's messages; the rest of the body is the
@@ -48,6 +50,16 @@ func (r *runner) runChat(ctx context.Context, res *Result) error {
 	end := start.Add(cfg.Duration)
 	countUntil := end.Add(cfg.Grace).Sub(r.epoch)
 
+	if cfg.StreamManagement {
+		for i, c := range conns {
+			if c != nil && c.enableSM() != nil {
+				r.cnt.sendErrs.Add(1)
+				c.close()
+				conns[i] = nil
+			}
+		}
+	}
+
 	recv := make([]receiver, len(conns))
 	var readers sync.WaitGroup
 	for i, c := range conns {
@@ -89,6 +101,11 @@ func (r *runner) runChat(ctx context.Context, res *Result) error {
 		last = max(last, recv[i].last)
 	}
 	s := summarize(all)
+	for _, c := range conns {
+		if c != nil {
+			chat.SMAcked += int64(c.acked.Load())
+		}
+	}
 	chat.Sent = r.cnt.sent.Load()
 	chat.Delivered = int64(s.N)
 	chat.Lost = max(chat.Sent-chat.Delivered, 0)
@@ -133,6 +150,9 @@ func (r *runner) send(ctx context.Context, c *xmppConn, peer string, p pacer, en
 		buf = append(buf, "'><body>"+bodyPrefix...)
 		buf = strconv.AppendInt(buf, int64(time.Since(r.epoch)), 10)
 		buf = append(buf, "</body></message>"...)
+		if r.cfg.StreamManagement && j%smAskEvery == smAskEvery-1 {
+			buf = append(buf, "<r xmlns='"+nsSM+"'/>"...)
+		}
 		c.wmu.Lock()
 		c.raw.SetWriteDeadline(time.Now().Add(r.cfg.Timeout))
 		err := c.writeLocked(buf)
@@ -152,6 +172,13 @@ func (r *runner) receive(c *xmppConn, rc *receiver, countUntil time.Duration) {
 		el, err := c.dec.Next()
 		if err != nil {
 			return
+		}
+		if el.Name.Space == nsSM {
+			r.answerSM(c, el)
+			continue
+		}
+		if r.cfg.StreamManagement {
+			c.inH++
 		}
 		if el.Name.Local != "message" {
 			r.answerIQ(c, el)
@@ -176,6 +203,21 @@ func (r *runner) receive(c *xmppConn, rc *receiver, countUntil time.Duration) {
 		rc.latencies = append(rc.latencies, now-sent)
 		rc.last = now
 		r.cnt.delivered.Add(1)
+	}
+}
+
+// smAskEvery is how many messages a sender sends between ack requests.
+const smAskEvery = 5
+
+// answerSM answers the server's ack requests and records its acks.
+func (r *runner) answerSM(c *xmppConn, el *xmlstream.Element) {
+	switch el.Name.Local {
+	case "r":
+		c.write([]byte("<a xmlns='" + nsSM + "' h='" + strconv.FormatUint(uint64(c.inH), 10) + "'/>"))
+	case "a":
+		if h, err := strconv.ParseUint(el.Attr("h"), 10, 32); err == nil {
+			c.acked.Store(uint32(h))
+		}
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"parley/internal/xmlstream"
@@ -25,6 +26,7 @@ const (
 	nsRegister = "jabber:iq:register"
 	nsPing     = "urn:xmpp:ping"
 	nsStanzas  = "urn:ietf:params:xml:ns:xmpp-stanzas"
+	nsSM       = "urn:xmpp:sm:3"
 )
 
 // Mechanisms the load tool can authenticate with.
@@ -65,6 +67,11 @@ type xmppConn struct {
 	tc  *tls.Conn
 	dec *xmlstream.Decoder
 	jid string // full JID after binding
+
+	// Stream management (--sm): inH is owned by the reader; acked is the
+	// last h the server sent.
+	inH   uint32
+	acked atomic.Uint32
 
 	wmu  sync.Mutex
 	wbuf []byte
@@ -437,4 +444,25 @@ func escapeText(s string) string {
 		}
 	}
 	return b.String()
+}
+
+// enableSM turns on stream management (XEP-0198) right after binding,
+// before the reader goroutine owns the decoder.
+func (c *xmppConn) enableSM() error {
+	if err := c.write([]byte("<enable xmlns='" + nsSM + "'/>")); err != nil {
+		return err
+	}
+	for {
+		el, err := c.next()
+		if err != nil {
+			return fmt.Errorf("enabling stream management: %w", err)
+		}
+		if el.Name.Space != nsSM {
+			continue
+		}
+		if el.Name.Local != "enabled" {
+			return fmt.Errorf("enabling stream management: <%s/>", el.Name.Local)
+		}
+		return nil
+	}
 }

@@ -15,6 +15,7 @@ import (
 	"parley/internal/accounts"
 	"parley/internal/module"
 	"parley/internal/router"
+	"parley/internal/storage"
 	"parley/internal/stream"
 	"parley/internal/throttle"
 	"parley/internal/xmlstream"
@@ -38,12 +39,13 @@ type Config struct {
 	// for the client to resume it (XEP-0198); 0 turns resumption off.
 	ResumeTimeout time.Duration
 
-	resumable *resumeTable
-	parker    *parker // nil: idle sessions keep their goroutine
-	Accounts  *accounts.Service
-	Router    *router.Router
-	Registry  *module.Registry
-	Log       *slog.Logger
+	resumable    *resumeTable
+	storageFails *storage.FailureLog
+	parker       *parker // nil: idle sessions keep their goroutine
+	Accounts     *accounts.Service
+	Router       *router.Router
+	Registry     *module.Registry
+	Log          *slog.Logger
 	// FakeSecret makes SASL answers for unknown users look like those for
 	// known ones (see package sasl).
 	FakeSecret []byte
@@ -71,6 +73,7 @@ type Server struct {
 
 func NewServer(cfg *Config) *Server {
 	cfg.resumable = newResumeTable()
+	cfg.storageFails = storage.NewFailureLog(cfg.Log)
 	cfg.parker = newParker(cfg.Log)
 	return &Server{cfg: cfg, conns: make(map[*conn]struct{})}
 }

@@ -553,7 +553,12 @@ func (c *conn) saslConfig() sasl.Config {
 		Lookup: func(username, hash string) (sasl.Credentials, error) {
 			lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			defer cancel()
-			return accts.Lookup(lctx, domain, username, hash)
+			creds, err := accts.Lookup(lctx, domain, username, hash)
+			if err != nil && !errors.Is(err, sasl.ErrUnknownUser) {
+				// The client only sees temporary-auth-failure.
+				c.cfg.storageFails.Report("looking up an account to log in", err)
+			}
+			return creds, err
 		},
 		Guess:           c.reserveGuess,
 		FakeSecret:      c.cfg.FakeSecret,
@@ -913,11 +918,11 @@ func (c *conn) handleElement(el *xmlstream.Element) error {
 	if err := c.stampFrom(el); err != nil {
 		return err
 	}
-	c.mu.Lock()
-	if c.sm.enabled {
-		c.sm.inH++ // handled: whatever happens next is our doing
+	// Handled, for stream management, once what it writes is committed.
+	ctx, g := c.track()
+	if g != nil {
+		defer g.Release()
 	}
-	c.mu.Unlock()
 	if el.Name.Local == "iq" && el.Attr("id") == pingID && (el.Attr("type") == "result" || el.Attr("type") == "error") {
 		return nil // any answer, even an error, shows the client is there
 	}
@@ -933,7 +938,7 @@ func (c *conn) handleElement(el *xmlstream.Element) error {
 		c.Deliver(stanza.Result(el, nil))
 		return nil
 	}
-	c.cfg.Router.Route(c.sendCtx, el)
+	c.cfg.Router.Route(ctx, el)
 	return nil
 }
 

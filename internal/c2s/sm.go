@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"parley/internal/durable"
 	"parley/internal/jid"
 	"parley/internal/session"
 	"parley/internal/stanza"
@@ -29,6 +30,12 @@ const maxUnacked = 5000
 // ack, so the queue stays short without a request per stanza.
 const ackEvery = 5
 
+// resumeCommitWait bounds how long a resumption waits for the writes of
+// stanzas already received before it reports h: longer than a batch
+// takes, short enough that a client is not kept waiting by a storage
+// outage (the stanzas then count as unhandled and the client resends).
+const resumeCommitWait = 5 * time.Second
+
 // errHandedOver ends a connection whose socket now carries a resumed
 // session: the new connection must not close or clean up anything.
 var errHandedOver = errors.New("c2s: connection handed over to a resumed session")
@@ -38,7 +45,21 @@ type smState struct {
 	enabled   bool
 	resumable bool
 	id        string
-	inH       uint32          // stanzas handled from the client
+	inH       uint32 // stanzas from the client handled, and what they wrote committed
+	// pending are the stanzas after inH, oldest first, still waiting for
+	// their writes (an archive batch, offline storage) to commit: true
+	// once done. h counts in order, so a done stanza behind one still
+	// waiting is not counted yet (group commit: a crash cannot lose
+	// what the client saw acknowledged).
+	pending []bool
+	// owed: the client asked for an ack (<r/>) while stanzas up to owedAt
+	// were pending; the <a/> goes out once they are done. owedLast is the
+	// target of the latest request: under steady load requests keep
+	// coming, and moving owedAt to each would never answer any of them.
+	owed      bool
+	owedAt    uint32
+	owedLast  uint32
+	drained   chan struct{}   // closed when pending empties, for a resumption
 	acked     uint32          // the client's last h
 	unacked   []unackedStanza // sent, not yet acknowledged, oldest first
 	requested int             // len(unacked) when we last sent <r/>
@@ -118,9 +139,18 @@ func (c *conn) handleSM(el *xmlstream.Element) error {
 	case "r":
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		if c.sm.enabled {
-			c.out.Write(smElement("a", "h", strconv.FormatUint(uint64(c.sm.inH), 10)))
+		if !c.sm.enabled {
+			return nil
 		}
+		if len(c.sm.pending) > 0 {
+			target := c.sm.inH + uint32(len(c.sm.pending))
+			if !c.sm.owed {
+				c.sm.owed, c.sm.owedAt = true, target
+			}
+			c.sm.owedLast = target
+			return nil
+		}
+		c.out.Write(smElement("a", "h", strconv.FormatUint(uint64(c.sm.inH), 10)))
 	case "a":
 		h, err := strconv.ParseUint(el.Attr("h"), 10, 32)
 		if err != nil {
@@ -133,6 +163,81 @@ func (c *conn) handleSM(el *xmlstream.Element) error {
 		return stream.UnsupportedStanzaType("unexpected stream management element <" + el.Name.Local + "/>")
 	}
 	return nil
+}
+
+// track opens a durability group for a stanza the client sent, when
+// stream management counts it: the stanza is handled (and counted in h)
+// once every write started for it is committed. It returns c.ctx and nil
+// when nobody counts.
+func (c *conn) track() (context.Context, *durable.Group) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.sm.enabled {
+		return c.sendCtx, nil
+	}
+	idx := c.sm.inH + uint32(len(c.sm.pending))
+	c.sm.pending = append(c.sm.pending, false)
+	g := durable.NewGroup(func() { c.handled(idx) })
+	return durable.With(c.sendCtx, g), g
+}
+
+// handled marks stanza idx done and counts every done stanza at the
+// head of the queue; it runs on whichever goroutine committed last.
+func (c *conn) handled(idx uint32) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	i := int(idx - c.sm.inH)
+	if i < 0 || i >= len(c.sm.pending) {
+		return // counted already (cannot happen) or the state was reset
+	}
+	c.sm.pending[i] = true
+	n := 0
+	for n < len(c.sm.pending) && c.sm.pending[n] {
+		n++
+	}
+	if n == 0 {
+		return
+	}
+	c.sm.inH += uint32(n)
+	c.sm.pending = c.sm.pending[n:]
+	if len(c.sm.pending) == 0 {
+		c.sm.pending = c.sm.pending[:0:0] // let the old array go
+		if c.sm.drained != nil {
+			close(c.sm.drained)
+			c.sm.drained = nil
+		}
+	}
+	if c.sm.owed && int32(c.sm.inH-c.sm.owedAt) >= 0 {
+		if int32(c.sm.inH-c.sm.owedLast) >= 0 {
+			c.sm.owed = false
+		} else {
+			c.sm.owedAt = c.sm.owedLast
+		}
+		if !c.detached && !c.finished {
+			c.out.Write(smElement("a", "h", strconv.FormatUint(uint64(c.sm.inH), 10)))
+		}
+	}
+}
+
+// awaitHandled waits, at most d, until no stanza waits for a commit, so
+// that a resumption reports an h that counts everything it can.
+func (c *conn) awaitHandled(d time.Duration) {
+	c.mu.Lock()
+	if len(c.sm.pending) == 0 {
+		c.mu.Unlock()
+		return
+	}
+	if c.sm.drained == nil {
+		c.sm.drained = make(chan struct{})
+	}
+	ch := c.sm.drained
+	c.mu.Unlock()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ch:
+	case <-t.C:
+	}
 }
 
 // ackLocked drops what the client acknowledged (h counts modulo 2^32).
@@ -290,6 +395,7 @@ func (c *conn) waitResume() bool {
 	defer timer.Stop()
 	select {
 	case req := <-c.attachCh:
+		c.awaitHandled(resumeCommitWait)
 		return c.attach(req)
 	case <-timer.C:
 	case <-c.wake:
@@ -298,6 +404,7 @@ func (c *conn) waitResume() bool {
 	// A resumption may have slipped in while the timer fired.
 	select {
 	case req := <-c.attachCh:
+		c.awaitHandled(resumeCommitWait)
 		return c.attach(req)
 	default:
 	}

@@ -44,12 +44,14 @@ type Router struct {
 	reg    *module.Registry
 	store  storage.Store
 	log    *slog.Logger
+	fails  *storage.FailureLog
 	seed   maphash.Seed
 	shards [shardCount]shard
 }
 
 func New(hosts []string, reg *module.Registry, store storage.Store, log *slog.Logger) *Router {
-	r := &Router{hosts: make(map[string]bool, len(hosts)), reg: reg, store: store, log: log, seed: maphash.MakeSeed()}
+	r := &Router{hosts: make(map[string]bool, len(hosts)), reg: reg, store: store, log: log,
+		fails: storage.NewFailureLog(log), seed: maphash.MakeSeed()}
 	for _, h := range hosts {
 		r.hosts[h] = true
 	}
@@ -368,10 +370,15 @@ func (r *Router) deliverToBare(ctx context.Context, from, to jid.JID, el *xmlstr
 	}
 	sessions := r.Sessions(to)
 	// Bound sessions prove the account exists; the database is asked only
-	// when there are none.
-	if len(sessions) == 0 && !r.accountExists(ctx, to) {
-		r.bounce(ctx, from, el, stanza.ServiceUnavailable())
-		return
+	// when there are none. A database that cannot answer proves nothing:
+	// the message goes on to offline storage, which holds it until the
+	// database is back, rather than be bounced as if the account were
+	// gone.
+	if len(sessions) == 0 {
+		if exists, err := r.lookupAccount(ctx, to); !exists && err == nil {
+			r.bounce(ctx, from, el, stanza.ServiceUnavailable())
+			return
+		}
 	}
 	var ready []Session
 	full := false
@@ -403,7 +410,11 @@ func (r *Router) deliverToBare(ctx context.Context, from, to jid.JID, el *xmlstr
 	if h := r.reg.OfflineHandler(); h != nil {
 		stored, err := h(ctx, to, el)
 		if err != nil {
-			r.bounce(ctx, from, el, stanza.AsError(err))
+			se := stanza.AsError(err)
+			if se.Condition == "internal-server-error" {
+				r.fails.Report("keeping a message for an offline user", err)
+			}
+			r.bounce(ctx, from, el, se)
 			return
 		}
 		if stored {
@@ -432,11 +443,22 @@ func (r *Router) room(ctx context.Context, from jid.JID, s Session) bool {
 }
 
 func (r *Router) accountExists(ctx context.Context, bare jid.JID) bool {
+	exists, _ := r.lookupAccount(ctx, bare)
+	return exists
+}
+
+// lookupAccount says whether an account exists; err is set when the
+// database could not tell.
+func (r *Router) lookupAccount(ctx context.Context, bare jid.JID) (bool, error) {
 	_, err := r.store.Users().Get(ctx, bare.String())
-	if err != nil && !errors.Is(err, storage.ErrNotFound) {
-		r.log.Warn("router: account lookup failed", "err", err)
+	if errors.Is(err, storage.ErrNotFound) {
+		return false, nil
 	}
-	return err == nil
+	if err != nil {
+		r.fails.Report("looking up an account", err)
+		return false, err
+	}
+	return true, nil
 }
 
 func (r *Router) handleIQ(ctx context.Context, target module.Target, from, to jid.JID, el *xmlstream.Element) {

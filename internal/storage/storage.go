@@ -113,6 +113,10 @@ type Offline interface {
 	// Push appends a message; with max > 0 it fails with ErrLimit when the
 	// owner already has max messages.
 	Push(ctx context.Context, owner string, data []byte, max int) (OfflineMessage, error)
+	// PushAt is Push with the time the message counts as stored (zero:
+	// now; rounded to microseconds), which the caller may have sealed
+	// into data to bind the record to its row.
+	PushAt(ctx context.Context, owner string, stored time.Time, data []byte, max int) (OfflineMessage, error)
 	List(ctx context.Context, owner string) ([]OfflineMessage, error) // oldest first
 	Delete(ctx context.Context, owner string, ids []int64) error      // ids that do not exist are ignored
 	Count(ctx context.Context, owner string) (int, error)

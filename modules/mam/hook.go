@@ -3,6 +3,7 @@ package mam
 import (
 	"context"
 
+	"parley/internal/durable"
 	"parley/internal/jid"
 	"parley/internal/module"
 	"parley/internal/stanza"
@@ -71,8 +72,11 @@ func (m *Module) hook(ctx context.Context, ev module.MessageEvent) {
 	}
 	ok, err := m.wants(ctx, owner, with)
 	if err != nil {
-		m.host.Logger().Error("mam: not archived", "err", err)
-		return
+		// The database cannot say what the owner prefers right now; the
+		// message is archived rather than lost (the batch waits for the
+		// database like any other).
+		m.fails.Report("reading archive preferences; archiving the message", err)
+		ok = true
 	}
 	if !ok {
 		return
@@ -92,7 +96,8 @@ func (m *Module) hook(ctx context.Context, ev module.MessageEvent) {
 	am.ID = newID()
 	sid.SetAttr("id", am.ID)
 	am.Data = m.seal(owner, am, c.Append(nil, stanza.NSClient))
-	m.writer.add(storage.ArchiveEntry{Owner: owner.String(), Message: am})
+	// The sender's acknowledgement waits for the batch holding it.
+	m.writer.add(storage.ArchiveEntry{Owner: owner.String(), Message: am}, durable.Hold(ctx))
 	if !ev.Outbound {
 		ev.Stanza.AddChild(xmlstream.New(NSSID, "stanza-id", "id", am.ID, "by", owner.String()))
 	}

@@ -9,8 +9,9 @@
 // the stanza id, the other party, the direction and the timestamp are
 // authenticated with it, so whoever copies or edits the database can
 // neither read a message nor alter, move or re-date one unnoticed. A
-// message that fails to open is left out of results and reported in the
-// log, never handed out as genuine.
+// message that fails to open is left out of results, never handed out as
+// genuine; the owner is told once how many were withheld, and a key that
+// changed (a lost server secret) is told apart from tampering.
 //
 // The inbound hook runs before delivery and before offline storage, so
 // messages kept offline are archived too and a client that uses MAM can
@@ -19,8 +20,6 @@ package mam
 
 import (
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
@@ -31,10 +30,12 @@ import (
 
 	"parley/internal/jid"
 	"parley/internal/module"
+	"parley/internal/seal"
 	"parley/internal/stanza"
 	"parley/internal/storage"
 	"parley/internal/xmlstream"
 	"parley/modules/internal/mamquery"
+	"parley/modules/internal/unverified"
 )
 
 // Namespaces of the protocols the module speaks.
@@ -57,9 +58,6 @@ const (
 // Limits on preferences, which live in one KV value per user.
 const maxPrefsJIDs = 1000
 
-// sealVersion prefixes every sealed record, so the format can change.
-const sealVersion = 1
-
 // kvKey holds a user's preferences in the KV namespace NS.
 const kvKey = "prefs"
 
@@ -71,7 +69,9 @@ type Module struct {
 	host    module.Host
 	archive storage.Archive
 	kv      storage.KV
-	aead    cipher.AEAD
+	sealer  *seal.Sealer
+	report  *unverified.Reporter
+	fails   *storage.FailureLog
 
 	writer *writer
 
@@ -94,13 +94,12 @@ func (m *Module) Start(h module.Host) error {
 	m.host = h
 	m.archive = h.Store().Archive()
 	m.kv = h.Store().KV()
-	block, err := aes.NewCipher(h.Key("archive"))
-	if err != nil {
+	var err error
+	if m.sealer, err = seal.New(h.Key("archive")); err != nil {
 		return fmt.Errorf("mam: %w", err)
 	}
-	if m.aead, err = cipher.NewGCM(block); err != nil {
-		return fmt.Errorf("mam: %w", err)
-	}
+	m.report = unverified.New("archived messages", h.Logger())
+	m.fails = storage.NewFailureLog(h.Logger())
 	h.HandleIQ(module.Account, "set", xmlstream.Name{Space: NS, Local: "query"}, m.query)
 	h.HandleIQ(module.Account, "get", xmlstream.Name{Space: NS, Local: "query"}, m.form)
 	h.HandleIQ(module.Account, "get", xmlstream.Name{Space: NS, Local: "prefs"}, m.getPrefs)
@@ -148,8 +147,20 @@ func newID() string {
 }
 
 // additionalData binds a sealed message to everything its row says about
-// it, so no column can be changed without the seal failing.
+// it (owner, stanza id, the other party, whose bare JID the conversation
+// filter uses, direction and time), so no column can be changed, and no
+// row moved to another owner or conversation, without the seal failing.
 func additionalData(owner jid.JID, am storage.ArchiveMessage) []byte {
+	dir := "in"
+	if am.Outgoing {
+		dir = "out"
+	}
+	return seal.AD(NS, owner.String(), am.ID, am.With, storage.BareOf(am.With), dir,
+		strconv.FormatInt(am.Stamp.UnixMicro(), 10))
+}
+
+// additionalDataV1 is what the first seal format bound.
+func additionalDataV1(owner jid.JID, am storage.ArchiveMessage) []byte {
 	dir := "in"
 	if am.Outgoing {
 		dir = "out"
@@ -163,26 +174,16 @@ func additionalData(owner jid.JID, am storage.ArchiveMessage) []byte {
 }
 
 func (m *Module) seal(owner jid.JID, am storage.ArchiveMessage, plain []byte) []byte {
-	ns := m.aead.NonceSize()
-	out := make([]byte, 1+ns, 1+ns+len(plain)+m.aead.Overhead())
-	out[0] = sealVersion
-	_, _ = rand.Read(out[1:]) // never fails (crypto/rand panics instead)
-	return m.aead.Seal(out, out[1:1+ns], plain, additionalData(owner, am))
+	return m.sealer.Seal(plain, additionalData(owner, am))
 }
 
-var errTampered = errors.New("mam: an archived message failed its integrity check")
-
+// open returns a message's plain stanza, seal.ErrWrongKey when it was
+// sealed under another key, seal.ErrTampered when it fails its check.
 func (m *Module) open(owner jid.JID, am storage.ArchiveMessage) ([]byte, error) {
-	ns := m.aead.NonceSize()
-	d := am.Data
-	if len(d) < 1+ns+m.aead.Overhead() || d[0] != sealVersion {
-		return nil, errTampered
+	if seal.Format(am.Data) == seal.V1 {
+		return m.sealer.OpenV1(am.Data, additionalDataV1(owner, am))
 	}
-	plain, err := m.aead.Open(nil, d[1:1+ns], d[1+ns:], additionalData(owner, am))
-	if err != nil {
-		return nil, errTampered
-	}
-	return plain, nil
+	return m.sealer.Open(am.Data, additionalData(owner, am))
 }
 
 // storageError maps a storage failure to what the client is told.

@@ -14,6 +14,7 @@ import (
 	"parley/internal/dataform"
 	"parley/internal/jid"
 	"parley/internal/module"
+	"parley/internal/seal"
 	"parley/internal/stanza"
 	"parley/internal/storage"
 	"parley/internal/xmlstream"
@@ -176,6 +177,7 @@ type answer struct {
 	first    string
 	last     string
 	count    string
+	notices  []string // bodies of messages from the server (withheld records)
 }
 
 // ask sends a query from alice/phone and collects what reached her.
@@ -191,6 +193,10 @@ func (f *fixture) ask(t *testing.T, q *xmlstream.Element) (answer, error) {
 	}
 	var a answer
 	for _, msg := range got {
+		if msg.Attr("from") == "example.com" && msg.Child(NS, "result") == nil {
+			a.notices = append(a.notices, msg.Child(stanza.NSClient, "body").Text())
+			continue
+		}
 		if msg.Attr("to") != alicePh || msg.Attr("from") != alice {
 			t.Errorf("result message addressed from %q to %q", msg.Attr("from"), msg.Attr("to"))
 		}
@@ -609,6 +615,15 @@ func TestStorageFailure(t *testing.T) {
 	if !strings.Contains(f.h.Logs(), "archiving a batch failed") || strings.Contains(f.h.Logs(), "lost?") {
 		t.Errorf("log after a failed append: %s", f.h.Logs())
 	}
+	// Nothing is given up: once the store works again the entry is in.
+	f.h.FakeStore().FakeArchive().SetFail(nil)
+	deadline := time.Now().Add(20 * time.Second)
+	for len(f.stored(alice)) != 7 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := len(f.stored(alice)); n != 7 {
+		t.Errorf("after recovery the archive holds %d messages, want 7", n)
+	}
 }
 
 func TestForm(t *testing.T) {
@@ -808,8 +823,16 @@ func TestTamperedMessagesSkipped(t *testing.T) {
 		t.Errorf("bodies %v, want the untouched m0 m2 m5", a.bodies)
 	}
 	// The page still spans the damaged rows, so paging moves past them.
-	if a.first != ids[0] || a.count != "7" || a.complete != "true" {
+	// The count leaves the withheld rows out, as the results do.
+	if a.first != ids[0] || a.count != "3" || a.complete != "true" {
 		t.Errorf("answer %+v", a)
+	}
+	// The owner is told, once, by the server.
+	if len(a.notices) != 1 || !strings.Contains(a.notices[0], "4 of your stored archived messages could not be verified") {
+		t.Errorf("notices %q", a.notices)
+	}
+	if again := mustAsk(t, f, mamQuery(nil)); len(again.notices) != 0 {
+		t.Errorf("told again: %q", again.notices)
 	}
 	logs := f.h.Logs()
 	if !strings.Contains(logs, "altered or damaged") || !strings.Contains(logs, "count=4") {
@@ -819,6 +842,35 @@ func TestTamperedMessagesSkipped(t *testing.T) {
 		if strings.Contains(logs, secret) {
 			t.Errorf("log mentions %q: %s", secret, logs)
 		}
+	}
+}
+
+// TestWrongKeyIsNotTampering: rows sealed under another key (the server
+// secret was replaced) are withheld with one clear log line about the key,
+// and the owner is told they could not be read, not that they were
+// altered.
+func TestWrongKeyIsNotTampering(t *testing.T) {
+	f := newFixture(t)
+	ids := archiveSix(t, f)
+	other, err := seal.New(bytes.Repeat([]byte{7}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner := jid.MustParse(alice)
+	fa := f.h.FakeStore().FakeArchive()
+	for _, am := range f.stored(alice)[:2] {
+		fa.SetData(alice, am.ID, other.Seal([]byte("<message/>"), additionalData(owner, am)))
+	}
+	a := mustAsk(t, f, mamQuery(nil))
+	if len(a.bodies) != 4 || a.count != "4" || a.first != ids[0] {
+		t.Errorf("answer %+v", a)
+	}
+	if len(a.notices) != 1 || !strings.Contains(a.notices[0], "2 of your stored archived messages could not be read because the server's key changed") {
+		t.Errorf("notices %q", a.notices)
+	}
+	logs := f.h.Logs()
+	if !strings.Contains(logs, "server secret") || strings.Contains(logs, "altered or damaged") {
+		t.Errorf("logs: %s", logs)
 	}
 }
 
@@ -836,7 +888,7 @@ func TestSealBindsEveryColumn(t *testing.T) {
 		"direction": func(m *storage.ArchiveMessage) { m.Outgoing = false },
 		"stamp":     func(m *storage.ArchiveMessage) { m.Stamp = m.Stamp.Add(time.Microsecond) },
 		"truncated": func(m *storage.ArchiveMessage) { m.Data = m.Data[:10] },
-		"version":   func(m *storage.ArchiveMessage) { m.Data = append([]byte{2}, m.Data[1:]...) },
+		"version":   func(m *storage.ArchiveMessage) { m.Data = append([]byte{1}, m.Data[1:]...) },
 	}
 	for name, change := range changes {
 		c := am

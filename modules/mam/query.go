@@ -2,16 +2,19 @@ package mam
 
 import (
 	"context"
+	"errors"
 	"slices"
 
 	"parley/internal/jid"
 	"parley/internal/module"
+	"parley/internal/seal"
 	"parley/internal/session"
 	"parley/internal/stanza"
 	"parley/internal/storage"
 	"parley/internal/xmlstream"
 	"parley/internal/xmpptime"
 	"parley/modules/internal/mamquery"
+	"parley/modules/internal/unverified"
 )
 
 // limits are what the account archive supports, for the shared parser.
@@ -66,16 +69,15 @@ func (m *Module) query(ctx context.Context, iq module.IQ) (*xmlstream.Element, e
 	}
 	sess := m.session(iq.From)
 	queryID := mq.QueryID
-	tampered := 0
+	var tally unverified.Tally
 	for _, am := range msgs {
-		plain, err := m.open(owner, am)
+		orig, err := m.verified(owner, q.With, am)
 		if err != nil {
-			tampered++
-			continue
-		}
-		orig, err := xmlstream.ParseElement(plain, stanza.NSClient)
-		if err != nil {
-			tampered++
+			if errors.Is(err, seal.ErrWrongKey) {
+				tally.WrongKey = append(tally.WrongKey, am.ID)
+			} else {
+				tally.Tampered = append(tally.Tampered, am.ID)
+			}
 			continue
 		}
 		if sess == nil {
@@ -87,11 +89,10 @@ func (m *Module) query(ctx context.Context, iq module.IQ) (*xmlstream.Element, e
 			break // the session is gone
 		}
 	}
-	if tampered > 0 {
-		// The owner is named so the admin can tell them; content never.
-		m.host.Logger().Error("mam: archived messages were altered or damaged and were left out",
-			"jid", owner.String(), "count", tampered)
-	}
+	m.report.Report(owner, sess, tally)
+	// A withheld message is not in the result set the client sees: the
+	// count says so, rather than promise more than the pages will hold.
+	page.Count = max(0, page.Count-tally.Withheld())
 	// The cursors are the page's bounds even when a damaged message in
 	// them was left out, so that paging goes on past it.
 	first, last := "", ""
@@ -99,6 +100,24 @@ func (m *Module) query(ctx context.Context, iq module.IQ) (*xmlstream.Element, e
 		first, last = msgs[0].ID, msgs[len(msgs)-1].ID
 	}
 	return mamquery.Fin(queryID, complete, first, last, page.Count), nil
+}
+
+// verified opens an archived message and checks that it belongs where the
+// query found it: a row whose conversation column was changed opens (the
+// seal binds the full JID it was written with) but no longer matches.
+func (m *Module) verified(owner jid.JID, with string, am storage.ArchiveMessage) (*xmlstream.Element, error) {
+	plain, err := m.open(owner, am)
+	if err != nil {
+		return nil, err
+	}
+	if with != "" && am.With != with && storage.BareOf(am.With) != with {
+		return nil, seal.ErrTampered
+	}
+	orig, err := xmlstream.ParseElement(plain, stanza.NSClient)
+	if err != nil {
+		return nil, seal.ErrTampered
+	}
+	return orig, nil
 }
 
 // resultMessage wraps an archived message for the requester (XEP-0313

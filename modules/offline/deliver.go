@@ -1,13 +1,17 @@
 package offline
 
 import (
+	"errors"
+	"strconv"
+
+	"parley/internal/seal"
+	"parley/modules/internal/unverified"
+
 	"context"
 	"sync"
 	"time"
 
 	"parley/internal/session"
-	"parley/internal/stanza"
-	"parley/internal/xmlstream"
 )
 
 // A stored message is deleted only once it was delivered: acknowledged
@@ -36,24 +40,26 @@ func (m *Module) startDeleter() {
 	d.kick = make(chan struct{}, 1)
 	d.stop = make(chan struct{})
 	d.wg.Add(1)
-	go m.deleteLoop()
+	go m.deleteLoop(d.stop)
 }
 
 func (m *Module) stopDeleter() {
 	if m.del.stop == nil {
 		return
 	}
+	// Stop may follow a test's own stopDeleter: stop once.
 	close(m.del.stop)
+	m.del.stop = nil
 	m.del.wg.Wait()
 }
 
-func (m *Module) deleteLoop() {
+func (m *Module) deleteLoop(stop <-chan struct{}) {
 	defer m.del.wg.Done()
 	for {
 		select {
 		case <-m.del.kick:
 			m.deleteDelivered()
-		case <-m.del.stop:
+		case <-stop:
 			m.deleteDelivered()
 			return
 		}
@@ -123,16 +129,15 @@ func (m *Module) flush(ctx context.Context, s session.Session) {
 		m.host.Logger().Error("offline: reading messages failed", "err", err)
 		return
 	}
-	tampered := 0
+	var tally unverified.Tally
 	for _, msg := range msgs {
-		plain, err := m.open(owner, msg.Data)
+		el, err := m.verified(owner, msg)
 		if err != nil {
-			tampered++
-			continue
-		}
-		el, err := xmlstream.ParseElement(plain, stanza.NSClient)
-		if err != nil {
-			tampered++
+			if errors.Is(err, seal.ErrWrongKey) {
+				tally.WrongKey = append(tally.WrongKey, strconv.FormatInt(msg.ID, 10))
+			} else {
+				tally.Tampered = append(tally.Tampered, strconv.FormatInt(msg.ID, 10))
+			}
 			continue
 		}
 		if !m.del.claim(msg.ID) {
@@ -146,10 +151,6 @@ func (m *Module) flush(ctx context.Context, s session.Session) {
 			break
 		}
 	}
-	if tampered > 0 {
-		// The owner is named so the admin can tell them; content never.
-		// The rows stay for inspection until retention removes them.
-		m.host.Logger().Error("offline: stored messages were altered or damaged and were not delivered",
-			"jid", owner.String(), "count", tampered)
-	}
+	// The withheld rows stay for inspection until retention removes them.
+	m.report.Report(owner, s, tally)
 }

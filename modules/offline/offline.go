@@ -3,25 +3,33 @@
 // stored message is sealed with AES-256-GCM under a key derived from the
 // server's secret, which lives outside the database: whoever copies or
 // edits the database can neither read the messages nor alter one
-// unnoticed (the owner's JID is authenticated too, so a message cannot be
-// moved to another user). A message that fails to open is reported in the
-// log and never delivered as genuine.
+// unnoticed. The owner and the row's stored time are authenticated too,
+// so a message cannot be moved to another user nor copied over another
+// row (delivered twice). A message that fails to open is never delivered
+// as genuine; the owner is told once how many were withheld.
+//
+// A database that fails for a while (PostgreSQL restarting, a full disk)
+// does not turn messages away: they wait in a bounded queue in memory
+// and are stored when the database is back. The sender's stream
+// management acknowledgement waits for that (package durable); only when
+// the queue is full is the sender told to wait.
 package offline
 
 import (
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/rand"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
+	"parley/internal/durable"
 	"parley/internal/jid"
 	"parley/internal/module"
+	"parley/internal/seal"
 	"parley/internal/stanza"
 	"parley/internal/storage"
 	"parley/internal/xmlstream"
+	"parley/modules/internal/unverified"
 )
 
 const (
@@ -30,17 +38,17 @@ const (
 	nsChatStates   = "http://jabber.org/protocol/chatstates"
 )
 
-// sealVersion prefixes every sealed record, so the format can change.
-const sealVersion = 1
-
 type Module struct {
 	maxPerUser int
 	retention  time.Duration
 	now        func() time.Time
 
-	host  module.Host
-	store storage.Offline
-	aead  cipher.AEAD
+	host   module.Host
+	store  storage.Offline
+	sealer *seal.Sealer
+	report *unverified.Reporter
+	fails  *storage.FailureLog
+	held   *holdQueue
 
 	del deleter
 }
@@ -57,16 +65,16 @@ func (*Module) Name() string { return "offline" }
 func (m *Module) Start(h module.Host) error {
 	m.host = h
 	m.store = h.Store().Offline()
-	block, err := aes.NewCipher(h.Key("offline messages"))
-	if err != nil {
-		return fmt.Errorf("offline: %w", err)
-	}
-	if m.aead, err = cipher.NewGCM(block); err != nil {
+	var err error
+	if m.sealer, err = seal.New(h.Key("offline messages")); err != nil {
 		return fmt.Errorf("offline: %w", err)
 	}
 	m.startDeleter()
+	m.report = unverified.New("offline messages", h.Logger())
+	m.fails = storage.NewFailureLog(h.Logger())
 	h.OnEvent(module.EventAvailable, m.flush) // delivers what is left even when turned off
 	if m.maxPerUser > 0 {
+		m.held = newHoldQueue(m)
 		h.SetOfflineHandler(m.keep)
 		h.AddFeature(module.Server, FeatureOffline)
 	}
@@ -77,9 +85,15 @@ func (m *Module) Start(h module.Host) error {
 	return nil
 }
 
-// Stop deletes what was delivered meanwhile and ends the deleter.
+// Stop stores what is held in memory, deletes what was delivered
+// meanwhile and ends the deleter.
 func (m *Module) Stop(ctx context.Context) error {
-	m.stopDeleter()
+	defer m.stopDeleter()
+	if m.held != nil {
+		if err := m.held.close(ctx); err != nil {
+			return fmt.Errorf("offline: storing held messages: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -111,6 +125,11 @@ func worthKeeping(el *xmlstream.Element) bool {
 	return content
 }
 
+// pushTimeout bounds a write of a message for an offline user; a
+// database that hangs longer is treated as failing, and the message is
+// held in memory.
+const pushTimeout = 10 * time.Second
+
 // keep is the router's offline handler.
 func (m *Module) keep(ctx context.Context, to jid.JID, el *xmlstream.Element) (bool, error) {
 	switch el.Attr("type") {
@@ -121,44 +140,78 @@ func (m *Module) keep(ctx context.Context, to jid.JID, el *xmlstream.Element) (b
 	if !worthKeeping(el) {
 		return true, nil // dropped on purpose: nothing to say to the sender
 	}
+	stored := storage.CreatedTime(m.now())
 	c := el.Copy()
-	stanza.AddDelay(c, to.Domain(), m.now())
-	sealed, err := m.seal(to, c.Append(nil, stanza.NSClient))
-	if err != nil {
-		return false, err
+	stanza.AddDelay(c, to.Domain(), stored)
+	p := pendingPush{owner: to, stored: stored, sealed: m.seal(to, stored, c.Append(nil, stanza.NSClient)), orig: el}
+	// Behind messages already waiting for the database, a new one waits
+	// too, so one user's messages are stored in order.
+	if m.held.busy() {
+		return m.hold(ctx, p)
 	}
-	_, err = m.store.Push(ctx, to.String(), sealed, m.maxPerUser)
-	if errors.Is(err, storage.ErrLimit) {
+	// A sender who disconnects meanwhile must not cost the message: the
+	// write does not end with the sender's context.
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), pushTimeout)
+	_, err := m.store.PushAt(pctx, to.String(), stored, p.sealed, m.maxPerUser)
+	cancel()
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, storage.ErrLimit):
+		return false, limitError(to, m.maxPerUser)
+	case storage.IsTemporary(err):
+		m.fails.Report("storing an offline message; holding it until the database is back", err)
+		return m.hold(ctx, p)
+	}
+	return false, fmt.Errorf("offline: storing a message: %w", err)
+}
+
+// hold queues a message the database could not take now; the sender's
+// acknowledgement waits until it is stored.
+func (m *Module) hold(ctx context.Context, p pendingPush) (bool, error) {
+	p.release = durable.Hold(ctx)
+	if !m.held.add(p) {
+		p.release()
 		return false, &stanza.Error{Type: stanza.Wait, Condition: "resource-constraint",
-			Text: fmt.Sprintf("%s has %d messages waiting already; try again later", to, m.maxPerUser)}
-	}
-	if err != nil {
-		return false, fmt.Errorf("offline: storing a message: %w", err)
+			Text: "the server cannot store messages for offline users right now; try again later"}
 	}
 	return true, nil
 }
 
-func (m *Module) seal(owner jid.JID, plain []byte) ([]byte, error) {
-	out := make([]byte, 1, 1+m.aead.NonceSize()+len(plain)+m.aead.Overhead())
-	out[0] = sealVersion
-	nonce := make([]byte, m.aead.NonceSize())
-	if _, err := rand.Read(nonce); err != nil {
-		return nil, err
-	}
-	out = append(out, nonce...)
-	return m.aead.Seal(out, nonce, plain, []byte(owner.String())), nil
+func limitError(to jid.JID, max int) error {
+	return &stanza.Error{Type: stanza.Wait, Condition: "resource-constraint",
+		Text: fmt.Sprintf("%s has %d messages waiting already; try again later", to, max)}
 }
 
-var errTampered = errors.New("offline: a stored message failed its integrity check")
+// additionalData binds a sealed message to its owner and to the stored
+// time of its row, so it opens nowhere else.
+func additionalData(owner jid.JID, stored time.Time) []byte {
+	return seal.AD("offline", owner.String(), strconv.FormatInt(stored.UnixMicro(), 10))
+}
 
-func (m *Module) open(owner jid.JID, sealed []byte) ([]byte, error) {
-	ns := m.aead.NonceSize()
-	if len(sealed) < 1+ns+m.aead.Overhead() || sealed[0] != sealVersion {
-		return nil, errTampered
+func (m *Module) seal(owner jid.JID, stored time.Time, plain []byte) []byte {
+	return m.sealer.Seal(plain, additionalData(owner, stored))
+}
+
+// open returns a stored message's plain stanza, seal.ErrWrongKey when it
+// was sealed under another key, seal.ErrTampered when it fails its check.
+func (m *Module) open(owner jid.JID, msg storage.OfflineMessage) ([]byte, error) {
+	if seal.Format(msg.Data) == seal.V1 {
+		// The first format bound only the owner.
+		return m.sealer.OpenV1(msg.Data, []byte(owner.String()))
 	}
-	plain, err := m.aead.Open(nil, sealed[1:1+ns], sealed[1+ns:], []byte(owner.String()))
+	return m.sealer.Open(msg.Data, additionalData(owner, msg.Stored))
+}
+
+// verified opens a stored message and parses it.
+func (m *Module) verified(owner jid.JID, msg storage.OfflineMessage) (*xmlstream.Element, error) {
+	plain, err := m.open(owner, msg)
 	if err != nil {
-		return nil, errTampered
+		return nil, err
 	}
-	return plain, nil
+	el, err := xmlstream.ParseElement(plain, stanza.NSClient)
+	if err != nil {
+		return nil, seal.ErrTampered
+	}
+	return el, nil
 }

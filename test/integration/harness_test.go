@@ -125,6 +125,7 @@ type serverOpts struct {
 	s2s       string // listen.s2s ("127.0.0.1:0", or a reserved port); "" = off
 	component bool   // listen for components (extra must add [[components]])
 	cafile    string // the certificate clients trust when extra sets [tls] cert
+	dataDir   string // "" = data/ in the test's directory
 }
 
 // startServer writes a config with ports chosen by the kernel, starts
@@ -141,7 +142,11 @@ func startServer(t *testing.T, o serverOpts) *server {
 	if len(o.anonymous) > 0 {
 		fmt.Fprintf(&cfg, "anonymous_hosts = %s\n", tomlList(o.anonymous))
 	}
-	fmt.Fprintf(&cfg, "data_dir = %q\n", filepath.Join(dir, "data"))
+	dataDir := o.dataDir
+	if dataDir == "" {
+		dataDir = filepath.Join(dir, "data")
+	}
+	fmt.Fprintf(&cfg, "data_dir = %q\n", dataDir)
 	cfg.WriteString(o.top)
 	cfg.WriteString("[listen]\nc2s = \"127.0.0.1:0\"\nc2s_direct_tls = \"127.0.0.1:0\"\n")
 	if o.admin {
@@ -159,6 +164,13 @@ func startServer(t *testing.T, o serverOpts) *server {
 	if err := os.WriteFile(path, []byte(cfg.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	return launch(t, dir, path, o)
+}
+
+// launch starts parley with an existing config and data directory (also
+// again after a crash) and waits for it to say where it listens.
+func launch(t *testing.T, dir, path string, o serverOpts) *server {
+	t.Helper()
 	s := &server{t: t, dir: dir, config: path, done: make(chan struct{}), ca: o.cafile}
 	s.cmd = exec.Command(binPath, "serve", "--config", path)
 	s.cmd.Dir = dir

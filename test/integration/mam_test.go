@@ -1,8 +1,11 @@
 package integration
 
 import (
+	"database/sql"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"parley/internal/xmlstream"
 )
@@ -99,4 +102,53 @@ func mamQuery(t *testing.T, a *agent, queryid, rsm, fields string) ([]*xmlstream
 	}
 	a.stanzas = rest
 	return out, fin
+}
+
+// TestArchiveMovedRowDetected is issue 10 item 9 at the protocol level:
+// a row whose conversation column is changed in the database (moving a
+// message into another conversation) is withheld, the count of the page
+// stays honest, and the owner is told once by the server.
+func TestArchiveMovedRowDetected(t *testing.T) {
+	needSlixmpp(t)
+	s := startServer(t, serverOpts{})
+	for _, u := range []string{"alice", "bob", "carol"} {
+		s.addUser(u+"@localhost", "pw")
+	}
+	alice := s.connect(t, "alice@localhost/phone", "pw")
+	for i := range 3 {
+		alice.send("<message to='bob@localhost' type='chat'><body>to bob %d</body></message>", i)
+	}
+	alice.send("<message to='carol@localhost' type='chat'><body>to carol</body></message>")
+	if results, _ := mamQuery(t, alice, "before", "", ""); len(results) != 4 {
+		t.Fatalf("%d archived before the move, want 4", len(results))
+	}
+	db, err := sql.Open("sqlite", filepath.Join(s.dir, "data", "parley.db")+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	// The intruder moves one message to bob into the conversation with carol.
+	res, err := db.Exec(`UPDATE archive SET with_bare = 'carol@localhost' WHERE seq = (
+		SELECT MIN(seq) FROM archive WHERE owner = 'alice@localhost' AND with_bare = 'bob@localhost')`)
+	if n, _ := res.RowsAffected(); err != nil || n != 1 {
+		t.Fatalf("moving a row: %v (%d rows)", err, n)
+	}
+	results, fin := mamQuery(t, alice, "carol", "", "<field var='with'><value>carol@localhost</value></field>")
+	if len(results) != 1 || !strings.Contains(results[0].String(), "to carol") {
+		t.Errorf("conversation with carol: %v", results)
+	}
+	if c := fin.FirstElement().Child("http://jabber.org/protocol/rsm", "count"); c == nil || c.Text() != "1" || fin.Attr("complete") != "true" {
+		t.Errorf("fin %s, want count 1, complete", fin)
+	}
+	notice := alice.expect("a notice from the server", func(el *xmlstream.Element) bool {
+		return el.Name.Local == "message" && el.Attr("from") == "localhost"
+	})
+	if body := notice.Child("jabber:client", "body"); body == nil || !strings.Contains(body.Text(), "1 of your stored archived messages could not be verified") {
+		t.Errorf("notice %s", notice)
+	}
+	// Told once: the same query again brings no second notice.
+	mamQuery(t, alice, "again", "", "<field var='with'><value>carol@localhost</value></field>")
+	alice.expectNone("a second notice", 300*time.Millisecond, func(el *xmlstream.Element) bool {
+		return el.Name.Local == "message" && el.Attr("from") == "localhost"
+	})
 }

@@ -37,7 +37,7 @@ func TestOfflineStorageIsSealed(t *testing.T) {
 		t.Fatal(err)
 	}
 	var ids []int64
-	var second []byte
+	var first, second []byte
 	for rows.Next() {
 		var id int64
 		var data []byte
@@ -48,7 +48,10 @@ func TestOfflineStorageIsSealed(t *testing.T) {
 			t.Errorf("offline row %d is readable at rest: %q", id, data)
 		}
 		ids = append(ids, id)
-		if len(ids) == 2 {
+		switch len(ids) {
+		case 1:
+			first = data
+		case 2:
 			second = data
 		}
 	}
@@ -62,12 +65,24 @@ func TestOfflineStorageIsSealed(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// And copies the first row over the third: a sealed record that
+	// opened anywhere would deliver "first" twice.
+	if _, err := db.Exec("UPDATE offline_messages SET data = ? WHERE id = ?", first, ids[2]); err != nil {
+		t.Fatal(err)
+	}
+
 	dave := s.connect(t, "dave@localhost/r", "pw")
 	dave.send("<presence/>")
 	dave.expect("the first message", isMessage("alice@localhost/r", "first"))
-	dave.expect("the third message", isMessage("alice@localhost/r", "third"))
-	dave.expectNone("the altered message", 300*time.Millisecond, func(el *xmlstream.Element) bool {
-		return strings.Contains(el.String(), "money")
+	// The server tells dave, once, that two messages were withheld.
+	notice := dave.expect("a notice from the server", func(el *xmlstream.Element) bool {
+		return el.Name.Local == "message" && el.Attr("from") == "localhost"
+	})
+	if body := notice.Child("jabber:client", "body"); body == nil || !strings.Contains(body.Text(), "2 of your stored offline messages could not be verified") {
+		t.Errorf("notice %s", notice)
+	}
+	dave.expectNone("the altered or copied message", 300*time.Millisecond, func(el *xmlstream.Element) bool {
+		return strings.Contains(el.String(), "money") || isMessage("alice@localhost/r", "first")(el) || isMessage("alice@localhost/r", "third")(el)
 	})
 	deadline := time.Now().Add(5 * time.Second)
 	for !strings.Contains(s.Stderr(), "altered or damaged") {

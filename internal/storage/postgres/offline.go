@@ -19,13 +19,17 @@ var _ storage.Offline = (*offline)(nil)
 const offlineInsert = `INSERT INTO offline_messages (owner, stored, data) VALUES ($1, $2, $3) RETURNING id`
 
 func (o *offline) Push(ctx context.Context, owner string, data []byte, max int) (storage.OfflineMessage, error) {
+	return o.PushAt(ctx, owner, time.Time{}, data, max)
+}
+
+func (o *offline) PushAt(ctx context.Context, owner string, stored time.Time, data []byte, max int) (storage.OfflineMessage, error) {
 	if err := storage.ValidateOwner(owner); err != nil {
 		return storage.OfflineMessage{}, err
 	}
 	if err := storage.ValidateBlob("offline message", data); err != nil {
 		return storage.OfflineMessage{}, err
 	}
-	msg := storage.OfflineMessage{Stored: storage.StoredTime(), Data: nonNil(data)}
+	msg := storage.OfflineMessage{Stored: storage.CreatedTime(stored), Data: nonNil(data)}
 	if max <= 0 {
 		if err := o.db.QueryRowContext(ctx, offlineInsert, owner, msg.Stored, msg.Data).Scan(&msg.ID); err != nil {
 			return storage.OfflineMessage{}, fmt.Errorf("postgres: push offline message for %s: %w", owner, ownerError(err))

@@ -18,13 +18,17 @@ type offline struct {
 var _ storage.Offline = (*offline)(nil)
 
 func (o *offline) Push(ctx context.Context, owner string, data []byte, max int) (storage.OfflineMessage, error) {
+	return o.PushAt(ctx, owner, time.Time{}, data, max)
+}
+
+func (o *offline) PushAt(ctx context.Context, owner string, stored time.Time, data []byte, max int) (storage.OfflineMessage, error) {
 	if err := storage.ValidateOwner(owner); err != nil {
 		return storage.OfflineMessage{}, err
 	}
 	if err := storage.ValidateBlob("offline message", data); err != nil {
 		return storage.OfflineMessage{}, err
 	}
-	msg := storage.OfflineMessage{Stored: storage.StoredTime(), Data: nonNil(data)}
+	msg := storage.OfflineMessage{Stored: storage.CreatedTime(stored), Data: nonNil(data)}
 	// One statement holds the write lock from the count to the insert, so
 	// concurrent pushes cannot both pass a count of max-1. A missing owner
 	// has no messages, so the insert runs and the foreign key rejects it;

@@ -89,6 +89,25 @@ func runOffline(t *testing.T, open func(t *testing.T) storage.Store) {
 		}
 	})
 
+	t.Run("PushAtKeepsTheGivenTime", func(t *testing.T) {
+		t.Parallel()
+		s := open(t)
+		o := s.Offline()
+		mustCreate(t, s.Users(), "alice@example.com", nil)
+		at := time.Date(2026, 1, 2, 3, 4, 5, 6789, time.FixedZone("x", 3600))
+		m, err := o.PushAt(t.Context(), "alice@example.com", at, []byte("x"), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := at.UTC().Truncate(time.Microsecond)
+		if !m.Stored.Equal(want) || m.Stored.Location() != time.UTC {
+			t.Errorf("PushAt stored %v, want %v", m.Stored, want)
+		}
+		if got := mustList(t, o, "alice@example.com"); len(got) != 1 || !messagesEqual(got[0], m) {
+			t.Errorf("List = %+v, want %+v", got, m)
+		}
+	})
+
 	t.Run("OwnersAreSeparate", func(t *testing.T) {
 		t.Parallel()
 		s := open(t)
