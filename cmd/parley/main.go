@@ -25,6 +25,9 @@ Usage:
   parley sessions [JID]                        list the running server's sessions
   parley kick JID                              end an account's sessions (or one, by full JID)
   parley announce [--online|--all] TEXT        message every online session, or every account
+  parley invite create [--host DOMAIN] [--uses N] [--expires 7d] [--contact JID]
+                                               print an invite link (xmpp:DOMAIN?register;preauth=TOKEN)
+  parley invite list | revoke ID               list the valid invites, or revoke one
   parley notify [--message TEXT] [--attach FILE]... [--type chat|normal|headline] JID...
                                                send a message from the server's own JID
                                                (text from standard input without --message)
@@ -63,6 +66,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return cmdUser(ctx, args[1:], stdin, stdout)
 	case "sessions", "kick", "announce":
 		return cmdSessions(ctx, args[0], args[1:], stdout)
+	case "invite":
+		return cmdInvite(ctx, args[1:], stdout)
 	case "notify":
 		return cmdNotify(ctx, args[1:], stdin, stdout)
 	case "bench":

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"parley/internal/config"
+	"parley/internal/invites"
 	"parley/internal/module"
 	"parley/internal/server"
 	"parley/modules/adhoc"
@@ -49,7 +50,8 @@ func modules(cfg config.Config) []module.Module {
 		roster.New(cfg.Limits.MaxRosterItems),
 		offline.New(cfg.Limits.MaxOfflineMessages, cfg.Retention.Offline.Keep),
 		register.New(cfg.Registration.Open, cfg.Registration.PerAddressPerHour).WithPolicy(register.Policy{
-			MaxAccounts: cfg.Registration.MaxAccounts, NotifyAdmins: notifyAdmins(cfg)}),
+			MaxAccounts: cfg.Registration.MaxAccounts, NotifyAdmins: notifyAdmins(cfg),
+			Invites: invites.Open(cfg.DataDir), UserInvites: cfg.Registration.UserInvites}),
 		vcard.New(),
 		private.New(),
 		version.New(parleyVersion, cfg.Privacy.HideVersion),

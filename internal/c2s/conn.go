@@ -65,6 +65,10 @@ type conn struct {
 	cancel     context.CancelFunc
 	sendCtx    context.Context // ctx for what the client sends: it may wait for its recipients
 
+	// preAuthValues is what modules keep across the IQs before
+	// authentication (module.PreAuthIQ.Stream).
+	preAuthValues map[any]any
+
 	state session.State
 	flood flood
 
@@ -997,7 +1001,10 @@ func (c *conn) handlePreAuthIQ(el *xmlstream.Element) {
 		return
 	}
 	p := el.FirstElement()
-	res, err := c.preAuthHandler(el)(c.ctx, module.PreAuthIQ{Domain: c.domain, Addr: c.addr, Type: el.Attr("type"), Payload: p, Stanza: el})
+	if c.preAuthValues == nil {
+		c.preAuthValues = make(map[any]any)
+	}
+	res, err := c.preAuthHandler(el)(c.ctx, module.PreAuthIQ{Domain: c.domain, Addr: c.addr, Type: el.Attr("type"), Payload: p, Stanza: el, Stream: c.preAuthValues})
 	if err != nil {
 		se := stanza.AsError(err)
 		if se.Condition == "internal-server-error" {

@@ -89,6 +89,8 @@ type Config struct {
 		// NotifyAdmins: each account registered in band is announced to
 		// the admins.
 		NotifyAdmins bool `toml:"notify_admins"`
+		// UserInvites lets users create invites (an ad-hoc command).
+		UserInvites bool `toml:"user_invites"`
 		// ExpireInactive deletes accounts with no login for that long
 		// ("never" = keep), after a warning WarnInactive before.
 		ExpireInactive Retention `toml:"expire_inactive"`

@@ -139,6 +139,11 @@ type PreAuthIQ struct {
 	Type    string // "get" or "set"
 	Payload *xmlstream.Element
 	Stanza  *xmlstream.Element
+	// Stream keeps values across the stream's IQs before
+	// authentication (an invite shown before registering, XEP-0401);
+	// keys are of types private to the module. Handlers run on the
+	// stream's own goroutine, one at a time.
+	Stream map[any]any
 }
 
 // PreAuthIQHandler answers a PreAuthIQ like an IQHandler.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"parley/internal/admin"
+	"parley/internal/invites"
 	"parley/internal/jid"
 	"parley/internal/module"
 	"parley/internal/stanza"
@@ -35,6 +36,12 @@ type Module struct {
 type Policy struct {
 	MaxAccounts  int      // no registration once the server holds this many; 0 = no cap
 	NotifyAdmins []string // told of each account registered in band
+	// Invites let a stream that showed a valid token (XEP-0379) register
+	// while registration is closed (XEP-0401); nil = no invites.
+	Invites *invites.Store
+	// UserInvites offers users an ad-hoc command to invite others.
+	UserInvites bool
+	Now         func() time.Time
 }
 
 // WithPolicy sets the registration policy.
@@ -53,7 +60,20 @@ func (*Module) Name() string { return "register" }
 
 func (m *Module) Start(h module.Host) error {
 	m.host = h
+	if m.policy.Now == nil {
+		m.policy.Now = time.Now
+	}
 	name := xmlstream.Name{Space: NS, Local: "query"}
+	if !m.open && m.policy.Invites != nil {
+		h.HandlePreAuthIQ(name, m.preAuth)
+		h.HandlePreAuthIQ(xmlstream.Name{Space: NSPars, Local: "preauth"}, m.preauthToken)
+		h.AddStreamFeature(func(fc module.FeatureContext) *xmlstream.Element {
+			if fc.Authenticated || !fc.Secure {
+				return nil
+			}
+			return xmlstream.New(NSInvite, "register")
+		})
+	}
 	if m.open {
 		h.HandlePreAuthIQ(name, m.preAuth)
 		h.AddStreamFeature(func(fc module.FeatureContext) *xmlstream.Element {
@@ -91,6 +111,10 @@ func field(q *xmlstream.Element, name string) (string, bool) {
 }
 
 func (m *Module) preAuth(ctx context.Context, iq module.PreAuthIQ) (*xmlstream.Element, error) {
+	token, invited := iq.Stream[tokenKey{}].(string)
+	if !m.open && !invited {
+		return nil, stanza.NotAllowed("registration on this server is by invitation only")
+	}
 	if iq.Type == "get" {
 		return form("Choose a username and password to register with this server.", ""), nil
 	}
@@ -122,14 +146,32 @@ func (m *Module) preAuth(ctx context.Context, iq module.PreAuthIQ) (*xmlstream.E
 				Text: "this server has all the accounts it takes; ask its admin"}
 		}
 	}
+	var inv invites.Invite
+	if !m.open {
+		// The use is taken before the account exists, so that two
+		// streams cannot both spend the last one.
+		if inv, err = m.policy.Invites.Use(token, iq.Domain, m.policy.Now()); err != nil {
+			delete(iq.Stream, tokenKey{})
+			return nil, invalidInvite(err)
+		}
+	}
 	err = m.host.Accounts().Create(ctx, bare, pass)
+	if err != nil && !m.open {
+		if rerr := m.policy.Invites.Release(inv.ID); rerr != nil {
+			m.host.Logger().Error("register: giving back an invite's use failed", "err", rerr)
+		}
+	}
 	switch {
 	case errors.Is(err, storage.ErrExists):
 		return nil, stanza.Conflict("that username is taken")
 	case err != nil:
 		return nil, fmt.Errorf("register: creating an account: %w", err)
 	}
-	m.host.Logger().Info("register: account created in band", "jid", bare.String())
+	m.host.Logger().Info("register: account created in band", "jid", bare.String(), "invite", inv.ID)
+	if !m.open {
+		delete(iq.Stream, tokenKey{}) // one account per stream and token
+		m.befriend(ctx, bare, inv.Contact)
+	}
 	for _, a := range m.policy.NotifyAdmins {
 		m.host.Route(ctx, admin.Notice(iq.Domain, a, "chat", "New account registered: "+bare.String(), ""))
 	}
