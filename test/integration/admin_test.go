@@ -2,13 +2,17 @@ package integration
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -401,4 +405,63 @@ func TestExpireInactive(t *testing.T) {
 		time.Sleep(500 * time.Millisecond)
 	}
 	busy.iq("<iq type='get' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+}
+
+type adhocResult struct {
+	Items  []string            `json:"items"`
+	Status string              `json:"status"`
+	Note   string              `json:"note"`
+	Values map[string][]string `json:"values"`
+	Error  string              `json:"error"`
+}
+
+// slixmppCommand runs clients/adhoc.py, slixmpp's own XEP-0050 client.
+func (s *server) slixmppCommand(t *testing.T, jid, password, node string, fields ...string) adhocResult {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	_, here, _, _ := runtime.Caller(0)
+	args := []string{filepath.Join(filepath.Dir(here), "clients", "adhoc.py"), "--jid", jid, "--password", password,
+		"--port", portOf(s.starttls), "--cafile", s.cafile(), "--node", node}
+	for _, f := range fields {
+		args = append(args, "--field", f)
+	}
+	cmd := exec.CommandContext(ctx, "/usr/bin/python3", args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("adhoc.py: %v\nstderr:\n%s", err, stderr.String())
+	}
+	var r adhocResult
+	if err := json.Unmarshal(bytes.TrimSpace(out), &r); err != nil {
+		t.Fatalf("adhoc.py printed %q: %v\nstderr:\n%s", out, err, stderr.String())
+	}
+	return r
+}
+
+// TestAdminCommandsSlixmpp drives the admin commands with slixmpp's
+// XEP-0050 plugin: what a real client's command UI does.
+func TestAdminCommandsSlixmpp(t *testing.T) {
+	needSlixmpp(t)
+	s := startServer(t, serverOpts{top: "admins = [\"admin@localhost\"]\n"})
+	s.addUser("admin@localhost", "pw")
+	s.addUser("bob@localhost", "pw")
+
+	r := s.slixmppCommand(t, "admin@localhost", "pw", nsAdmin+"#add-user",
+		"accountjid=carol@localhost", "password=pw3", "password-verify=pw3")
+	if r.Error != "" || r.Status != "completed" || !slices.Contains(r.Items, nsAdmin+"#delete-user") {
+		t.Fatalf("add-user as the admin: %+v", r)
+	}
+	r = s.slixmppCommand(t, "admin@localhost", "pw", nsAdmin+"#get-registered-users-num")
+	if r.Status != "completed" || strings.Join(r.Values["registeredusersnum"], "") != "3" {
+		t.Fatalf("get-registered-users-num: %+v", r)
+	}
+	r = s.slixmppCommand(t, "bob@localhost", "pw", nsAdmin+"#add-user", "accountjid=evil@localhost", "password=x", "password-verify=x")
+	if r.Error != "forbidden" || slices.ContainsFunc(r.Items, func(n string) bool { return strings.HasPrefix(n, nsAdmin) }) {
+		t.Fatalf("add-user as a user: %+v, want forbidden and no admin command listed", r)
+	}
+	if out, _ := s.parley("", "user", "list"); strings.Contains(out, "evil") || !strings.Contains(out, "carol@localhost") {
+		t.Fatalf("accounts after the commands:\n%s", out)
+	}
 }
