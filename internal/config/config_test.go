@@ -547,3 +547,30 @@ func TestAdmins(t *testing.T) {
 		}
 	}
 }
+
+func TestAdminKeysValidation(t *testing.T) {
+	for _, c := range []struct {
+		name, key string
+		set       func(*Config)
+	}{
+		{"require_e2ee", "privacy.require_e2ee", func(c *Config) { c.Privacy.RequireE2EE = "sometimes" }},
+		{"contact", "contact.abuse", func(c *Config) { c.Contact.Abuse = []string{"abuse@example.org"} }},
+		{"max_accounts", "registration.max_accounts", func(c *Config) { c.Registration.MaxAccounts = -1 }},
+		{"warn after expire", "registration.warn_inactive", func(c *Config) {
+			c.Registration.ExpireInactive.Keep = 24 * time.Hour
+			c.Registration.WarnInactive.Keep = 48 * time.Hour
+		}},
+	} {
+		cfg := Default()
+		c.set(&cfg)
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), c.key) {
+			t.Errorf("%s: err %v, want one naming %s", c.name, err, c.key)
+		}
+	}
+	cfg := Default()
+	cfg.Contact.Abuse = []string{"xmpp:abuse@example.org", "mailto:abuse@example.org", "https://example.org/abuse"}
+	cfg.Registration.ExpireInactive.Keep = 365 * 24 * time.Hour
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("valid admin keys refused: %v", err)
+	}
+}
