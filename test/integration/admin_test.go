@@ -99,7 +99,14 @@ func TestNotify(t *testing.T) {
 // running server, and a disabled account's login.
 func TestSessionsKickAnnounceDisable(t *testing.T) {
 	needSlixmpp(t)
-	s := startServer(t, serverOpts{})
+	// The disabled flag is stored: on both drivers.
+	for _, d := range storeDrivers(t) {
+		t.Run(d.name, func(t *testing.T) { testSessionsKickAnnounceDisable(t, d.toml) })
+	}
+}
+
+func testSessionsKickAnnounceDisable(t *testing.T, storage string) {
+	s := startServer(t, serverOpts{extra: storage})
 	s.addUser("alice@localhost", "pw")
 	s.addUser("bob@localhost", "pw")
 	a := s.connect(t, "alice@localhost", "pw")
