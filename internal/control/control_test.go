@@ -71,3 +71,13 @@ func TestSecondServerAndNotRunning(t *testing.T) {
 		t.Fatalf("after Stop: %v, want ErrNotRunning", err)
 	}
 }
+
+func TestPathTooLong(t *testing.T) {
+	s := NewServer("/tmp/"+strings.Repeat("d", 120)+"/"+SocketName, 1024, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err := s.Listen(); !errors.Is(err, ErrPathTooLong) {
+		t.Fatalf("a 140-byte socket path: %v, want ErrPathTooLong", err)
+	}
+	if err := s.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -31,6 +31,13 @@ type Server struct {
 	wg       sync.WaitGroup
 }
 
+// maxSocketPath is the longest unix socket path Linux takes (108 bytes
+// with the terminating NUL).
+const maxSocketPath = 107
+
+// ErrPathTooLong says that data_dir is too deep for a unix socket.
+var ErrPathTooLong = errors.New("control socket path too long")
+
 // requestTimeout bounds one connection: the commands are short, and a
 // client that stops halfway must not hold a goroutine.
 const requestTimeout = 2 * time.Minute
@@ -58,6 +65,9 @@ func (s *Server) Handle(cmd string, h Handler) {
 // file left by a server that died is replaced; one a running server
 // answers on is not.
 func (s *Server) Listen() error {
+	if len(s.path) > maxSocketPath {
+		return fmt.Errorf("%w: %s is %d bytes, over the %d a unix socket path may have", ErrPathTooLong, s.path, len(s.path), maxSocketPath)
+	}
 	if c, err := net.DialTimeout("unix", s.path, time.Second); err == nil {
 		c.Close()
 		return fmt.Errorf("control socket %s: another parley server is running with this data_dir", s.path)

@@ -200,7 +200,11 @@ func (s *Server) Listen() error {
 	}
 	// The control socket first: the admin commands find the server as
 	// soon as it accepts clients.
-	if err := s.control.Listen(); err != nil {
+	if err := s.control.Listen(); errors.Is(err, control.ErrPathTooLong) {
+		// The server is still worth running; only the local admin
+		// commands (notify, sessions, kick, announce) will not find it.
+		s.log.Error("admin commands unavailable: choose a shorter data_dir", "err", err)
+	} else if err != nil {
 		return err
 	}
 	for _, sp := range []spec{{"c2s", s.cfg.Listen.C2S, false}, {"c2s_direct_tls", s.cfg.Listen.C2SDirectTLS, true}} {
