@@ -23,6 +23,16 @@ Usage:
   parley user list [DOMAIN]                    list accounts
   parley import PATH...                        import XEP-0227 files or directories of them (Prosody, ejabberd, parley export)
   parley export [--user JID]... [--rooms] DIR  write every account (or those given) as XEP-0227 files, one per user
+  parley user disable|enable JID               stop or allow an account's logins (disable ends its sessions)
+  parley sessions [JID]                        list the running server's sessions
+  parley kick JID                              end an account's sessions (or one, by full JID)
+  parley announce [--online|--all] TEXT        message every online session, or every account
+  parley invite create [--host DOMAIN] [--uses N] [--expires 7d] [--contact JID]
+                                               print an invite link (xmpp:DOMAIN?register;preauth=TOKEN)
+  parley invite list | revoke ID               list the valid invites, or revoke one
+  parley notify [--message TEXT] [--attach FILE]... [--type chat|normal|headline] JID...
+                                               send a message from the server's own JID
+                                               (text from standard input without --message)
   parley bench --mode login+chat|idle|login|register --server ADDR ...
                                                load-test an XMPP server (see bench/BENCHMARK.md)
   parley check [--strict]                      check config, certificates, DNS, ports, permissions
@@ -67,6 +77,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return cmdImport(ctx, args[1:], stdout, stderr)
 	case "export":
 		return cmdExport(ctx, args[1:], stdout, stderr)
+	case "sessions", "kick", "announce":
+		return cmdSessions(ctx, args[0], args[1:], stdout)
+	case "invite":
+		return cmdInvite(ctx, args[1:], stdout)
+	case "notify":
+		return cmdNotify(ctx, args[1:], stdin, stdout)
 	case "bench":
 		return cmdBench(ctx, args[1:], stdout, stderr)
 	case "version", "--version":

@@ -14,21 +14,26 @@ import (
 	"time"
 
 	"parley/internal/config"
+	"parley/internal/invites"
 	"parley/internal/module"
 	"parley/internal/server"
+	"parley/modules/adhoc"
 	"parley/modules/avatarconv"
 	"parley/modules/blocking"
 	"parley/modules/bookmarks"
 	"parley/modules/carbons"
+	"parley/modules/contact"
 	"parley/modules/disco"
 	"parley/modules/entitytime"
 	"parley/modules/extdisco"
+	"parley/modules/inactive"
 	"parley/modules/last"
 	"parley/modules/mam"
 	"parley/modules/muc"
 	"parley/modules/offline"
 	"parley/modules/pep"
 	"parley/modules/ping"
+	"parley/modules/privacy"
 	"parley/modules/private"
 	"parley/modules/push"
 	"parley/modules/register"
@@ -36,6 +41,7 @@ import (
 	"parley/modules/upload"
 	"parley/modules/vcard"
 	"parley/modules/version"
+	"parley/modules/welcome"
 )
 
 // modules is the list of features compiled into parley, one line each.
@@ -43,6 +49,7 @@ import (
 func modules(live *config.Live) []module.Module {
 	cfg := *live.Load()
 	archiveKeep := func() time.Duration { return live.Load().Retention.Archive.Keep }
+	inviteStore := invites.Open(cfg.DataDir)
 	mods := []module.Module{
 		disco.New(),
 		ping.New(),
@@ -50,15 +57,18 @@ func modules(live *config.Live) []module.Module {
 		offline.New(cfg.Limits.MaxOfflineMessages, cfg.Retention.Offline.Keep).
 			WithRetention(func() time.Duration { return live.Load().Retention.Offline.Keep }),
 		register.New(func() register.Policy {
-			r := live.Load().Registration
-			return register.Policy{Open: r.Open, PerAddressPerHour: r.PerAddressPerHour}
+			c := live.Load()
+			r := c.Registration
+			return register.Policy{Open: r.Open, PerAddressPerHour: r.PerAddressPerHour,
+				MaxAccounts: r.MaxAccounts, NotifyAdmins: notifyAdmins(*c),
+				Invites: inviteStore, UserInvites: r.UserInvites}
 		}),
 		vcard.New(),
 		private.New(),
 		version.New(parleyVersion, cfg.Privacy.HideVersion),
 		entitytime.New(),
 		last.New(),
-		blocking.New(),
+		blocking.New().WithReports(cfg.Admins),
 		// The archive adds stanza-ids that carbons then copy: keep mam first.
 		mam.New(cfg.Retention.Archive.Keep).WithRetention(archiveKeep),
 		carbons.New(),
@@ -87,7 +97,24 @@ func modules(live *config.Live) []module.Module {
 			Host: t.Host, Secret: t.Secret, TTL: t.TTL.Duration, Services: turnServices(cfg),
 		}))
 	}
+	mods = append(mods, privacy.New(privacy.Options{
+		BlockStrangers: cfg.Privacy.BlockStrangers, RequireE2EE: cfg.Privacy.RequireE2EE, Admins: cfg.Admins}))
+	mods = append(mods, contact.New(contact.Addresses{
+		Abuse: cfg.Contact.Abuse, Admin: cfg.Contact.Admin, Security: cfg.Contact.Security, Support: cfg.Contact.Support}))
+	mods = append(mods, inactive.New(inactive.Options{
+		Expire: cfg.Registration.ExpireInactive.Keep, Warn: cfg.Registration.WarnInactive.Keep}))
+	mods = append(mods, welcome.New(welcome.Options{Welcome: cfg.Registration.Welcome, Dir: cfg.DataDir}))
+	// Last: it offers the commands of the modules before it (XEP-0050).
+	mods = append(mods, adhoc.New(adhoc.Options{Admins: cfg.Admins, Others: mods}))
 	return mods
+}
+
+// notifyAdmins are the admins told of new accounts, when they asked.
+func notifyAdmins(cfg config.Config) []string {
+	if !cfg.Registration.NotifyAdmins {
+		return nil
+	}
+	return cfg.Admins
 }
 
 // turnServices turns [turn] transports (validated) into the entries

@@ -12,6 +12,7 @@ import (
 
 	"parley/internal/accounts"
 	"parley/internal/config"
+	"parley/internal/control"
 	"parley/internal/jid"
 	"parley/internal/server"
 	"parley/internal/storage"
@@ -19,7 +20,7 @@ import (
 
 func cmdUser(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
 	if len(args) == 0 {
-		return usageError{"user needs a subcommand: add, del, passwd or list"}
+		return usageError{"user needs a subcommand: add, del, passwd, disable, enable or list"}
 	}
 	sub := args[0]
 	fs := flag.NewFlagSet("user "+sub, flag.ContinueOnError)
@@ -86,6 +87,20 @@ func cmdUser(ctx context.Context, args []string, stdin io.Reader, stdout io.Writ
 		}
 	case "del":
 		err = accts.Delete(ctx, bare)
+	case "disable", "enable":
+		err = accts.SetDisabled(ctx, bare, sub == "disable")
+		if err == nil && sub == "disable" {
+			// A running server ends the account's sessions; without one
+			// there are none to end.
+			var n control.CountResult
+			kerr := control.Call(ctx, control.SocketPath(cfg.DataDir), control.CmdKick, control.KickArgs{JID: bare.String()}, &n)
+			switch {
+			case kerr == nil && n.Count > 0:
+				fmt.Fprintf(stdout, "%s: %d sessions ended\n", bare, n.Count)
+			case kerr != nil && !errors.Is(kerr, control.ErrNotRunning):
+				return fmt.Errorf("%s is disabled, but ending its sessions failed: %w", bare, kerr)
+			}
+		}
 	default:
 		return usageError{fmt.Sprintf("unknown user subcommand %q", sub)}
 	}

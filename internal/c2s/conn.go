@@ -68,6 +68,10 @@ type conn struct {
 	cancel     context.CancelFunc
 	sendCtx    context.Context // ctx for what the client sends: it may wait for its recipients
 
+	// preAuthValues is what modules keep across the IQs before
+	// authentication (module.PreAuthIQ.Stream).
+	preAuthValues map[any]any
+
 	state session.State
 	flood flood
 
@@ -282,6 +286,10 @@ func (c *conn) end(e *stream.Error) {
 }
 
 func (c *conn) shutdown() { c.end(stream.SystemShutdown()) }
+
+// End closes the session on an admin's order (kick, a disabled account)
+// with a policy-violation stream error that says why.
+func (c *conn) End(text string) { c.end(stream.PolicyViolation(text)) }
 
 func (c *conn) requestedEnd() *stream.Error {
 	c.mu.Lock()
@@ -743,6 +751,17 @@ func (c *conn) completeAuth(additional []byte) (bool, error) {
 			return false, nil
 		}
 	}
+	// Checked after the password, so that the flag tells nothing to
+	// someone who does not know it.
+	if off, err := c.cfg.Accounts.Disabled(c.ctx, bare); err != nil || off {
+		if err != nil {
+			c.cfg.Log.Error("c2s: reading the disabled flag failed", "err", err)
+			c.saslFailure("temporary-auth-failure", "")
+			return false, nil
+		}
+		c.saslFailure("account-disabled", "this account is disabled; ask the server's admin")
+		return false, nil
+	}
 	if c.cfg.IsAnonymousHost(c.domain) {
 		if err := c.cfg.Accounts.CreateAnonymous(c.ctx, bare); err != nil {
 			c.cfg.Log.Error("c2s: creating an anonymous account failed", "err", err)
@@ -991,7 +1010,10 @@ func (c *conn) handlePreAuthIQ(el *xmlstream.Element) {
 		return
 	}
 	p := el.FirstElement()
-	res, err := c.preAuthHandler(el)(c.ctx, module.PreAuthIQ{Domain: c.domain, Addr: c.addr, Type: el.Attr("type"), Payload: p, Stanza: el})
+	if c.preAuthValues == nil {
+		c.preAuthValues = make(map[any]any)
+	}
+	res, err := c.preAuthHandler(el)(c.ctx, module.PreAuthIQ{Domain: c.domain, Addr: c.addr, Type: el.Attr("type"), Payload: p, Stanza: el, Stream: c.preAuthValues})
 	if err != nil {
 		se := stanza.AsError(err)
 		if se.Condition == "internal-server-error" {

@@ -24,6 +24,9 @@ type Config struct {
 	Hosts          []string `toml:"hosts"`           // served domains
 	AnonymousHosts []string `toml:"anonymous_hosts"` // domains where SASL ANONYMOUS gives throwaway accounts (XEP-0175)
 	DataDir        string   `toml:"data_dir"`
+	// Admins are the bare JIDs that may run the admin commands (XEP-0133)
+	// and receive the server's notices.
+	Admins []string `toml:"admins"`
 
 	Listen struct {
 		C2S          string `toml:"c2s"`            // "" disables
@@ -100,6 +103,21 @@ type Config struct {
 	Registration struct {
 		Open              bool `toml:"open"`                 // XEP-0077 in-band registration
 		PerAddressPerHour int  `toml:"per_address_per_hour"` // 0 = no limit
+		// Welcome is sent from the host's JID at a new account's first
+		// login; "" = none.
+		Welcome string `toml:"welcome"`
+		// MaxAccounts caps in-band registration: no new account once the
+		// server has that many (0 = no cap). Admins may still add.
+		MaxAccounts int `toml:"max_accounts"`
+		// NotifyAdmins: each account registered in band is announced to
+		// the admins.
+		NotifyAdmins bool `toml:"notify_admins"`
+		// UserInvites lets users create invites (an ad-hoc command).
+		UserInvites bool `toml:"user_invites"`
+		// ExpireInactive deletes accounts with no login for that long
+		// ("never" = keep), after a warning WarnInactive before.
+		ExpireInactive Retention `toml:"expire_inactive"`
+		WarnInactive   Retention `toml:"warn_inactive"`
 	} `toml:"registration"`
 
 	Limits struct {
@@ -149,7 +167,23 @@ type Config struct {
 
 	Privacy struct {
 		HideVersion bool `toml:"hide_version"`
+		// BlockStrangers drops messages and repeated subscription
+		// requests from JIDs not in the recipient's roster; users may
+		// turn it off or on for themselves.
+		BlockStrangers bool `toml:"block_strangers"`
+		// RequireE2EE is "off", "warn" or "enforce" for one-to-one
+		// messages with a body and no end-to-end encryption.
+		RequireE2EE string `toml:"require_e2ee"`
 	} `toml:"privacy"`
+
+	// Contact is the addresses (URIs) published in the server's disco
+	// (XEP-0157).
+	Contact struct {
+		Abuse    []string `toml:"abuse"`
+		Admin    []string `toml:"admin"`
+		Security []string `toml:"security"`
+		Support  []string `toml:"support"`
+	} `toml:"contact"`
 
 	Push struct {
 		IncludeSender bool `toml:"include_sender"`
@@ -255,6 +289,8 @@ func Default() Config {
 	c.TLS.ACMERenewalCheck = Duration{10 * time.Minute}
 	c.Storage.Driver = "sqlite"
 	c.Registration.PerAddressPerHour = 5
+	c.Privacy.RequireE2EE = "off"
+	c.Registration.WarnInactive.Keep = 30 * 24 * time.Hour
 	c.Limits.MaxStanzaBytes = 262144
 	c.Limits.AuthTimeout = Duration{60 * time.Second}
 	c.Limits.LoginFailuresPerMinute = 5

@@ -532,3 +532,45 @@ func TestRetentionText(t *testing.T) {
 		t.Errorf("bad retention accepted or error does not name the key: %v, %v", c.Retention, err)
 	}
 }
+
+func TestAdmins(t *testing.T) {
+	c := Default()
+	c.Admins = []string{"Alice@Example.org"}
+	if err := c.Validate(); err != nil || !c.IsAdmin("alice@example.org") {
+		t.Fatalf("admins = %v, err %v: want the normalised bare JID", c.Admins, err)
+	}
+	for _, bad := range []string{"example.org", "alice@example.org/phone", "@@"} {
+		c := Default()
+		c.Admins = []string{bad}
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "admins") {
+			t.Errorf("admins = [%q]: err %v, want one naming admins", bad, err)
+		}
+	}
+}
+
+func TestAdminKeysValidation(t *testing.T) {
+	for _, c := range []struct {
+		name, key string
+		set       func(*Config)
+	}{
+		{"require_e2ee", "privacy.require_e2ee", func(c *Config) { c.Privacy.RequireE2EE = "sometimes" }},
+		{"contact", "contact.abuse", func(c *Config) { c.Contact.Abuse = []string{"abuse@example.org"} }},
+		{"max_accounts", "registration.max_accounts", func(c *Config) { c.Registration.MaxAccounts = -1 }},
+		{"warn after expire", "registration.warn_inactive", func(c *Config) {
+			c.Registration.ExpireInactive.Keep = 24 * time.Hour
+			c.Registration.WarnInactive.Keep = 48 * time.Hour
+		}},
+	} {
+		cfg := Default()
+		c.set(&cfg)
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), c.key) {
+			t.Errorf("%s: err %v, want one naming %s", c.name, err, c.key)
+		}
+	}
+	cfg := Default()
+	cfg.Contact.Abuse = []string{"xmpp:abuse@example.org", "mailto:abuse@example.org", "https://example.org/abuse"}
+	cfg.Registration.ExpireInactive.Keep = 365 * 24 * time.Hour
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("valid admin keys refused: %v", err)
+	}
+}

@@ -67,6 +67,8 @@ func (c *Config) Validate() error {
 		}
 	}
 
+	errs = append(errs, c.validateAdmins()...)
+
 	if c.DataDir == "" {
 		add(`data_dir: must not be empty (use "." for the working directory)`)
 	}
@@ -152,6 +154,30 @@ func (c *Config) Validate() error {
 		add(`storage.driver: must be "sqlite" or "postgres", got %q`, c.Storage.Driver)
 	}
 
+	switch c.Privacy.RequireE2EE {
+	case "off", "warn", "enforce":
+	default:
+		add(`privacy.require_e2ee: must be "off", "warn" or "enforce", got %q`, c.Privacy.RequireE2EE)
+	}
+	for _, l := range []struct {
+		key  string
+		list *[]string
+	}{{"abuse", &c.Contact.Abuse}, {"admin", &c.Contact.Admin}, {"security", &c.Contact.Security}, {"support", &c.Contact.Support}} {
+		if len(*l.list) == 0 {
+			*l.list = nil
+		}
+		for _, u := range *l.list {
+			if p, err := url.Parse(u); err != nil || p.Scheme == "" || (p.Opaque == "" && p.Host == "") {
+				add("contact.%s: %q is not a URI such as \"xmpp:abuse@example.org\", \"mailto:abuse@example.org\" or \"https://example.org/abuse\"", l.key, u)
+			}
+		}
+	}
+	if n := c.Registration.MaxAccounts; n < 0 {
+		add("registration.max_accounts: must be 0 (no cap) or more, got %d", n)
+	}
+	if e, w := c.Registration.ExpireInactive.Keep, c.Registration.WarnInactive.Keep; e > 0 && w >= e {
+		add("registration.warn_inactive: must be shorter than registration.expire_inactive (%v), got %v", e, w)
+	}
 	if n := c.Registration.PerAddressPerHour; n < 0 {
 		add("registration.per_address_per_hour: must be 0 (no limit) or more, got %d", n)
 	}
@@ -503,3 +529,29 @@ func (c *Config) validateACME() []error {
 	}
 	return errs
 }
+
+// validateAdmins normalises admins to bare JIDs, so that the server can
+// compare them with a sender's bare JID using ==.
+func (c *Config) validateAdmins() []error {
+	if len(c.Admins) == 0 {
+		c.Admins = nil // an empty list means the same as an absent one
+	}
+	var errs []error
+	seen := make(map[string]bool, len(c.Admins))
+	for i, a := range c.Admins {
+		j, err := jid.Parse(a)
+		if err != nil || j.Local() == "" || !j.IsBare() {
+			errs = append(errs, fmt.Errorf("config: admins: %q is not an account address of the form user@domain", a))
+			continue
+		}
+		c.Admins[i] = j.String()
+		if seen[j.String()] {
+			errs = append(errs, fmt.Errorf("config: admins: %q is listed more than once", j))
+		}
+		seen[j.String()] = true
+	}
+	return errs
+}
+
+// IsAdmin reports whether bare (a bare JID, normalised) is in admins.
+func (c *Config) IsAdmin(bare string) bool { return slices.Contains(c.Admins, bare) }

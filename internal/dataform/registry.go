@@ -30,6 +30,8 @@ const (
 	HTTPUpload        = "urn:xmpp:http:upload:0"
 	PushSummary       = "urn:xmpp:push:summary"
 	ServerInfo        = "http://jabber.org/network/serverinfo"
+	Admin             = "http://jabber.org/protocol/admin"
+	Privacy           = "urn:parley:privacy"
 )
 
 func opts(values ...string) []Option {
@@ -197,6 +199,27 @@ var registry = map[string]map[string]Spec{
 		"pending-subscription-count": {Type: TextSingle},
 		"last-message-sender":        {Type: JIDSingle},
 		"last-message-body":          {Type: TextSingle},
+	},
+	// XEP-0133 §5 (the fields of the service administration commands),
+	// plus welcome, the field of its set-welcome command.
+	Admin: {
+		"accountjid":         {Type: JIDSingle},
+		"accountjids":        {Type: JIDMulti},
+		"password":           {Type: TextPrivate},
+		"password-verify":    {Type: TextPrivate},
+		"max_items":          {Type: ListSingle, Options: opts("25", "50", "75", "100", "150", "200", "none")},
+		"registereduserjids": {Type: JIDMulti},
+		"registeredusersnum": {Type: TextSingle},
+		"onlineuserjids":     {Type: JIDMulti},
+		"onlineusersnum":     {Type: TextSingle},
+		"announcement":       {Type: TextMulti},
+		"motd":               {Type: TextMulti},
+		"welcome":            {Type: TextMulti},
+	},
+	// parley's own per-user privacy settings (the block-strangers
+	// ad-hoc command).
+	Privacy: {
+		"block_strangers": {Type: Boolean},
 	},
 	// XEP-0157 §6.
 	ServerInfo: {

@@ -139,6 +139,11 @@ type PreAuthIQ struct {
 	Type    string // "get" or "set"
 	Payload *xmlstream.Element
 	Stanza  *xmlstream.Element
+	// Stream keeps values across the stream's IQs before
+	// authentication (an invite shown before registering, XEP-0401);
+	// keys are of types private to the module. Handlers run on the
+	// stream's own goroutine, one at a time.
+	Stream map[any]any
 }
 
 // PreAuthIQHandler answers a PreAuthIQ like an IQHandler.
@@ -149,6 +154,17 @@ type Accounts interface {
 	Create(ctx context.Context, bare jid.JID, password string) error
 	SetPassword(ctx context.Context, bare jid.JID, password string) error
 	Delete(ctx context.Context, bare jid.JID) error
+	// SetDisabled disables or enables an account (XEP-0133); a disabled
+	// account cannot log in. Disabled reports the flag.
+	SetDisabled(ctx context.Context, bare jid.JID, disabled bool) error
+	Disabled(ctx context.Context, bare jid.JID) (bool, error)
+}
+
+// DiscoNode answers disco#info and disco#items (XEP-0030) for one node
+// of a served domain, such as the ad-hoc commands list (XEP-0050). A nil
+// handler answers item-not-found.
+type DiscoNode struct {
+	Info, Items IQHandler
 }
 
 // Host is what a module sees of the server.
@@ -165,6 +181,14 @@ type Host interface {
 	// AddIdentity adds a disco#info identity of the server.
 	AddIdentity(id Identity)
 	Identities() []Identity
+	// HandleDiscoNode registers the answers for a node of the server's
+	// disco (registering a node twice panics); DiscoNode finds them.
+	HandleDiscoNode(node string, n DiscoNode)
+	DiscoNode(node string) (DiscoNode, bool)
+	// AddInfoForm adds an extended information form (XEP-0128) to the
+	// server's disco#info, e.g. contact addresses (XEP-0157).
+	AddInfoForm(form *xmlstream.Element)
+	InfoForms() []*xmlstream.Element
 	// SetPresenceHandler and SetOfflineHandler install the one handler of
 	// each kind; a second call panics.
 	SetPresenceHandler(h PresenceHandler)
@@ -226,6 +250,8 @@ type Host interface {
 	Emit(ctx context.Context, name string, s session.Session)
 	// Sessions returns the bound sessions of a local account.
 	Sessions(bare jid.JID) []session.Session
+	// AllSessions returns every bound session (admin commands).
+	AllSessions() []session.Session
 	// Key returns a 32-byte key for purpose, derived from the server's
 	// secret (kept outside the database), e.g. to seal stored messages.
 	Key(purpose string) []byte

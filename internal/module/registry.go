@@ -46,6 +46,40 @@ type Registry struct {
 	http           map[string]http.Handler
 	httpsAddr      net.Addr
 	jobs           jobs
+	discoNodes     map[string]DiscoNode
+	infoForms      []*xmlstream.Element
+}
+
+func (r *Registry) HandleDiscoNode(node string, n DiscoNode) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.discoNodes == nil {
+		r.discoNodes = make(map[string]DiscoNode)
+	}
+	if _, dup := r.discoNodes[node]; dup {
+		panic(fmt.Sprintf("module: disco node %q registered twice", node))
+	}
+	r.discoNodes[node] = n
+}
+
+func (r *Registry) DiscoNode(node string) (DiscoNode, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	n, ok := r.discoNodes[node]
+	return n, ok
+}
+
+func (r *Registry) AddInfoForm(form *xmlstream.Element) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.infoForms = append(r.infoForms, form)
+}
+
+// InfoForms returns the forms added; callers must not change them.
+func (r *Registry) InfoForms() []*xmlstream.Element {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return slices.Clone(r.infoForms)
 }
 
 func NewRegistry() *Registry {

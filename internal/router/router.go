@@ -157,6 +157,23 @@ func (r *Router) Sessions(bare jid.JID) []Session {
 	return out
 }
 
+// AllSessions returns every bound session, for the admin commands that
+// list or address everyone online.
+func (r *Router) AllSessions() []Session {
+	var out []Session
+	for i := range r.shards {
+		sh := &r.shards[i]
+		sh.mu.RLock()
+		for _, res := range sh.m {
+			for _, s := range res {
+				out = append(out, s)
+			}
+		}
+		sh.mu.RUnlock()
+	}
+	return out
+}
+
 // Route delivers a stanza whose 'from' has already been set and checked by
 // the stream it came from (or by the server itself).
 func (r *Router) Route(ctx context.Context, el *xmlstream.Element) {

@@ -26,6 +26,7 @@ import (
 	"parley/internal/c2s"
 	"parley/internal/component"
 	"parley/internal/config"
+	"parley/internal/control"
 	"parley/internal/jid"
 	"parley/internal/metrics"
 	"parley/internal/module"
@@ -58,6 +59,7 @@ type Server struct {
 	c2s      *c2s.Server
 	s2s      *s2s.Service
 	comps    *component.Service // nil: no [[components]]
+	control  *control.Server
 	modules  []module.Module
 	lns      []Listener
 	admin    *http.Server
@@ -102,6 +104,7 @@ func (h *host) Store() storage.Store                    { return h.store }
 func (h *host) Accounts() module.Accounts               { return h.accts }
 func (h *host) Sessions(bare jid.JID) []session.Session { return h.r.Sessions(bare) }
 func (h *host) Logger() *slog.Logger                    { return h.log }
+func (h *host) AllSessions() []session.Session          { return h.r.AllSessions() }
 
 // OpenStore opens the configured database; the `parley user` commands use
 // it too, so they work on the same data as the server, also while it runs.
@@ -181,6 +184,7 @@ func New(ctx context.Context, live *config.Live, log *slog.Logger, mods []module
 			return nil, fmt.Errorf("starting module %s: %w", m.Name(), err)
 		}
 	}
+	s.control = s.newControl(mods)
 	s.c2s = c2s.NewServer(&c2s.Config{
 		IsHost:          func(d string) bool { return slices.Contains(cfg.Hosts, d) },
 		IsAnonymousHost: cfg.IsAnonymousHost,
@@ -209,6 +213,15 @@ func (s *Server) Listen() error {
 	type spec struct {
 		name, addr string
 		direct     bool
+	}
+	// The control socket first: the admin commands find the server as
+	// soon as it accepts clients.
+	if err := s.control.Listen(); errors.Is(err, control.ErrPathTooLong) {
+		// The server is still worth running; only the local admin
+		// commands (notify, sessions, kick, announce) will not find it.
+		s.log.Error("admin commands unavailable: choose a shorter data_dir", "err", err)
+	} else if err != nil {
+		return err
 	}
 	for _, sp := range []spec{{"c2s", s.cfg.Listen.C2S, false}, {"c2s_direct_tls", s.cfg.Listen.C2SDirectTLS, true}} {
 		if sp.addr == "" {
@@ -391,8 +404,10 @@ func (s *Server) listenAdmin() error {
 
 // Stop ends every session, stops modules and closes storage.
 func (s *Server) Stop(ctx context.Context) error {
-	// Clients first: their going offline still reaches other servers.
-	err := s.c2s.Stop(ctx)
+	// The admin commands first: nothing new is sent while stopping.
+	err := s.control.Stop(ctx)
+	// Clients next: their going offline still reaches other servers.
+	err = errors.Join(err, s.c2s.Stop(ctx))
 	if s.acme != nil {
 		s.acme.Stop()
 	}

@@ -125,6 +125,19 @@ func (s *State) AddDirected(j jid.JID) {
 	}
 }
 
+// DirectedTo reports whether the session sent directed presence to an
+// address of bare: it is in that group chat room, for instance.
+func (s *State) DirectedTo(bare jid.JID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for j := range s.directed {
+		if j.Bare().Equal(bare) {
+			return true
+		}
+	}
+	return false
+}
+
 // RemoveDirected forgets an address (it got directed unavailable presence).
 func (s *State) RemoveDirected(j jid.JID) {
 	s.mu.Lock()
@@ -147,4 +160,19 @@ func (s *State) SetValue(key, v any) {
 		s.values = make(map[any]any)
 	}
 	s.values[key] = v
+}
+
+// Ender is a session the server can close on an admin's order.
+type Ender interface {
+	// End closes the stream with a stream error whose text says why.
+	End(text string)
+}
+
+// End closes s when it can be closed, and reports whether it could.
+func End(s Session, text string) bool {
+	e, ok := s.(Ender)
+	if ok {
+		e.End(text)
+	}
+	return ok
 }

@@ -49,6 +49,8 @@ type Module struct {
 	// writes serialises changes to blocklists, so two resources of one
 	// user cannot together pass MaxItems.
 	writes sync.Mutex
+	// reportTo are the admins spam reports (XEP-0377) go to.
+	reportTo []string
 }
 
 func New() *Module { return &Module{cache: newCache(cacheWeight)} }
@@ -65,6 +67,9 @@ func (m *Module) Start(h module.Host) error {
 	// XEP-0191 §3.1: clients discover support on the user's server.
 	h.AddFeature(module.Server, NS)
 	h.AddFeature(module.Account, NS)
+	if len(m.reportTo) > 0 {
+		h.AddFeature(module.Server, NSReporting)
+	}
 	return nil
 }
 
@@ -241,6 +246,7 @@ func (m *Module) block(ctx context.Context, iq module.IQ) (*xmlstream.Element, e
 	}
 	m.cache.invalidate(owner)
 	m.push(owner, command("block", jids))
+	m.report(ctx, owner, iq.Payload)
 	return nil, nil
 }
 

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 
+	"parley/internal/dataform"
 	"parley/internal/module"
 	"parley/internal/stanza"
 	"parley/internal/xmlstream"
@@ -77,16 +78,17 @@ func (m *Module) ver() string {
 		for _, f := range m.host.Features(module.Server) {
 			b.WriteString(f + "<")
 		}
+		writeForms(&b, m.host.InfoForms())
 		sum := sha1.Sum([]byte(b.String()))
 		m.capsVer = base64.StdEncoding.EncodeToString(sum[:])
 	})
 	return m.capsVer
 }
 
-func (m *Module) serverInfo(_ context.Context, iq module.IQ) (*xmlstream.Element, error) {
+func (m *Module) serverInfo(ctx context.Context, iq module.IQ) (*xmlstream.Element, error) {
 	node := iq.Payload.Attr("node")
 	if node != "" && node != CapsNode+"#"+m.ver() {
-		return nil, stanza.ItemNotFound("no such node")
+		return m.node(ctx, iq, func(n module.DiscoNode) module.IQHandler { return n.Info })
 	}
 	q := xmlstream.New(NSInfo, "query")
 	if node != "" {
@@ -102,12 +104,24 @@ func (m *Module) serverInfo(_ context.Context, iq module.IQ) (*xmlstream.Element
 	for _, f := range m.host.Features(module.Server) {
 		q.AddChild(xmlstream.New(NSInfo, "feature", "var", f))
 	}
+	for _, f := range m.host.InfoForms() {
+		q.AddChild(f.Copy())
+	}
 	return q, nil
 }
 
-func (m *Module) serverItems(_ context.Context, iq module.IQ) (*xmlstream.Element, error) {
-	if iq.Payload.Attr("node") != "" {
+// node answers a query on a node a module registered.
+func (m *Module) node(ctx context.Context, iq module.IQ, which func(module.DiscoNode) module.IQHandler) (*xmlstream.Element, error) {
+	n, ok := m.host.DiscoNode(iq.Payload.Attr("node"))
+	if !ok || which(n) == nil {
 		return nil, stanza.ItemNotFound("no such node")
+	}
+	return which(n)(ctx, iq)
+}
+
+func (m *Module) serverItems(ctx context.Context, iq module.IQ) (*xmlstream.Element, error) {
+	if iq.Payload.Attr("node") != "" {
+		return m.node(ctx, iq, func(n module.DiscoNode) module.IQHandler { return n.Items })
 	}
 	// Services on their own domains (MUC, upload) for this host.
 	q := xmlstream.New(NSItems, "query")
@@ -148,4 +162,33 @@ func (m *Module) accountItems(_ context.Context, iq module.IQ) (*xmlstream.Eleme
 		return nil, stanza.ItemNotFound("no such node")
 	}
 	return xmlstream.New(NSItems, "query"), nil
+}
+
+// writeForms adds extended information forms to a verification string
+// as XEP-0115 §5.4 step 3.7 orders them: by FORM_TYPE, then each form's
+// fields by var, each field's values sorted.
+func writeForms(b *strings.Builder, els []*xmlstream.Element) {
+	var forms []*dataform.Form
+	for _, el := range els {
+		if f, err := dataform.Parse(el); err == nil {
+			forms = append(forms, f)
+		}
+	}
+	slices.SortFunc(forms, func(a, c *dataform.Form) int { return cmp.Compare(a.FormType, c.FormType) })
+	for _, f := range forms {
+		b.WriteString(f.FormType + "<")
+		fields := slices.Clone(f.Fields)
+		slices.SortFunc(fields, func(a, c *dataform.Field) int { return cmp.Compare(a.Var, c.Var) })
+		for _, fd := range fields {
+			if fd.Var == dataform.FormTypeVar {
+				continue
+			}
+			b.WriteString(fd.Var + "<")
+			vals := slices.Clone(fd.Values)
+			slices.Sort(vals)
+			for _, v := range vals {
+				b.WriteString(v + "<")
+			}
+		}
+	}
 }

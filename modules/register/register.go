@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"parley/internal/admin"
+	"parley/internal/invites"
 	"parley/internal/jid"
 	"parley/internal/module"
 	"parley/internal/stanza"
@@ -26,6 +28,7 @@ const (
 
 type Module struct {
 	policy func() Policy // read per request: a reload may change it
+	now    func() time.Time
 	host   module.Host
 
 	mu      sync.Mutex
@@ -33,15 +36,22 @@ type Module struct {
 	perAddr *throttle.Limiter
 }
 
-// Policy is who may register in band.
+// Policy is who may register in band, and what follows a registration.
 type Policy struct {
-	Open              bool // with Open false nobody can register in band
-	PerAddressPerHour int  // registrations from one address (0: no limit)
+	Open              bool     // with Open false only invited streams register
+	PerAddressPerHour int      // registrations from one address (0: no limit)
+	MaxAccounts       int      // no registration once the server holds this many; 0 = no cap
+	NotifyAdmins      []string // told of each account registered in band
+	// Invites let a stream that showed a valid token (XEP-0379) register
+	// while registration is closed (XEP-0401); nil = no invites.
+	Invites *invites.Store
+	// UserInvites offers users an ad-hoc command to invite others.
+	UserInvites bool
 }
 
 // New returns the module; policy is asked at each registration.
 func New(policy func() Policy) *Module {
-	return &Module{policy: policy}
+	return &Module{policy: policy, now: time.Now}
 }
 
 // limiter is the per-address limiter for perHour, made anew when the
@@ -60,12 +70,21 @@ func (*Module) Name() string { return "register" }
 func (m *Module) Start(h module.Host) error {
 	m.host = h
 	name := xmlstream.Name{Space: NS, Local: "query"}
+	// Both are registered whatever the policy says now: a reload may
+	// open registration or start taking invites.
 	h.HandlePreAuthIQ(name, m.preAuth)
+	h.HandlePreAuthIQ(xmlstream.Name{Space: NSPars, Local: "preauth"}, m.preauthToken)
 	h.AddStreamFeature(func(fc module.FeatureContext) *xmlstream.Element {
-		if fc.Authenticated || !fc.Secure || !m.policy().Open {
+		if fc.Authenticated || !fc.Secure {
 			return nil
 		}
-		return xmlstream.New(NSFeature, "register")
+		switch p := m.policy(); {
+		case p.Open:
+			return xmlstream.New(NSFeature, "register")
+		case p.Invites != nil:
+			return xmlstream.New(NSInvite, "register")
+		}
+		return nil
 	})
 	h.HandleIQ(module.Account, "get", name, m.getAuthenticated)
 	h.HandleIQ(module.Account, "set", name, m.setAuthenticated)
@@ -96,11 +115,16 @@ func field(q *xmlstream.Element, name string) (string, bool) {
 
 func (m *Module) preAuth(ctx context.Context, iq module.PreAuthIQ) (*xmlstream.Element, error) {
 	policy := m.policy()
-	if !policy.Open {
-		// XEP-0077 §3.1: a server without in-band registration.
-		se := stanza.ServiceUnavailable()
-		se.Text = "in-band registration is closed on this server"
-		return nil, se
+	open := policy.Open
+	token, invited := iq.Stream[tokenKey{}].(string)
+	if !open && !invited {
+		if policy.Invites == nil {
+			// XEP-0077 §3.1: a server without in-band registration.
+			se := stanza.ServiceUnavailable()
+			se.Text = "in-band registration is closed on this server"
+			return nil, se
+		}
+		return nil, stanza.NotAllowed("registration on this server is by invitation only")
 	}
 	if iq.Type == "get" {
 		return form("Choose a username and password to register with this server.", ""), nil
@@ -123,14 +147,45 @@ func (m *Module) preAuth(ctx context.Context, iq module.PreAuthIQ) (*xmlstream.E
 		return nil, &stanza.Error{Type: stanza.Wait, Condition: "resource-constraint",
 			Text: "too many registrations from your address; try again later"}
 	}
+	if max := policy.MaxAccounts; max > 0 {
+		n, err := m.host.Store().Users().Count(ctx, "")
+		if err != nil {
+			return nil, fmt.Errorf("register: counting accounts: %w", err)
+		}
+		if n >= max {
+			return nil, &stanza.Error{Type: stanza.Cancel, Condition: "resource-constraint",
+				Text: "this server has all the accounts it takes; ask its admin"}
+		}
+	}
+	var inv invites.Invite
+	if !open {
+		// The use is taken before the account exists, so that two
+		// streams cannot both spend the last one.
+		if inv, err = policy.Invites.Use(token, iq.Domain, m.now()); err != nil {
+			delete(iq.Stream, tokenKey{})
+			return nil, invalidInvite(err)
+		}
+	}
 	err = m.host.Accounts().Create(ctx, bare, pass)
+	if err != nil && !open {
+		if rerr := policy.Invites.Release(inv.ID); rerr != nil {
+			m.host.Logger().Error("register: giving back an invite's use failed", "err", rerr)
+		}
+	}
 	switch {
 	case errors.Is(err, storage.ErrExists):
 		return nil, stanza.Conflict("that username is taken")
 	case err != nil:
 		return nil, fmt.Errorf("register: creating an account: %w", err)
 	}
-	m.host.Logger().Info("register: account created in band", "jid", bare.String())
+	m.host.Logger().Info("register: account created in band", "jid", bare.String(), "invite", inv.ID)
+	if !open {
+		delete(iq.Stream, tokenKey{}) // one account per stream and token
+		m.befriend(ctx, bare, inv.Contact)
+	}
+	for _, a := range policy.NotifyAdmins {
+		m.host.Route(ctx, admin.Notice(iq.Domain, a, "chat", "New account registered: "+bare.String(), ""))
+	}
 	return nil, nil
 }
 

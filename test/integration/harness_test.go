@@ -123,6 +123,7 @@ type serverOpts struct {
 	https     bool   // enable the HTTPS listener (file upload)
 	http      bool   // enable the plain HTTP listener (web clients behind a proxy)
 	extra     string // appended TOML
+	top       string // top-level TOML keys (admins), written before any table
 	s2s       string // listen.s2s ("127.0.0.1:0", or a reserved port); "" = off
 	component bool   // listen for components (extra must add [[components]])
 	cafile    string // the certificate clients trust when extra sets [tls] cert
@@ -148,6 +149,7 @@ func startServer(t *testing.T, o serverOpts) *server {
 		dataDir = filepath.Join(dir, "data")
 	}
 	fmt.Fprintf(&cfg, "data_dir = %q\n", dataDir)
+	cfg.WriteString(o.top)
 	cfg.WriteString("[listen]\nc2s = \"127.0.0.1:0\"\nc2s_direct_tls = \"127.0.0.1:0\"\n")
 	if o.admin {
 		cfg.WriteString("admin = \"127.0.0.1:0\"\n")

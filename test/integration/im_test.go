@@ -312,9 +312,8 @@ func TestRegistrationClosedByDefault(t *testing.T) {
 		t.Errorf("registration advertised while closed: %s", feats)
 	}
 	c.send("<iq type='set' id='s'><query xmlns='jabber:iq:register'><username>x</username><password>y</password></query></iq>")
-	// XEP-0077 §3.1: a server without in-band registration answers
-	// <service-unavailable/>.
-	if got := c.expectIQ("s"); !strings.Contains(got, `type="error"`) || !strings.Contains(got, "<service-unavailable") {
+	// Only an invite (XEP-0401) opens it.
+	if got := c.expectIQ("s"); !strings.Contains(got, "<not-allowed") {
 		t.Errorf("registration attempt while closed: %s", got)
 	}
 	if out, err := s.parley("", "user", "list"); err != nil || strings.Contains(out, "x@localhost") {

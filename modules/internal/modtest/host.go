@@ -183,6 +183,18 @@ func (h *Host) Sessions(bare jid.JID) []session.Session {
 	return out
 }
 
+func (h *Host) AllSessions() []session.Session {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []session.Session
+	for _, res := range h.sessions {
+		for _, s := range res {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 // Connect binds a new session for the full JID and runs the bound hooks,
 // like the router's Bind (a session holding the same resource is
 // replaced and its end hooks run first).
