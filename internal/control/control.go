@@ -114,11 +114,15 @@ func Call(ctx context.Context, path, cmd string, args, result any) error {
 			return fmt.Errorf("control: encoding %s: %w", cmd, err)
 		}
 	}
-	if err := writeFrame(conn, req); err != nil {
-		return fmt.Errorf("sending %s to the server: %w", cmd, err)
-	}
+	// A request the server refuses early (over its size limit) is
+	// answered and the socket closed while the rest is still being
+	// written: the answer is read even when the write failed.
+	werr := writeFrame(conn, req)
 	var resp Response
 	if err := readFrame(conn, maxResponse, &resp); err != nil {
+		if werr != nil {
+			return fmt.Errorf("sending %s to the server: %w", cmd, werr)
+		}
 		return fmt.Errorf("reading the server's answer to %s: %w", cmd, err)
 	}
 	if !resp.OK {
