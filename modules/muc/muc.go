@@ -105,7 +105,11 @@ func (m *Module) Start(h module.Host) error {
 		return fmt.Errorf("muc: negative retention %v", m.retentionNow())
 	}
 	m.host = h
-	m.store = h.Store().MUC()
+	st, err := newSealedStore(h.Store().MUC(), h.Key("muc"))
+	if err != nil {
+		return err
+	}
+	m.store = st
 	for _, s := range m.services {
 		d, err := jid.Parse(s)
 		if err != nil || !d.IsDomain() {
@@ -113,6 +117,9 @@ func (m *Module) Start(h module.Host) error {
 		}
 		if h.IsLocal(s) {
 			return fmt.Errorf("muc: service %q is also a served host", s)
+		}
+		if err := m.sealClear(st, d.Domain()); err != nil {
+			return err
 		}
 		if err := m.countStored(d.Domain()); err != nil {
 			return err
@@ -127,6 +134,25 @@ func (m *Module) Start(h module.Host) error {
 	}
 	return nil
 }
+
+// sealClear seals what earlier versions stored in clear, before the
+// service takes stanzas.
+func (m *Module) sealClear(st sealedStore, service string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	rooms, msgs, err := st.sealClear(ctx, service)
+	if rooms+msgs > 0 {
+		m.host.Logger().Info("muc: sealed room data stored in clear by an earlier version", "service", service, "rooms", rooms, "messages", msgs)
+	}
+	if err != nil {
+		return fmt.Errorf("muc: sealing the clear room data of %s: %w", service, err)
+	}
+	return nil
+}
+
+// Store is the room storage as the module reads and writes it (sealed),
+// for `parley export` and `parley import` of rooms.
+func (m *Module) Store() storage.MUC { return m.store }
 
 func (m *Module) expire(ctx context.Context) {
 	keep := m.retentionNow()
