@@ -121,7 +121,7 @@ func (m *Module) Start(h module.Host) error {
 		if err := m.sealClear(st, d.Domain()); err != nil {
 			return err
 		}
-		if err := m.countStored(d.Domain()); err != nil {
+		if err := m.countStored(st.raw, d.Domain()); err != nil {
 			return err
 		}
 		h.AddComponent(module.Component{Domain: d.Domain(), Name: "Chatrooms"}, m.handle)
@@ -235,13 +235,15 @@ func (m *Module) room(ctx context.Context, rj jid.JID) (*room, error) {
 
 // countStored starts the count of a service's rooms with those in
 // storage, when there is a limit to count for.
-func (m *Module) countStored(service string) error {
+func (m *Module) countStored(raw storage.MUC, service string) error {
 	if m.limits.MaxRooms <= 0 {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	stored, err := m.store.Rooms(ctx, service)
+	// Counting needs nothing sealed: a room sealed under a lost key
+	// still counts, and does not stop the start.
+	stored, err := raw.Rooms(ctx, service)
 	if err != nil {
 		return fmt.Errorf("muc: counting the rooms of %s: %w", service, err)
 	}

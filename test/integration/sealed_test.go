@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -270,4 +271,28 @@ func postgresDump(t *testing.T, driver storeDriver) string {
 		rows.Close()
 	}
 	return b.String()
+}
+
+// TestKeyFileUnreadable: a key_file that exists but cannot be read stops
+// the start with a message naming it, and the server makes no new key.
+func TestKeyFileUnreadable(t *testing.T) {
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "keydir") // a directory: it exists, it cannot be read as a key
+	if err := os.Mkdir(keyFile, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "parley.toml")
+	conf := fmt.Sprintf("data_dir = %q\n[storage]\nkey_file = %q\n[listen]\nc2s = \"127.0.0.1:0\"\nc2s_direct_tls = \"\"\ns2s = \"\"\n", filepath.Join(dir, "data"), keyFile)
+	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, binPath, "serve", "--config", cfg).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "storage.key_file") || !strings.Contains(string(out), keyFile) {
+		t.Fatalf("serve with an unreadable key_file: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "data", "server.secret")); !os.IsNotExist(err) {
+		t.Errorf("a key was made in data_dir: %v", err)
+	}
 }
