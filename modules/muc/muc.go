@@ -105,7 +105,7 @@ func (m *Module) Start(h module.Host) error {
 		return fmt.Errorf("muc: negative retention %v", m.retentionNow())
 	}
 	m.host = h
-	st, err := newSealedStore(h.Store().MUC(), h.Key("muc"))
+	st, err := newSealedStore(h.Store().MUC(), h.Key("muc"), h.Logger())
 	if err != nil {
 		return err
 	}

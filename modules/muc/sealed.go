@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -28,6 +29,7 @@ import (
 type sealedStore struct {
 	raw storage.MUC
 	s   *seal.Sealer
+	log *slog.Logger
 }
 
 var _ storage.MUC = sealedStore{}
@@ -41,12 +43,12 @@ const reasonPrefix = "sealed:"
 // column's limit.
 const maxReasonBytes = (storage.MaxRosterTextBytes-len(reasonPrefix))/4*3 - 40
 
-func newSealedStore(raw storage.MUC, key []byte) (sealedStore, error) {
+func newSealedStore(raw storage.MUC, key []byte, log *slog.Logger) (sealedStore, error) {
 	s, err := seal.New(key)
 	if err != nil {
 		return sealedStore{}, err
 	}
-	return sealedStore{raw: raw, s: s}, nil
+	return sealedStore{raw: raw, s: s, log: log}, nil
 }
 
 func configAD(room string) []byte      { return seal.AD("muc room config", room) }
@@ -167,11 +169,20 @@ func (st sealedStore) Messages(ctx context.Context, room string, q storage.MUCQu
 	if err != nil {
 		return page, err
 	}
-	for i, m := range page.Messages {
-		if page.Messages[i].Data, err = st.opened(fmt.Sprintf("message %s of %s", m.ID, room), m.Data, messageAD(room, m.ID)); err != nil {
-			return storage.MUCPage{}, err
+	// A message that does not open (altered, or sealed under a lost
+	// key) is left out, so one bad row does not take the room's history
+	// and archive with it; the count still includes it.
+	kept := page.Messages[:0]
+	for _, m := range page.Messages {
+		data, err := st.opened(fmt.Sprintf("message %s of %s", m.ID, room), m.Data, messageAD(room, m.ID))
+		if err != nil {
+			st.log.Error("muc: archived message withheld", "err", err)
+			continue
 		}
+		m.Data = data
+		kept = append(kept, m)
 	}
+	page.Messages = kept
 	return page, nil
 }
 
