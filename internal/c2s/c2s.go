@@ -37,6 +37,10 @@ type Config struct {
 	// ResumeTimeout is how long a session whose connection broke waits
 	// for the client to resume it (XEP-0198); 0 turns resumption off.
 	ResumeTimeout time.Duration
+	// RandomResources gives every session a random resource whatever
+	// the client asked for ([privacy] random_resources): a resource
+	// names the client and device to everyone who sees the full JID.
+	RandomResources bool
 
 	resumable    *resumeTable
 	storageFails *storage.FailureLog

@@ -794,7 +794,7 @@ func (c *conn) handlePreBind(el *xmlstream.Element) (bound bool, err error) {
 	if r := p.Child(stanza.NSBind, "resource"); r != nil {
 		res = strings.TrimSpace(r.Text())
 	}
-	if res == "" {
+	if res == "" || c.cfg.RandomResources {
 		res = randomResource()
 	}
 	full, err := jid.New(c.authUser, c.domain, res)

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strconv"
@@ -98,6 +99,11 @@ type Config struct {
 	Storage struct {
 		Driver string `toml:"driver"` // "sqlite" or "postgres"
 		DSN    string `toml:"dsn"`    // sqlite: file path (filled in by Validate); postgres: connection string
+		// KeyFile holds the server-wide key that seals vCards, PEP
+		// items, rooms and upload records; "" means server.secret in
+		// data_dir (see KeyPath). Kept apart from data_dir, a copy of
+		// the data directory alone does not unseal them.
+		KeyFile string `toml:"key_file"`
 	} `toml:"storage"`
 
 	Registration struct {
@@ -174,6 +180,10 @@ type Config struct {
 		// RequireE2EE is "off", "warn" or "enforce" for one-to-one
 		// messages with a body and no end-to-end encryption.
 		RequireE2EE string `toml:"require_e2ee"`
+		// RandomResources replaces the resource every client asks for
+		// at bind with a random one, since a resource names the client
+		// (and often the device) to everyone who sees a full JID.
+		RandomResources bool `toml:"random_resources"`
 	} `toml:"privacy"`
 
 	// Contact is the addresses (URIs) published in the server's disco
@@ -331,6 +341,15 @@ func (c Config) MUCServices() []string {
 		out = append(out, strings.ReplaceAll(c.MUC.Host, "<domain>", h))
 	}
 	return out
+}
+
+// KeyPath is the file of the server-wide key: storage.key_file, or
+// server.secret in data_dir when that is not set.
+func (c Config) KeyPath() string {
+	if c.Storage.KeyFile != "" {
+		return c.Storage.KeyFile
+	}
+	return filepath.Join(c.DataDir, "server.secret")
 }
 
 // Load reads and validates the file at path. An empty path means no file:

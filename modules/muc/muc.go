@@ -105,7 +105,11 @@ func (m *Module) Start(h module.Host) error {
 		return fmt.Errorf("muc: negative retention %v", m.retentionNow())
 	}
 	m.host = h
-	m.store = h.Store().MUC()
+	st, err := newSealedStore(h.Store().MUC(), h.Key("muc"), h.Logger())
+	if err != nil {
+		return err
+	}
+	m.store = st
 	for _, s := range m.services {
 		d, err := jid.Parse(s)
 		if err != nil || !d.IsDomain() {
@@ -114,7 +118,10 @@ func (m *Module) Start(h module.Host) error {
 		if h.IsLocal(s) {
 			return fmt.Errorf("muc: service %q is also a served host", s)
 		}
-		if err := m.countStored(d.Domain()); err != nil {
+		if err := m.sealClear(st, d.Domain()); err != nil {
+			return err
+		}
+		if err := m.countStored(st.raw, d.Domain()); err != nil {
 			return err
 		}
 		h.AddComponent(module.Component{Domain: d.Domain(), Name: "Chatrooms"}, m.handle)
@@ -127,6 +134,25 @@ func (m *Module) Start(h module.Host) error {
 	}
 	return nil
 }
+
+// sealClear seals what earlier versions stored in clear, before the
+// service takes stanzas.
+func (m *Module) sealClear(st sealedStore, service string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	rooms, msgs, err := st.sealClear(ctx, service)
+	if rooms+msgs > 0 {
+		m.host.Logger().Info("muc: sealed room data stored in clear by an earlier version", "service", service, "rooms", rooms, "messages", msgs)
+	}
+	if err != nil {
+		return fmt.Errorf("muc: sealing the clear room data of %s: %w", service, err)
+	}
+	return nil
+}
+
+// Store is the room storage as the module reads and writes it (sealed),
+// for `parley export` and `parley import` of rooms.
+func (m *Module) Store() storage.MUC { return m.store }
 
 func (m *Module) expire(ctx context.Context) {
 	keep := m.retentionNow()
@@ -209,13 +235,15 @@ func (m *Module) room(ctx context.Context, rj jid.JID) (*room, error) {
 
 // countStored starts the count of a service's rooms with those in
 // storage, when there is a limit to count for.
-func (m *Module) countStored(service string) error {
+func (m *Module) countStored(raw storage.MUC, service string) error {
 	if m.limits.MaxRooms <= 0 {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	stored, err := m.store.Rooms(ctx, service)
+	// Counting needs nothing sealed: a room sealed under a lost key
+	// still counts, and does not stop the start.
+	stored, err := raw.Rooms(ctx, service)
 	if err != nil {
 		return fmt.Errorf("muc: counting the rooms of %s: %w", service, err)
 	}

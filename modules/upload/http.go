@@ -211,7 +211,16 @@ func (m *Module) serveFile(w http.ResponseWriter, r *http.Request, id, name stri
 	hdr.Set("Cache-Control", "private, max-age="+strconv.Itoa(int(m.cacheFor(md).Seconds())))
 	// ServeContent answers ranges and conditional requests; the content
 	// type set above keeps it from guessing one.
-	http.ServeContent(w, r, "", md.Created, f)
+	var content io.ReadSeeker = f
+	if md.Key != nil {
+		d, err := newDecrypter(f, md.Key, md.Size)
+		if err != nil {
+			m.internalError(w, "opening a file", err)
+			return
+		}
+		content = io.NewSectionReader(d, 0, md.Size)
+	}
+	http.ServeContent(w, r, "", md.Created, content)
 }
 
 // cacheFor is how long a client may cache a file: until it expires, and

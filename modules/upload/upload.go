@@ -21,6 +21,7 @@ import (
 	"parley/internal/dataform"
 	"parley/internal/jid"
 	"parley/internal/module"
+	"parley/internal/seal"
 	"parley/internal/stanza"
 	"parley/internal/xmlstream"
 )
@@ -89,7 +90,11 @@ func (m *Module) Start(h module.Host) error {
 	}
 	m.host = h
 	m.key = h.Key("upload")
-	files, err := openStore(m.opts.Dir, h.Logger())
+	sealer, err := seal.New(h.Key("upload records"))
+	if err != nil {
+		return err
+	}
+	files, err := openStore(m.opts.Dir, h.Logger(), sealer)
 	if err != nil {
 		return fmt.Errorf("upload: %w", err)
 	}
