@@ -21,7 +21,11 @@ import (
 type Options struct {
 	Expire time.Duration // no login for this long deletes the account; 0 = never
 	Warn   time.Duration // the warning goes out this long before
-	Now    func() time.Time
+	// Live, when set, gives Expire and Warn in force at each sweep (a
+	// reload may change them); the sweep then runs even while Expire
+	// is 0, at the interval of the Expire given at start, else hourly.
+	Live func() (expire, warn time.Duration)
+	Now  func() time.Time
 	// Every is how often accounts are checked; 0 = hourly at most.
 	Every time.Duration
 }
@@ -45,7 +49,10 @@ func New(opts Options) *Module {
 		opts.Now = time.Now
 	}
 	if opts.Every <= 0 {
-		opts.Every = module.RetentionInterval(opts.Expire)
+		opts.Every = time.Hour
+		if opts.Expire > 0 {
+			opts.Every = module.RetentionInterval(opts.Expire)
+		}
 	}
 	return &Module{opts: opts}
 }
@@ -55,7 +62,7 @@ func (*Module) Name() string { return "inactive" }
 func (m *Module) Start(h module.Host) error {
 	m.host = h
 	h.OnSessionBound(m.bound)
-	if m.opts.Expire > 0 {
+	if m.opts.Expire > 0 || m.opts.Live != nil {
 		h.Every(m.opts.Every, func(ctx context.Context) {
 			if err := m.Sweep(ctx); err != nil {
 				h.Logger().Error("inactive: checking accounts failed", "err", err)
@@ -99,6 +106,13 @@ func (m *Module) lastSeen(ctx context.Context, owner string) (time.Time, error) 
 // Sweep warns and deletes the accounts that are due. Online accounts
 // are never touched.
 func (m *Module) Sweep(ctx context.Context) error {
+	expire, warn := m.opts.Expire, m.opts.Warn
+	if m.opts.Live != nil {
+		expire, warn = m.opts.Live()
+	}
+	if expire <= 0 {
+		return nil
+	}
 	users, err := m.host.Store().Users().List(ctx, "")
 	if err != nil {
 		return err
@@ -122,17 +136,17 @@ func (m *Module) Sweep(ctx context.Context) error {
 		}
 		idle := now.Sub(seen)
 		switch {
-		case idle >= m.opts.Expire:
+		case idle >= expire:
 			admin.Kick(m.host.AllSessions(), bare, "this account was deleted")
 			if err := m.host.Accounts().Delete(ctx, bare); err != nil && !errors.Is(err, storage.ErrNotFound) {
 				return fmt.Errorf("deleting %s: %w", u, err)
 			}
 			m.host.Logger().Info("inactive: account deleted", "idle", idle.Round(time.Hour).String())
-		case m.opts.Warn > 0 && idle >= m.opts.Expire-m.opts.Warn:
+		case warn > 0 && idle >= expire-warn:
 			if _, err := kv.Get(ctx, u, ns, keyWarned); err == nil {
 				continue
 			}
-			deadline := seen.Add(m.opts.Expire)
+			deadline := seen.Add(expire)
 			text := fmt.Sprintf("Nobody has logged in to %s since %s. It will be deleted with all its data on %s unless you log in before.",
 				u, seen.UTC().Format("2 January 2006"), deadline.UTC().Format("2 January 2006 15:04 MST"))
 			// To the bare JID: nobody is online, so it waits in offline

@@ -103,3 +103,75 @@ func TestReloadOnSIGHUP(t *testing.T) {
 		t.Fatalf("after a refused reload: %s", r)
 	}
 }
+
+// TestReloadAppliesLimitsAdminsWelcome: settings beyond certificates and
+// registration take effect on SIGHUP without a restart: a new admin sees
+// the admin commands in the session open during the reload, a lowered
+// stanza size applies to connections opened afterwards (the one open
+// keeps its own), the E2EE policy applies to the next message (not an admin's), and a new
+// account is greeted with the new welcome text.
+func TestReloadAppliesLimitsAdminsWelcome(t *testing.T) {
+	s := startServer(t, serverOpts{extra: "[registration]\nwelcome = \"Old welcome\"\n"})
+	for _, u := range []string{"carol", "dan", "erin"} {
+		s.addUser(u+"@localhost", "pw")
+	}
+	carol := dialRaw(t, s.starttls)
+	carol.login("carol@localhost", "pw", "desk")
+	commands := func(id string) string {
+		carol.send("<iq type='get' id='" + id + "' to='localhost'><query xmlns='http://jabber.org/protocol/disco#items' node='http://jabber.org/protocol/commands'/></iq>")
+		return carol.expectIQ(id)
+	}
+	if items := commands("c1"); strings.Contains(items, nsAdmin) {
+		t.Fatalf("carol sees admin commands before she is an admin: %s", items)
+	}
+
+	cfg, err := os.ReadFile(s.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := "admins = [\"carol@localhost\"]\n" + strings.Replace(string(cfg), "Old welcome", "New welcome", 1) +
+		"[limits]\nmax_stanza_bytes = 10000\n[privacy]\nrequire_e2ee = \"enforce\"\n"
+	if err := os.WriteFile(s.config, []byte(next), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.hup(t)
+	s.waitLog(t, "reloaded")
+	log := s.Stderr()
+	for _, k := range []string{"admins", "registration.welcome", "limits.max_stanza_bytes", "privacy.require_e2ee"} {
+		if !strings.Contains(log, k) {
+			t.Errorf("the reload does not name %s as applied:\n%s", k, log)
+		}
+	}
+	if strings.Contains(log, "after a restart") {
+		t.Errorf("a reloadable change is said to need a restart:\n%s", log)
+	}
+
+	if items := commands("c2"); !strings.Contains(items, nsAdmin+"#add-user") {
+		t.Errorf("carol, made an admin by the reload, does not see the admin commands: %s", items)
+	}
+
+	big := "<message to='dan@localhost' type='normal'><body>" + strings.Repeat("x", 20000) + "</body></message>"
+	// The connection open before the reload keeps the size it began with.
+	carol.send(big)
+	carol.send("<iq type='get' id='p1' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+	if r := carol.expectIQ("p1"); !strings.Contains(r, `type="result"`) {
+		t.Fatalf("the session open during the reload after a 20,000-byte stanza: %s", r)
+	}
+	erin := dialRaw(t, s.starttls)
+	erin.login("erin@localhost", "pw", "desk")
+	erin.send("<message to='dan@localhost' type='chat' id='m1'><body>in the clear</body></message>")
+	if got := erin.expect("</message>"); !strings.Contains(got, `type="error"`) || !strings.Contains(got, "policy-violation") {
+		t.Errorf("require_e2ee = enforce after the reload let a plain chat message through: %s", got)
+	}
+	erin.send(big)
+	if got := erin.expectClosed(); !strings.Contains(got, "policy-violation") {
+		t.Errorf("a 20,000-byte stanza on a connection opened after lowering max_stanza_bytes to 10000: %s", got)
+	}
+
+	dan := dialRaw(t, s.starttls)
+	dan.login("dan@localhost", "pw", "desk")
+	dan.send("<presence/>")
+	if got := dan.expect("New welcome"); strings.Contains(got, "Old welcome") {
+		t.Errorf("the old welcome text after the reload: %s", got)
+	}
+}
