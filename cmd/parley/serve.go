@@ -27,6 +27,7 @@ import (
 	"parley/modules/entitytime"
 	"parley/modules/extdisco"
 	"parley/modules/inactive"
+	"parley/modules/invitepage"
 	"parley/modules/last"
 	"parley/modules/mam"
 	"parley/modules/muc"
@@ -50,7 +51,7 @@ func modules(live *config.Live) []module.Module {
 	cfg := *live.Load()
 	archiveKeep := func() time.Duration { return live.Load().Retention.Archive.Keep }
 	inviteStore := invites.Open(cfg.DataDir)
-	admins := func() []string { return live.Load().Admins }
+	admins := func() []string { return mergeAdmins(live.Load().Admins, inviteStore.AdminJIDs()) }
 	mods := []module.Module{
 		disco.New(),
 		ping.New(),
@@ -118,6 +119,7 @@ func modules(live *config.Live) []module.Module {
 			r := live.Load().Registration
 			return r.ExpireInactive.Keep, r.WarnInactive.Keep
 		}}))
+	mods = append(mods, invitepage.New(inviteStore)) // served only with listen.https or listen.http
 	mods = append(mods, welcome.New(welcome.Options{Dir: cfg.DataDir,
 		WelcomeNow: func() string { return live.Load().Registration.Welcome }}))
 	// Last: it offers the commands of the modules before it (XEP-0050).
