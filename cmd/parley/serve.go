@@ -107,9 +107,9 @@ func modules(live *config.Live) []module.Module {
 			Host: t.Host, Secret: t.Secret, TTL: t.TTL.Duration, Services: turnServices(cfg),
 		}))
 	}
-	mods = append(mods, privacy.New(privacy.Options{Live: func() privacy.Options {
+	mods = append(mods, privacy.New(privacy.Options{AdminsNow: admins, Live: func() privacy.Options {
 		p := live.Load().Privacy
-		return privacy.Options{BlockStrangers: p.BlockStrangers, RequireE2EE: p.RequireE2EE, Admins: admins()}
+		return privacy.Options{BlockStrangers: p.BlockStrangers, RequireE2EE: p.RequireE2EE}
 	}}))
 	mods = append(mods, contact.New(contact.Addresses{
 		Abuse: cfg.Contact.Abuse, Admin: cfg.Contact.Admin, Security: cfg.Contact.Security, Support: cfg.Contact.Support}))

@@ -41,10 +41,12 @@ type Options struct {
 	BlockStrangers bool     // the default for users who did not choose
 	RequireE2EE    string   // E2EEOff, E2EEWarn or E2EEEnforce
 	Admins         []string // bare JIDs whose messages are exempt from RequireE2EE
-	// Live, when set, gives the three settings above in force at each
-	// stanza (a reload may change them); its other fields are ignored.
-	Live func() Options
-	Now  func() time.Time
+	// Live, when set, gives BlockStrangers and RequireE2EE in force at
+	// each stanza (a reload may change them), AdminsNow the admins; the
+	// other fields of what Live returns are ignored.
+	Live      func() Options
+	AdminsNow func() []string
+	Now       func() time.Time
 }
 
 const (
@@ -82,6 +84,15 @@ func New(opts Options) *Module {
 
 func (*Module) Name() string { return "privacy" }
 
+// admins are the admins in force, asked for only when a message needs
+// the E2EE exemption checked.
+func (m *Module) admins(o Options) []string {
+	if m.opts.AdminsNow != nil {
+		return m.opts.AdminsNow()
+	}
+	return o.Admins
+}
+
 // settings returns the options in force.
 func (m *Module) settings() Options {
 	if m.opts.Live == nil {
@@ -91,6 +102,7 @@ func (m *Module) settings() Options {
 	if o.RequireE2EE == "" {
 		o.RequireE2EE = E2EEOff
 	}
+	o.Admins = m.opts.Admins
 	return o
 }
 
@@ -136,7 +148,7 @@ func (m *Module) checkE2EE(ctx context.Context, o Options, from, to jid.JID, el 
 		return false, nil
 	}
 	// The server's own address and its admins' notices are exempt.
-	if from.Local() == "" || to.Local() == "" || slices.Contains(o.Admins, from.Bare().String()) {
+	if from.Local() == "" || to.Local() == "" || slices.Contains(m.admins(o), from.Bare().String()) {
 		return false, nil
 	}
 	if o.RequireE2EE == E2EEEnforce {
