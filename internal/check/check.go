@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"parley/internal/config"
+	"parley/internal/invites"
 	"parley/internal/tlsconf"
 )
 
@@ -90,7 +91,25 @@ func Run(ctx context.Context, path string, o Options) []Result {
 	} else {
 		add(OK, "registration", "open=%v, per_address_per_hour=%d", cfg.Registration.Open, cfg.Registration.PerAddressPerHour)
 	}
+	out = append(out, admins(cfg)...)
 	return out
+}
+
+// admins names who may run the admin commands: the config's admins and
+// those admin invites made (parley invite admins, unadmin).
+func admins(cfg config.Config) []Result {
+	list, err := invites.Open(cfg.DataDir).Admins()
+	if err != nil {
+		return []Result{{Fail, "admins", err.Error()}}
+	}
+	names := slices.Clone(cfg.Admins)
+	for _, a := range list {
+		names = append(names, a.JID+" (invite "+a.Invite+")")
+	}
+	if len(names) == 0 {
+		return []Result{{OK, "admins", "none: nobody can run the admin commands over XMPP (set admins, or parley invite create --admin)"}}
+	}
+	return []Result{{OK, "admins", strings.Join(names, ", ")}}
 }
 
 // Print writes one line per result and reports whether the report

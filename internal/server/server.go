@@ -71,6 +71,9 @@ type Server struct {
 	http     *http.Server
 	web      *web.Handler // WebSocket, BOSH and discovery on https; webPlain on http
 	webPlain *web.Handler
+	logins   *throttle.Logins
+	preauth  *throttle.Concurrent
+	httpsMax *perAddressListener // upload.connections_per_address; nil without https
 	wg       sync.WaitGroup
 }
 
@@ -185,6 +188,8 @@ func New(ctx context.Context, live *config.Live, log *slog.Logger, mods []module
 		}
 	}
 	s.control = s.newControl(mods)
+	s.logins = throttle.NewLogins(cfg.Limits.LoginFailuresPerMinute)
+	s.preauth = throttle.NewConcurrent(cfg.Limits.PreauthConnectionsPerAddress)
 	s.c2s = c2s.NewServer(&c2s.Config{
 		IsHost:          func(d string) bool { return slices.Contains(cfg.Hosts, d) },
 		IsAnonymousHost: cfg.IsAnonymousHost,
@@ -201,9 +206,9 @@ func New(ctx context.Context, live *config.Live, log *slog.Logger, mods []module
 		Registry:        s.reg,
 		Log:             log,
 		FakeSecret:      secret,
-		Logins:          throttle.NewLogins(cfg.Limits.LoginFailuresPerMinute),
-		Preauth:         throttle.NewConcurrent(cfg.Limits.PreauthConnectionsPerAddress),
-		MaxOutput:       4*cfg.Limits.MaxStanzaBytes + 1<<20,
+		Logins:          s.logins,
+		Preauth:         s.preauth,
+		MaxOutput:       maxOutput(cfg),
 		Metrics:         s.metrics,
 	})
 	return s, nil
@@ -313,7 +318,8 @@ func (s *Server) listenHTTPS() error {
 	if err != nil {
 		return fmt.Errorf("listen.https: %w", err)
 	}
-	ln = limitPerAddress(ln, s.cfg.Upload.ConnectionsPerAddress)
+	s.httpsMax = limitPerAddress(ln, s.cfg.Upload.ConnectionsPerAddress)
+	ln = s.httpsMax
 	tc := s.certs.ServerConfig("h2", "http/1.1")
 	if s.cfg.TLS.ACME {
 		tc.NextProtos = append(tc.NextProtos, "acme-tls/1") // TLS-ALPN-01 challenges
@@ -550,9 +556,31 @@ func (s *Server) Reload(path string) error {
 		}
 	}
 	s.live.Store(next)
+	s.apply(next)
 	s.log.Info("reloaded: certificates reread, config changes applied", "changed", applied, "certificates", s.certs.Files())
 	if len(restart) > 0 {
 		s.log.Warn("reload: these changes take effect only after a restart", "keys", restart)
 	}
 	return nil
+}
+
+// maxOutput bounds the unsent bytes queued for one client: a few of the
+// largest stanzas, and room for a burst of small ones.
+func maxOutput(cfg config.Config) int { return 4*cfg.Limits.MaxStanzaBytes + 1<<20 }
+
+// apply hands the reloadable settings that are not read through Live to
+// the parts that hold them (config.reloadable lists both kinds).
+func (s *Server) apply(c config.Config) {
+	s.c2s.SetTunables(c2s.Tunables{
+		Limits:        xmlstream.Limits{MaxStanzaBytes: c.Limits.MaxStanzaBytes},
+		AuthTimeout:   c.Limits.AuthTimeout.Duration,
+		IdleTimeout:   c.Limits.IdlePing.Duration,
+		ResumeTimeout: c.Limits.ResumeTimeout.Duration,
+		MaxOutput:     maxOutput(c),
+	})
+	s.logins.SetPerMinute(c.Limits.LoginFailuresPerMinute)
+	s.preauth.SetMax(c.Limits.PreauthConnectionsPerAddress)
+	if s.httpsMax != nil {
+		s.httpsMax.setMax(c.Upload.ConnectionsPerAddress)
+	}
 }

@@ -66,6 +66,7 @@ type Module struct {
 	retention time.Duration
 	keepFor   func() time.Duration // see WithRetention
 	limits    Limits
+	limitsFor func() Limits // see WithLiveLimits
 	now       func() time.Time
 
 	host      module.Host
@@ -96,6 +97,27 @@ func (m *Module) retentionNow() time.Duration { return retention.Now(m.retention
 func (m *Module) WithLimits(l Limits) *Module {
 	m.limits = l
 	return m
+}
+
+// WithLiveLimits reads the limits from l when a room is created (a
+// reload may change them); call it before Start.
+func (m *Module) WithLiveLimits(l func() Limits) *Module {
+	m.limits, m.limitsFor = l(), l
+	return m
+}
+
+// limitsNow returns the limits in force, keeping the creation throttle
+// in step; m.mu is held.
+func (m *Module) limitsNow() Limits {
+	if m.limitsFor == nil {
+		return m.limits
+	}
+	l := m.limitsFor()
+	if l.CreationsPerHour != m.limits.CreationsPerHour {
+		m.creations.SetBurst(l.CreationsPerHour)
+	}
+	m.limits = l
+	return l
 }
 
 func (*Module) Name() string { return "muc" }
@@ -234,9 +256,9 @@ func (m *Module) room(ctx context.Context, rj jid.JID) (*room, error) {
 }
 
 // countStored starts the count of a service's rooms with those in
-// storage, when there is a limit to count for.
+// storage, when there is a limit to count for, or a reload may set one.
 func (m *Module) countStored(raw storage.MUC, service string) error {
-	if m.limits.MaxRooms <= 0 {
+	if m.limits.MaxRooms <= 0 && m.limitsFor == nil {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -262,12 +284,13 @@ func (m *Module) create(rj, creator jid.JID, locked bool) (r *room, created bool
 		return r, false, nil
 	}
 	service := rj.Domain()
-	if n := m.limits.MaxRooms; n > 0 && m.count[service] >= n {
+	lim := m.limitsNow()
+	if n := lim.MaxRooms; n > 0 && m.count[service] >= n {
 		return nil, false, stanza.ResourceConstraint(fmt.Sprintf("this service holds its maximum of %d rooms; join an existing room or try again later", n))
 	}
 	if !m.creations.Spend(creator.Bare().String()) {
 		return nil, false, &stanza.Error{Type: stanza.Wait, Condition: "policy-violation",
-			Text: fmt.Sprintf("you may create at most %d rooms per hour; join an existing room or try again later", m.limits.CreationsPerHour)}
+			Text: fmt.Sprintf("you may create at most %d rooms per hour; join an existing room or try again later", lim.CreationsPerHour)}
 	}
 	r = newRoom(m, rj, defaultConfig())
 	r.locked = locked
