@@ -13,6 +13,7 @@ import (
 	"parley/internal/stanza"
 	"parley/internal/storage"
 	"parley/internal/xmlstream"
+	"parley/modules/internal/pubsub"
 )
 
 // Explicit subscriptions (XEP-0060 §6.1, XEP-0163 §4.3.3): besides the
@@ -116,11 +117,11 @@ func (m *Module) dropSubscriptions(ctx context.Context, owner jid.JID, node stri
 func subscriber(iq module.IQ, action *xmlstream.Element) (jid.JID, *stanza.Error) {
 	raw := action.Attr("jid")
 	if raw == "" {
-		return jid.JID{}, withCondition(stanza.BadRequest("a subscription needs the subscriber's jid"), "jid-required")
+		return jid.JID{}, pubsub.Cond(stanza.BadRequest("a subscription needs the subscriber's jid"), "jid-required")
 	}
 	j, err := jid.Parse(raw)
 	if err != nil || !j.Bare().Equal(iq.From.Bare()) {
-		return jid.JID{}, withCondition(stanza.BadRequest("the jid is not the requester's"), "invalid-jid")
+		return jid.JID{}, pubsub.Cond(stanza.BadRequest("the jid is not the requester's"), "invalid-jid")
 	}
 	return j, nil
 }
@@ -137,14 +138,14 @@ func subscriptionElement(space, node string, j string, state string) *xmlstream.
 func (m *Module) subscribe(ctx context.Context, iq module.IQ, action *xmlstream.Element) (*xmlstream.Element, error) {
 	node := action.Attr("node")
 	if node == "" {
-		return nil, nodeRequired()
+		return nil, pubsub.NodeRequired()
 	}
 	who, se := subscriber(iq, action)
 	if se != nil {
 		return nil, se
 	}
 	if m.views[node] != nil {
-		return nil, unsupported(stanza.FeatureNotImplemented("this node is a view of other data; it has no subscriptions"), "subscribe")
+		return nil, pubsub.Unsupported(stanza.FeatureNotImplemented("this node is a view of other data; it has no subscriptions"), "subscribe")
 	}
 	cfg, exists, err := m.nodeConfigOf(ctx, iq.To.String(), node)
 	if err != nil {
@@ -173,7 +174,7 @@ func (m *Module) subscribe(ctx context.Context, iq module.IQ, action *xmlstream.
 func (m *Module) unsubscribe(ctx context.Context, iq module.IQ, action *xmlstream.Element) error {
 	node := action.Attr("node")
 	if node == "" {
-		return nodeRequired()
+		return pubsub.NodeRequired()
 	}
 	who, se := subscriber(iq, action)
 	if se != nil {
@@ -184,7 +185,7 @@ func (m *Module) unsubscribe(ctx context.Context, iq module.IQ, action *xmlstrea
 		return err
 	}
 	if !removed {
-		return withCondition(&stanza.Error{Type: stanza.Cancel, Condition: "unexpected-request", Text: "not subscribed"}, "not-subscribed")
+		return pubsub.Cond(&stanza.Error{Type: stanza.Cancel, Condition: "unexpected-request", Text: "not subscribed"}, "not-subscribed")
 	}
 	return nil
 }
