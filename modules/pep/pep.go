@@ -49,7 +49,7 @@ var Features = []string{
 	NS + "#auto-create", NS + "#config-node", NS + "#create-nodes", NS + "#delete-nodes",
 	NS + "#last-published", NS + "#persistent-items", NS + "#publish", NS + "#publish-options",
 	NS + "#retract-items", NS + "#retrieve-items", NS + "#subscribe", NS + "#retrieve-subscriptions",
-	NS + "#manage-subscriptions",
+	NS + "#manage-subscriptions", NS + "#subscription-options",
 }
 
 // Module is the PEP service.
@@ -127,7 +127,7 @@ func (m *Module) set(ctx context.Context, iq module.IQ) (*xmlstream.Element, err
 	case "unsubscribe":
 		return nil, m.unsubscribe(ctx, iq, action)
 	case "options":
-		return nil, pubsub.Unsupported(stanza.FeatureNotImplemented("subscriptions have no options here"), "subscription-options")
+		return m.options(ctx, iq, action)
 	default:
 		return nil, stanza.FeatureNotImplemented(action.Name.Local + " is not supported")
 	}
@@ -446,8 +446,11 @@ func (m *Module) get(ctx context.Context, iq module.IQ) (*xmlstream.Element, err
 	if action == nil {
 		return nil, stanza.BadRequest("no pubsub action")
 	}
-	if action.Name.Local == "subscriptions" {
+	switch action.Name.Local {
+	case "subscriptions":
 		return m.ownSubscriptions(ctx, iq, action)
+	case "options":
+		return m.options(ctx, iq, action)
 	}
 	if action.Name.Local != "items" {
 		return nil, pubsub.Unsupported(stanza.FeatureNotImplemented(action.Name.Local+" is not supported"), "retrieve-"+action.Name.Local)

@@ -234,3 +234,31 @@ func ApplyOptions(sub *Subscription, x *xmlstream.Element) *stanza.Error {
 	}
 	return nil
 }
+
+// ChangeSubscriptions applies an owner's <subscriptions/> set (XEP-0060
+// §8.8.2): each <subscription jid subscription [subid]/> subscribes,
+// approves (subscribed), or removes (none) one.
+func ChangeSubscriptions(st *State, action *xmlstream.Element, limit int) error {
+	for c := range action.Elements() {
+		if c.Name.Space != NSOwner || c.Name.Local != "subscription" {
+			continue
+		}
+		j, err := jid.Parse(c.Attr("jid"))
+		if err != nil {
+			return stanza.JIDMalformed("a subscription's jid is not a JID")
+		}
+		switch c.Attr("subscription") {
+		case "none":
+			st.Unsubscribe(j, c.Attr("subid"))
+		case Subscribed:
+			if i, ok := st.Find(j, c.Attr("subid")); ok {
+				st.Subscriptions[i].State = Subscribed
+			} else if _, err := st.Subscribe(j, Subscribed, limit); err != nil {
+				return err
+			}
+		default:
+			return stanza.BadRequest("a subscription state is none or subscribed")
+		}
+	}
+	return nil
+}
