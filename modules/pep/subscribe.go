@@ -190,28 +190,10 @@ func (m *Module) dropSubscriptions(ctx context.Context, owner jid.JID, node stri
 	}
 }
 
-// subscriber reads and checks the 'jid' of a subscribe or unsubscribe:
-// one may only (un)subscribe oneself (XEP-0060 §6.1.3.1, §6.2.3.3).
-func subscriber(iq module.IQ, action *xmlstream.Element) (jid.JID, *stanza.Error) {
-	raw := action.Attr("jid")
-	if raw == "" {
-		return jid.JID{}, pubsub.Cond(stanza.BadRequest("a subscription needs the subscriber's jid"), "jid-required")
-	}
-	j, err := jid.Parse(raw)
-	if err != nil || !j.Bare().Equal(iq.From.Bare()) {
-		return jid.JID{}, pubsub.Cond(stanza.BadRequest("the jid is not the requester's"), "invalid-jid")
-	}
-	return j, nil
-}
-
 // subscribe handles <subscribe/> (XEP-0060 §6.1), with <options/>
 // beside it to configure the subscription at once (§6.3.7).
 func (m *Module) subscribe(ctx context.Context, iq module.IQ, action *xmlstream.Element) (*xmlstream.Element, error) {
-	node := action.Attr("node")
-	if node == "" {
-		return nil, pubsub.NodeRequired()
-	}
-	who, se := subscriber(iq, action)
+	node, who, se := pubsub.Subscriber(iq.From, action)
 	if se != nil {
 		return nil, se
 	}
@@ -258,11 +240,7 @@ func (m *Module) subscribe(ctx context.Context, iq module.IQ, action *xmlstream.
 
 // unsubscribe handles <unsubscribe/> (XEP-0060 §6.2).
 func (m *Module) unsubscribe(ctx context.Context, iq module.IQ, action *xmlstream.Element) error {
-	node := action.Attr("node")
-	if node == "" {
-		return pubsub.NodeRequired()
-	}
-	who, se := subscriber(iq, action)
+	node, who, se := pubsub.Subscriber(iq.From, action)
 	if se != nil {
 		return se
 	}
@@ -278,11 +256,7 @@ func (m *Module) unsubscribe(ctx context.Context, iq module.IQ, action *xmlstrea
 
 // options gets or sets a subscription's options (XEP-0060 §6.3).
 func (m *Module) options(ctx context.Context, iq module.IQ, action *xmlstream.Element) (*xmlstream.Element, error) {
-	node := action.Attr("node")
-	if node == "" {
-		return nil, pubsub.NodeRequired()
-	}
-	who, se := subscriber(iq, action)
+	node, who, se := pubsub.Subscriber(iq.From, action)
 	if se != nil {
 		return nil, se
 	}

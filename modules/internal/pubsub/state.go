@@ -262,3 +262,22 @@ func ChangeSubscriptions(st *State, action *xmlstream.Element, limit int) error 
 	}
 	return nil
 }
+
+// Subscriber reads the node and the 'jid' of a subscribe, unsubscribe or
+// options request: one may only act for oneself (XEP-0060 §6.1.3.1,
+// §6.2.3.3).
+func Subscriber(from jid.JID, action *xmlstream.Element) (string, jid.JID, *stanza.Error) {
+	node := action.Attr("node")
+	if node == "" {
+		return "", jid.JID{}, NodeRequired()
+	}
+	raw := action.Attr("jid")
+	if raw == "" {
+		return "", jid.JID{}, Cond(stanza.BadRequest("a subscription needs the subscriber's jid"), "jid-required")
+	}
+	j, err := jid.Parse(raw)
+	if err != nil || !j.Bare().Equal(from.Bare()) {
+		return "", jid.JID{}, Cond(stanza.BadRequest("the jid is not the requester's"), "invalid-jid")
+	}
+	return node, j, nil
+}
