@@ -477,18 +477,9 @@ func (m *Module) get(ctx context.Context, iq module.IQ) (*xmlstream.Element, err
 			return nil, se
 		}
 	}
-	var q storage.PubSubQuery
-	if v := action.Attr("max_items"); v != "" {
-		n, err := parseMaxItems(v, storage.MaxPubSubItems)
-		if err != nil {
-			return nil, stanza.BadRequest("max_items: " + err.Error())
-		}
-		q.Last = n
-	}
-	for it := range action.Elements() {
-		if it.Name.Space == NS && it.Name.Local == "item" && it.Attr("id") != "" {
-			q.IDs = append(q.IDs, it.Attr("id"))
-		}
+	q, se := pubsub.ItemsQuery(action)
+	if se != nil {
+		return nil, se
 	}
 	items, err := m.ps.Items(ctx, owner, node, q)
 	if errors.Is(err, storage.ErrNotFound) {

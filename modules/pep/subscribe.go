@@ -215,19 +215,9 @@ func (m *Module) subscribe(ctx context.Context, iq module.IQ, action *xmlstream.
 		}
 	}
 	var sub pubsub.Subscription
-	err = m.changeState(ctx, iq.To, node, func(st *nodeConfig) error {
-		var err error
-		if sub, err = st.Subscribe(who, pubsub.Subscribed, MaxSubscriptions); err != nil {
-			return err
-		}
-		if x := formIn(iq.Payload.Child(NS, "options")); x != nil {
-			i, _ := st.Find(who, sub.SubID)
-			if se := pubsub.ApplyOptions(&st.Subscriptions[i], x); se != nil {
-				return se
-			}
-			sub = st.Subscriptions[i]
-		}
-		return nil
+	err = m.changeState(ctx, iq.To, node, func(st *nodeConfig) (err error) {
+		sub, err = st.SubscribeWith(who, pubsub.Subscribed, MaxSubscriptions, formIn(iq.Payload.Child(NS, "options")))
+		return err
 	})
 	if err != nil {
 		return nil, err

@@ -332,17 +332,13 @@ func (m *Module) create(ctx context.Context, service string, creator jid.JID, no
 
 // ownedBy counts the nodes of service who owns.
 func (m *Module) ownedBy(ctx context.Context, service string, who jid.JID) (int, error) {
-	nodes, err := m.ps.Nodes(ctx, service)
-	if err != nil {
-		return 0, fmt.Errorf("pubsub service: listing the nodes of %s: %w", service, err)
-	}
 	n := 0
-	for _, nd := range nodes {
-		if st, err := pubsub.DecodeState(nd.Config); err == nil && isOwner(st, who) {
+	err := m.eachNode(ctx, service, "", func(_ string, st pubsub.State) {
+		if isOwner(st, who) {
 			n++
 		}
-	}
-	return n, nil
+	})
+	return n, err
 }
 
 // event wraps an event payload in a headline message from the service.
@@ -406,53 +402,46 @@ func (m *Module) sendLast(ctx context.Context, service, node string, st pubsub.S
 	m.host.Deliver(ctx, msg)
 }
 
-// affiliationsOf lists the nodes of service where who has an
-// affiliation, and which.
-func (m *Module) affiliationsOf(ctx context.Context, service string, who jid.JID, only string) (*xmlstream.Element, error) {
+// eachNode calls fn with the state of each node of service (only that
+// node when only is not ""), skipping damaged ones.
+func (m *Module) eachNode(ctx context.Context, service, only string, fn func(node string, st pubsub.State)) error {
 	nodes, err := m.ps.Nodes(ctx, service)
 	if err != nil {
-		return nil, fmt.Errorf("pubsub service: listing the nodes of %s: %w", service, err)
+		return fmt.Errorf("pubsub service: listing the nodes of %s: %w", service, err)
 	}
+	for _, n := range nodes {
+		if only != "" && n.Name != only {
+			continue
+		}
+		if st, err := pubsub.DecodeState(n.Config); err == nil {
+			fn(n.Name, st)
+		}
+	}
+	return nil
+}
+
+// affiliationsOf lists who's affiliations on service (§5.7).
+func (m *Module) affiliationsOf(ctx context.Context, service string, who jid.JID, only string) (*xmlstream.Element, error) {
 	out := xmlstream.New(NS, "affiliations")
 	if only != "" {
 		out.SetAttr("node", only)
 	}
-	for _, n := range nodes {
-		if only != "" && n.Name != only {
-			continue
-		}
-		st, err := pubsub.DecodeState(n.Config)
-		if err != nil {
-			continue
-		}
+	return out, m.eachNode(ctx, service, only, func(node string, st pubsub.State) {
 		if a := st.Affiliation(who); a != pubsub.None {
-			out.AddChild(xmlstream.New(NS, "affiliation", "node", n.Name, "affiliation", a))
+			out.AddChild(xmlstream.New(NS, "affiliation", "node", node, "affiliation", a))
 		}
-	}
-	return out, nil
+	})
 }
 
-// subscriptionsOf lists who's subscriptions on service.
+// subscriptionsOf lists who's subscriptions on service (§5.6).
 func (m *Module) subscriptionsOf(ctx context.Context, service string, who jid.JID, only string) (*xmlstream.Element, error) {
-	nodes, err := m.ps.Nodes(ctx, service)
-	if err != nil {
-		return nil, fmt.Errorf("pubsub service: listing the nodes of %s: %w", service, err)
-	}
 	out := xmlstream.New(NS, "subscriptions")
 	if only != "" {
 		out.SetAttr("node", only)
 	}
-	for _, n := range nodes {
-		if only != "" && n.Name != only {
-			continue
-		}
-		st, err := pubsub.DecodeState(n.Config)
-		if err != nil {
-			continue
-		}
+	return out, m.eachNode(ctx, service, only, func(node string, st pubsub.State) {
 		for _, sub := range st.Of(who) {
-			out.AddChild(pubsub.SubscriptionElement(NS, n.Name, sub))
+			out.AddChild(pubsub.SubscriptionElement(NS, node, sub))
 		}
-	}
-	return out, nil
+	})
 }

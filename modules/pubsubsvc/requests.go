@@ -162,18 +162,9 @@ func (m *Module) items(ctx context.Context, r request, a *xmlstream.Element) (*x
 	if err := m.access(ctx, r.from, st); err != nil {
 		return nil, err
 	}
-	var q storage.PubSubQuery
-	if v := a.Attr("max_items"); v != "" {
-		n, err := pubsub.ParseMaxItems(v, storage.MaxPubSubItems)
-		if err != nil {
-			return nil, stanza.BadRequest("max_items: " + err.Error())
-		}
-		q.Last = n
-	}
-	for it := range a.Elements() {
-		if it.Name.Space == NS && it.Name.Local == "item" && it.Attr("id") != "" {
-			q.IDs = append(q.IDs, it.Attr("id"))
-		}
+	q, se := pubsub.ItemsQuery(a)
+	if se != nil {
+		return nil, se
 	}
 	items, err := m.ps.Items(ctx, r.owner(), node, q)
 	if errors.Is(err, storage.ErrInvalid) {
@@ -350,18 +341,9 @@ func (m *Module) subscribe(ctx context.Context, r request, a *xmlstream.Element)
 		}
 		_, had := st.Find(who, "")
 		var err error
-		if sub, err = st.Subscribe(who, state, m.opts.MaxSubscriptions); err != nil {
-			return err
-		}
+		sub, err = st.SubscribeWith(who, state, m.opts.MaxSubscriptions, formIn(r.payload.Child(NS, "options")))
 		asked = !had && sub.State == pubsub.Pending
-		if x := formIn(r.payload.Child(NS, "options")); x != nil {
-			i, _ := st.Find(who, sub.SubID)
-			if se := pubsub.ApplyOptions(&st.Subscriptions[i], x); se != nil {
-				return se
-			}
-			sub = st.Subscriptions[i]
-		}
-		return nil
+		return err
 	})
 	if err != nil {
 		return nil, err

@@ -281,3 +281,18 @@ func Subscriber(from jid.JID, action *xmlstream.Element) (string, jid.JID, *stan
 	}
 	return node, j, nil
 }
+
+// SubscribeWith is Subscribe followed by the options form x of the
+// request (nil: none), which configures the subscription at once
+// (XEP-0060 §6.3.7).
+func (s *State) SubscribeWith(who jid.JID, state string, limit int, x *xmlstream.Element) (Subscription, error) {
+	sub, err := s.Subscribe(who, state, limit)
+	if err != nil || x == nil {
+		return sub, err
+	}
+	i, _ := s.Find(who, sub.SubID)
+	if se := ApplyOptions(&s.Subscriptions[i], x); se != nil {
+		return Subscription{}, se
+	}
+	return s.Subscriptions[i], nil
+}
