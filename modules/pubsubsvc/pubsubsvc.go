@@ -67,7 +67,7 @@ var models = pubsub.Models{pubsub.AccessOpen, pubsub.AccessPresence, pubsub.Acce
 
 // Features are what the service advertises (XEP-0060 §10).
 var Features = []string{
-	nsInfo, nsItems, nsSocial,
+	nsInfo, nsItems, nsSocial, NS,
 	NS + "#access-authorize", NS + "#access-open", NS + "#access-presence", NS + "#access-roster", NS + "#access-whitelist",
 	NS + "#auto-create", NS + "#config-node", NS + "#create-and-configure", NS + "#create-nodes", NS + "#delete-items",
 	NS + "#delete-nodes", NS + "#get-pending", NS + "#instant-nodes", NS + "#item-ids", NS + "#last-published",
