@@ -1,8 +1,14 @@
 package integration
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"os/exec"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -316,6 +322,65 @@ func TestPubSubXEP0060Examples(t *testing.T) {
 				return el.Name.Local == "message" && el.Attr("from") == "pubsub.localhost"
 			}) {
 				t.Errorf("carol got a notification: %v", clients["carol"].kept)
+			}
+		})
+	}
+}
+
+// TestPubSubSlixmpp drives the pubsub service and a microblog with
+// slixmpp's XEP-0060 plugin (clients/pubsub.py): two real clients,
+// alice owning nodes and bob subscribing, on both stores.
+func TestPubSubSlixmpp(t *testing.T) {
+	needSlixmpp(t)
+	for _, driver := range storeDrivers(t) {
+		t.Run(driver.name, func(t *testing.T) {
+			s := startServer(t, serverOpts{extra: driver.toml})
+			s.addUser("alice@localhost", "pw")
+			s.addUser("bob@localhost", "pw")
+			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+			defer cancel()
+			_, here, _, _ := runtime.Caller(0)
+			cmd := exec.CommandContext(ctx, "/usr/bin/python3", filepath.Join(filepath.Dir(here), "clients", "pubsub.py"),
+				"--port", portOf(s.starttls), "--cafile", s.cafile())
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			raw, err := cmd.Output()
+			if err != nil {
+				t.Fatalf("pubsub.py: %v\nstderr:\n%s", err, stderr.String())
+			}
+			var r struct {
+				Steps map[string]any `json:"steps"`
+				Error *string        `json:"error"`
+			}
+			if err := json.Unmarshal(bytes.TrimSpace(raw), &r); err != nil {
+				t.Fatalf("pubsub.py printed %q: %v\nstderr:\n%s", raw, err, stderr.String())
+			}
+			if r.Error != nil {
+				t.Fatalf("pubsub.py: %s\nsteps so far: %v\nstderr:\n%s", *r.Error, r.Steps, stderr.String())
+			}
+			want := map[string]string{
+				"config_max_items":           "5",
+				"title_after_configure":      "Daily news",
+				"subscribe":                  "subscribed",
+				"notified_item":              "first",
+				"notified_title":             "Hello",
+				"notified_retract":           "first",
+				"publish_before_affiliation": "forbidden",
+				"affiliations":               "[alice@localhost=owner bob@localhost=publisher]",
+				"publish_as_publisher":       "result",
+				"subscriptions":              "[bob@localhost=subscribed]",
+				"authorize_subscribe":        "pending",
+				"authorize_form":             "[http://jabber.org/protocol/pubsub#subscribe_authorization bob@localhost]",
+				"authorize_outcome":          "subscribed",
+				"authorize_items":            "[rules]",
+				"microblog_read":             "[My first post]",
+				"comments_read":              "[Nice post]",
+				"notified_delete":            "news",
+			}
+			for k, v := range want {
+				if got := fmt.Sprint(r.Steps[k]); got != v {
+					t.Errorf("%s: %s, want %s", k, got, v)
+				}
 			}
 		})
 	}
