@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
@@ -382,6 +383,30 @@ func TestPubSubSlixmpp(t *testing.T) {
 					t.Errorf("%s: %s, want %s", k, got, v)
 				}
 			}
+			if driver.name != "sqlite" {
+				return
+			}
+			// Sealed at rest (issue 16): nothing of the items and node
+			// configurations still stored is in any file of the data
+			// directory once the server has stopped.
+			s.stop()
+			markers := []string{"My first post", "Nice post", "Club rules", `"access_model"`}
+			filepath.WalkDir(filepath.Join(s.dir, "data"), func(path string, d os.DirEntry, err error) error {
+				if err != nil || d.IsDir() {
+					return err
+				}
+				data, err := os.ReadFile(path)
+				if err != nil {
+					t.Error(err)
+					return nil
+				}
+				for _, m := range markers {
+					if bytes.Contains(data, []byte(m)) {
+						t.Errorf("%q is in clear in %s", m, path)
+					}
+				}
+				return nil
+			})
 		})
 	}
 }
