@@ -616,13 +616,14 @@ func (m *Module) ownerSet(ctx context.Context, iq module.IQ) (*xmlstream.Element
 		if f.Type != dataform.TypeSubmit || x.Attr("type") == "" {
 			return nil, stanza.BadRequest("the form must be submitted")
 		}
-		if se := cfg.Apply(f, MaxItems, models); se != nil {
-			return nil, se
-		}
-		if err := m.ps.Configure(ctx, owner, node, cfg.Encode(), cfg.Limit(MaxItems)); err != nil {
-			return nil, fmt.Errorf("pep: configuring %q of %s: %w", node, owner, err)
-		}
-		return nil, nil
+		// Under the owner's lock, on the state as it is then: a
+		// subscription made meanwhile is kept.
+		return nil, m.changeState(ctx, iq.To, node, func(st *nodeConfig) error {
+			if se := st.Apply(f, MaxItems, models); se != nil {
+				return se
+			}
+			return nil
+		})
 	case "delete":
 		if err := m.ps.DeleteNode(ctx, owner, node); errors.Is(err, storage.ErrNotFound) {
 			return nil, stanza.ItemNotFound("no such node")
