@@ -297,6 +297,12 @@ func TestPubSubXEP0060Examples(t *testing.T) {
 				s.addUser(u+"@localhost", "pw")
 				clients[u] = loginXML(t, s, u+"@localhost", "desk")
 			}
+			// The service is listed in the server's disco#items.
+			clients["alice"].raw.send(`<iq type='get' to='localhost' id='items0'><query xmlns='http://jabber.org/protocol/disco#items'/></iq>`)
+			got := clients["alice"].next("the server's items", func(el *xmlstream.Element) bool { return el.Attr("id") == "items0" })
+			if ok, why := matches(got, mustParse(t, `<iq type='result' from='localhost'><query xmlns='http://jabber.org/protocol/disco#items'><item jid='pubsub.localhost'/></query></iq>`)); !ok {
+				t.Errorf("server disco#items: %s\n got %s", why, got)
+			}
 			for _, ex := range xep0060Examples {
 				c := clients[ex.from]
 				req := mustParse(t, ex.request)
