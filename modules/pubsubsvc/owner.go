@@ -23,7 +23,7 @@ func (m *Module) ownerRequest(ctx context.Context, r request) (*xmlstream.Elemen
 		return nil, stanza.BadRequest("no pubsub action")
 	}
 	if a.Name.Local == "default" && r.typ == "get" {
-		return m.defaults(false, NSOwner)
+		return m.defaults(), nil
 	}
 	service, node := r.owner(), a.Attr("node")
 	if node == "" {

@@ -74,7 +74,7 @@ var Features = []string{
 	NS + "#manage-affiliations", NS + "#manage-subscriptions", NS + "#member-affiliation", NS + "#meta-data",
 	NS + "#modify-affiliations", NS + "#multi-items", NS + "#outcast-affiliation", NS + "#persistent-items",
 	NS + "#publish", NS + "#publish-only-affiliation", NS + "#publish-options", NS + "#publisher-affiliation",
-	NS + "#purge-nodes", NS + "#retract-items", NS + "#retrieve-affiliations", NS + "#retrieve-default",
+	NS + "#purge-nodes", NS + "#retract-items", NS + "#retrieve-affiliations", NS + "#retrieve-default", NS + "#retrieve-default-sub",
 	NS + "#retrieve-items", NS + "#retrieve-subscriptions", NS + "#subscribe", NS + "#subscription-options",
 	NS + "#subscription-notifications", NS + "#config-node-max",
 }

@@ -226,3 +226,44 @@ func TestNodeQuota(t *testing.T) {
 	e.ok(bobJ, "set", ps+`<create node="c"/>`+end) // quotas are per user
 	e.fails(aliceJ, "set", ps+`<publish node="a"><item><x xmlns="urn:t">`+strings.Repeat("x", 200)+`</x></item></publish>`+end, "payload-too-big")
 }
+
+// TestBadRequests: every malformed or misdirected request gets an error
+// answer, none a crash or a success.
+func TestBadRequests(t *testing.T) {
+	e := newEnv(t, Options{})
+	e.ok(aliceJ, "set", ps+`<create node="n"/>`+end)
+	cases := []struct{ typ, payload, want string }{
+		{"set", ps + end, "bad-request"},
+		{"get", ps + `<items/>` + end, "nodeid-required"},
+		{"set", ps + `<publish/>` + end, "nodeid-required"},
+		{"set", ps + `<publish node="n"><item/><item/></publish>` + end, "invalid-payload"},
+		{"set", ps + `<publish node="n"><item><a xmlns="u"/><b xmlns="u"/></item></publish>` + end, "invalid-payload"},
+		{"set", ps + `<publish node="n"><item id="1"/></publish>` + end, "payload-required"},
+		{"set", ps + `<retract node="n"/>` + end, "item-required"},
+		{"set", ps + `<subscribe node="n"/>` + end, "jid-required"},
+		{"set", ps + `<subscribe node="n" jid="not a jid@@"/>` + end, "invalid-jid"},
+		{"get", ps + `<options node="n" jid="alice@x.org"/>` + end, "not-subscribed"},
+		{"set", ps + `<options node="n" jid="alice@x.org"/>` + end, "not-subscribed"},
+		{"set", ps + `<create node="m"/><configure><x xmlns="jabber:x:data" type="submit"><field var="pubsub#max_items"><value>-3</value></field></x></configure>` + end, "bad-request"},
+		{"set", ps + `<create node="m"/><configure><x xmlns="jabber:x:data" type="submit"><field var="pubsub#access_model"><value>bogus</value></field></x></configure>` + end, "unsupported"},
+		{"set", ps + `<create node="m"/><configure><x xmlns="jabber:x:data" type="submit"><field var="pubsub#node_type"><value>collection</value></field></x></configure>` + end, "unsupported"},
+		{"set", owner + `<configure node="n"/>` + end, "bad-request"},
+		{"set", owner + `<affiliations node="n"><affiliation jid="@@" affiliation="member"/></affiliations>` + end, "jid-malformed"},
+		{"set", owner + `<affiliations node="n"><affiliation jid="b@x.org" affiliation="king"/></affiliations>` + end, "bad-request"},
+		{"set", owner + `<subscriptions node="n"><subscription jid="b@x.org" subscription="maybe"/></subscriptions>` + end, "bad-request"},
+		{"set", owner + `<delete node="nothing"/>` + end, "item-not-found"},
+		{"get", `<query xmlns="http://jabber.org/protocol/disco#info" node="nothing"/>`, "item-not-found"},
+		{"get", `<unknown xmlns="urn:x"/>`, "service-unavailable"},
+	}
+	for _, c := range cases {
+		e.fails(aliceJ, c.typ, c.payload, c.want)
+	}
+	// <default/> in each namespace: subscription options (§6.4), node
+	// configuration (§8.3).
+	if a, _ := e.ok(bobJ, "get", ps+`<default/>`+end); !strings.Contains(a.String(), "pubsub#subscribe_options") {
+		t.Errorf("default subscription options: %s", a)
+	}
+	if a, _ := e.ok(bobJ, "get", owner+`<default/>`+end); !strings.Contains(a.String(), "pubsub#node_config") {
+		t.Errorf("default node configuration: %s", a)
+	}
+}

@@ -96,7 +96,8 @@ func (m *Module) user(ctx context.Context, r request) (*xmlstream.Element, error
 		case "options":
 			return m.options(ctx, r, a)
 		case "default":
-			return m.defaults(a.Attr("node") != "", NS)
+			// The default subscription options (§6.4).
+			return wrap(NS, xmlstream.New(NS, "default").AddChild(pubsub.OptionsForm(pubsub.Subscription{}, dataform.TypeForm))), nil
 		}
 		return nil, pubsub.Unsupported(stanza.FeatureNotImplemented(a.Name.Local+" is not supported"), "retrieve-"+a.Name.Local)
 	}
@@ -139,11 +140,8 @@ func wrap(space string, el *xmlstream.Element) *xmlstream.Element {
 }
 
 // defaults is the default node configuration form (§8.3).
-func (m *Module) defaults(collection bool, space string) (*xmlstream.Element, error) {
-	if collection {
-		return nil, pubsub.Unsupported(stanza.FeatureNotImplemented("collections are not supported"), "collections")
-	}
-	return wrap(space, xmlstream.New(space, "default").AddChild(m.defaultConfig().Form(nil, models))), nil
+func (m *Module) defaults() *xmlstream.Element {
+	return wrap(NSOwner, xmlstream.New(NSOwner, "default").AddChild(m.defaultConfig().Form(nil, models)))
 }
 
 // items retrieves items (§6.5).
