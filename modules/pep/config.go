@@ -52,7 +52,7 @@ func defaultConfig(node string) nodeConfig {
 	case node == nsBookmarks:
 		c.AccessModel, c.MaxItems, c.SendLast = AccessWhitelist, 0, SendLastNever
 	case node == nsMicroblog:
-		c.AccessModel, c.MaxItems, c.Type = AccessOpen, 0, "http://www.w3.org/2005/Atom"
+		c.AccessModel, c.MaxItems = AccessOpen, 0
 	case pubsub.HasPrefix(node, openByDefault...):
 		c.AccessModel = AccessOpen
 	}

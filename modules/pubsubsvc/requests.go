@@ -30,7 +30,7 @@ func (m *Module) discoInfo(ctx context.Context, r request, node string) (*xmlstr
 	q.SetAttr("node", node)
 	q.AddChild(xmlstream.New(nsInfo, "identity", "category", "pubsub", "type", "leaf"))
 	q.AddChild(xmlstream.New(nsInfo, "feature", "var", NS))
-	if st.Type == nsSocial || st.Type == "http://www.w3.org/2005/Atom" {
+	if st.Type == nsSocial || st.Type == "urn:xmpp:microblog:0" || st.Type == "http://www.w3.org/2005/Atom" {
 		q.AddChild(xmlstream.New(nsInfo, "feature", "var", nsSocial))
 	}
 	return q.AddChild(st.MetaData(st.Owners())), nil

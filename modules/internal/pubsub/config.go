@@ -253,8 +253,16 @@ func (c Config) Meets(f *dataform.Form, limit int) bool {
 			if val != c.Publishers() {
 				return false
 			}
-		case fieldTitle, fieldDescription, fieldType:
-			if val != map[string]string{fieldTitle: c.Title, fieldDescription: c.Description, fieldType: c.Type}[v] {
+		case fieldTitle, fieldDescription:
+			if val != map[string]string{fieldTitle: c.Title, fieldDescription: c.Description}[v] {
+				return false
+			}
+		case fieldType:
+			// A node that declares no payload type makes no claim a
+			// client's could contradict: social feed clients (XEP-0472)
+			// send pubsub#type with every publish, also to nodes other
+			// clients made.
+			if c.Type != "" && val != c.Type {
 				return false
 			}
 		case fieldRosterGroups:

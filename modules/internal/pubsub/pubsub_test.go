@@ -6,6 +6,7 @@ import (
 	"errors"
 	"testing"
 
+	"parley/internal/dataform"
 	"parley/internal/jid"
 	"parley/internal/module"
 	"parley/internal/seal"
@@ -156,5 +157,20 @@ func TestSealed(t *testing.T) {
 	}
 	if n, err := ps.Node(ctx, svc, "old"); err != nil || string(n.Config) != `{"title":"old"}` {
 		t.Errorf("a clear row: %q %v", n.Config, err)
+	}
+}
+
+func TestMeetsPayloadType(t *testing.T) {
+	form := func(v string) *dataform.Form {
+		x, _ := xmlstream.ParseElement([]byte(`<x xmlns="jabber:x:data" type="submit"><field var="pubsub#type"><value>`+v+`</value></field></x>`), "")
+		f, _ := dataform.Parse(x)
+		return f
+	}
+	if !(Config{}).Meets(form("urn:xmpp:microblog:0"), 10) {
+		t.Errorf("a node without a type refused a typed publish")
+	}
+	c := Config{Type: "urn:xmpp:microblog:0"}
+	if !c.Meets(form("urn:xmpp:microblog:0"), 10) || c.Meets(form("urn:other"), 10) {
+		t.Errorf("a typed node's preconditions")
 	}
 }
