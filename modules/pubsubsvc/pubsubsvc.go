@@ -70,13 +70,13 @@ var Features = []string{
 	nsInfo, nsItems, nsSocial, NS,
 	NS + "#access-authorize", NS + "#access-open", NS + "#access-presence", NS + "#access-roster", NS + "#access-whitelist",
 	NS + "#auto-create", NS + "#config-node", NS + "#create-and-configure", NS + "#create-nodes", NS + "#delete-items",
-	NS + "#delete-nodes", NS + "#get-pending", NS + "#instant-nodes", NS + "#item-ids", NS + "#last-published",
+	NS + "#delete-nodes", NS + "#instant-nodes", NS + "#item-ids", NS + "#last-published",
 	NS + "#manage-affiliations", NS + "#manage-subscriptions", NS + "#member-affiliation", NS + "#meta-data",
 	NS + "#modify-affiliations", NS + "#multi-items", NS + "#outcast-affiliation", NS + "#persistent-items",
 	NS + "#publish", NS + "#publish-only-affiliation", NS + "#publish-options", NS + "#publisher-affiliation",
 	NS + "#purge-nodes", NS + "#retract-items", NS + "#retrieve-affiliations", NS + "#retrieve-default", NS + "#retrieve-default-sub",
 	NS + "#retrieve-items", NS + "#retrieve-subscriptions", NS + "#subscribe", NS + "#subscription-options",
-	NS + "#subscription-notifications", NS + "#config-node-max",
+	NS + "#config-node-max",
 }
 
 // Module is the pubsub service.
