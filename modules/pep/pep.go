@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"slices"
 	"sync"
 	"time"
 
@@ -505,39 +504,10 @@ func (m *Module) get(ctx context.Context, iq module.IQ) (*xmlstream.Element, err
 }
 
 // mayAccess applies a node's access model to someone who is not the
-// owner (XEP-0060 §6.5.9); it returns the error to send, or nil.
+// owner (XEP-0060 §6.5.9), through the engine, with the owner's roster;
+// it returns the error to send, or nil.
 func (m *Module) mayAccess(ctx context.Context, owner, who jid.JID, cfg nodeConfig) (*stanza.Error, error) {
-	switch cfg.AccessModel {
-	case AccessOpen:
-		return nil, nil
-	case AccessPresence, AccessRoster:
-		c, ok, err := m.host.Roster().Contact(ctx, owner, who)
-		if err != nil {
-			return nil, fmt.Errorf("pep: %w", err)
-		}
-		if ok && allows(cfg, c) {
-			return nil, nil
-		}
-		if cfg.AccessModel == AccessRoster {
-			return pubsub.Cond(stanza.NotAuthorized("not in the owner's roster groups"), "not-in-roster-group"), nil
-		}
-		return pubsub.Cond(stanza.NotAuthorized("a presence subscription is required"), "presence-subscription-required"), nil
-	default:
-		return pubsub.Cond(stanza.NotAllowed("the node is private"), "closed-node"), nil
-	}
-}
-
-// allows reports whether a contact of the owner may see a node with the
-// presence or roster access model: it needs the owner's presence (from
-// or both), and for the roster model with groups, one of those groups.
-func allows(cfg nodeConfig, c module.Contact) bool {
-	if !c.ReceivesPresence {
-		return false
-	}
-	if cfg.AccessModel != AccessRoster || len(cfg.RosterGroups) == 0 {
-		return true
-	}
-	return slices.ContainsFunc(cfg.RosterGroups, c.InGroup)
+	return pubsub.MayAccess(ctx, m.host.Roster(), []jid.JID{owner}, who, cfg)
 }
 
 func (m *Module) ownerGet(ctx context.Context, iq module.IQ) (*xmlstream.Element, error) {
