@@ -120,6 +120,7 @@ func (m *Module) deleteNode(ctx context.Context, service, node string, st pubsub
 	l.Lock()
 	err := m.ps.DeleteNode(ctx, service, node)
 	l.Unlock()
+	m.track(service, node, pubsub.State{})
 	if errors.Is(err, storage.ErrNotFound) {
 		return stanza.ItemNotFound("no such node")
 	}

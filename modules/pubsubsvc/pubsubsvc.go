@@ -12,12 +12,16 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"maps"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"parley/internal/dataform"
 	"parley/internal/jid"
 	"parley/internal/module"
+	"parley/internal/session"
 	"parley/internal/stanza"
 	"parley/internal/storage"
 	"parley/internal/xmlstream"
@@ -86,9 +90,17 @@ type Module struct {
 	ps    storage.PubSub
 	now   func() time.Time
 	locks [64]sync.Mutex // see lock
+
+	mu sync.Mutex
+	// onPresence are the nodes ("service\x00node") whose subscribers
+	// get the last item when they become available
+	// (on_sub_and_presence): few, so a login looks at them only.
+	onPresence map[string]bool
 }
 
-func New(o Options) *Module { return &Module{opts: o.withDefaults(), now: time.Now} }
+func New(o Options) *Module {
+	return &Module{opts: o.withDefaults(), now: time.Now, onPresence: map[string]bool{}}
+}
 
 func (*Module) Name() string { return "pubsub" }
 
@@ -108,8 +120,48 @@ func (m *Module) Start(h module.Host) error {
 			return fmt.Errorf("pubsub service: %q is also a served host", d)
 		}
 		h.AddComponent(module.Component{Domain: j.Domain(), Name: "Publish-Subscribe"}, m.handle)
+		if err := m.eachNode(context.Background(), j.Domain(), "", func(node string, st pubsub.State) {
+			m.track(j.Domain(), node, st)
+		}); err != nil {
+			return err
+		}
 	}
+	h.OnEvent(module.EventAvailable, m.available)
 	return nil
+}
+
+// track notes whether a node sends its last item on presence.
+func (m *Module) track(service, node string, st pubsub.State) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if st.SendLast == pubsub.SendLastOnSubAndPresence {
+		m.onPresence[service+"\x00"+node] = true
+	} else {
+		delete(m.onPresence, service+"\x00"+node)
+	}
+}
+
+// available sends a session that became available the last item of the
+// on_sub_and_presence nodes its account or itself is subscribed to
+// (XEP-0060 §12.17).
+func (m *Module) available(ctx context.Context, s session.Session) {
+	m.mu.Lock()
+	keys := slices.Collect(maps.Keys(m.onPresence))
+	m.mu.Unlock()
+	full := s.JID()
+	for _, k := range keys {
+		service, node, _ := strings.Cut(k, "\x00")
+		st, ok, err := m.node(ctx, service, node)
+		if err != nil || !ok || st.SendLast != pubsub.SendLastOnSubAndPresence || m.access(ctx, full, st) != nil {
+			continue
+		}
+		for _, sub := range st.Of(full) {
+			if sub.Subscribed() && !sub.NoDeliver && (sub.JID == full.Bare().String() || sub.JID == full.String()) {
+				m.sendLast(ctx, service, node, st, full)
+				break
+			}
+		}
+	}
 }
 
 // lock is the lock of one node's state changes (subscriptions,
@@ -244,6 +296,7 @@ func (m *Module) change(ctx context.Context, service, node string, fn func(*pubs
 	if err := m.ps.Configure(ctx, service, node, st.Encode(), st.Limit(m.opts.MaxItems)); err != nil {
 		return pubsub.State{}, fmt.Errorf("pubsub service: storing node %q of %s: %w", node, service, err)
 	}
+	m.track(service, node, st)
 	return st, nil
 }
 
@@ -324,6 +377,7 @@ func (m *Module) create(ctx context.Context, service string, creator jid.JID, no
 	case err != nil:
 		return "", fmt.Errorf("pubsub service: creating %q on %s: %w", node, service, err)
 	}
+	m.track(service, node, st)
 	if instant {
 		return node, nil
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"parley/internal/jid"
+	"parley/internal/module"
 	"parley/internal/storage"
 	"parley/internal/xmlstream"
 	"parley/modules/internal/modtest"
@@ -265,5 +266,35 @@ func TestBadRequests(t *testing.T) {
 	}
 	if a, _ := e.ok(bobJ, "get", owner+`<default/>`+end); !strings.Contains(a.String(), "pubsub#node_config") {
 		t.Errorf("default node configuration: %s", a)
+	}
+}
+
+// TestLastItemOnPresence: a node with on_sub_and_presence sends its last
+// item to a subscriber's session when it becomes available; one with
+// on_sub does not. The nodes are known again after a restart.
+func TestLastItemOnPresence(t *testing.T) {
+	e := newEnv(t, Options{})
+	e.ok(aliceJ, "set", ps+`<create node="p"/><configure>`+xdata+field("pubsub#send_last_published_item", "on_sub_and_presence")+`</x></configure>`+end)
+	e.ok(aliceJ, "set", ps+`<create node="s"/>`+end)
+	for _, n := range []string{"p", "s"} {
+		e.ok(aliceJ, "set", ps+`<publish node="`+n+`"><item id="last-`+n+`"><x xmlns="urn:t"/></item></publish>`+end)
+		e.ok(bobJ, "set", ps+`<subscribe node="`+n+`" jid="bob@x.org"/>`+end)
+	}
+	sess := e.h.Connect(e.ctx, "bob@x.org/tablet")
+	e.h.Emit(e.ctx, module.EventAvailable, sess)
+	out := e.h.TakeDelivered()
+	if s := texts(out); len(out) != 1 || !strings.Contains(s, `id="last-p"`) || !strings.Contains(s, `to="bob@x.org/tablet"`) || !strings.Contains(s, "urn:xmpp:delay") {
+		t.Errorf("on presence: %s", s)
+	}
+
+	// After a restart the module finds that node again in storage.
+	h := e.h.Restart()
+	if err := New(Options{Domains: []string{svc}}).Start(h); err != nil {
+		t.Fatal(err)
+	}
+	sess = h.Connect(e.ctx, "bob@x.org/phone")
+	h.Emit(e.ctx, module.EventAvailable, sess)
+	if out := h.TakeDelivered(); len(out) != 1 || !strings.Contains(out[0].String(), `id="last-p"`) {
+		t.Errorf("on presence after a restart: %s", texts(out))
 	}
 }
