@@ -254,21 +254,27 @@ func formIn(parent *xmlstream.Element) *xmlstream.Element {
 
 // node is a stored node's state.
 func (m *Module) node(ctx context.Context, service, node string) (pubsub.State, bool, error) {
+	st, _, ok, err := m.nodeCreated(ctx, service, node)
+	return st, ok, err
+}
+
+// nodeCreated is node with the node's creation time.
+func (m *Module) nodeCreated(ctx context.Context, service, node string) (pubsub.State, time.Time, bool, error) {
 	n, err := m.ps.Node(ctx, service, node)
 	if errors.Is(err, storage.ErrNotFound) {
-		return pubsub.State{}, false, nil
+		return pubsub.State{}, time.Time{}, false, nil
 	}
 	if errors.Is(err, storage.ErrInvalid) {
-		return pubsub.State{}, false, stanza.BadRequest("invalid node name")
+		return pubsub.State{}, time.Time{}, false, stanza.BadRequest("invalid node name")
 	}
 	if err != nil {
-		return pubsub.State{}, false, fmt.Errorf("pubsub service: node %q of %s: %w", node, service, err)
+		return pubsub.State{}, time.Time{}, false, fmt.Errorf("pubsub service: node %q of %s: %w", node, service, err)
 	}
 	st, err := pubsub.DecodeState(n.Config)
 	if err != nil {
-		return pubsub.State{}, false, fmt.Errorf("pubsub service: node %q of %s: %w", node, service, err)
+		return pubsub.State{}, time.Time{}, false, fmt.Errorf("pubsub service: node %q of %s: %w", node, service, err)
 	}
-	return st, true, nil
+	return st, n.Created, true, nil
 }
 
 // mustNode is node, with item-not-found for a missing one.

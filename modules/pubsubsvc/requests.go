@@ -23,9 +23,12 @@ func (m *Module) discoInfo(ctx context.Context, r request, node string) (*xmlstr
 		}
 		return q, nil
 	}
-	st, err := m.mustNode(ctx, r.owner(), node)
+	st, created, ok, err := m.nodeCreated(ctx, r.owner(), node)
 	if err != nil {
 		return nil, err
+	}
+	if !ok {
+		return nil, stanza.ItemNotFound("no such node")
 	}
 	q.SetAttr("node", node)
 	q.AddChild(xmlstream.New(nsInfo, "identity", "category", "pubsub", "type", "leaf"))
@@ -33,7 +36,7 @@ func (m *Module) discoInfo(ctx context.Context, r request, node string) (*xmlstr
 	if st.Type == nsSocial || st.Type == "urn:xmpp:microblog:0" || st.Type == "http://www.w3.org/2005/Atom" {
 		q.AddChild(xmlstream.New(nsInfo, "feature", "var", nsSocial))
 	}
-	return q.AddChild(st.MetaData(st.Owners())), nil
+	return q.AddChild(st.MetaData(created)), nil
 }
 
 // discoItems lists the nodes (§5.2) or a node's item ids (§5.5) the

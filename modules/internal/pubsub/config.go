@@ -6,10 +6,12 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"parley/internal/dataform"
 	"parley/internal/stanza"
 	"parley/internal/xmlstream"
+	"parley/internal/xmpptime"
 )
 
 // Access models of XEP-0060 §4.5.
@@ -312,9 +314,21 @@ func (c Config) Form(groups []string, models Models) *xmlstream.Element {
 }
 
 // MetaData renders what disco#info shows of a node (XEP-0060 §5.4).
-func (c Config) MetaData(owners []string) *xmlstream.Element {
+func (s State) MetaData(created time.Time) *xmlstream.Element {
+	c := s.Config
 	f := dataform.New(dataform.TypeResult, dataform.PubSubMetaData)
 	f.Add("pubsub#access_model", "Access model", c.AccessModel)
+	if !created.IsZero() {
+		f.Add("pubsub#creation_date", "Creation date", xmpptime.Format(created))
+	}
+	n := 0
+	for _, sub := range s.Subscriptions {
+		if sub.Subscribed() {
+			n++
+		}
+	}
+	f.Add("pubsub#num_subscribers", "Number of subscribers", strconv.Itoa(n))
+	owners := s.Owners()
 	if c.Title != "" {
 		f.Add("pubsub#title", "Title", c.Title)
 	}
