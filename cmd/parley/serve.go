@@ -95,7 +95,7 @@ func modules(live *config.Live) []module.Module {
 	}
 	if svcs := cfg.PubSubServices(); len(svcs) > 0 {
 		mods = append(mods, pubsubsvc.New(pubsubsvc.Options{Domains: svcs, MaxNodesPerUser: cfg.PubSub.MaxNodesPerUser,
-			MaxItems: cfg.PubSub.MaxItemsPerNode, MaxItemBytes: cfg.PubSub.MaxItemBytes}))
+			MaxItems: cfg.PubSub.MaxItemsPerNode, MaxItemBytes: cfg.PubSub.MaxItemBytes, MaxBytesPerUser: cfg.PubSub.MaxBytesPerUser}))
 	}
 	if t := cfg.TURN; t.Host != "" {
 		mods = append(mods, extdisco.New(extdisco.Options{

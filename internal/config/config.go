@@ -177,6 +177,9 @@ type Config struct {
 		MaxItemsPerNode int `toml:"max_items_per_node"`
 		// MaxItemBytes bounds one item's payload.
 		MaxItemBytes int `toml:"max_item_bytes"`
+		// MaxBytesPerUser bounds what the items of the nodes one user
+		// owns on a service take together; 0 = no limit.
+		MaxBytesPerUser int64 `toml:"max_bytes_per_user"`
 	} `toml:"pubsub"`
 
 	Privacy struct {
@@ -330,6 +333,7 @@ func Default() Config {
 	c.PubSub.MaxNodesPerUser = 100
 	c.PubSub.MaxItemsPerNode = 1000
 	c.PubSub.MaxItemBytes = 256 << 10
+	c.PubSub.MaxBytesPerUser = 10 << 20
 	c.Log.Level = "info"
 	c.HTTP = defaultHTTP()
 	return c

@@ -279,6 +279,7 @@ func TestParseErrors(t *testing.T) {
 		{"pubsub negative nodes", "[pubsub]\nmax_nodes_per_user = -1", `config: pubsub.max_nodes_per_user: must be 0 (no limit) or more`},
 		{"pubsub items zero", "[pubsub]\nmax_items_per_node = 0", `config: pubsub.max_items_per_node: must be from 1 to 10000`},
 		{"pubsub item bytes", "[pubsub]\nmax_item_bytes = 10", `config: pubsub.max_item_bytes: must be from 1024 to 1048576`},
+		{"pubsub bytes per user", "[pubsub]\nmax_bytes_per_user = -1", `config: pubsub.max_bytes_per_user: must be 0 (no limit) or more`},
 		{"upload host is a served host", "[listen]\nhttps = \"127.0.0.1:5443\"\n[upload]\nhost = \"LOCALHOST\"", `config: upload.host: "localhost" is already listed in hosts`},
 		{"upload host invalid", "[listen]\nhttps = \"127.0.0.1:5443\"\n[upload]\nhost = \"up load\"", `config: upload.host: "up load" is not a valid domain`},
 		{"bad https address", "[listen]\nhttps = \"127.0.0.1\"", `config: listen.https: must be "host:port"`},

@@ -234,6 +234,9 @@ func (c *Config) Validate() error {
 	if n := c.PubSub.MaxItemsPerNode; n < 1 || n > storage.MaxPubSubItems {
 		add("pubsub.max_items_per_node: must be from 1 to %d, got %d", storage.MaxPubSubItems, n)
 	}
+	if n := c.PubSub.MaxBytesPerUser; n < 0 {
+		add("pubsub.max_bytes_per_user: must be 0 (no limit) or more, got %d", n)
+	}
 	if n := c.PubSub.MaxItemBytes; n < 1024 || n > storage.MaxValueBytes {
 		add("pubsub.max_item_bytes: must be from 1024 to %d, got %d", storage.MaxValueBytes, n)
 	}

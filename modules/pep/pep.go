@@ -357,32 +357,13 @@ func (m *Module) checkQuota(ctx context.Context, owner, node string, item storag
 		if err != nil {
 			return fmt.Errorf("pep: reading items of %q of %s: %w", node, owner, err)
 		}
-		used -= freedBy(items, item.ID, limit)
+		used -= pubsub.FreedBy(items, item.ID, limit)
 	}
 	if used+size <= quota {
 		return nil
 	}
 	return &stanza.Error{Type: stanza.Cancel, Condition: "resource-constraint",
 		Text: fmt.Sprintf("this item (%d bytes) does not fit in your personal data quota of %d bytes, %d of which are in use; delete items or nodes you no longer need", size, quota, used)}
-}
-
-// freedBy is how many payload bytes of items (oldest first) go when an
-// item with id is published to a node keeping limit items.
-func freedBy(items []storage.PubSubItem, id string, limit int) int64 {
-	var freed int64
-	kept := items[:0:0]
-	for _, it := range items {
-		if it.ID == id {
-			freed += int64(len(it.Payload)) + pubsub.SealOverhead
-		} else {
-			kept = append(kept, it)
-		}
-	}
-	// The new item is the newest; the oldest beyond the limit go.
-	for _, it := range kept[:max(0, len(kept)-(storage.EffectiveMaxItems(limit)-1))] {
-		freed += int64(len(it.Payload)) + pubsub.SealOverhead
-	}
-	return freed
 }
 
 // ownerLock is the lock of owner's publishes, one of a few shared by

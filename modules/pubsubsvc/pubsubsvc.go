@@ -50,6 +50,9 @@ type Options struct {
 	MaxItemBytes int
 	// MaxSubscriptions bounds the subscriptions to one node.
 	MaxSubscriptions int
+	// MaxBytesPerUser bounds what the items of the nodes one user owns
+	// on a service take together, as stored (0: no limit).
+	MaxBytesPerUser int64
 }
 
 // Defaults fills in what o leaves at zero.
@@ -96,10 +99,16 @@ type Module struct {
 	// get the last item when they become available
 	// (on_sub_and_presence): few, so a login looks at them only.
 	onPresence map[string]bool
+	// owned maps "service\x00owner" to the nodes that owner owns there,
+	// and owners each node to its owners: what the quotas count,
+	// without reading every node.
+	owned  map[string]map[string]bool
+	owners map[string][]string
 }
 
 func New(o Options) *Module {
-	return &Module{opts: o.withDefaults(), now: time.Now, onPresence: map[string]bool{}}
+	return &Module{opts: o.withDefaults(), now: time.Now, onPresence: map[string]bool{},
+		owned: map[string]map[string]bool{}, owners: map[string][]string{}}
 }
 
 func (*Module) Name() string { return "pubsub" }
@@ -130,15 +139,38 @@ func (m *Module) Start(h module.Host) error {
 	return nil
 }
 
-// track notes whether a node sends its last item on presence.
+// track notes a node's owners and whether it sends its last item on
+// presence; a deleted node is tracked as the zero State.
 func (m *Module) track(service, node string, st pubsub.State) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	key := service + "\x00" + node
 	if st.SendLast == pubsub.SendLastOnSubAndPresence {
-		m.onPresence[service+"\x00"+node] = true
+		m.onPresence[key] = true
 	} else {
-		delete(m.onPresence, service+"\x00"+node)
+		delete(m.onPresence, key)
 	}
+	for _, o := range m.owners[key] {
+		delete(m.owned[service+"\x00"+o], node)
+		if len(m.owned[service+"\x00"+o]) == 0 {
+			delete(m.owned, service+"\x00"+o)
+		}
+	}
+	delete(m.owners, key)
+	for _, o := range st.Owners() {
+		if m.owned[service+"\x00"+o] == nil {
+			m.owned[service+"\x00"+o] = map[string]bool{}
+		}
+		m.owned[service+"\x00"+o][node] = true
+		m.owners[key] = append(m.owners[key], o)
+	}
+}
+
+// ownedNodes lists the nodes who owns on service.
+func (m *Module) ownedNodes(service string, who jid.JID) []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Sorted(maps.Keys(m.owned[service+"\x00"+who.Bare().String()]))
 }
 
 // available sends a session that became available the last item of the
@@ -365,11 +397,7 @@ func (m *Module) create(ctx context.Context, service string, creator jid.JID, no
 		node = pubsub.NewID()
 	}
 	if n := m.opts.MaxNodesPerUser; n > 0 {
-		count, err := m.ownedBy(ctx, service, creator)
-		if err != nil {
-			return "", err
-		}
-		if count >= n {
+		if count := m.ownedBy(service, creator); count >= n {
 			return "", pubsub.Cond(&stanza.Error{Type: stanza.Wait, Condition: "resource-constraint",
 				Text: fmt.Sprintf("you own %d nodes on %s, the most one user may; delete one first", count, service)}, "max-nodes-exceeded")
 		}
@@ -390,16 +418,39 @@ func (m *Module) create(ctx context.Context, service string, creator jid.JID, no
 	return "", nil
 }
 
-// ownedBy counts the nodes of service who owns.
-func (m *Module) ownedBy(ctx context.Context, service string, who jid.JID) (int, error) {
-	n := 0
-	err := m.eachNode(ctx, service, "", func(_ string, st pubsub.State) {
-		if isOwner(st, who) {
-			n++
+// checkQuota refuses an item that would take what the nodes of the
+// node's owners hold past MaxBytesPerUser, for any of them. What the
+// publish itself removes (the item it replaces, the oldest items it
+// pushes out) is counted as freed.
+func (m *Module) checkQuota(ctx context.Context, service, node string, st pubsub.State, it storage.PubSubItem) error {
+	quota := m.opts.MaxBytesPerUser
+	if quota <= 0 {
+		return nil
+	}
+	size := int64(len(it.Payload)) + pubsub.SealOverhead
+	freed := int64(-1) // read once, when needed
+	for _, o := range owners(st) {
+		used, err := m.ps.NodesBytes(ctx, service, m.ownedNodes(service, o))
+		if err != nil {
+			return fmt.Errorf("pubsub service: measuring the nodes of %s: %w", o, err)
 		}
-	})
-	return n, err
+		if used+size > quota && freed < 0 {
+			items, err := m.ps.Items(ctx, service, node, storage.PubSubQuery{})
+			if err != nil {
+				return fmt.Errorf("pubsub service: items of %q: %w", node, err)
+			}
+			freed = pubsub.FreedBy(items, it.ID, st.Limit(m.opts.MaxItems))
+		}
+		if used+size-max(freed, 0) > quota {
+			return &stanza.Error{Type: stanza.Cancel, Condition: "resource-constraint",
+				Text: fmt.Sprintf("this item (%d bytes) does not fit in the quota of %d bytes for the nodes %s owns on %s, %d of which are in use; purge or delete nodes no longer needed", size, quota, o, service, used)}
+		}
+	}
+	return nil
 }
+
+// ownedBy counts the nodes of service who owns.
+func (m *Module) ownedBy(service string, who jid.JID) int { return len(m.ownedNodes(service, who)) }
 
 // event wraps an event payload in a headline message from the service.
 func event(from string, to jid.JID, payload *xmlstream.Element) *xmlstream.Element {

@@ -298,3 +298,30 @@ func TestLastItemOnPresence(t *testing.T) {
 		t.Errorf("on presence after a restart: %s", texts(out))
 	}
 }
+
+// TestBytesQuota: the items of the nodes a user owns are bounded
+// together; replacing an item frees its room; another user's nodes do
+// not count; a co-owner's quota counts too.
+func TestBytesQuota(t *testing.T) {
+	item := func(id string) string {
+		return `<item id="` + id + `"><x xmlns="urn:t">` + strings.Repeat("x", 300) + `</x></item>`
+	}
+	size := int64(len(`<x xmlns="urn:t">`+strings.Repeat("x", 300)+`</x>`)) + 33
+	e := newEnv(t, Options{MaxBytesPerUser: 3*size + 10})
+	e.ok(aliceJ, "set", ps+`<create node="a"/>`+end)
+	e.ok(aliceJ, "set", ps+`<create node="b"/>`+end)
+	e.ok(aliceJ, "set", ps+`<publish node="a">`+item("1")+`</publish>`+end)
+	e.ok(aliceJ, "set", ps+`<publish node="a">`+item("2")+`</publish>`+end)
+	e.ok(aliceJ, "set", ps+`<publish node="b">`+item("1")+`</publish>`+end)
+	e.fails(aliceJ, "set", ps+`<publish node="b">`+item("2")+`</publish>`+end, "resource-constraint")
+	e.ok(aliceJ, "set", ps+`<publish node="b">`+item("1")+`</publish>`+end) // a replacement fits
+	e.ok(bobJ, "set", ps+`<publish node="c">`+item("1")+`</publish>`+end)   // bob's own quota
+	// bob becomes a co-owner of a: a publish there counts against both.
+	e.ok(aliceJ, "set", owner+`<affiliations node="a"><affiliation jid="bob@x.org" affiliation="owner"/></affiliations>`+end)
+	e.fails(bobJ, "set", ps+`<publish node="a">`+item("3")+`</publish>`+end, "resource-constraint")
+	// Deleting nodes gives their room back.
+	e.ok(aliceJ, "set", owner+`<delete node="b"/>`+end)
+	e.fails(aliceJ, "set", ps+`<publish node="a">`+item("3")+`</publish>`+end, "bob@x.org owns")
+	e.ok(bobJ, "set", owner+`<delete node="c"/>`+end)
+	e.ok(aliceJ, "set", ps+`<publish node="a">`+item("3")+`</publish>`+end)
+}

@@ -258,6 +258,9 @@ func (m *Module) publish(ctx context.Context, r request, a *xmlstream.Element) (
 			Text: fmt.Sprintf("the item has %d bytes, more than the %d this service keeps", len(it.Payload), m.opts.MaxItemBytes)}, "payload-too-big")
 	}
 	if st.PersistItems {
+		if err := m.checkQuota(ctx, service, node, st, it); err != nil {
+			return nil, err
+		}
 		if _, err := m.ps.Publish(ctx, service, node, it, st.Limit(m.opts.MaxItems)); errors.Is(err, storage.ErrInvalid) {
 			return nil, pubsub.Cond(&stanza.Error{Type: stanza.Modify, Condition: "not-acceptable", Text: "the item id is invalid"}, "item-forbidden")
 		} else if err != nil {

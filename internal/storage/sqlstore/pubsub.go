@@ -365,3 +365,31 @@ func (p pubsub) PayloadBytes(ctx context.Context, owner string) (int64, error) {
 	}
 	return n, nil
 }
+
+func (p pubsub) NodesBytes(ctx context.Context, owner string, nodes []string) (int64, error) {
+	if err := p.validateOwner(owner); err != nil {
+		return 0, err
+	}
+	if len(nodes) == 0 {
+		return 0, nil
+	}
+	if len(nodes) > storage.MaxPubSubItems {
+		return 0, fmt.Errorf("%w: %d nodes asked for, more than %d", storage.ErrInvalid, len(nodes), storage.MaxPubSubItems)
+	}
+	var b strings.Builder
+	b.WriteString(`SELECT COALESCE(SUM(octet_length(payload)), 0) FROM {items} WHERE owner = $1 AND node IN (`)
+	args := []any{owner}
+	for k, n := range nodes {
+		if k > 0 {
+			b.WriteString(", ")
+		}
+		args = append(args, n)
+		b.WriteString("$" + strconv.Itoa(len(args)))
+	}
+	b.WriteString(`)`)
+	var n int64
+	if err := p.r.QueryRowContext(ctx, p.q(b.String()), args...).Scan(&n); err != nil {
+		return 0, p.errorf("pubsub payload bytes of %d nodes of %s: %w", len(nodes), owner, err)
+	}
+	return n, nil
+}

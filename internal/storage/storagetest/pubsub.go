@@ -514,6 +514,19 @@ func runPubSub(t *testing.T, open func(t *testing.T) storage.Store) {
 		if err := ps.CreateNode(ctx, "alice@example.com", storage.PubSubNode{Name: "x"}); !errors.Is(err, storage.ErrInvalid) {
 			t.Errorf("a service owner that is a JID: %v, want ErrInvalid", err)
 		}
+		mustNode(t, ps, svc, "other", nil)
+		mustPublish(t, ps, svc, "other", "1", "<xyz/>", 0)
+		for _, c := range []struct {
+			nodes []string
+			want  int64
+		}{{nil, 0}, {[]string{"blog"}, 8}, {[]string{"blog", "other", "missing"}, 14}, {[]string{"missing"}, 0}} {
+			if got, err := ps.NodesBytes(ctx, svc, c.nodes); err != nil || got != c.want {
+				t.Errorf("NodesBytes(%v) = %d, %v; want %d", c.nodes, got, err, c.want)
+			}
+		}
+		if got, err := s.PubSub().NodesBytes(ctx, alice, []string{"blog"}); err != nil || got != 0 {
+			t.Errorf("NodesBytes of a personal service: %d, %v", got, err)
+		}
 		if err := ps.DeleteNode(ctx, svc, "blog"); err != nil {
 			t.Fatal(err)
 		}

@@ -121,3 +121,25 @@ func (p sealed) LastItems(ctx context.Context, owner string) ([]storage.PubSubLa
 	}
 	return ls, nil
 }
+
+// FreedBy is how many stored (sealed) bytes of items, a node's items
+// oldest first as read, go when an item with id is published to the
+// node keeping limit items: the item it replaces and the oldest beyond
+// the limit. A quota counts them as freed, so that a user at the quota
+// can still replace an item by one of the same size.
+func FreedBy(items []storage.PubSubItem, id string, limit int) int64 {
+	var freed int64
+	kept := items[:0:0]
+	for _, it := range items {
+		if it.ID == id {
+			freed += int64(len(it.Payload)) + SealOverhead
+		} else {
+			kept = append(kept, it)
+		}
+	}
+	// The new item is the newest; the oldest beyond the limit go.
+	for _, it := range kept[:max(0, len(kept)-(storage.EffectiveMaxItems(limit)-1))] {
+		freed += int64(len(it.Payload)) + SealOverhead
+	}
+	return freed
+}
