@@ -36,6 +36,7 @@ import (
 	"parley/modules/ping"
 	"parley/modules/privacy"
 	"parley/modules/private"
+	"parley/modules/pubsubsvc"
 	"parley/modules/push"
 	"parley/modules/register"
 	"parley/modules/roster"
@@ -101,6 +102,10 @@ func modules(live *config.Live) []module.Module {
 					QuotaTotal: u.QuotaTotal, MinRate: u.MinRateBytesPerSecond, ConcurrentPerUser: u.ConcurrentPerUser}
 			},
 		}))
+	}
+	if svcs := cfg.PubSubServices(); len(svcs) > 0 {
+		mods = append(mods, pubsubsvc.New(pubsubsvc.Options{Domains: svcs, MaxNodesPerUser: cfg.PubSub.MaxNodesPerUser,
+			MaxItems: cfg.PubSub.MaxItemsPerNode, MaxItemBytes: cfg.PubSub.MaxItemBytes, MaxBytesPerUser: cfg.PubSub.MaxBytesPerUser}))
 	}
 	if t := cfg.TURN; t.Host != "" {
 		mods = append(mods, extdisco.New(extdisco.Options{

@@ -171,6 +171,23 @@ type Config struct {
 		RoomCreationsPerHour int `toml:"room_creations_per_hour"` // per user; 0 = no limit
 	} `toml:"muc"`
 
+	PubSub struct {
+		// Host is the publish-subscribe service domain (XEP-0060).
+		// "<domain>" stands for each served host; "" turns it off.
+		Host string `toml:"host"`
+		// MaxNodesPerUser bounds the nodes one user owns on a service;
+		// 0 = no limit.
+		MaxNodesPerUser int `toml:"max_nodes_per_user"`
+		// MaxItemsPerNode is the most items a node keeps (what
+		// pubsub#max_items "max" means).
+		MaxItemsPerNode int `toml:"max_items_per_node"`
+		// MaxItemBytes bounds one item's payload.
+		MaxItemBytes int `toml:"max_item_bytes"`
+		// MaxBytesPerUser bounds what the items of the nodes one user
+		// owns on a service take together; 0 = no limit.
+		MaxBytesPerUser int64 `toml:"max_bytes_per_user"`
+	} `toml:"pubsub"`
+
 	Privacy struct {
 		HideVersion bool `toml:"hide_version"`
 		// BlockStrangers drops messages and repeated subscription
@@ -322,6 +339,11 @@ func Default() Config {
 	c.MUC.Host = "conference.<domain>"
 	c.MUC.MaxRooms = 10000
 	c.MUC.RoomCreationsPerHour = 30
+	c.PubSub.Host = "pubsub.<domain>"
+	c.PubSub.MaxNodesPerUser = 100
+	c.PubSub.MaxItemsPerNode = 1000
+	c.PubSub.MaxItemBytes = 256 << 10
+	c.PubSub.MaxBytesPerUser = 10 << 20
 	c.Log.Level = "info"
 	c.HTTP = defaultHTTP()
 	return c
@@ -329,16 +351,23 @@ func Default() Config {
 
 // MUCServices lists the group chat service domains, one per served host
 // when [muc] host uses "<domain>".
-func (c Config) MUCServices() []string {
-	if c.MUC.Host == "" {
+func (c Config) MUCServices() []string { return perHost(c.MUC.Host, c.Hosts) }
+
+// PubSubServices lists the pubsub service domains, one per served host
+// when [pubsub] host uses "<domain>".
+func (c Config) PubSubServices() []string { return perHost(c.PubSub.Host, c.Hosts) }
+
+// perHost expands a service domain pattern over the hosts.
+func perHost(pattern string, hosts []string) []string {
+	if pattern == "" {
 		return nil
 	}
-	if !strings.Contains(c.MUC.Host, "<domain>") {
-		return []string{c.MUC.Host}
+	if !strings.Contains(pattern, "<domain>") {
+		return []string{pattern}
 	}
-	out := make([]string, 0, len(c.Hosts))
-	for _, h := range c.Hosts {
-		out = append(out, strings.ReplaceAll(c.MUC.Host, "<domain>", h))
+	out := make([]string, 0, len(hosts))
+	for _, h := range hosts {
+		out = append(out, strings.ReplaceAll(pattern, "<domain>", h))
 	}
 	return out
 }
@@ -525,6 +554,7 @@ func walkKeys(t reflect.Type, prefix string, out *[]string) {
 func (c Config) Domains() []string {
 	out := c.AllHosts()
 	out = append(out, c.MUCServices()...)
+	out = append(out, c.PubSubServices()...)
 	if c.Upload.Host != "" {
 		out = append(out, c.Upload.Host)
 	}
