@@ -47,9 +47,10 @@ var dialect = sqlstore.Dialect{
 		}
 	},
 	// The column's own sequence, so requests are ordered without a lock.
-	PendingSeq:   "DEFAULT",
-	IsForeignKey: func(err error) bool { return sqlstate(err) == foreignKeyViolation },
-	IsUnique:     func(err error) bool { return sqlstate(err) == uniqueViolation },
+	PendingSeq:       "DEFAULT",
+	PendingSealedSeq: "DEFAULT",
+	IsForeignKey:     func(err error) bool { return sqlstate(err) == foreignKeyViolation },
+	IsUnique:         func(err error) bool { return sqlstate(err) == uniqueViolation },
 }
 
 // SQLSTATE codes of the constraint violations the repositories map.

@@ -171,5 +171,33 @@ var migrator = storage.Migrator{
 				`CREATE INDEX muc_messages_stamp ON muc_messages (stamp)`,
 			},
 		},
+		{
+			Version: 6,
+			Name:    "sealed roster items and subscription requests",
+			Statements: []string{
+				// See the SQLite migration: blind is a keyed hash of the
+				// contact, sealed its data under the owner's key.
+				`CREATE TABLE roster_sealed (
+					owner        TEXT COLLATE "C" NOT NULL REFERENCES accounts (jid) ON DELETE CASCADE ON UPDATE CASCADE,
+					blind        BYTEA NOT NULL,
+					sealed       BYTEA NOT NULL,
+					subscription TEXT NOT NULL CHECK (subscription IN ('none', 'to', 'from', 'both')),
+					ask          BOOLEAN NOT NULL,
+					approved     BOOLEAN NOT NULL,
+					PRIMARY KEY (owner, blind)
+				)`,
+				`CREATE TABLE pending_sealed (
+					owner  TEXT COLLATE "C" NOT NULL REFERENCES accounts (jid) ON DELETE CASCADE ON UPDATE CASCADE,
+					blind  BYTEA NOT NULL,
+					sealed BYTEA NOT NULL,
+					seq    BIGSERIAL NOT NULL,
+					PRIMARY KEY (owner, blind)
+				)`,
+				`CREATE INDEX pending_sealed_order ON pending_sealed (owner, seq)`,
+				// Ciphertext does not compress.
+				`ALTER TABLE roster_sealed ALTER COLUMN sealed SET STORAGE EXTERNAL`,
+				`ALTER TABLE pending_sealed ALTER COLUMN sealed SET STORAGE EXTERNAL`,
+			},
+		},
 	},
 }

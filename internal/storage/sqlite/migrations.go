@@ -173,4 +173,34 @@ var migrator = storage.Migrator{Migrations: []storage.Migration{
 			`CREATE INDEX muc_messages_stamp ON muc_messages (stamp)`,
 		},
 	},
+	{
+		Version: 6,
+		Name:    "sealed roster items and subscription requests",
+		Statements: []string{
+			// Rows sealed under their owner's key (issue 16): blind is
+			// a keyed hash of the contact, so the server finds a row by
+			// contact without storing who it is; sealed holds contact,
+			// name and groups (or the request and its requester). The
+			// subscription state stays in clear: the server acts on it
+			// while the owner is away. Rowid tables: a sealed item may
+			// hold 64 groups of 1 KiB.
+			`CREATE TABLE roster_sealed (
+				owner        TEXT NOT NULL REFERENCES accounts (jid) ON DELETE CASCADE ON UPDATE CASCADE,
+				blind        BLOB NOT NULL,
+				sealed       BLOB NOT NULL,
+				subscription TEXT NOT NULL CHECK (subscription IN ('none', 'to', 'from', 'both')),
+				ask          INTEGER NOT NULL CHECK (ask IN (0, 1)),
+				approved     INTEGER NOT NULL CHECK (approved IN (0, 1)),
+				PRIMARY KEY (owner, blind)
+			) STRICT`,
+			`CREATE TABLE pending_sealed (
+				owner  TEXT NOT NULL REFERENCES accounts (jid) ON DELETE CASCADE ON UPDATE CASCADE,
+				blind  BLOB NOT NULL,
+				sealed BLOB NOT NULL,
+				seq    INTEGER NOT NULL,
+				PRIMARY KEY (owner, blind)
+			) STRICT`,
+			`CREATE INDEX pending_sealed_order ON pending_sealed (owner, seq)`,
+		},
+	},
 }}

@@ -69,6 +69,8 @@ type Dialect struct {
 	// draws it from the column's sequence; SQLite, which has no
 	// sequences, takes the owner's highest plus one under its write lock.
 	PendingSeq string
+	// PendingSealedSeq is the same for pending_sealed.seq.
+	PendingSealedSeq string
 
 	// IsForeignKey and IsUnique tell the constraint violations apart
 	// from other errors; only the drivers know their error types.

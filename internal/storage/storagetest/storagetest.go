@@ -43,6 +43,7 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 func RunRepositories(t *testing.T, open func(t *testing.T) storage.Store) {
 	t.Run("Users", func(t *testing.T) { runUsers(t, open) })
 	t.Run("Roster", func(t *testing.T) { runRoster(t, open) })
+	t.Run("SealedRoster", func(t *testing.T) { runSealedRoster(t, open) })
 	t.Run("Offline", func(t *testing.T) { runOffline(t, open) })
 	t.Run("KV", func(t *testing.T) { runKV(t, open) })
 	t.Run("Archive", func(t *testing.T) { runArchive(t, open) })
