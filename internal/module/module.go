@@ -16,6 +16,7 @@ import (
 	"parley/internal/session"
 	"parley/internal/stanza"
 	"parley/internal/storage"
+	"parley/internal/vault"
 	"parley/internal/xmlstream"
 )
 
@@ -261,6 +262,9 @@ type Host interface {
 	Every(period time.Duration, fn func(ctx context.Context))
 	Store() storage.Store
 	Accounts() Accounts
+	// Vault seals a user's data under keys the server holds only while
+	// the user is logged in (and to their mail-drop key while away).
+	Vault() *vault.Vault
 	Logger() *slog.Logger
 }
 

@@ -37,6 +37,7 @@ import (
 	"parley/internal/storage/backend"
 	"parley/internal/throttle"
 	"parley/internal/tlsconf"
+	"parley/internal/vault"
 	"parley/internal/web"
 	"parley/internal/xmlstream"
 )
@@ -68,6 +69,7 @@ type Server struct {
 	acme     *acme.Manager // nil without [tls] acme
 	httpACME *http.Server
 	metrics  *metrics.Metrics
+	vault    *vault.Vault
 	http     *http.Server
 	web      *web.Handler // WebSocket, BOSH and discovery on https; webPlain on http
 	webPlain *web.Handler
@@ -82,6 +84,7 @@ type host struct {
 	store  storage.Store
 	log    *slog.Logger
 	secret []byte
+	vault  *vault.Vault
 }
 
 func (h *host) Key(purpose string) []byte {
@@ -104,6 +107,7 @@ func (h *host) Store() storage.Store                    { return h.store }
 func (h *host) Accounts() module.Accounts               { return h.accts }
 func (h *host) Sessions(bare jid.JID) []session.Session { return h.r.Sessions(bare) }
 func (h *host) Logger() *slog.Logger                    { return h.log }
+func (h *host) Vault() *vault.Vault                     { return h.vault }
 func (h *host) AllSessions() []session.Session          { return h.r.AllSessions() }
 
 // OpenStore opens the configured database; the `parley user` commands use
@@ -148,6 +152,8 @@ func New(ctx context.Context, live *config.Live, log *slog.Logger, mods []module
 	s := &Server{cfg: cfg, live: live, log: log, store: store, accounts: accounts.New(store), reg: module.NewRegistry(), modules: mods, certs: certs, metrics: metrics.New()}
 	s.router = router.New(cfg.AllHosts(), s.reg, store, log)
 	h := &host{Registry: s.reg, accts: s.accounts, r: s.router, store: store, log: log, secret: secret}
+	s.vault = newVault(cfg, h, log)
+	h.vault = s.vault
 	roots, err := s2sRoots(cfg.S2S.CAFile)
 	if err != nil {
 		store.Close()
@@ -433,6 +439,9 @@ func (s *Server) Stop(ctx context.Context) error {
 	}
 	s.wg.Wait()
 	err = errors.Join(err, s.reg.StopJobs(ctx))
+	// The resealing jobs write through the modules' stores: stop them
+	// first, and wipe every key.
+	s.vault.Stop()
 	for i := len(s.modules) - 1; i >= 0; i-- {
 		if st, ok := s.modules[i].(module.Stopper); ok {
 			err = errors.Join(err, st.Stop(ctx))

@@ -61,6 +61,7 @@ type Store interface {
 	Archive() Archive
 	PubSub() PubSub
 	MUC() MUC
+	Keys() Keys
 	Ping(ctx context.Context) error
 	Close() error
 }

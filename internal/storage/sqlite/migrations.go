@@ -175,6 +175,39 @@ var migrator = storage.Migrator{Migrations: []storage.Migration{
 	},
 	{
 		Version: 6,
+		Name:    "per-user sealing keys; archive peers under blind indexes",
+		Statements: []string{
+			// The data key exists only wrapped, once per SCRAM hash, under
+			// keys derived from the user's ClientKey; private is the
+			// mail-drop private key sealed under the data key (package
+			// vault).
+			`CREATE TABLE user_keys (
+				owner   TEXT PRIMARY KEY NOT NULL REFERENCES accounts (jid) ON DELETE CASCADE ON UPDATE CASCADE,
+				public  BLOB NOT NULL,
+				private BLOB NOT NULL
+			) STRICT, WITHOUT ROWID`,
+			`CREATE TABLE user_key_wraps (
+				owner   TEXT NOT NULL REFERENCES user_keys (owner) ON DELETE CASCADE ON UPDATE CASCADE,
+				hash    TEXT NOT NULL,
+				wrapped BLOB NOT NULL,
+				PRIMARY KEY (owner, hash)
+			) STRICT, WITHOUT ROWID`,
+			// A sealed row keeps its peer inside the sealed data and only
+			// blind indexes of the full and bare JID here (with_full and
+			// with_bare are then empty). reseal marks rows sealed under the
+			// server key (all rows before this migration) or to the
+			// mail-drop: the archive module reseals them under the data
+			// key at the owner's next login.
+			`ALTER TABLE archive ADD COLUMN with_full_index BLOB`,
+			`ALTER TABLE archive ADD COLUMN with_bare_index BLOB`,
+			`ALTER TABLE archive ADD COLUMN reseal INTEGER NOT NULL DEFAULT 1 CHECK (reseal IN (0, 1))`,
+			`CREATE INDEX archive_with_full_index ON archive (owner, with_full_index, seq)`,
+			`CREATE INDEX archive_with_bare_index ON archive (owner, with_bare_index, seq)`,
+			`CREATE INDEX archive_reseal ON archive (owner, seq) WHERE reseal = 1`,
+		},
+	},
+	{
+		Version: 7,
 		Name:    "sealed roster items and subscription requests",
 		Statements: []string{
 			// Rows sealed under their owner's key (issue 16): blind is

@@ -91,6 +91,9 @@ func (s *Store) PubSub() storage.PubSub { return pubsub{s} }
 // MUC returns the multi-user chat repository.
 func (s *Store) MUC() storage.MUC { return muc{s} }
 
+// Keys returns the repository of per-user sealing keys.
+func (s *Store) Keys() storage.Keys { return keys{s} }
+
 // Ping checks that the database answers on both pools.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.w.PingContext(ctx); err != nil {
