@@ -9,10 +9,13 @@ import (
 	"parley/internal/jid"
 )
 
-// blocklist is one user's blocked JIDs in canonical string form. It is
-// never changed after it is built, so filters read it without a lock.
+// blocklist is one user's blocked JIDs, in canonical string form or, for
+// a sealed list, as their blind indexes (index maps a JID to its entry).
+// It is never changed after it is built, so filters read it without a
+// lock.
 type blocklist struct {
-	set map[string]struct{}
+	set   map[string]struct{}
+	index func(string) string // nil: the set holds the JIDs themselves
 }
 
 func newBlocklist(keys []string) *blocklist {
@@ -23,7 +26,18 @@ func newBlocklist(keys []string) *blocklist {
 	return b
 }
 
+// newBlindBlocklist is a list of blind indexes, which blocks enforces
+// without anyone's key: a blocklist holds while its owner is away.
+func newBlindBlocklist(indexes []string, index func(string) string) *blocklist {
+	b := newBlocklist(indexes)
+	b.index = index
+	return b
+}
+
 func (b *blocklist) has(s string) bool {
+	if b.index != nil {
+		s = b.index(s)
+	}
 	_, ok := b.set[s]
 	return ok
 }

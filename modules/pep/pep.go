@@ -529,6 +529,11 @@ func (m *Module) mayAccess(ctx context.Context, owner, who jid.JID, cfg nodeConf
 		if err != nil {
 			return nil, fmt.Errorf("pep: %w", err)
 		}
+		if ok && c.Sealed && c.ReceivesPresence && cfg.AccessModel == AccessRoster && len(cfg.RosterGroups) > 0 {
+			// The owner's groups are sealed while the owner is away:
+			// say so rather than guess either way.
+			return withCondition(stanza.NotAuthorized("the owner's roster groups cannot be read while the owner is offline"), "not-in-roster-group"), nil
+		}
 		if ok && allows(cfg, c) {
 			return nil, nil
 		}
