@@ -16,6 +16,7 @@ import (
 	"parley/internal/jid"
 	"parley/internal/module"
 	"parley/internal/pie"
+	"parley/internal/sealstore"
 	"parley/internal/storage"
 	"parley/internal/xmlstream"
 	"parley/modules/muc"
@@ -69,8 +70,16 @@ func cmdExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return err
 		}
 	}
+	var sealed []string
 	for _, bare := range users {
 		u, err := t.exportUser(ctx, bare)
+		if sealstore.Locked(err) {
+			// Sealed under the user's own key, which only their login
+			// brings: no file rather than a file missing their roster.
+			fmt.Fprintf(stdout, "%s: not exported: %v\n", bare, err)
+			sealed = append(sealed, bare)
+			continue
+		}
 		if err != nil {
 			return err
 		}
@@ -87,7 +96,7 @@ func cmdExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fmt.Fprintf(stdout, "%s: %d roster items, %d PEP nodes, %d offline and %d archived messages -> %s\n",
 			bare, len(u.Roster), len(u.PEP), len(u.Offline), len(u.Archive), name)
 	}
-	total := fmt.Sprintf("total: %d users", len(users))
+	total := fmt.Sprintf("total: %d users", len(users)-len(sealed))
 	if *withRooms {
 		rooms, err := t.rooms.exportRooms(ctx)
 		if err != nil {
@@ -103,7 +112,13 @@ func cmdExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		total += fmt.Sprintf(", %d rooms", len(rooms))
 	}
 	fmt.Fprintln(stdout, total)
-	return t.close()
+	if err := t.close(); err != nil {
+		return err
+	}
+	if len(sealed) > 0 {
+		return fmt.Errorf("%d users not exported: their roster, block list and private XML are sealed under their own key, which the server holds only while they are logged in", len(sealed))
+	}
+	return nil
 }
 
 // exportUser gathers one account as the modules serve it.
@@ -120,10 +135,10 @@ func (t *transfer) exportUser(ctx context.Context, bare string) (*pie.User, erro
 		return nil, err
 	}
 	u := &pie.User{JID: bare, Credentials: a.Credentials}
-	if u.Roster, _, err = t.store.Roster().Items(ctx, bare); err != nil {
+	if u.Roster, _, err = t.roster.Items(ctx, bare); err != nil {
 		return nil, err
 	}
-	pending, err := t.store.Roster().PendingIn(ctx, bare)
+	pending, err := t.roster.Pending(ctx, bare)
 	if err != nil {
 		return nil, err
 	}

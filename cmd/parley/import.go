@@ -20,6 +20,7 @@ import (
 	"parley/internal/jid"
 	"parley/internal/pie"
 	"parley/internal/sasl"
+	"parley/internal/sealstore"
 	"parley/internal/server"
 	"parley/internal/stanza"
 	"parley/internal/storage"
@@ -29,6 +30,7 @@ import (
 	"parley/modules/offline"
 	"parley/modules/pep"
 	"parley/modules/private"
+	"parley/modules/roster"
 	"parley/modules/vcard"
 )
 
@@ -45,6 +47,7 @@ const (
 type transfer struct {
 	cfg      config.Config
 	store    storage.Store
+	roster   *sealstore.Roster // rosters are sealed under each user's key
 	accts    *accounts.Service
 	vcard    *vcard.Module
 	private  *private.Module
@@ -84,6 +87,8 @@ func openTransfer(ctx context.Context, cfg config.Config, stderr io.Writer) (*tr
 			t.mam = m
 		case *blocking.Module:
 			t.blocking = m
+		case *roster.Module:
+			t.roster = m.Store()
 		}
 	}
 	t.rooms = newRoomTransfer(cfg, srv.Store(), mods)
@@ -347,30 +352,30 @@ func (t *transfer) importUser(ctx context.Context, u *pie.User) (string, error) 
 
 	n := 0
 	for _, it := range u.Roster {
-		have, err := t.store.Roster().Item(ctx, u.JID, it.Contact)
+		// A sealed item cannot be compared while its owner is away:
+		// it is written again (sealed to the mail-drop key).
+		have, err := t.roster.Item(ctx, u.JID, it.Contact)
 		if err == nil && reflect.DeepEqual(have, it) {
 			continue
 		}
-		if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		if err != nil && !errors.Is(err, storage.ErrNotFound) && !sealstore.Locked(err) {
 			return "", err
 		}
-		if _, err := t.store.Roster().Put(ctx, u.JID, it, 0); err != nil {
+		if _, err := t.roster.Put(ctx, u.JID, it, 0); err != nil {
 			return "", fmt.Errorf("roster item %s: %w", it.Contact, err)
 		}
 		n++
 	}
 	count(n, "roster items")
-	pending, err := t.store.Roster().PendingIn(ctx, u.JID)
-	if err != nil {
-		return "", err
-	}
 	n = 0
 	for _, p := range u.Pending {
-		if slices.ContainsFunc(pending, func(x storage.Pending) bool { return x.Contact == p }) {
+		if have, err := t.roster.HasPending(ctx, u.JID, p); err != nil {
+			return "", err
+		} else if have {
 			continue
 		}
 		pr := xmlstream.New(stanza.NSClient, "presence", "from", p, "to", u.JID, "type", "subscribe")
-		if err := t.store.Roster().AddPendingIn(ctx, u.JID, storage.Pending{Contact: p, Stanza: pr.Append(nil, stanza.NSClient)}); err != nil {
+		if err := t.roster.AddPending(ctx, u.JID, storage.Pending{Contact: p, Stanza: pr.Append(nil, stanza.NSClient)}); err != nil {
 			return "", err
 		}
 		n++

@@ -44,6 +44,10 @@ func New(maxItems func() int) *Module { return &Module{maxItems: maxItems} }
 
 func (*Module) Name() string { return "roster" }
 
+// Store is the sealed roster the module works on, once started: what
+// `parley import` and `parley export` read and write.
+func (m *Module) Store() *sealstore.Roster { return m.store }
+
 func (m *Module) Start(h module.Host) error {
 	m.host = h
 	m.store = sealstore.NewRoster(h.Store().Roster(), h.Vault())
