@@ -327,3 +327,73 @@ func TestKVSealsAndIndexes(t *testing.T) {
 		t.Errorf("Get of a missing key: %v, want ErrNotFound", err)
 	}
 }
+
+func TestPubSubSealsPrivateNodes(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	const node, public = "urn:xmpp:bookmarks:1", "urn:xmpp:avatar:metadata"
+	p := NewPubSub(f.st.PubSub(), f.v, func(n string) bool { return n == node })
+	for _, n := range []string{node, public} {
+		if err := f.st.PubSub().CreateNode(ctx, alice, storage.PubSubNode{Name: n, Config: []byte("{}")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bookmark := func(room, name string) storage.PubSubItem {
+		return storage.PubSubItem{ID: room, Publisher: alice + "/phone", Payload: []byte(`<conference xmlns="urn:xmpp:bookmarks:1" name="` + name + `"/>`)}
+	}
+	// Before the first login: stored in clear, as before sealing.
+	if _, err := p.Publish(ctx, alice, node, bookmark("old-room@chat.example", "Old Marker"), 0); err != nil {
+		t.Fatal(err)
+	}
+	f.v.OnUnlock(func(ctx context.Context, owner string) {
+		if err := p.Reseal(ctx, owner); err != nil {
+			t.Errorf("Reseal: %v", err)
+		}
+	})
+	f.unlock()
+	if _, err := p.Publish(ctx, alice, node, bookmark("coven-marker@chat.example", "Coven Marker"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Publish(ctx, alice, public, storage.PubSubItem{ID: "avatar", Publisher: alice, Payload: []byte("<metadata/>")}, 0); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := f.st.PubSub().Items(ctx, alice, node, storage.PubSubQuery{})
+	if err != nil || len(raw) != 2 {
+		t.Fatalf("stored items: %d, %v", len(raw), err)
+	}
+	for _, it := range raw {
+		noMarker(t, "a bookmark row", [][]byte{[]byte(it.ID), []byte(it.Publisher), it.Payload}, "coven-marker", "Coven Marker", "old-room", "Old Marker", "/phone")
+	}
+	got, err := p.Items(ctx, alice, node, storage.PubSubQuery{IDs: []string{"coven-marker@chat.example"}})
+	if err != nil || len(got) != 1 || got[0].ID != "coven-marker@chat.example" || !bytes.Contains(got[0].Payload, []byte("Coven Marker")) || got[0].Publisher != alice+"/phone" {
+		t.Errorf("Items by id = %+v, %v", got, err)
+	}
+	// Away: a contact's login reads alice's last items; the private node
+	// is left out, the public one is there.
+	f.v.Lock(alice)
+	last, err := p.LastItems(ctx, alice)
+	if err != nil || len(last) != 1 || last[0].Node != public {
+		t.Errorf("LastItems while away = %+v, %v; want only the public node", last, err)
+	}
+	if _, err := p.Items(ctx, alice, node, storage.PubSubQuery{}); !errors.Is(err, vault.ErrLocked) {
+		t.Errorf("Items of the private node while away: %v, want ErrLocked", err)
+	}
+	// An import while away goes to the mail-drop, and the login reseals.
+	if _, err := p.Publish(ctx, alice, node, bookmark("imported@chat.example", "Imported"), 0); err != nil {
+		t.Fatal(err)
+	}
+	f.unlock()
+	raw, _ = f.st.PubSub().Items(ctx, alice, node, storage.PubSubQuery{})
+	for _, it := range raw {
+		if vault.IsMailDrop(it.Payload) {
+			t.Error("a mail-drop item is left after the login")
+		}
+	}
+	if err := p.Retract(ctx, alice, node, "old-room@chat.example"); err != nil {
+		t.Errorf("Retract by the real id: %v", err)
+	}
+	all, err := p.Items(ctx, alice, node, storage.PubSubQuery{})
+	if err != nil || len(all) != 2 || all[0].ID != "coven-marker@chat.example" || all[1].ID != "imported@chat.example" {
+		t.Errorf("Items after the login = %+v, %v", all, err)
+	}
+}

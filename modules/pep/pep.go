@@ -21,6 +21,7 @@ import (
 	"parley/internal/dataform"
 	"parley/internal/jid"
 	"parley/internal/module"
+	"parley/internal/sealstore"
 	"parley/internal/stanza"
 	"parley/internal/storage"
 	"parley/internal/xmlstream"
@@ -63,6 +64,9 @@ type Module struct {
 	// views are the nodes other modules serve (HandleView); filled
 	// while the server starts and only read afterwards.
 	views map[string]View
+	// private are the nodes whose items are sealed under their owner's
+	// key (SealPrivate); filled while the server starts.
+	private map[string]bool
 	// quota is the most payload bytes one account's items may take
 	// together; 0 is no limit.
 	quota func() int64   // read per publish: a reload may change it
@@ -70,7 +74,7 @@ type Module struct {
 }
 
 func New() *Module {
-	return &Module{caps: newCapsCache(), now: time.Now, hooks: map[string][]ChangeHook{}, views: map[string]View{}}
+	return &Module{caps: newCapsCache(), now: time.Now, hooks: map[string][]ChangeHook{}, views: map[string]View{}, private: map[string]bool{}}
 }
 
 // WithQuota sets where the per-account quota on stored items comes from,
@@ -82,9 +86,21 @@ func (m *Module) WithQuota(bytes func() int64) *Module {
 
 func (*Module) Name() string { return "pep" }
 
+// SealPrivate makes node a private node: its items, which only the owner
+// reads and writes (bookmarks), are sealed under the owner's own key
+// with their ids blind-indexed (issue 16), not merely under the server's.
+// Call it while the server starts (from a module's Start).
+func (m *Module) SealPrivate(node string) { m.private[node] = true }
+
 func (m *Module) Start(h module.Host) error {
 	m.host = h
-	m.ps = h.Store().PubSub()
+	sealed := sealstore.NewPubSub(h.Store().PubSub(), h.Vault(), func(node string) bool { return m.private[node] })
+	m.ps = sealed
+	h.Vault().OnUnlock(func(ctx context.Context, owner string) {
+		if err := sealed.Reseal(ctx, owner); err != nil {
+			h.Logger().Error("pep: resealing private nodes failed", "jid", owner, "err", err)
+		}
+	})
 	h.HandleIQ(module.Account, "get", xmlstream.Name{Space: NS, Local: "pubsub"}, m.get)
 	h.HandleIQ(module.Account, "set", xmlstream.Name{Space: NS, Local: "pubsub"}, m.set)
 	h.HandleIQ(module.Account, "get", xmlstream.Name{Space: NSOwner, Local: "pubsub"}, m.ownerGet)
