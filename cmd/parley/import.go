@@ -72,7 +72,7 @@ func openTransfer(ctx context.Context, cfg config.Config, stderr io.Writer) (*tr
 	if err != nil {
 		return nil, err
 	}
-	t := &transfer{cfg: cfg, store: srv.Store(), accts: accounts.New(srv.Store()), srv: srv}
+	t := &transfer{cfg: cfg, store: srv.Store(), accts: srv.Accounts(), srv: srv}
 	for _, m := range mods {
 		switch m := m.(type) {
 		case *vcard.Module:

@@ -149,11 +149,13 @@ func New(ctx context.Context, live *config.Live, log *slog.Logger, mods []module
 	if err != nil {
 		return nil, fmt.Errorf("opening storage: %w", err)
 	}
-	s := &Server{cfg: cfg, live: live, log: log, store: store, accounts: accounts.New(store), reg: module.NewRegistry(), modules: mods, certs: certs, metrics: metrics.New()}
+	s := &Server{cfg: cfg, live: live, log: log, store: store, reg: module.NewRegistry(), modules: mods, certs: certs, metrics: metrics.New()}
 	s.router = router.New(cfg.AllHosts(), s.reg, store, log)
-	h := &host{Registry: s.reg, accts: s.accounts, r: s.router, store: store, log: log, secret: secret}
+	h := &host{Registry: s.reg, r: s.router, store: store, log: log, secret: secret}
 	s.vault = newVault(cfg, h, log)
 	h.vault = s.vault
+	s.accounts = accounts.New(store, s.vault)
+	h.accts = s.accounts
 	roots, err := s2sRoots(cfg.S2S.CAFile)
 	if err != nil {
 		store.Close()
@@ -378,6 +380,10 @@ func (s *Server) Listeners() []Listener { return s.lns }
 // Store is the server's database, for admin commands that run the
 // modules without listening (parley import and export).
 func (s *Server) Store() storage.Store { return s.store }
+
+// Accounts returns the account manager, which keeps the users' keys in
+// step with their passwords.
+func (s *Server) Accounts() *accounts.Service { return s.accounts }
 
 // listenAdmin serves metrics, health and the profiler on the admin
 // address, which the config accepts only on loopback unless

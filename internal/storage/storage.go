@@ -172,6 +172,9 @@ type Offline interface {
 	PushAt(ctx context.Context, owner string, stored time.Time, data []byte, max int) (OfflineMessage, error)
 	List(ctx context.Context, owner string) ([]OfflineMessage, error) // oldest first
 	Delete(ctx context.Context, owner string, ids []int64) error      // ids that do not exist are ignored
+	// Replace puts data in place of the message id of owner (sealed
+	// again under another key); no error when it is gone (delivered).
+	Replace(ctx context.Context, owner string, id int64, data []byte) error
 	Count(ctx context.Context, owner string) (int, error)
 	// Total is the number of messages waiting for all owners together.
 	Total(ctx context.Context) (int, error)

@@ -161,57 +161,72 @@ func (v *Vault) UnlockClientKey(ctx context.Context, owner, hash string, clientK
 }
 
 // UnlockPassword is called when the password of owner was just verified
-// (PLAIN login): it derives the ClientKey of every stored credential,
-// unlocks with any that has a wrap and adds the wraps that are missing.
-// An account without keys gets them, wrapped for every credential.
+// (PLAIN login): it unlocks with the ClientKey of a stored credential that
+// has a wrap and adds the wraps that are missing (an account imported with
+// one hash) or no longer open. An account without keys gets them, wrapped
+// for every credential. It derives (PBKDF2) only the ClientKeys it needs:
+// one, once every hash has its wrap.
 func (v *Vault) UnlockPassword(ctx context.Context, owner, password string, creds []storage.Credential) error {
 	if len(creds) == 0 {
 		return nil // anonymous accounts have nothing to wrap under
 	}
-	cks, err := clientKeys(password, creds)
-	if err != nil {
-		return err
-	}
-	defer wipeAll(cks)
-	k, made, err := v.keysOrCreate(ctx, owner, cks)
-	if err != nil || made {
-		return err
-	}
-	var data []byte
-	for hash, ck := range cks {
-		if w, ok := k.Wraps[hash]; ok {
-			if data, err = unwrap(ck, w, owner, hash); err == nil {
-				break
-			}
+	k, err := v.keys.Get(ctx, owner)
+	if errors.Is(err, storage.ErrNotFound) {
+		cks, err := clientKeys(password, creds)
+		if err != nil {
+			return err
 		}
+		defer wipeAll(cks)
+		_, _, err = v.keysOrCreate(ctx, owner, cks)
+		return err
+	}
+	if err != nil {
+		return fmt.Errorf("vault: keys of %s: %w", owner, err)
+	}
+	var (
+		data    []byte
+		failed  = map[string]bool{}
+		lastErr = fmt.Errorf("vault: %s has no key wrap for its credentials: %w", owner, ErrLocked)
+	)
+	for _, c := range creds {
+		w, ok := k.Wraps[c.Hash]
+		if !ok {
+			continue
+		}
+		ck, err := sasl.ClientKey(c.Hash, password, c.Salt, c.Iterations)
+		if err == nil {
+			data, err = unwrap(ck, w, owner, c.Hash)
+			clear(ck)
+		}
+		if err == nil {
+			break
+		}
+		failed[c.Hash] = true
+		lastErr = err
 	}
 	if data == nil {
-		if err == nil {
-			err = fmt.Errorf("vault: %s has no key wrap for its credentials: %w", owner, ErrLocked)
-		}
-		return err
+		return lastErr
 	}
 	priv, err := openPrivate(data, owner, k)
 	if err != nil {
 		clear(data)
 		return err
 	}
-	// Wraps that are missing (an account imported with one hash) or no
-	// longer open (written under an older password through a path
-	// that could not rewrap) are made again from the password.
-	for hash, ck := range cks {
-		if w, ok := k.Wraps[hash]; ok {
-			if d, err := unwrap(ck, w, owner, hash); err == nil {
-				clear(d)
-				continue
+	for _, c := range creds {
+		if _, ok := k.Wraps[c.Hash]; ok && !failed[c.Hash] {
+			continue
+		}
+		ck, err := sasl.ClientKey(c.Hash, password, c.Salt, c.Iterations)
+		if err == nil {
+			var nw []byte
+			nw, err = wrap(ck, data, owner, c.Hash)
+			clear(ck)
+			if err == nil {
+				err = v.keys.PutWrap(ctx, owner, c.Hash, nw)
 			}
 		}
-		nw, err := wrap(ck, data, owner, hash)
-		if err == nil {
-			err = v.keys.PutWrap(ctx, owner, hash, nw)
-		}
 		if err != nil {
-			v.log.Warn("vault: adding a key wrap", "account", owner, "hash", hash, "err", err)
+			v.log.Warn("vault: adding a key wrap", "account", owner, "hash", c.Hash, "err", err)
 		}
 	}
 	v.hold(owner, data, priv, k.Public)

@@ -35,6 +35,7 @@ var dialect = sqlstore.Dialect{
 	// NULL, which = ANY never matches, as an empty list should not.
 	InList: func(col, param string) string { return col + " = ANY(" + param + ")" },
 	List:   func(values any) (any, error) { return values, nil },
+	True:   "TRUE",
 	Param:  func(n int) string { return "$" + strconv.Itoa(n) },
 	Typed: func(param string, t sqlstore.ColumnType) string {
 		switch t {

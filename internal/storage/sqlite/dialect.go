@@ -33,6 +33,7 @@ var dialect = sqlstore.Dialect{
 		return string(b), err
 	},
 	Param: func(int) string { return "?" },
+	True:  "1",
 	// SQLite's columns take what they are given; STRICT tables check it.
 	Typed: func(param string, _ sqlstore.ColumnType) string { return param },
 	// No sequences: the owner's highest plus one, unique per owner because

@@ -72,6 +72,11 @@ type Dialect struct {
 	// PendingSealedSeq is the same for pending_sealed.seq.
 	PendingSealedSeq string
 
+	// True is the literal of a true boolean column (SQLite keeps 0 and 1
+	// in INTEGER columns), written into a statement so that a partial
+	// index on the column can serve it.
+	True string
+
 	// IsForeignKey and IsUnique tell the constraint violations apart
 	// from other errors; only the drivers know their error types.
 	IsForeignKey, IsUnique func(error) bool

@@ -49,6 +49,9 @@ func RunRepositories(t *testing.T, open func(t *testing.T) storage.Store) {
 	t.Run("Archive", func(t *testing.T) { runArchive(t, open) })
 	t.Run("PubSub", func(t *testing.T) { runPubSub(t, open) })
 	t.Run("MUC", func(t *testing.T) { runMUC(t, open) })
+	t.Run("Keys", func(t *testing.T) { runKeys(t, open) })
+	t.Run("ArchiveSealed", func(t *testing.T) { runArchiveSealed(t, open) })
+	t.Run("OfflineReplace", func(t *testing.T) { runOfflineReplace(t, open) })
 	t.Run("RepositoriesCanceled", func(t *testing.T) { runRepositoriesCanceled(t, open) })
 }
 

@@ -61,7 +61,6 @@ func NewHost(domains ...string) *Host {
 		Registry: module.NewRegistry(),
 		domains:  map[string]bool{},
 		store:    st,
-		accounts: accounts.New(st),
 		logs:     &lockedBuffer{},
 		sessions: map[jid.JID][]*Session{},
 	}
@@ -70,6 +69,7 @@ func NewHost(domains ...string) *Host {
 	}
 	h.log = slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	h.vault = h.newVault()
+	h.accounts = accounts.New(st, h.vault)
 	return h
 }
 
@@ -88,6 +88,7 @@ func (h *Host) Restart() *Host {
 	}
 	// Keys are held in memory only: after a restart nobody is unlocked.
 	n.vault = n.newVault()
+	n.accounts = accounts.New(n.store, n.vault)
 	return n
 }
 
