@@ -352,13 +352,27 @@ func (t *transfer) importUser(ctx context.Context, u *pie.User) (string, error) 
 
 	n := 0
 	for _, it := range u.Roster {
-		// A sealed item cannot be compared while its owner is away:
-		// it is written again (sealed to the mail-drop key).
 		have, err := t.roster.Item(ctx, u.JID, it.Contact)
 		if err == nil && reflect.DeepEqual(have, it) {
 			continue
 		}
-		if err != nil && !errors.Is(err, storage.ErrNotFound) && !sealstore.Locked(err) {
+		if sealstore.Locked(err) {
+			// Sealed under the owner's key, which is not here: only the
+			// state compares. Its name and groups are left as they are
+			// (README: a rename in a newer file waits for the owner).
+			if have, err = t.roster.State(ctx, u.JID, it.Contact); err != nil {
+				return "", err
+			}
+			if have.Subscription == it.Subscription && have.Ask == it.Ask && have.Approved == it.Approved {
+				continue
+			}
+			if _, err := t.roster.SetState(ctx, u.JID, it.Contact, it.Subscription, it.Ask, it.Approved, 0); err != nil {
+				return "", fmt.Errorf("roster item %s: %w", it.Contact, err)
+			}
+			n++
+			continue
+		}
+		if err != nil && !errors.Is(err, storage.ErrNotFound) {
 			return "", err
 		}
 		if _, err := t.roster.Put(ctx, u.JID, it, 0); err != nil {

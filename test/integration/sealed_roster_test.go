@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"parley/internal/sasl"
 	"parley/internal/sealstore"
 	"parley/internal/storage"
 	"parley/internal/storage/sqlite"
@@ -220,4 +221,98 @@ func cannotReadWithoutPassword(t *testing.T, dataDir string) {
 	if err != nil || !found {
 		t.Errorf("with the password the roster does not open: %+v, %v", items, err)
 	}
+}
+
+// TestSealedRosterMigration: data stored in clear before sealing (an
+// account without keys, as an upgraded server has it) keeps working and is sealed at the owner's
+// next login; afterwards no file of data_dir holds it in clear.
+func TestSealedRosterMigration(t *testing.T) {
+	needSlixmpp(t)
+	s := startServer(t, serverOpts{})
+	s.addUser("bob@localhost", "pw")
+	s.stop()
+	dataDir := filepath.Join(s.dir, "data")
+	writeLegacyOlga(t, dataDir)
+	if n := countMarkers(t, dataDir, sealedMarkers); n == 0 {
+		t.Fatal("the imported data is not in clear before the first login: the test would prove nothing")
+	}
+
+	// Before olga's first login the clear rows work: bob, subscribed to
+	// her, gets her presence once she is online, and her block list is
+	// read for enforcement.
+	s = launch(t, s.dir, s.config, serverOpts{})
+	bob := online(t, s, "bob@localhost")
+	olga := online(t, s, "olga@localhost")
+	bob.expect("olga's presence through the migrated roster", isPresence("olga@localhost/", ""))
+	roster := olga.iq("<iq type='get'><query xmlns='jabber:iq:roster'/></iq>").String()
+	for _, want := range []string{`name="Zq7RosterName"`, `<group>Zq7Group</group>`, `name="Zq7BobName"`} {
+		if !strings.Contains(roster, want) {
+			t.Errorf("olga's roster lacks %s: %s", want, roster)
+		}
+	}
+	if b := olga.iq("<iq type='get'><blocklist xmlns='urn:xmpp:blocking'/></iq>").String(); !strings.Contains(b, "zq7blocked@elsewhere.example") {
+		t.Errorf("block list: %s", b)
+	}
+	if p := olga.iq("<iq type='get'><query xmlns='jabber:iq:private'><notes xmlns='urn:zq7:notes'/></query></iq>").String(); !strings.Contains(p, "Zq7PrivateText") {
+		t.Errorf("private XML: %s", p)
+	}
+	olga.op("close")
+	bob.op("close")
+	s.stop()
+	grepDataDir(t, dataDir, sealedMarkers)
+}
+
+// countMarkers counts the markers found in the files under dir.
+func countMarkers(t *testing.T, dir string, markers []string) int {
+	t.Helper()
+	n := 0
+	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, _ := os.ReadFile(path)
+		for _, m := range markers {
+			if bytes.Contains(bytes.ToLower(b), bytes.ToLower([]byte(m))) {
+				n++
+			}
+		}
+		return nil
+	})
+	return n
+}
+
+// writeLegacyOlga writes, with parley's storage code, what a server from
+// before sealing kept for olga: an account without keys, and her roster,
+// a pending request, block list and private XML in clear.
+func writeLegacyOlga(t *testing.T, dataDir string) {
+	t.Helper()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(dataDir, "parley.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	const olga = "olga@localhost"
+	var creds []storage.Credential
+	for _, h := range sasl.Hashes {
+		c, err := sasl.NewCredentials(h, "pw", 4096)
+		if err != nil {
+			t.Fatal(err)
+		}
+		creds = append(creds, storage.Credential{Hash: c.Hash, Salt: c.Salt, Iterations: c.Iterations, StoredKey: c.StoredKey, ServerKey: c.ServerKey})
+	}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(st.Users().Create(ctx, storage.Account{JID: olga, Credentials: creds}))
+	_, err = st.Roster().Put(ctx, olga, storage.RosterItem{Contact: "zq7contact@elsewhere.example", Name: "Zq7RosterName", Groups: []string{"Zq7Group"}, Subscription: storage.SubNone}, 0)
+	must(err)
+	_, err = st.Roster().Put(ctx, olga, storage.RosterItem{Contact: "bob@localhost", Name: "Zq7BobName", Subscription: storage.SubFrom}, 0)
+	must(err)
+	must(st.KV().Put(ctx, olga, "urn:xmpp:blocking", "zq7blocked@elsewhere.example", nil))
+	must(st.KV().Put(ctx, olga, "jabber:iq:private", "urn:zq7:notes",
+		[]byte(`<query xmlns="jabber:iq:private"><notes xmlns="urn:zq7:notes">Zq7PrivateText</notes></query>`)))
 }
