@@ -89,6 +89,9 @@ func (m *KV) Get(ctx context.Context, owner, key string) ([]byte, error) {
 		return nil, err
 	}
 	e, err := m.open(ctx, owner, idx, blob)
+	if lost(err) {
+		return nil, fmt.Errorf("sealstore: %s of %s was sealed under a key the account lost: %w", m.ns, owner, storage.ErrNotFound)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -183,6 +186,9 @@ func (m *KV) List(ctx context.Context, owner string) ([]storage.KVEntry, error) 
 	out := make([]storage.KVEntry, 0, len(sealed)+len(clearEntries))
 	for _, s := range sealed {
 		e, err := m.open(ctx, owner, s.Key, s.Value)
+		if lost(err) {
+			continue // gone with an old key; the next Reseal deletes it
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -195,8 +201,9 @@ func (m *KV) List(ctx context.Context, owner string) ([]storage.KVEntry, error) 
 	return slices.CompactFunc(out, func(a, b storage.KVEntry) bool { return a.Key == b.Key }), nil
 }
 
-// Reseal seals the clear entries and seals mail-drop entries again under
-// the data key, once a login unlocked owner's key.
+// Reseal seals the clear entries, seals mail-drop entries again under
+// the data key and deletes entries under a lost key, once a login
+// unlocked owner's key.
 func (m *KV) Reseal(ctx context.Context, owner string) error {
 	defer m.owners.lock(owner)()
 	var errs []error
@@ -212,15 +219,9 @@ func (m *KV) Reseal(ctx context.Context, owner string) error {
 		return err
 	}
 	for _, s := range sealed {
-		if !vault.IsMailDrop(s.Value) {
-			continue
-		}
-		e, err := m.open(ctx, owner, s.Key, s.Value)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		errs = append(errs, m.put(ctx, owner, e.Key, e.Value))
+		errs = append(errs, reseal(ctx, m.v, owner, s.Value, m.ad(owner, s.Key),
+			func(blob []byte) error { return m.kv.Put(ctx, owner, m.sealedNS, s.Key, blob) },
+			func() error { return m.kv.Delete(ctx, owner, m.sealedNS, s.Key) }))
 	}
 	return errors.Join(errs...)
 }

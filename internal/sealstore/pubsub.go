@@ -112,12 +112,18 @@ func (p *PubSub) Items(ctx context.Context, owner, node string, q storage.PubSub
 	if err != nil {
 		return nil, err
 	}
-	for i, it := range items {
-		if items[i], err = p.open(ctx, owner, node, it); err != nil {
+	out := items[:0]
+	for _, it := range items {
+		opened, err := p.open(ctx, owner, node, it)
+		if lost(err) {
+			continue // gone with an old key; the next Reseal deletes it
+		}
+		if err != nil {
 			return nil, err
 		}
+		out = append(out, opened)
 	}
-	return items, nil
+	return out, nil
 }
 
 // open returns a stored item as published: a sealed one opened, one
@@ -146,7 +152,7 @@ func (p *PubSub) LastItems(ctx context.Context, owner string) ([]storage.PubSubL
 	for _, l := range last {
 		if p.private(l.Node) {
 			it, err := p.open(ctx, owner, l.Node, l.Item)
-			if Locked(err) {
+			if Locked(err) || lost(err) {
 				continue // the owner is away: nobody else may see it
 			}
 			if err != nil {
@@ -160,9 +166,9 @@ func (p *PubSub) LastItems(ctx context.Context, owner string) ([]storage.PubSubL
 }
 
 // Reseal seals the items of owner's private nodes stored in clear before
-// sealing, and seals mail-drop items again under the data key. Each is
+// sealing, seals mail-drop items again under the data key (each
 // published again, oldest first, so the order holds; their publication
-// time becomes now.
+// time becomes now), and deletes items under a lost key.
 func (p *PubSub) Reseal(ctx context.Context, owner string) error {
 	nodes, err := p.PubSub.Nodes(ctx, owner)
 	if err != nil {
@@ -179,15 +185,18 @@ func (p *PubSub) Reseal(ctx context.Context, owner string) error {
 			continue
 		}
 		for _, it := range items {
-			if vault.IsVault(it.Payload) && !vault.IsMailDrop(it.Payload) {
+			if vault.IsVault(it.Payload) {
+				errs = append(errs, reseal(ctx, p.v, owner, it.Payload, pubsubAD(owner, n.Name, it.ID),
+					func(blob []byte) error {
+						// Published again: the order holds (oldest first), the time becomes now.
+						_, err := p.PubSub.Publish(ctx, owner, n.Name, storage.PubSubItem{ID: it.ID, Publisher: owner, Payload: blob}, 0)
+						return err
+					},
+					func() error { return p.PubSub.Retract(ctx, owner, n.Name, it.ID) }))
 				continue
 			}
-			opened, err := p.open(ctx, owner, n.Name, it)
-			if err == nil {
-				// Publishing under the index replaces the mail-drop
-				// row; a clear row is retracted by Publish.
-				_, err = p.Publish(ctx, owner, n.Name, opened, 0)
-			}
+			// Stored in clear before sealing.
+			_, err := p.Publish(ctx, owner, n.Name, it, 0)
 			errs = append(errs, err)
 		}
 	}

@@ -103,6 +103,9 @@ func (r *Roster) Items(ctx context.Context, owner string) ([]storage.RosterItem,
 	items := make([]storage.RosterItem, 0, len(sealed)+len(clearItems))
 	for _, s := range sealed {
 		it, err := r.openItem(ctx, owner, s)
+		if lost(err) {
+			continue // gone with an old key; the next Reseal deletes it
+		}
 		if err != nil {
 			return nil, 0, err
 		}
@@ -202,15 +205,20 @@ func (r *Roster) SetState(ctx context.Context, owner, contact, sub string, ask, 
 func (r *Roster) Delete(ctx context.Context, owner, contact string) (int64, error) {
 	defer r.owners.lock(owner)()
 	v, err := r.st.DeleteSealed(ctx, owner, r.blind(owner, contact))
-	if !errors.Is(err, storage.ErrNotFound) {
-		// A clear copy cannot exist beside a sealed one (sealing
-		// replaces it), but an import may have written one since.
-		if _, err := r.st.Delete(ctx, owner, contact); err != nil && !errors.Is(err, storage.ErrNotFound) {
-			return 0, err
-		}
-		return v, err
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return r.st.Delete(ctx, owner, contact)
+	case err != nil:
+		return 0, err
 	}
-	return r.st.Delete(ctx, owner, contact)
+	// A clear copy beside the sealed one is only there if something
+	// wrote around this layer (an old import); it goes too.
+	if v2, err := r.st.Delete(ctx, owner, contact); err == nil {
+		v = v2
+	} else if !errors.Is(err, storage.ErrNotFound) {
+		return 0, err
+	}
+	return v, nil
 }
 
 func (r *Roster) Count(ctx context.Context, owner string) (int, error) { return r.st.Count(ctx, owner) }
@@ -255,6 +263,9 @@ func (r *Roster) Pending(ctx context.Context, owner string) ([]storage.Pending, 
 	}
 	for _, s := range sealed {
 		p, err := r.openPending(ctx, owner, s)
+		if lost(err) {
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -302,10 +313,12 @@ func (r *Roster) DeletePending(ctx context.Context, owner, contact string) error
 	return r.st.DeletePendingIn(ctx, owner, contact)
 }
 
-// Reseal runs when a login unlocked owner's key: clear rows are sealed
-// and mail-drop blobs sealed again under the data key (opening a
-// mail-drop blob costs an X25519 agreement; a data-key blob only
-// AES-GCM). It goes on past a damaged row and returns the first error.
+// Reseal runs when a login unlocked owner's key: clear rows are sealed,
+// mail-drop blobs sealed again under the data key (opening a mail-drop
+// blob costs an X25519 agreement; a data-key blob only AES-GCM), and rows
+// sealed under a key the account no longer has (an admin reset the
+// password) are deleted: nobody can open them again. It goes on past a
+// damaged row and returns every error.
 func (r *Roster) Reseal(ctx context.Context, owner string) error {
 	defer r.owners.lock(owner)()
 	var errs []error
@@ -323,12 +336,9 @@ func (r *Roster) Reseal(ctx context.Context, owner string) error {
 		return err
 	}
 	for _, s := range sealed {
-		if !vault.IsMailDrop(s.Sealed) {
-			continue
-		}
-		errs = append(errs, r.reseal(ctx, owner, s.Sealed, itemAD(owner, s.Blind), func(blob []byte) error {
-			return r.st.Reseal(ctx, owner, s.Blind, blob)
-		}))
+		errs = append(errs, reseal(ctx, r.v, owner, s.Sealed, itemAD(owner, s.Blind),
+			func(blob []byte) error { return r.st.Reseal(ctx, owner, s.Blind, blob) },
+			func() error { _, err := r.st.DeleteSealed(ctx, owner, s.Blind); return err }))
 	}
 	pending, err := r.st.PendingIn(ctx, owner)
 	if err != nil {
@@ -342,30 +352,9 @@ func (r *Roster) Reseal(ctx context.Context, owner string) error {
 		return err
 	}
 	for _, s := range sealedPending {
-		if !vault.IsMailDrop(s.Sealed) {
-			continue
-		}
-		errs = append(errs, r.reseal(ctx, owner, s.Sealed, pendingAD(owner, s.Blind), func(blob []byte) error {
-			return r.st.ResealPending(ctx, owner, s.Blind, blob)
-		}))
+		errs = append(errs, reseal(ctx, r.v, owner, s.Sealed, pendingAD(owner, s.Blind),
+			func(blob []byte) error { return r.st.ResealPending(ctx, owner, s.Blind, blob) },
+			func() error { return r.st.DeletePendingSealed(ctx, owner, s.Blind) }))
 	}
 	return errors.Join(errs...)
-}
-
-// reseal opens a blob and seals it again, which gives a data-key blob
-// now that the key is held, and hands it to store.
-func (r *Roster) reseal(ctx context.Context, owner string, blob, ad []byte, store func([]byte) error) error {
-	plain, err := r.v.Open(ctx, owner, blob, ad)
-	if err != nil {
-		return fmt.Errorf("sealstore: resealing for %s: %w", owner, err)
-	}
-	again, err := r.v.Seal(ctx, owner, plain, ad)
-	clear(plain)
-	if err != nil {
-		return fmt.Errorf("sealstore: resealing for %s: %w", owner, err)
-	}
-	if err := store(again); err != nil && !errors.Is(err, storage.ErrNotFound) {
-		return err
-	}
-	return nil
 }

@@ -23,9 +23,12 @@ package sealstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"hash/maphash"
 	"sync"
 
+	"parley/internal/seal"
+	"parley/internal/storage"
 	"parley/internal/vault"
 )
 
@@ -61,3 +64,35 @@ func (o *owners) lock(owner string) func() {
 // blindKey joins owner and value so the same contact in two rosters gets
 // two unrelated indexes: the table does not show who shares contacts.
 func blindKey(owner, value string) string { return owner + "\x00" + value }
+
+// lost reports whether err says a row was sealed under a key the account
+// no longer has (an admin reset its password): it can never be opened.
+func lost(err error) bool { return errors.Is(err, seal.ErrWrongKey) }
+
+// reseal opens one sealed blob now that the owner's key is held: a
+// mail-drop blob is sealed again under the data key and handed to store,
+// a blob under a lost key is deleted with drop, a data-key blob stays.
+func reseal(ctx context.Context, v Vault, owner string, blob, ad []byte, store func([]byte) error, drop func() error) error {
+	plain, err := v.Open(ctx, owner, blob, ad)
+	if lost(err) {
+		if err := drop(); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return err
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("sealstore: resealing for %s: %w", owner, err)
+	}
+	defer clear(plain)
+	if !vault.IsMailDrop(blob) {
+		return nil
+	}
+	again, err := v.Seal(ctx, owner, plain, ad)
+	if err != nil {
+		return fmt.Errorf("sealstore: resealing for %s: %w", owner, err)
+	}
+	if err := store(again); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return err
+	}
+	return nil
+}

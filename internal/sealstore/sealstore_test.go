@@ -33,20 +33,26 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	f := &fixture{t: t, st: st}
-	for _, h := range sasl.Hashes {
-		c, err := sasl.NewCredentials(h, password, 4096)
-		if err != nil {
-			t.Fatal(err)
-		}
-		f.creds = append(f.creds, storage.Credential{Hash: c.Hash, Salt: c.Salt, Iterations: c.Iterations, StoredKey: c.StoredKey, ServerKey: c.ServerKey})
-	}
+	f := &fixture{t: t, st: st, creds: credentials(t, password)}
 	if err := st.Users().Create(t.Context(), storage.Account{JID: alice, Credentials: f.creds}); err != nil {
 		t.Fatal(err)
 	}
 	f.v = vault.New(st.Keys(), bytes.Repeat([]byte{9}, 32), vault.Options{Grace: time.Hour})
 	t.Cleanup(f.v.Stop)
 	return f
+}
+
+func credentials(t *testing.T, password string) []storage.Credential {
+	t.Helper()
+	var out []storage.Credential
+	for _, h := range sasl.Hashes {
+		c, err := sasl.NewCredentials(h, password, 4096)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, storage.Credential{Hash: c.Hash, Salt: c.Salt, Iterations: c.Iterations, StoredKey: c.StoredKey, ServerKey: c.ServerKey})
+	}
+	return out
 }
 
 // unlock logs alice in as far as the vault is concerned and waits for
@@ -395,5 +401,64 @@ func TestPubSubSealsPrivateNodes(t *testing.T) {
 	all, err := p.Items(ctx, alice, node, storage.PubSubQuery{})
 	if err != nil || len(all) != 2 || all[0].ID != "coven-marker@chat.example" || all[1].ID != "imported@chat.example" {
 		t.Errorf("Items after the login = %+v, %v", all, err)
+	}
+}
+
+// TestLostKeyRowsAreDropped: after an admin reset alice's password while
+// she was away, what was sealed under her old key can never open; her
+// roster, requests and map still work (without those rows) and her next
+// login deletes them.
+func TestLostKeyRowsAreDropped(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	r := NewRoster(f.st.Roster(), f.v)
+	m := NewKV(f.st.KV(), f.v, "urn:test:list")
+	f.unlock()
+	if _, err := r.Put(ctx, alice, storage.RosterItem{Contact: "old@example.org", Name: "Old", Subscription: storage.SubBoth}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Put(ctx, alice, "old", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	f.v.Lock(alice)
+	// Mail-drop rows under the old public key too.
+	if err := r.AddPending(ctx, alice, storage.Pending{Contact: "req@example.org", Stanza: []byte("<presence/>")}); err != nil {
+		t.Fatal(err)
+	}
+	creds := credentials(t, "reset by an admin")
+	if err := f.st.Users().SetCredentials(ctx, alice, creds); err != nil {
+		t.Fatal(err)
+	}
+	if lostData, err := f.v.SetPassword(ctx, alice, "reset by an admin", creds); err != nil || !lostData {
+		t.Fatalf("admin reset: lost %v, %v", lostData, err)
+	}
+	f.creds = creds
+	if err := f.v.UnlockPassword(ctx, alice, "reset by an admin", creds); err != nil {
+		t.Fatal(err)
+	}
+	// Before any reseal the lost rows are left out, not an error.
+	if items, _, err := r.Items(ctx, alice); err != nil || len(items) != 0 {
+		t.Errorf("Items with lost rows = %+v, %v; want none, no error", items, err)
+	}
+	if ps, err := r.Pending(ctx, alice); err != nil || len(ps) != 0 {
+		t.Errorf("Pending with lost rows = %+v, %v", ps, err)
+	}
+	if es, err := m.List(ctx, alice); err != nil || len(es) != 0 {
+		t.Errorf("List with lost rows = %+v, %v", es, err)
+	}
+	if err := r.Reseal(ctx, alice); err != nil {
+		t.Errorf("Reseal: %v", err)
+	}
+	if err := m.Reseal(ctx, alice); err != nil {
+		t.Errorf("KV Reseal: %v", err)
+	}
+	if n, _ := r.Count(ctx, alice); n != 0 {
+		t.Errorf("%d lost items still count against the limit", n)
+	}
+	if ps, _ := f.st.Roster().PendingSealed(ctx, alice); len(ps) != 0 {
+		t.Errorf("%d lost requests left", len(ps))
+	}
+	if n, _ := m.Count(ctx, alice); n != 0 {
+		t.Errorf("%d lost entries left", n)
 	}
 }
