@@ -50,15 +50,17 @@ func (m *KV) ad(owner, index string) []byte {
 // the owner's key: what a lookup while the owner is away compares with
 // (a block list filter). An unknown owner has none.
 func (m *KV) Indexes(ctx context.Context, owner string) ([]string, error) {
-	sealed, err := m.kv.List(ctx, owner, m.sealedNS)
+	// Clear first: entries only move from clear to sealed, so one moved
+	// between the reads is seen twice (harmless in a set), never missed.
+	clearEntries, err := m.kv.List(ctx, owner, m.ns)
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	clearEntries, err := m.kv.List(ctx, owner, m.ns)
-	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+	sealed, err := m.kv.List(ctx, owner, m.sealedNS)
+	if err != nil {
 		return nil, err
 	}
 	out := make([]string, 0, len(sealed)+len(clearEntries))
@@ -83,7 +85,12 @@ func (m *KV) Get(ctx context.Context, owner, key string) ([]byte, error) {
 	idx := m.Index(owner, key)
 	blob, err := m.kv.Get(ctx, owner, m.sealedNS, idx)
 	if errors.Is(err, storage.ErrNotFound) {
-		return m.kv.Get(ctx, owner, m.ns, key)
+		v, err := m.kv.Get(ctx, owner, m.ns, key)
+		if !errors.Is(err, storage.ErrNotFound) {
+			return v, err
+		}
+		// Sealed between the two reads (a login reseals)?
+		blob, err = m.kv.Get(ctx, owner, m.sealedNS, idx)
 	}
 	if err != nil {
 		return nil, err
@@ -175,11 +182,11 @@ func (m *KV) DeleteAll(ctx context.Context, owner string) error {
 // List returns every entry sorted by key; vault.ErrLocked when one is
 // sealed and the owner's key is not held.
 func (m *KV) List(ctx context.Context, owner string) ([]storage.KVEntry, error) {
-	sealed, err := m.kv.List(ctx, owner, m.sealedNS)
+	clearEntries, err := m.kv.List(ctx, owner, m.ns)
 	if err != nil {
 		return nil, err
 	}
-	clearEntries, err := m.kv.List(ctx, owner, m.ns)
+	sealed, err := m.kv.List(ctx, owner, m.sealedNS)
 	if err != nil {
 		return nil, err
 	}

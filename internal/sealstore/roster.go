@@ -89,14 +89,15 @@ func (r *Roster) openItem(ctx context.Context, owner string, s storage.SealedIte
 // Items returns the whole roster, sorted by contact, and its version. It
 // needs the owner's key as soon as one item is sealed (vault.ErrLocked).
 func (r *Roster) Items(ctx context.Context, owner string) ([]storage.RosterItem, int64, error) {
-	// Sealed rows first: a write between the two reads only raises the
-	// clear read's version, and the smaller of the two never claims a
-	// change the items miss (a client then gets a push it already has).
-	sealed, v1, err := r.st.SealedItems(ctx, owner)
+	// Clear rows first: rows only move from clear to sealed (a login
+	// reseals), so one moved between the reads is seen twice, never
+	// missed. The smaller version never claims a change the items miss
+	// (a client may then get a push it already has).
+	clearItems, v1, err := r.st.Items(ctx, owner)
 	if err != nil {
 		return nil, 0, err
 	}
-	clearItems, v2, err := r.st.Items(ctx, owner)
+	sealed, v2, err := r.st.SealedItems(ctx, owner)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -119,18 +120,30 @@ func (r *Roster) Items(ctx context.Context, owner string) ([]storage.RosterItem,
 	return items, min(v1, v2), nil
 }
 
+// find looks contact up among the sealed rows, then the clear ones, then
+// the sealed ones again: a clear row sealed between the first two reads
+// (a login reseals) is found by the third. sealed reports which kind
+// was found; storage.ErrNotFound when neither.
+func (r *Roster) find(ctx context.Context, owner, contact string) (s storage.SealedItem, it storage.RosterItem, sealed bool, err error) {
+	b := r.blind(owner, contact)
+	if s, err = r.st.SealedItem(ctx, owner, b); !errors.Is(err, storage.ErrNotFound) {
+		return s, it, err == nil, err
+	}
+	if it, err = r.st.Item(ctx, owner, contact); !errors.Is(err, storage.ErrNotFound) {
+		return s, it, false, err
+	}
+	s, err = r.st.SealedItem(ctx, owner, b)
+	return s, it, err == nil, err
+}
+
 // Item returns contact's item with its name and groups: vault.ErrLocked
 // when it is sealed and the owner's key is not held (State works then).
 func (r *Roster) Item(ctx context.Context, owner, contact string) (storage.RosterItem, error) {
-	s, err := r.st.SealedItem(ctx, owner, r.blind(owner, contact))
-	if errors.Is(err, storage.ErrNotFound) {
-		return r.st.Item(ctx, owner, contact)
+	s, it, sealed, err := r.find(ctx, owner, contact)
+	if err != nil || !sealed {
+		return it, err
 	}
-	if err != nil {
-		return storage.RosterItem{}, err
-	}
-	it, err := r.openItem(ctx, owner, s)
-	if err != nil {
+	if it, err = r.openItem(ctx, owner, s); err != nil {
 		return storage.RosterItem{}, err
 	}
 	if it.Contact != contact {
@@ -144,14 +157,13 @@ func (r *Roster) Item(ctx context.Context, owner, contact string) (storage.Roste
 // on while the owner is away. storage.ErrNotFound when contact is not in
 // the roster.
 func (r *Roster) State(ctx context.Context, owner, contact string) (storage.RosterItem, error) {
-	s, err := r.st.SealedItem(ctx, owner, r.blind(owner, contact))
-	if errors.Is(err, storage.ErrNotFound) {
-		it, err := r.st.Item(ctx, owner, contact)
-		it.Name, it.Groups = "", nil
-		return it, err
-	}
+	s, it, sealed, err := r.find(ctx, owner, contact)
 	if err != nil {
 		return storage.RosterItem{}, err
+	}
+	if !sealed {
+		it.Name, it.Groups = "", nil
+		return it, nil
 	}
 	return storage.RosterItem{Contact: contact, Subscription: s.Subscription, Ask: s.Ask, Approved: s.Approved}, nil
 }
@@ -252,12 +264,13 @@ func (r *Roster) addPending(ctx context.Context, owner string, p storage.Pending
 // Pending returns the waiting requests, oldest first; vault.ErrLocked
 // when one is sealed and the owner's key is not held.
 func (r *Roster) Pending(ctx context.Context, owner string) ([]storage.Pending, error) {
-	sealed, err := r.st.PendingSealed(ctx, owner)
+	// Clear requests were all stored before the sealed ones, and are
+	// read first: one sealed between the reads is seen twice, not missed.
+	out, err := r.st.PendingIn(ctx, owner)
 	if err != nil {
 		return nil, err
 	}
-	// Clear requests were all stored before the sealed ones.
-	out, err := r.st.PendingIn(ctx, owner)
+	sealed, err := r.st.PendingSealed(ctx, owner)
 	if err != nil {
 		return nil, err
 	}
@@ -269,6 +282,7 @@ func (r *Roster) Pending(ctx context.Context, owner string) ([]storage.Pending, 
 		if err != nil {
 			return nil, err
 		}
+		out = slices.DeleteFunc(out, func(c storage.Pending) bool { return c.Contact == p.Contact })
 		out = append(out, p)
 	}
 	return out, nil
@@ -289,19 +303,20 @@ func (r *Roster) openPending(ctx context.Context, owner string, s storage.Sealed
 // HasPending reports whether contact's request waits; it does not need
 // the owner's key.
 func (r *Roster) HasPending(ctx context.Context, owner, contact string) (bool, error) {
+	// Clear first, as in Pending.
+	clearPending, err := r.st.PendingIn(ctx, owner)
+	if err != nil {
+		return false, err
+	}
+	if slices.ContainsFunc(clearPending, func(p storage.Pending) bool { return p.Contact == contact }) {
+		return true, nil
+	}
 	sealed, err := r.st.PendingSealed(ctx, owner)
 	if err != nil {
 		return false, err
 	}
 	b := r.blind(owner, contact)
-	if slices.ContainsFunc(sealed, func(s storage.SealedPending) bool { return bytes.Equal(s.Blind, b) }) {
-		return true, nil
-	}
-	clearPending, err := r.st.PendingIn(ctx, owner)
-	if err != nil {
-		return false, err
-	}
-	return slices.ContainsFunc(clearPending, func(p storage.Pending) bool { return p.Contact == contact }), nil
+	return slices.ContainsFunc(sealed, func(s storage.SealedPending) bool { return bytes.Equal(s.Blind, b) }), nil
 }
 
 // DeletePending forgets contact's request, sealed or clear.
