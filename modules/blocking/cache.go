@@ -11,12 +11,21 @@ import (
 
 // blocklist is one user's blocked JIDs, in canonical string form or, for
 // a sealed list, as their blind indexes (index maps a JID to its entry).
-// It is never changed after it is built, so filters read it without a
-// lock.
+// Its set is never changed after it is built, so filters read it without
+// a lock; only the memo of a blind list takes one.
 type blocklist struct {
 	set   map[string]struct{}
 	index func(string) string // nil: the set holds the JIDs themselves
+
+	// memo keeps recent answers of a blind list by address: an HMAC per
+	// candidate address costs microseconds per stanza, and a
+	// conversation brings the same sender again and again.
+	mu   sync.Mutex
+	memo map[jid.JID]bool
 }
+
+// memoSize bounds a list's memo; past it the memo starts over.
+const memoSize = 256
 
 func newBlocklist(keys []string) *blocklist {
 	b := &blocklist{set: make(map[string]struct{}, len(keys))}
@@ -50,6 +59,29 @@ func (b *blocklist) blocks(j jid.JID) bool {
 	if len(b.set) == 0 || j.IsZero() {
 		return false
 	}
+	if b.index == nil {
+		return b.match(j)
+	}
+	b.mu.Lock()
+	blocked, ok := b.memo[j]
+	b.mu.Unlock()
+	if ok {
+		return blocked
+	}
+	blocked = b.match(j)
+	b.mu.Lock()
+	switch {
+	case b.memo == nil:
+		b.memo = map[jid.JID]bool{}
+	case len(b.memo) >= memoSize:
+		clear(b.memo)
+	}
+	b.memo[j] = blocked
+	b.mu.Unlock()
+	return blocked
+}
+
+func (b *blocklist) match(j jid.JID) bool {
 	if j.Local() != "" {
 		if j.Resource() != "" && b.has(j.String()) {
 			return true
