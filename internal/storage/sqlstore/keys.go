@@ -12,13 +12,15 @@ type keys struct{ *Store }
 
 var _ storage.Keys = keys{}
 
+// keysGetQuery runs at every login (prepared once). One statement, one
+// snapshot: a concurrent Put cannot mix an old public key with new wraps.
+const keysGetQuery = `
+	SELECT k.public, k.private, w.hash, w.wrapped
+	FROM user_keys k LEFT JOIN user_key_wraps w ON w.owner = k.owner
+	WHERE k.owner = $1`
+
 func (k keys) Get(ctx context.Context, owner string) (storage.UserKeys, error) {
-	// One statement, one snapshot: a concurrent Put cannot mix an old
-	// public key with new wraps.
-	rows, err := k.r.QueryContext(ctx, `
-		SELECT k.public, k.private, w.hash, w.wrapped
-		FROM user_keys k LEFT JOIN user_key_wraps w ON w.owner = k.owner
-		WHERE k.owner = $1`, owner)
+	rows, err := k.keysGet.QueryContext(ctx, owner)
 	if err != nil {
 		return storage.UserKeys{}, k.errorf("get keys of %s: %w", owner, err)
 	}
