@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/hkdf"
 	"crypto/sha256"
+	"database/sql"
 	"errors"
 	"io/fs"
 	"os"
@@ -232,5 +233,106 @@ func tryOpen(t *testing.T, ctx context.Context, v *vault.Vault, s *seal.Sealer, 
 	// refused by the format before any of it counts.
 	if _, err := s.Open(blob, nil); err == nil {
 		t.Errorf("the server's key opened a row of %s", owner)
+	}
+}
+
+// TestSealedMigrationAndReset: data written before the user had a key
+// (under the server's key, peer in clear) stays readable and is sealed
+// after their login; a first login through one SCRAM hash makes the key
+// with that wrap only, a PLAIN login adds the others; and an admin reset
+// says, in the command's output, that sealed data is lost, unless the
+// user is logged in, when the key is kept.
+func TestSealedMigrationAndReset(t *testing.T) {
+	needSlixmpp(t)
+	s := startServer(t, serverOpts{top: "admins = [\"admin@localhost\"]\n"})
+	for _, u := range []string{"admin", "alice", "dave", "erin"} {
+		s.addUser(u+"@localhost", "pw")
+	}
+	db, err := sql.Open("sqlite", filepath.Join(s.dir, "data", "parley.db")+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	count := func(query string) int {
+		t.Helper()
+		var n int
+		if err := db.QueryRow(query).Scan(&n); err != nil {
+			t.Fatalf("%s: %v", query, err)
+		}
+		return n
+	}
+	// Dave is as if from before sealing: no keys. (This connection does
+	// not turn foreign keys on: the wraps are deleted by name.)
+	for _, q := range []string{`DELETE FROM user_key_wraps WHERE owner = 'dave@localhost'`, `DELETE FROM user_keys WHERE owner = 'dave@localhost'`} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	alice := s.connect(t, "alice@localhost/desk", "pw")
+	for _, body := range []string{"marker-legacy-one", "marker-legacy-two"} {
+		alice.send("<message to='dave@localhost' type='chat'><body>%s</body></message>", body)
+	}
+	alice.expectNone("an error", 300*time.Millisecond, func(el *xmlstream.Element) bool { return el.Attr("type") == "error" })
+	if n := count(`SELECT COUNT(*) FROM archive WHERE owner = 'dave@localhost' AND with_full = 'alice@localhost/desk' AND reseal = 1`); n != 2 {
+		t.Fatalf("%d archived rows of dave under the server key, want 2", n)
+	}
+
+	// First login through SCRAM-SHA-256: the key is made, wrapped for it.
+	if r := s.slixmppLogin(t, "--jid", "dave@localhost", "--password", "pw", "--port", portOf(s.starttls), "--mech", "SCRAM-SHA-256", "--no-channel-binding"); !r.Authenticated {
+		t.Fatalf("dave's SCRAM login: %+v", r)
+	}
+	if n := count(`SELECT COUNT(*) FROM user_key_wraps WHERE owner = 'dave@localhost' AND hash = 'SHA-256'`); n != 1 || count(`SELECT COUNT(*) FROM user_key_wraps WHERE owner = 'dave@localhost'`) != 1 {
+		t.Fatalf("after a SCRAM-SHA-256 login dave's key has %d wraps, want only SHA-256", count(`SELECT COUNT(*) FROM user_key_wraps WHERE owner = 'dave@localhost'`))
+	}
+	// The resealing runs in the background after the login: wait for
+	// it (bounded), then no peer is in clear.
+	deadline := time.Now().Add(20 * time.Second)
+	for count(`SELECT COUNT(*) FROM archive WHERE owner = 'dave@localhost' AND (with_full <> '' OR reseal = 1)`) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("dave's archive was not resealed within 20s of his login")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// A PLAIN login adds the missing wraps.
+	if r := s.slixmppLogin(t, "--jid", "dave@localhost", "--password", "pw", "--port", portOf(s.starttls), "--mech", "PLAIN"); !r.Authenticated {
+		t.Fatalf("dave's PLAIN login: %+v", r)
+	}
+	if n := count(`SELECT COUNT(*) FROM user_key_wraps WHERE owner = 'dave@localhost'`); n != 3 {
+		t.Fatalf("after a PLAIN login dave's key has %d wraps, want 3", n)
+	}
+
+	dave := s.connect(t, "dave@localhost/phone", "pw")
+	dave.send("<presence/>")
+	dave.expect("the first legacy message", isMessage("alice@localhost/desk", "marker-legacy-one"))
+	dave.expect("the second legacy message", isMessage("alice@localhost/desk", "marker-legacy-two"))
+	if results, _ := mamQuery(t, dave, "legacy", "", "<field var='with'><value>alice@localhost/desk</value></field>"); len(results) != 2 {
+		t.Fatalf("dave's resealed archive with alice's full JID: %d results, want 2", len(results))
+	}
+
+	// An admin changes dave's password while he is logged in: his key
+	// is wrapped again, nothing is lost.
+	ad := s.connect(t, "admin@localhost/console", "pw")
+	cmd := completed(t, "change-user-password", runCommand(t, ad, nsAdmin+"#change-user-password", map[string][]string{
+		"accountjid": {"dave@localhost"}, "password": {"pw2"}}))
+	if note := cmd.Child(nsCommands, "note"); note == nil || strings.Contains(note.Text(), "no longer be read") {
+		t.Fatalf("change-user-password for a logged-in user: %s", cmd)
+	}
+	dave2 := s.connect(t, "dave@localhost/tablet", "pw2")
+	if results, _ := mamQuery(t, dave2, "kept", "", "<field var='with'><value>alice@localhost</value></field>"); len(results) != 2 {
+		t.Fatalf("dave's archive after an admin change while logged in: %d results, want 2", len(results))
+	}
+
+	// Erin is not logged in: both kinds of reset say what it costs.
+	cmd = completed(t, "change-user-password", runCommand(t, ad, nsAdmin+"#change-user-password", map[string][]string{
+		"accountjid": {"erin@localhost"}, "password": {"pw2"}}))
+	if note := cmd.Child(nsCommands, "note"); note == nil || !strings.Contains(note.Text(), "can no longer be read") {
+		t.Fatalf("change-user-password for a user who is away: %s", cmd)
+	}
+	out, err := s.parley("", "user", "passwd", "erin@localhost", "--password", "pw3")
+	if err != nil || !strings.Contains(out, "sealed data lost") {
+		t.Fatalf("parley user passwd: %v\n%s", err, out)
+	}
+	if r := s.slixmppLogin(t, "--jid", "erin@localhost", "--password", "pw3", "--port", portOf(s.starttls)); !r.Authenticated {
+		t.Fatalf("erin cannot log in after the reset: %+v", r)
 	}
 }
