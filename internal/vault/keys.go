@@ -129,6 +129,9 @@ func (v *Vault) keysOrCreate(ctx context.Context, owner string, cks map[string][
 	if err != nil {
 		return k, false, fmt.Errorf("vault: keys of %s: %w", owner, err)
 	}
+	// Keys replaced by another process (`parley user passwd` while the
+	// server runs) reach the cache at the latest at the next login.
+	v.cachePublic(owner, k.Public)
 	return k, false, nil
 }
 
@@ -183,6 +186,7 @@ func (v *Vault) UnlockPassword(ctx context.Context, owner, password string, cred
 	if err != nil {
 		return fmt.Errorf("vault: keys of %s: %w", owner, err)
 	}
+	v.cachePublic(owner, k.Public)
 	var (
 		data    []byte
 		failed  = map[string]bool{}

@@ -17,6 +17,7 @@
 package vault
 
 import (
+	"bytes"
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
@@ -51,9 +52,10 @@ var (
 // its first byte.
 const (
 	formatData     = 0x20 // 0x20 || seal blob under the data key
-	formatMailDrop = 0x21 // 0x21 || public key id (4) || ephemeral public key (32) || AES-GCM ciphertext
+	formatMailDrop = 0x21 // 0x21 || public key id (4) || ephemeral public key (32) || salt (16) || AES-GCM ciphertext
 	keyLen         = 32
 	pubIDLen       = 4
+	saltLen        = 16
 )
 
 // DefaultGrace is how long a key stays held after the account's last
@@ -83,7 +85,8 @@ type Vault struct {
 	mu       sync.Mutex
 	jobsDone *sync.Cond // signalled when jobs drops
 	held     map[string]*entry
-	pubs     map[string][]byte // public keys, a bounded cache (they are not secret)
+	pubs     map[string][]byte   // public keys, a bounded cache (they are not secret)
+	drops    map[string]*dropKey // ephemeral agreements per recipient, reused briefly
 	onUnlock []func(ctx context.Context, owner string)
 	jobs     int
 	stopped  bool
@@ -91,12 +94,29 @@ type Vault struct {
 
 // entry is one account's state: its sessions and, while held, its keys.
 type entry struct {
-	refs  int
-	data  []byte // the data key; nil while locked
-	priv  []byte // the mail-drop private key; nil while locked
-	pubID [pubIDLen]byte
-	timer *time.Timer
+	refs   int
+	data   []byte       // the data key; nil while locked
+	sealer *seal.Sealer // AES-GCM under data, made once per unlock
+	priv   []byte       // the mail-drop private key; nil while locked
+	pubID  [pubIDLen]byte
+	timer  *time.Timer
 }
+
+// dropKey is an ephemeral X25519 agreement with one recipient's public
+// key, reused for the messages sealed to them within dropKeyLife (each
+// under its own key, derived with a random salt): one scalar
+// multiplication per recipient and minute instead of two per message.
+// The shared secret stays in memory that long, no longer than the
+// messages' plaintext passed through anyway.
+type dropKey struct {
+	pub, ephPub, shared []byte
+	expires             time.Time
+}
+
+const (
+	dropKeyLife = time.Minute
+	maxDropKeys = 4096
+)
 
 // maxPublicCache bounds the public key cache; past it the cache starts
 // over (a look-up is one indexed read).
@@ -121,6 +141,7 @@ func New(keys storage.Keys, blindKey []byte, opts Options) *Vault {
 		cancel: cancel,
 		held:   map[string]*entry{},
 		pubs:   map[string][]byte{},
+		drops:  map[string]*dropKey{},
 	}
 	v.jobsDone = sync.NewCond(&v.mu)
 	return v
@@ -139,6 +160,10 @@ func (v *Vault) Stop() {
 	for owner, e := range v.held {
 		e.wipe()
 		delete(v.held, owner)
+	}
+	for owner, d := range v.drops {
+		clear(d.shared)
+		delete(v.drops, owner)
 	}
 }
 
@@ -159,7 +184,7 @@ func (e *entry) wipe() {
 	}
 	clear(e.data)
 	clear(e.priv)
-	e.data, e.priv = nil, nil
+	e.data, e.priv, e.sealer = nil, nil, nil
 }
 
 // OnUnlock registers f, run after an account's key becomes held, on a
@@ -271,9 +296,14 @@ func (v *Vault) hold(owner string, data, priv []byte, pub []byte) {
 		}
 		return
 	}
+	s, err := seal.New(data)
+	if err != nil { // only for a key of the wrong length
+		v.log.Error("vault: holding a key", "account", owner, "err", err)
+		return
+	}
 	clear(e.data)
 	clear(e.priv)
-	e.data, e.priv = data, priv
+	e.data, e.priv, e.sealer = data, priv, s
 	e.pubID = publicID(pub)
 	if e.refs == 0 {
 		v.armLocked(owner, e)
@@ -290,6 +320,17 @@ func (v *Vault) hold(owner string, data, priv []byte, pub []byte) {
 			f(v.ctx, owner)
 		}()
 	}
+}
+
+// heldSealer returns the sealer of owner's data key, or ErrLocked.
+func (v *Vault) heldSealer(owner string) (*seal.Sealer, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	e := v.held[owner]
+	if e == nil || e.data == nil {
+		return nil, ErrLocked
+	}
+	return e.sealer, nil
 }
 
 // heldKeys returns copies of owner's keys, or ErrLocked. Copies, so a
@@ -309,15 +350,59 @@ func (v *Vault) heldKeys(owner string) (data, priv []byte, pubID [pubIDLen]byte,
 // when it is held, else to the owner's mail-drop public key (which needs
 // no secret). ErrNoKey when the account has no keys.
 func (v *Vault) Seal(ctx context.Context, owner string, plain, ad []byte) ([]byte, error) {
-	if data, _, _, err := v.heldKeys(owner); err == nil {
-		defer clear(data)
-		return sealData(data, owner, plain, ad)
+	if s, err := v.heldSealer(owner); err == nil {
+		return sealData(s, owner, plain, ad), nil
 	}
 	pub, err := v.publicKey(ctx, owner)
 	if err != nil {
 		return nil, err
 	}
-	return sealMailDrop(pub, owner, plain, ad)
+	d, err := v.dropKey(owner, pub)
+	if err != nil {
+		return nil, err
+	}
+	return sealMailDrop(d, owner, plain, ad)
+}
+
+// dropKey returns the ephemeral agreement to seal to owner's public key
+// with, made anew when there is none for that key or it expired.
+func (v *Vault) dropKey(owner string, pub []byte) (*dropKey, error) {
+	now := time.Now()
+	v.mu.Lock()
+	d := v.drops[owner]
+	v.mu.Unlock()
+	if d != nil && now.Before(d.expires) && bytes.Equal(d.pub, pub) {
+		return d, nil
+	}
+	recipient, err := ecdh.X25519().NewPublicKey(pub)
+	if err != nil {
+		return nil, fmt.Errorf("vault: mail-drop public key of %s: %w", owner, err)
+	}
+	eph, err := ecdh.X25519().GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("vault: ephemeral key: %w", err)
+	}
+	shared, err := eph.ECDH(recipient)
+	if err != nil {
+		return nil, fmt.Errorf("vault: mail-drop key agreement: %w", err)
+	}
+	d = &dropKey{pub: pub, ephPub: eph.PublicKey().Bytes(), shared: shared, expires: now.Add(dropKeyLife)}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if len(v.drops) >= maxDropKeys {
+		for o, old := range v.drops {
+			if !now.Before(old.expires) {
+				clear(old.shared)
+				delete(v.drops, o)
+			}
+		}
+	}
+	if len(v.drops) < maxDropKeys {
+		// The replaced one may be in use by a concurrent Seal: it is
+		// dropped, not cleared; expired ones are cleared above.
+		v.drops[owner] = d
+	}
+	return d, nil
 }
 
 // Open opens a blob made by Seal (either kind) for owner with the same ad;
@@ -328,15 +413,19 @@ func (v *Vault) Open(ctx context.Context, owner string, blob, ad []byte) ([]byte
 	if !IsVault(blob) {
 		return nil, fmt.Errorf("vault: not a vault blob: %w", seal.ErrTampered)
 	}
+	if blob[0] == formatData {
+		s, err := v.heldSealer(owner)
+		if err != nil {
+			return nil, err
+		}
+		return openData(s, owner, blob, ad)
+	}
 	data, priv, pubID, err := v.heldKeys(owner)
 	if err != nil {
 		return nil, err
 	}
-	defer clear(data)
+	clear(data)
 	defer clear(priv)
-	if blob[0] == formatData {
-		return openData(data, owner, blob, ad)
-	}
 	return openMailDrop(priv, pubID, owner, blob, ad)
 }
 
@@ -400,20 +489,12 @@ func randomKey() []byte {
 }
 
 // sealData seals under the data key, bound to the owner and ad.
-func sealData(data []byte, owner string, plain, ad []byte) ([]byte, error) {
-	s, err := seal.New(data)
-	if err != nil {
-		return nil, err
-	}
+func sealData(s *seal.Sealer, owner string, plain, ad []byte) []byte {
 	blob := s.Seal(plain, seal.AD("parley vault data", owner, string(ad)))
-	return append([]byte{formatData}, blob...), nil
+	return append([]byte{formatData}, blob...)
 }
 
-func openData(data []byte, owner string, blob, ad []byte) ([]byte, error) {
-	s, err := seal.New(data)
-	if err != nil {
-		return nil, err
-	}
+func openData(s *seal.Sealer, owner string, blob, ad []byte) ([]byte, error) {
 	plain, err := s.Open(blob[1:], seal.AD("parley vault data", owner, string(ad)))
 	if err != nil {
 		return nil, fmt.Errorf("vault: %w", err)
@@ -428,14 +509,16 @@ func publicID(pub []byte) (id [pubIDLen]byte) {
 }
 
 // zeroNonce is the nonce of every mail-drop blob: each is sealed under its
-// own key, used once.
+// own key (a random salt goes into its derivation), used once.
 var zeroNonce [12]byte
 
-// oneTimeAEAD derives the one-message AES-256-GCM key from the X25519
-// shared secret, bound to both public keys (as HPKE's KEM context is).
-func oneTimeAEAD(shared, eph, pub []byte) (cipher.AEAD, error) {
-	salt := append(append([]byte(nil), eph...), pub...)
-	k, err := hkdf.Key(sha256.New, shared, salt, "parley vault mail-drop v1", keyLen)
+// messageAEAD derives one message's AES-256-GCM key from the X25519
+// shared secret, bound to both public keys (as HPKE's KEM context is) and
+// to the message's salt.
+func messageAEAD(shared, eph, pub, salt []byte) (cipher.AEAD, error) {
+	ctx := make([]byte, 0, len(eph)+len(pub)+len(salt))
+	ctx = append(append(append(ctx, eph...), pub...), salt...)
+	k, err := hkdf.Key(sha256.New, shared, ctx, "parley vault mail-drop v1", keyLen)
 	if err != nil {
 		return nil, fmt.Errorf("vault: HKDF: %w", err)
 	}
@@ -447,38 +530,26 @@ func oneTimeAEAD(shared, eph, pub []byte) (cipher.AEAD, error) {
 	return cipher.NewGCM(block)
 }
 
-// sealMailDrop seals to pub: a fresh ephemeral X25519 key agrees a secret
-// with pub, HKDF-SHA256 turns it (with both public keys) into a key used
-// once, so a fixed nonce is safe.
-func sealMailDrop(pub []byte, owner string, plain, ad []byte) ([]byte, error) {
-	recipient, err := ecdh.X25519().NewPublicKey(pub)
-	if err != nil {
-		return nil, fmt.Errorf("vault: mail-drop public key of %s: %w", owner, err)
-	}
-	eph, err := ecdh.X25519().GenerateKey(rand.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("vault: ephemeral key: %w", err)
-	}
-	shared, err := eph.ECDH(recipient)
-	if err != nil {
-		return nil, fmt.Errorf("vault: mail-drop key agreement: %w", err)
-	}
-	defer clear(shared)
-	ephPub := eph.PublicKey().Bytes()
-	aead, err := oneTimeAEAD(shared, ephPub, pub)
+// sealMailDrop seals to the recipient of d: ephemeral-static X25519
+// (HPKE-style), HKDF-SHA256 with a fresh salt per message, AES-256-GCM.
+func sealMailDrop(d *dropKey, owner string, plain, ad []byte) ([]byte, error) {
+	var salt [saltLen]byte
+	_, _ = rand.Read(salt[:]) // never fails (crypto/rand crashes instead)
+	aead, err := messageAEAD(d.shared, d.ephPub, d.pub, salt[:])
 	if err != nil {
 		return nil, err
 	}
-	id := publicID(pub)
-	out := make([]byte, 0, 1+pubIDLen+len(ephPub)+len(plain)+aead.Overhead())
+	id := publicID(d.pub)
+	out := make([]byte, 0, 1+pubIDLen+len(d.ephPub)+saltLen+len(plain)+aead.Overhead())
 	out = append(out, formatMailDrop)
 	out = append(out, id[:]...)
-	out = append(out, ephPub...)
+	out = append(out, d.ephPub...)
+	out = append(out, salt[:]...)
 	return aead.Seal(out, zeroNonce[:], plain, seal.AD("parley vault mail-drop", owner, string(ad))), nil
 }
 
 func openMailDrop(priv []byte, pubID [pubIDLen]byte, owner string, blob, ad []byte) ([]byte, error) {
-	head := 1 + pubIDLen + keyLen
+	head := 1 + pubIDLen + keyLen + saltLen
 	if len(blob) < head+16 {
 		return nil, fmt.Errorf("vault: %w", seal.ErrTampered)
 	}
@@ -489,7 +560,7 @@ func openMailDrop(priv []byte, pubID [pubIDLen]byte, owner string, blob, ad []by
 	if err != nil {
 		return nil, fmt.Errorf("vault: mail-drop private key of %s: %w", owner, err)
 	}
-	ephPub := blob[1+pubIDLen : head]
+	ephPub := blob[1+pubIDLen : 1+pubIDLen+keyLen]
 	eph, err := ecdh.X25519().NewPublicKey(ephPub)
 	if err != nil {
 		return nil, fmt.Errorf("vault: %w", seal.ErrTampered)
@@ -499,7 +570,7 @@ func openMailDrop(priv []byte, pubID [pubIDLen]byte, owner string, blob, ad []by
 		return nil, fmt.Errorf("vault: %w", seal.ErrTampered)
 	}
 	defer clear(shared)
-	aead, err := oneTimeAEAD(shared, ephPub, key.PublicKey().Bytes())
+	aead, err := messageAEAD(shared, ephPub, key.PublicKey().Bytes(), blob[1+pubIDLen+keyLen:head])
 	if err != nil {
 		return nil, err
 	}

@@ -18,13 +18,13 @@ import (
 const owner = "juliet@example.org"
 
 type fixture struct {
-	t     *testing.T
+	t     testing.TB
 	store storage.Store
 	v     *Vault
 	creds []storage.Credential
 }
 
-func newFixture(t *testing.T, opts Options) *fixture {
+func newFixture(t testing.TB, opts Options) *fixture {
 	t.Helper()
 	st, err := sqlite.OpenMemory(context.Background())
 	if err != nil {
@@ -40,7 +40,7 @@ func newFixture(t *testing.T, opts Options) *fixture {
 	return f
 }
 
-func credentials(t *testing.T, password string) []storage.Credential {
+func credentials(t testing.TB, password string) []storage.Credential {
 	t.Helper()
 	var out []storage.Credential
 	for _, h := range sasl.Hashes {

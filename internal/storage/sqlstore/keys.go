@@ -12,13 +12,15 @@ type keys struct{ *Store }
 
 var _ storage.Keys = keys{}
 
+// keysGetQuery runs at every login (prepared once). One statement, one
+// snapshot: a concurrent Put cannot mix an old public key with new wraps.
+const keysGetQuery = `
+	SELECT k.public, k.private, w.hash, w.wrapped
+	FROM user_keys k LEFT JOIN user_key_wraps w ON w.owner = k.owner
+	WHERE k.owner = $1`
+
 func (k keys) Get(ctx context.Context, owner string) (storage.UserKeys, error) {
-	// One statement, one snapshot: a concurrent Put cannot mix an old
-	// public key with new wraps.
-	rows, err := k.r.QueryContext(ctx, `
-		SELECT k.public, k.private, w.hash, w.wrapped
-		FROM user_keys k LEFT JOIN user_key_wraps w ON w.owner = k.owner
-		WHERE k.owner = $1`, owner)
+	rows, err := k.keysGet.QueryContext(ctx, owner)
 	if err != nil {
 		return storage.UserKeys{}, k.errorf("get keys of %s: %w", owner, err)
 	}
@@ -64,9 +66,13 @@ func (k keys) Put(ctx context.Context, owner string, uk storage.UserKeys) (err e
 	if err := lockAccount(ctx, tx, owner, k.d.LockUpdate); err != nil {
 		return k.errorf("put keys of %s: %w", owner, err)
 	}
-	// The wraps hang off user_keys and go with the old row.
-	if _, err := tx.ExecContext(ctx, `DELETE FROM user_keys WHERE owner = $1`, owner); err != nil {
-		return k.errorf("put keys of %s: %w", owner, err)
+	// The wraps hang off user_keys and would go with the old row; they
+	// are deleted by name so that none survives a key it does not wrap
+	// whatever a foreign key did.
+	for _, q := range []string{`DELETE FROM user_key_wraps WHERE owner = $1`, `DELETE FROM user_keys WHERE owner = $1`} {
+		if _, err := tx.ExecContext(ctx, q, owner); err != nil {
+			return k.errorf("put keys of %s: %w", owner, err)
+		}
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO user_keys (owner, public, private) VALUES ($1, $2, $3)`,
 		owner, nonNil(uk.Public), nonNil(uk.Private)); err != nil {
