@@ -13,9 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"parley/internal/config"
 	"parley/internal/sasl"
 	"parley/internal/sealstore"
 	"parley/internal/storage"
+	"parley/internal/storage/backend"
 	"parley/internal/storage/sqlite"
 	"parley/internal/vault"
 	"parley/internal/xmlstream"
@@ -44,7 +46,13 @@ var sealedMarkers = []string{
 func TestSealedRosterAtRest(t *testing.T) {
 	needSlixmpp(t)
 	sendxmpp := needTool(t, "go-sendxmpp", "go-sendxmpp")
-	s := startServer(t, serverOpts{})
+	for _, driver := range storeDrivers(t) {
+		t.Run(driver.name, func(t *testing.T) { sealedRosterAtRest(t, sendxmpp, driver) })
+	}
+}
+
+func sealedRosterAtRest(t *testing.T, sendxmpp string, driver storeDriver) {
+	s := startServer(t, serverOpts{extra: driver.toml})
 	for _, u := range []string{"alice", "bob", "carol", "dave", "mallory"} {
 		s.addUser(u+"@localhost", "pw")
 	}
@@ -78,7 +86,7 @@ func TestSealedRosterAtRest(t *testing.T) {
 	bob.expect("alice's unavailable presence", isPresence("alice@localhost", "unavailable"))
 	bob.op("close")
 	s.stop()
-	s = launch(t, s.dir, s.config, serverOpts{})
+	s = launch(t, s.dir, s.config, serverOpts{extra: driver.toml})
 
 	dave := online(t, s, "dave@localhost")
 	dave.send("<presence type='subscribe' to='alice@localhost'/>")
@@ -128,9 +136,14 @@ func TestSealedRosterAtRest(t *testing.T) {
 	}
 	s.stop()
 
-	dataDir := filepath.Join(s.dir, "data")
-	grepDataDir(t, dataDir, sealedMarkers)
-	cannotReadWithoutPassword(t, dataDir)
+	cfg, err := config.Load(s.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if driver.name == "sqlite" {
+		grepDataDir(t, cfg.DataDir, sealedMarkers)
+	}
+	cannotReadWithoutPassword(t, cfg)
 
 	// An admin's export cannot read what is sealed: it says so.
 	out, err := s.parley("", "export", "--user", "alice@localhost", t.TempDir())
@@ -143,10 +156,10 @@ func TestSealedRosterAtRest(t *testing.T) {
 // and everything in data_dir (the server secret, hence the blind index
 // key): alice's roster, block list and private XML stay shut. With her
 // password the same code reads them, so it is the key that is missing.
-func cannotReadWithoutPassword(t *testing.T, dataDir string) {
+func cannotReadWithoutPassword(t *testing.T, cfg config.Config) {
 	t.Helper()
 	ctx := context.Background()
-	secret, err := os.ReadFile(filepath.Join(dataDir, "server.secret"))
+	secret, err := os.ReadFile(filepath.Join(cfg.DataDir, "server.secret"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +167,7 @@ func cannotReadWithoutPassword(t *testing.T, dataDir string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := sqlite.Open(ctx, filepath.Join(dataDir, "parley.db"))
+	st, err := backend.Open(ctx, cfg.Storage.Driver, cfg.Storage.DSN)
 	if err != nil {
 		t.Fatal(err)
 	}
