@@ -91,6 +91,10 @@ func sealedRosterAtRest(t *testing.T, sendxmpp string, driver storeDriver) {
 	dave := online(t, s, "dave@localhost")
 	dave.send("<presence type='subscribe' to='alice@localhost'/>")
 	dave.expect("approval by alice's pre-approval while she is away", isPresence("alice@localhost", "subscribed"))
+	// Dave may see her presence now, by her sealed roster's index; she is
+	// away, so a probe brings nothing.
+	dave.send("<presence type='probe' to='alice@localhost'/>")
+	dave.expectNone("presence of someone away", 500*time.Millisecond, isPresence("alice@localhost/", ""))
 	carol := online(t, s, "carol@localhost")
 	carol.send("<presence type='subscribe' to='alice@localhost'/>")
 	carol.expectNone("a refusal of a request to an account that exists", time.Second, isPresence("alice@localhost", "unsubscribed"))
@@ -109,6 +113,9 @@ func sealedRosterAtRest(t *testing.T, sendxmpp string, driver storeDriver) {
 
 	// Alice is back.
 	alice = online(t, s, "alice@localhost")
+	dave.expect("alice's presence, to the contact approved while she was away", isPresence("alice@localhost/", ""))
+	dave.send("<presence type='probe' to='alice@localhost'/>")
+	dave.expect("the answer to a probe", isPresence("alice@localhost/", ""))
 	alice.expect("carol's request made while she was away", isPresence("carol@localhost", "subscribe"))
 	alice.expect("bob's offline message", isMessage("bob@localhost", "from bob while away"))
 	alice.expectNone("the blocked account's message", time.Second, isMessage("mallory@localhost", "from mallory while away"))
