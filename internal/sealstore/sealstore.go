@@ -28,6 +28,7 @@ import (
 	"sync"
 
 	"parley/internal/seal"
+	"parley/internal/stanza"
 	"parley/internal/storage"
 	"parley/internal/vault"
 )
@@ -44,6 +45,17 @@ var _ Vault = (*vault.Vault)(nil)
 // Locked reports whether err says the data is sealed and the owner's key
 // is not held: the caller tells the client or the admin so.
 func Locked(err error) bool { return errors.Is(err, vault.ErrLocked) }
+
+// ForClient turns Locked into the error a client gets for its own sealed
+// data, which happens when the login could not unlock the key (a SCRAM
+// hash the key has no wrap for yet); any other error is returned as is.
+func ForClient(err error) error {
+	if !Locked(err) {
+		return err
+	}
+	return &stanza.Error{Type: stanza.Wait, Condition: "internal-server-error",
+		Text: "your data is sealed under your key, which this login did not unlock; log in once with your password (PLAIN) to unlock it"}
+}
 
 // owners serialises the writes of one owner, so that a reseal and a
 // change coming in for the same row do not undo each other. A fixed set

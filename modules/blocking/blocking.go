@@ -184,7 +184,7 @@ func (m *Module) get(ctx context.Context, iq module.IQ) (*xmlstream.Element, err
 	}
 	keys, err := m.keys(ctx, iq.To)
 	if err != nil {
-		return nil, err
+		return nil, sealstore.ForClient(err)
 	}
 	for _, s := range m.host.Sessions(iq.To) {
 		if s.JID().Equal(iq.From) {

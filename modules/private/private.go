@@ -168,7 +168,7 @@ func (m *Module) get(ctx context.Context, iq module.IQ) (*xmlstream.Element, err
 	req := kids[0]
 	stored, err := m.Stored(ctx, iq.To, req.Name.Space)
 	if err != nil {
-		return nil, err
+		return nil, sealstore.ForClient(err)
 	}
 	if slot := m.slots[req.Name.Space]; slot != nil {
 		if stored, err = slot.Get(ctx, iq.To, stored); err != nil {

@@ -109,7 +109,7 @@ func (m *Module) get(ctx context.Context, iq module.IQ) (*xmlstream.Element, err
 	owner := iq.To.String()
 	items, ver, err := m.store.Items(ctx, owner)
 	if err != nil {
-		return nil, fmt.Errorf("roster get: %w", err)
+		return nil, sealstore.ForClient(fmt.Errorf("roster get: %w", err))
 	}
 	for _, s := range m.host.Sessions(iq.To) {
 		if s.JID().Equal(iq.From) {

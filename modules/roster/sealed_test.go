@@ -3,6 +3,8 @@ package roster
 import (
 	"bytes"
 	"context"
+	"errors"
+	"strings"
 	"testing"
 
 	"parley/internal/jid"
@@ -71,6 +73,12 @@ func TestSealedRosterWhileAway(t *testing.T) {
 	}
 	if _, err := h.Roster().Contacts(ctx, jid.MustParse("alice@x.org")); err == nil {
 		t.Error("the whole roster was read while alice is away")
+	}
+	// A session whose login did not unlock the key is told why.
+	var se *stanza.Error
+	if _, err := h.IQ(ctx, "alice@x.org/locked", "", "get", xmlstream.New(NS, "query")); !errors.As(err, &se) ||
+		se.Type != stanza.Wait || !strings.Contains(se.Text, "sealed under your key") {
+		t.Errorf("roster get without the key: %v", err)
 	}
 	carol := h.Connect(ctx, "carol@x.org/c")
 	send("carol@x.org/c", "alice@x.org", `<presence type="subscribe" to="alice@x.org"><status>Carol Marker</status></presence>`)
