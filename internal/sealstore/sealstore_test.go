@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -20,13 +21,13 @@ const (
 )
 
 type fixture struct {
-	t     *testing.T
+	t     testing.TB
 	st    storage.Store
 	v     *vault.Vault
 	creds []storage.Credential
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	st, err := sqlite.OpenMemory(t.Context())
 	if err != nil {
@@ -42,7 +43,7 @@ func newFixture(t *testing.T) *fixture {
 	return f
 }
 
-func credentials(t *testing.T, password string) []storage.Credential {
+func credentials(t testing.TB, password string) []storage.Credential {
 	t.Helper()
 	var out []storage.Credential
 	for _, h := range sasl.Hashes {
@@ -461,4 +462,66 @@ func TestLostKeyRowsAreDropped(t *testing.T) {
 	if n, _ := m.Count(ctx, alice); n != 0 {
 		t.Errorf("%d lost entries left", n)
 	}
+}
+
+// BenchmarkRoster: reading a 200-contact sealed roster (the broadcast at
+// each login does it), and the reseal at login once everything is under
+// the data key (it opens every row, to find those under a lost key).
+func BenchmarkRoster(b *testing.B) {
+	f := newFixture(b)
+	ctx := b.Context()
+	r := NewRoster(f.st.Roster(), f.v)
+	f.unlock()
+	for i := range 200 {
+		c := fmt.Sprintf("contact%d@example.org", i)
+		if _, err := r.Put(ctx, alice, storage.RosterItem{Contact: c, Name: "Contact " + c, Groups: []string{"Friends"}, Subscription: storage.SubBoth}, 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+	// The same roster in clear, as before sealing: the baseline.
+	const bob = "bob@example.org"
+	if err := f.st.Users().Create(ctx, storage.Account{JID: bob}); err != nil {
+		b.Fatal(err)
+	}
+	for i := range 200 {
+		c := fmt.Sprintf("contact%d@example.org", i)
+		if _, err := f.st.Roster().Put(ctx, bob, storage.RosterItem{Contact: c, Name: "Contact " + c, Groups: []string{"Friends"}, Subscription: storage.SubBoth}, 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Run("ItemsClear", func(b *testing.B) {
+		for b.Loop() {
+			if items, _, err := f.st.Roster().Items(ctx, bob); err != nil || len(items) != 200 {
+				b.Fatal(len(items), err)
+			}
+		}
+	})
+	b.Run("ItemClear", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := f.st.Roster().Item(ctx, bob, "contact7@example.org"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("Items", func(b *testing.B) {
+		for b.Loop() {
+			if items, _, err := r.Items(ctx, alice); err != nil || len(items) != 200 {
+				b.Fatal(len(items), err)
+			}
+		}
+	})
+	b.Run("Reseal", func(b *testing.B) {
+		for b.Loop() {
+			if err := r.Reseal(ctx, alice); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("State", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := r.State(ctx, alice, "contact7@example.org"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
