@@ -152,7 +152,7 @@ func New(ctx context.Context, live *config.Live, log *slog.Logger, mods []module
 	s := &Server{cfg: cfg, live: live, log: log, store: store, reg: module.NewRegistry(), modules: mods, certs: certs, metrics: metrics.New()}
 	s.router = router.New(cfg.AllHosts(), s.reg, store, log)
 	h := &host{Registry: s.reg, r: s.router, store: store, log: log, secret: secret}
-	s.vault = newVault(cfg, h, log)
+	s.vault = newVault(h, log)
 	h.vault = s.vault
 	s.accounts = accounts.New(store, s.vault)
 	h.accts = s.accounts

@@ -140,7 +140,9 @@ func (v *Vault) keysOrCreate(ctx context.Context, owner string, cks map[string][
 // It unwraps and holds the account's keys. An account without keys gets
 // them now, wrapped for this hash only (the others are added at the next
 // login that knows the password); an account whose keys have no wrap for
-// this hash stays locked: a new key would make the sealed data unreadable.
+// this hash stays locked (a new key would make the sealed data
+// unreadable), unless another session holds the key: then the wrap is
+// added.
 func (v *Vault) UnlockClientKey(ctx context.Context, owner, hash string, clientKey []byte) error {
 	k, made, err := v.keysOrCreate(ctx, owner, map[string][]byte{hash: clientKey})
 	if err != nil || made {
@@ -148,7 +150,7 @@ func (v *Vault) UnlockClientKey(ctx context.Context, owner, hash string, clientK
 	}
 	wrapped, ok := k.Wraps[hash]
 	if !ok {
-		return fmt.Errorf("vault: %s has no key wrap for %s: %w", owner, hash, ErrLocked)
+		return v.addWrap(ctx, owner, hash, clientKey)
 	}
 	data, err := unwrap(clientKey, wrapped, owner, hash)
 	if err != nil {
@@ -160,6 +162,27 @@ func (v *Vault) UnlockClientKey(ctx context.Context, owner, hash string, clientK
 		return err
 	}
 	v.hold(owner, data, priv, k.Public)
+	return nil
+}
+
+// addWrap wraps the held key of owner under clientKey, for a login
+// through a hash the key had no wrap for: the key is known (another
+// session unlocked it), so the next login through that hash unlocks.
+// ErrLocked when it is not held: the login runs locked.
+func (v *Vault) addWrap(ctx context.Context, owner, hash string, clientKey []byte) error {
+	data, priv, _, err := v.heldKeys(owner)
+	if err != nil {
+		return fmt.Errorf("vault: %s has no key wrap for %s: %w", owner, hash, ErrLocked)
+	}
+	clear(priv)
+	defer clear(data)
+	w, err := wrap(clientKey, data, owner, hash)
+	if err != nil {
+		return err
+	}
+	if err := v.keys.PutWrap(ctx, owner, hash, w); err != nil {
+		return fmt.Errorf("vault: adding the %s wrap of %s: %w", hash, owner, err)
+	}
 	return nil
 }
 

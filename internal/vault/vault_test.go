@@ -155,6 +155,18 @@ func TestMissingWrapRunsLockedUntilPassword(t *testing.T) {
 	if !bytes.Equal(f.keys().Public, pub) {
 		t.Fatal("a login without a wrap made new keys")
 	}
+	// While another session holds the key, a login through the hash
+	// without a wrap adds it.
+	if err := f.v.UnlockClientKey(ctx, owner, "SHA-1", f.clientKey("SHA-1", "secret")); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.v.UnlockClientKey(ctx, owner, "SHA-256", f.clientKey("SHA-256", "secret")); err != nil {
+		t.Fatalf("a login without a wrap while the key is held = %v", err)
+	}
+	if got, _ := f.v.Wraps(ctx, owner); !slices.Equal(got, []string{"SHA-1", "SHA-256"}) {
+		t.Fatalf("wraps = %v, want SHA-1 and SHA-256", got)
+	}
+	f.v.Lock(owner)
 	if err := f.v.UnlockPassword(ctx, owner, "secret", f.creds); err != nil {
 		t.Fatal(err)
 	}

@@ -52,10 +52,11 @@ func (m *Module) Waiting(ctx context.Context, owner jid.JID) ([]*xmlstream.Eleme
 func (m *Module) Keep(ctx context.Context, owner jid.JID, msg *xmlstream.Element) error {
 	o := owner.Bare()
 	stored := storage.CreatedTime(m.now())
-	sealed, err := m.seal(ctx, o, stored, msg.Append(nil, stanza.NSClient))
-	if err != nil {
-		return err
-	}
+	// Under the server's key, as for an account from before sealing:
+	// a second import must see what the first stored to add nothing
+	// twice, and `parley import` holds nobody's key. The owner's next
+	// login seals them under their own key.
+	sealed := m.sealer.Seal(msg.Append(nil, stanza.NSClient), additionalData(o, stored))
 	if err := storage.ValidateBlob("offline message", sealed); err != nil {
 		return err
 	}
