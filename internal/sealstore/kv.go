@@ -136,9 +136,12 @@ func (m *KV) put(ctx context.Context, owner, key string, value []byte) error {
 		return fmt.Errorf("sealstore: encoding %s of %s: %w", m.ns, owner, err)
 	}
 	idx := m.Index(owner, key)
-	blob, err := m.v.Seal(ctx, owner, plain, m.ad(owner, idx))
+	blob, err := sealFor(ctx, m.v, owner, plain, m.ad(owner, idx))
 	clear(plain)
 	if errors.Is(err, vault.ErrNoKey) {
+		if err := m.kv.Delete(ctx, owner, m.sealedNS, idx); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return err
+		}
 		return m.kv.Put(ctx, owner, m.ns, key, value)
 	}
 	if err != nil {

@@ -60,9 +60,12 @@ func (p *PubSub) Publish(ctx context.Context, owner, node string, it storage.Pub
 		return storage.PubSubItem{}, fmt.Errorf("sealstore: encoding an item: %w", err)
 	}
 	idx := p.index(owner, node, it.ID)
-	blob, err := p.v.Seal(ctx, owner, plain, pubsubAD(owner, node, idx))
+	blob, err := sealFor(ctx, p.v, owner, plain, pubsubAD(owner, node, idx))
 	clear(plain)
 	if errors.Is(err, vault.ErrNoKey) {
+		if err := p.PubSub.Retract(ctx, owner, node, idx); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return storage.PubSubItem{}, err
+		}
 		return p.PubSub.Publish(ctx, owner, node, it, maxItems)
 	}
 	if err != nil {

@@ -66,7 +66,7 @@ func (r *Roster) sealItem(ctx context.Context, owner string, it storage.RosterIt
 		return storage.SealedItem{}, fmt.Errorf("sealstore: encoding a roster item: %w", err)
 	}
 	b := r.blind(owner, it.Contact)
-	blob, err := r.v.Seal(ctx, owner, plain, itemAD(owner, b))
+	blob, err := sealFor(ctx, r.v, owner, plain, itemAD(owner, b))
 	if err != nil {
 		return storage.SealedItem{}, fmt.Errorf("sealstore: sealing a roster item of %s: %w", owner, err)
 	}
@@ -178,6 +178,9 @@ func (r *Roster) Put(ctx context.Context, owner string, it storage.RosterItem, m
 func (r *Roster) put(ctx context.Context, owner string, it storage.RosterItem, max int) (int64, error) {
 	s, err := r.sealItem(ctx, owner, it)
 	if errors.Is(err, vault.ErrNoKey) {
+		if _, err := r.st.DeleteSealed(ctx, owner, r.blind(owner, it.Contact)); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return 0, err
+		}
 		return r.st.Put(ctx, owner, it, max)
 	}
 	if err != nil {
@@ -251,8 +254,11 @@ func (r *Roster) addPending(ctx context.Context, owner string, p storage.Pending
 		return fmt.Errorf("sealstore: encoding a request: %w", err)
 	}
 	b := r.blind(owner, p.Contact)
-	blob, err := r.v.Seal(ctx, owner, plain, pendingAD(owner, b))
+	blob, err := sealFor(ctx, r.v, owner, plain, pendingAD(owner, b))
 	if errors.Is(err, vault.ErrNoKey) {
+		if err := r.st.DeletePendingSealed(ctx, owner, b); err != nil {
+			return err
+		}
 		return r.st.AddPendingIn(ctx, owner, p)
 	}
 	if err != nil {

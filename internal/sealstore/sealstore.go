@@ -77,6 +77,27 @@ func (o *owners) lock(owner string) func() {
 // two unrelated indexes: the table does not show who shares contacts.
 func blindKey(owner, value string) string { return owner + "\x00" + value }
 
+type keepClearKey struct{}
+
+// KeepClear marks ctx so that what the layer writes with it is kept as
+// before sealing, in clear, and sealed at the owner's next login, like
+// rows of an older parley: `parley import` writes a user's data as the
+// server they come from kept it, so that a second import compares it
+// and an export before the user's first login gives it back. A sealed
+// copy of the same row is replaced.
+func KeepClear(ctx context.Context) context.Context {
+	return context.WithValue(ctx, keepClearKey{}, true)
+}
+
+// sealFor seals plain for owner, or says vault.ErrNoKey (keep it in
+// clear) when ctx asks for that.
+func sealFor(ctx context.Context, v Vault, owner string, plain, ad []byte) ([]byte, error) {
+	if keep, _ := ctx.Value(keepClearKey{}).(bool); keep {
+		return nil, vault.ErrNoKey
+	}
+	return v.Seal(ctx, owner, plain, ad)
+}
+
 // lost reports whether err says a row was sealed under a key the account
 // no longer has (an admin reset its password): it can never be opened.
 func lost(err error) bool { return errors.Is(err, seal.ErrWrongKey) }

@@ -525,3 +525,54 @@ func BenchmarkRoster(b *testing.B) {
 		}
 	})
 }
+
+// TestKeepClear: what an import writes stays in clear, replacing a sealed
+// copy, until the owner's next login seals it.
+func TestKeepClear(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	r := NewRoster(f.st.Roster(), f.v)
+	m := NewKV(f.st.KV(), f.v, "urn:test:list")
+	f.v.OnUnlock(func(ctx context.Context, owner string) {
+		if err := errors.Join(r.Reseal(ctx, owner), m.Reseal(ctx, owner)); err != nil {
+			t.Errorf("Reseal: %v", err)
+		}
+	})
+	f.unlock()
+	if _, err := r.Put(ctx, alice, storage.RosterItem{Contact: "bob@example.org", Name: "Old", Subscription: storage.SubNone}, 0); err != nil {
+		t.Fatal(err)
+	}
+	f.v.Lock(alice)
+	imp := KeepClear(ctx)
+	if _, err := r.Put(imp, alice, storage.RosterItem{Contact: "bob@example.org", Name: "Imported", Subscription: storage.SubBoth}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.AddPending(imp, alice, storage.Pending{Contact: "carol@example.org", Stanza: []byte("<presence/>")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Put(imp, alice, "k", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	sealed, _, _ := f.st.Roster().SealedItems(ctx, alice)
+	clearItems, _, _ := f.st.Roster().Items(ctx, alice)
+	if len(sealed) != 0 || len(clearItems) != 1 || clearItems[0].Name != "Imported" {
+		t.Fatalf("after an import: %d sealed, clear %+v", len(sealed), clearItems)
+	}
+	if es, _ := f.st.KV().List(ctx, alice, "urn:test:list"); len(es) != 1 {
+		t.Errorf("the imported entry is not in clear: %v", es)
+	}
+	f.unlock()
+	if clearItems, _, _ := f.st.Roster().Items(ctx, alice); len(clearItems) != 0 {
+		t.Errorf("%d clear items after the login", len(clearItems))
+	}
+	if ps, _ := f.st.Roster().PendingIn(ctx, alice); len(ps) != 0 {
+		t.Errorf("%d clear requests after the login", len(ps))
+	}
+	if es, _ := f.st.KV().List(ctx, alice, "urn:test:list"); len(es) != 0 {
+		t.Errorf("%d clear entries after the login", len(es))
+	}
+	items, _, err := r.Items(ctx, alice)
+	if err != nil || len(items) != 1 || items[0].Name != "Imported" || items[0].Subscription != storage.SubBoth {
+		t.Errorf("Items after the login = %+v, %v", items, err)
+	}
+}
