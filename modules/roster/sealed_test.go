@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -50,6 +51,11 @@ func TestSealedRosterWhileAway(t *testing.T) {
 	}
 	// Pre-approval of bob, then alice leaves and her key goes.
 	send("alice@x.org/phone", "bob@x.org", `<presence type="subscribed" to="bob@x.org"/>`)
+	before, err := h.IQ(ctx, "alice@x.org/phone", "", "get", xmlstream.New(NS, "query"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	verBefore, _ := strconv.Atoi(before.Attr("ver"))
 	h.Disconnect(ctx, phone)
 	h.Lock("alice@x.org")
 	if h.Vault().Held("alice@x.org") {
@@ -114,6 +120,14 @@ func TestSealedRosterWhileAway(t *testing.T) {
 		if it.Attr("jid") == "bob@x.org" {
 			got = it
 		}
+	}
+	// XEP-0237: the change made while away moved the version, and a
+	// client at the current version gets an empty result.
+	if v, _ := strconv.Atoi(q.Attr("ver")); v <= verBefore {
+		t.Errorf("roster version %s after changes while away, was %d", q.Attr("ver"), verBefore)
+	}
+	if same, err := h.IQ(ctx, "alice@x.org/laptop", "", "get", xmlstream.New(NS, "query", "ver", q.Attr("ver"))); err != nil || same != nil {
+		t.Errorf("a get at the current version = %v, %v; want an empty result", same, err)
 	}
 	if got == nil || got.Attr("name") != "Bobby Marker" || got.Attr("subscription") != "from" || got.Child(NS, "group") == nil || got.Child(NS, "group").Text() != "Group Marker" {
 		t.Errorf("bob after alice's return: %v", got)
