@@ -519,7 +519,7 @@ func (m *Module) get(ctx context.Context, iq module.IQ) (*xmlstream.Element, err
 		return nil, stanza.BadRequest("too many item ids")
 	}
 	if err != nil {
-		return nil, fmt.Errorf("pep: reading items of %q of %s: %w", node, owner, err)
+		return nil, sealstore.ForClient(fmt.Errorf("pep: reading items of %q of %s: %w", node, owner, err))
 	}
 	out := xmlstream.New(NS, "items", "node", node)
 	// Newest first: a client that reads the first item gets the current one.
