@@ -61,6 +61,9 @@ type ArchiveQuery struct {
 	WithIndex []byte
 	// WithFull says WithIndex is of a full JID when With is "".
 	WithFull bool
+	// WithBareIndex, with a full-JID WithIndex, is the bare JID's
+	// index: the database finds the rows through it.
+	WithBareIndex []byte
 	// Start and End keep messages stamped at or after Start and at or
 	// before End; zero means unbounded.
 	Start, End time.Time
@@ -167,7 +170,7 @@ func ValidateArchiveQuery(q ArchiveQuery) error {
 			return err
 		}
 	}
-	if len(q.WithIndex) > maxIndexBytes {
+	if len(q.WithIndex) > maxIndexBytes || len(q.WithBareIndex) > maxIndexBytes {
 		return invalid("blind index longer than %d bytes", maxIndexBytes)
 	}
 	if q.Max < 0 || q.Max > MaxArchivePage {

@@ -143,7 +143,17 @@ func (v *Vault) keysOrCreate(ctx context.Context, owner string, cks map[string][
 // this hash stays locked (a new key would make the sealed data
 // unreadable), unless another session holds the key: then the wrap is
 // added.
-func (v *Vault) UnlockClientKey(ctx context.Context, owner, hash string, clientKey []byte) error {
+func (v *Vault) UnlockClientKey(ctx context.Context, owner, hash string, clientKey []byte) (err error) {
+	// The SCRAM proof showed the ClientKey is the account's: with the key
+	// held and wrapped for this hash there is nothing to unwrap.
+	if v.heldWith(owner, hash) {
+		return nil
+	}
+	defer func() {
+		if err == nil {
+			v.markWrapped(owner, hash)
+		}
+	}()
 	k, made, err := v.keysOrCreate(ctx, owner, map[string][]byte{hash: clientKey})
 	if err != nil || made {
 		return err

@@ -100,6 +100,9 @@ type entry struct {
 	priv   []byte       // the mail-drop private key; nil while locked
 	pubID  [pubIDLen]byte
 	timer  *time.Timer
+	// wrapped lists the hashes known to have a wrap of the held key,
+	// so another login through one of them need not unwrap again.
+	wrapped map[string]bool
 }
 
 // dropKey is an ephemeral X25519 agreement with one recipient's public
@@ -184,7 +187,7 @@ func (e *entry) wipe() {
 	}
 	clear(e.data)
 	clear(e.priv)
-	e.data, e.priv, e.sealer = nil, nil, nil
+	e.data, e.priv, e.sealer, e.wrapped = nil, nil, nil, nil
 }
 
 // OnUnlock registers f, run after an account's key becomes held, on a
@@ -303,7 +306,7 @@ func (v *Vault) hold(owner string, data, priv []byte, pub []byte) {
 	}
 	clear(e.data)
 	clear(e.priv)
-	e.data, e.priv, e.sealer = data, priv, s
+	e.data, e.priv, e.sealer, e.wrapped = data, priv, s, map[string]bool{}
 	e.pubID = publicID(pub)
 	if e.refs == 0 {
 		v.armLocked(owner, e)
@@ -319,6 +322,31 @@ func (v *Vault) hold(owner string, data, priv []byte, pub []byte) {
 			}()
 			f(v.ctx, owner)
 		}()
+	}
+}
+
+// heldWith reports whether owner's key is held and known to be wrapped
+// for hash; if so it counts as a fresh unlock (the grace starts again
+// when there is no session).
+func (v *Vault) heldWith(owner, hash string) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	e := v.held[owner]
+	if e == nil || e.data == nil || !e.wrapped[hash] {
+		return false
+	}
+	if e.refs == 0 {
+		v.armLocked(owner, e)
+	}
+	return true
+}
+
+// markWrapped records that owner's held key has a wrap for hash.
+func (v *Vault) markWrapped(owner, hash string) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if e := v.held[owner]; e != nil && e.data != nil {
+		e.wrapped[hash] = true
 	}
 }
 

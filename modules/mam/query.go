@@ -54,7 +54,7 @@ func (m *Module) query(ctx context.Context, iq module.IQ) (*xmlstream.Element, e
 	if err != nil {
 		return nil, err
 	}
-	q := storage.ArchiveQuery{With: mq.With, WithIndex: m.withIndex(mq.With), Start: mq.Start, End: mq.End, AfterID: mq.AfterID, BeforeID: mq.BeforeID,
+	q := storage.ArchiveQuery{With: mq.With, WithIndex: m.withIndex(mq.With), WithBareIndex: m.withIndex(storage.BareOf(mq.With)), Start: mq.Start, End: mq.End, AfterID: mq.AfterID, BeforeID: mq.BeforeID,
 		IDs: mq.IDs, After: mq.After, Before: mq.Before, Last: mq.Last, Max: mq.Max}
 	owner := iq.To
 	m.writer.sync(ctx) // what the client has seen is in the archive

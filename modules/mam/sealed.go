@@ -126,7 +126,8 @@ func (m *Module) reseal(ctx context.Context, owner string) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	m.writer.sync(ctx) // rows still in the write-behind buffer
+	// Rows still in the write-behind buffer are left for the next
+	// login: waiting for a flush at every login costs more than they are.
 	for range resealRounds {
 		rows, err := m.archive.PendingReseal(ctx, owner, resealBatch)
 		if err != nil {

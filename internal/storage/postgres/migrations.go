@@ -190,7 +190,6 @@ var migrator = storage.Migrator{
 				`ALTER TABLE archive ADD COLUMN with_full_index BYTEA`,
 				`ALTER TABLE archive ADD COLUMN with_bare_index BYTEA`,
 				`ALTER TABLE archive ADD COLUMN reseal BOOLEAN NOT NULL DEFAULT TRUE`,
-				`CREATE INDEX archive_with_full_index ON archive (owner, with_full_index, seq)`,
 				`CREATE INDEX archive_with_bare_index ON archive (owner, with_bare_index, seq)`,
 				`CREATE INDEX archive_reseal ON archive (owner, seq) WHERE reseal`,
 			},

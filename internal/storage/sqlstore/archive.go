@@ -53,17 +53,21 @@ func (a archive) Query(ctx context.Context, owner string, q storage.ArchiveQuery
 	}
 	w := whereKey("owner", owner)
 	full := strings.Contains(q.With, "/") || (q.With == "" && q.WithFull)
-	col, idx := "with_bare", "with_bare_index"
+	col, idx, args := "with_bare", "with_bare_index = ?", []any{q.WithIndex}
 	if full {
-		col, idx = "with_full", "with_full_index"
+		col, idx = "with_full", "with_full_index = ?"
+		if q.WithBareIndex != nil {
+			// Found through the index on the bare JID's.
+			idx, args = "(with_bare_index = ? AND with_full_index = ?)", []any{q.WithBareIndex, q.WithIndex}
+		}
 	}
 	switch {
 	case q.With != "" && q.WithIndex != nil:
-		w.add("("+col+" = ? OR "+idx+" = ?)", q.With, q.WithIndex)
+		w.add("("+col+" = ? OR "+idx+")", append([]any{q.With}, args...)...)
 	case q.With != "":
 		w.add(col+" = ?", q.With)
 	case q.WithIndex != nil:
-		w.add(idx+" = ?", q.WithIndex)
+		w.add(idx, args...)
 	}
 	var (
 		page storage.ArchivePage

@@ -103,7 +103,10 @@ func runArchiveSealed(t *testing.T, open func(t *testing.T) storage.Store) {
 	}{
 		{storage.ArchiveQuery{With: "bob@example.com", WithIndex: idx("bob@example.com")}, []string{"legacy", "s1", "s2"}},
 		{storage.ArchiveQuery{With: "bob@example.com/phone", WithIndex: idx("bob@example.com/phone")}, []string{"legacy", "s1"}},
+		{storage.ArchiveQuery{With: "bob@example.com/phone", WithIndex: idx("bob@example.com/phone"), WithBareIndex: idx("bob@example.com")}, []string{"legacy", "s1"}},
 		{storage.ArchiveQuery{WithIndex: idx("bob@example.com/laptop"), WithFull: true}, []string{"s2"}},
+		{storage.ArchiveQuery{WithIndex: idx("bob@example.com/laptop"), WithFull: true, WithBareIndex: idx("bob@example.com")}, []string{"s2"}},
+		{storage.ArchiveQuery{WithIndex: idx("bob@example.com/laptop"), WithFull: true, WithBareIndex: idx("carol@example.com")}, nil},
 		{storage.ArchiveQuery{WithIndex: idx("carol@example.com")}, []string{"s3"}},
 		{storage.ArchiveQuery{WithIndex: idx("nobody@example.com")}, nil},
 	} {
