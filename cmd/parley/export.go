@@ -16,6 +16,7 @@ import (
 	"parley/internal/jid"
 	"parley/internal/module"
 	"parley/internal/pie"
+	"parley/internal/sealstore"
 	"parley/internal/storage"
 	"parley/internal/xmlstream"
 	"parley/modules/muc"
@@ -70,7 +71,7 @@ func cmdExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 	}
 	for _, bare := range users {
-		u, err := t.exportUser(ctx, bare)
+		u, left, err := t.exportUser(ctx, bare)
 		if err != nil {
 			return err
 		}
@@ -84,8 +85,12 @@ func cmdExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if err := os.WriteFile(name, buf.Bytes(), 0o600); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "%s: %d roster items, %d PEP nodes, %d offline and %d archived messages -> %s\n",
-			bare, len(u.Roster), len(u.PEP), len(u.Offline), len(u.Archive), name)
+		note := ""
+		if len(left) > 0 {
+			note = "; sealed under the user's key, left out: " + strings.Join(left, ", ")
+		}
+		fmt.Fprintf(stdout, "%s: %d roster items, %d PEP nodes, %d offline and %d archived messages%s -> %s\n",
+			bare, len(u.Roster), len(u.PEP), len(u.Offline), len(u.Archive), note, name)
 	}
 	total := fmt.Sprintf("total: %d users", len(users))
 	if *withRooms {
@@ -106,41 +111,50 @@ func cmdExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	return t.close()
 }
 
-// exportUser gathers one account as the modules serve it.
-func (t *transfer) exportUser(ctx context.Context, bare string) (*pie.User, error) {
+// exportUser gathers one account as the modules serve it. What is
+// sealed under the user's own key cannot be read here (the CLI never
+// holds a user's key): it is left out, and left names it.
+func (t *transfer) exportUser(ctx context.Context, bare string) (u *pie.User, left []string, err error) {
 	owner, err := jid.Parse(bare)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	a, err := t.store.Users().Get(ctx, bare)
 	if errors.Is(err, storage.ErrNotFound) {
-		return nil, fmt.Errorf("%s has no account", bare)
+		return nil, nil, fmt.Errorf("%s has no account", bare)
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	u := &pie.User{JID: bare, Credentials: a.Credentials}
-	if u.Roster, _, err = t.store.Roster().Items(ctx, bare); err != nil {
-		return nil, err
+	sealed := func(what string, err error) error {
+		if sealstore.Locked(err) {
+			left = append(left, what)
+			return nil
+		}
+		return err
 	}
-	pending, err := t.store.Roster().PendingIn(ctx, bare)
-	if err != nil {
-		return nil, err
+	u = &pie.User{JID: bare, Credentials: a.Credentials}
+	if u.Roster, _, err = t.roster.Items(ctx, bare); sealed("roster", err) != nil {
+		return nil, nil, err
+	}
+	pending, err := t.roster.Pending(ctx, bare)
+	if sealed("subscription requests", err) != nil {
+		return nil, nil, err
 	}
 	for _, p := range pending {
 		u.Pending = append(u.Pending, p.Contact)
 	}
 	if u.VCard, _, err = t.vcard.Load(ctx, owner); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	nss, err := t.private.Namespaces(ctx, owner)
-	if err != nil {
-		return nil, err
+	if sealed("private XML", err) != nil {
+		return nil, nil, err
 	}
 	for _, ns := range nss {
 		q, err := t.private.Stored(ctx, owner, ns)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		for c := range q.Elements() {
 			u.Private = append(u.Private, c)
@@ -148,16 +162,16 @@ func (t *transfer) exportUser(ctx context.Context, bare string) (*pie.User, erro
 	}
 	nodes, err := t.pep.NodeNames(ctx, owner)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for _, n := range nodes {
 		items, _, err := t.pep.ItemsOf(ctx, owner, n)
-		if err != nil {
-			return nil, err
+		if sealed("items of "+n, err) != nil {
+			return nil, nil, err
 		}
 		conf, err := t.pep.ConfigFormOf(ctx, owner, n)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		node := pie.Node{Name: n, Config: conf}
 		for _, it := range items {
@@ -166,19 +180,19 @@ func (t *transfer) exportUser(ctx context.Context, bare string) (*pie.User, erro
 		u.PEP = append(u.PEP, node)
 	}
 	if u.Offline, err = t.offline.Waiting(ctx, owner); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	archive, err := t.mam.ArchiveOf(ctx, owner)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for _, m := range archive {
 		u.Archive = append(u.Archive, pie.ArchiveItem{ID: m.ID, Stamp: m.Stamp, Message: m.Message})
 	}
-	if u.Blocked, err = t.blocking.Blocked(ctx, owner); err != nil {
-		return nil, err
+	if u.Blocked, err = t.blocking.Blocked(ctx, owner); sealed("block list", err) != nil {
+		return nil, nil, err
 	}
-	return u, nil
+	return u, left, nil
 }
 
 // roomTransfer moves persistent rooms; the MUC module keeps no state of

@@ -16,6 +16,7 @@ import (
 	"parley/internal/jid"
 	"parley/internal/server"
 	"parley/internal/storage"
+	"parley/internal/vault"
 )
 
 func cmdUser(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
@@ -39,7 +40,11 @@ func cmdUser(ctx context.Context, args []string, stdin io.Reader, stdout io.Writ
 		return fmt.Errorf("opening storage: %w", err)
 	}
 	defer store.Close()
-	accts := accounts.New(store)
+	// No blind key: this vault only makes and wraps keys, it never
+	// looks anything up.
+	v := vault.New(store.Keys(), nil, vault.Options{})
+	defer v.Stop()
+	accts := accounts.New(store, v)
 
 	if sub == "list" {
 		if len(pos) > 1 {
@@ -83,7 +88,13 @@ func cmdUser(ctx context.Context, args []string, stdin io.Reader, stdout io.Writ
 				return fmt.Errorf("%s already exists", bare)
 			}
 		} else {
-			err = accts.SetPassword(ctx, bare, pw)
+			var lost bool
+			lost, err = accts.ChangePassword(ctx, bare, pw)
+			if err == nil && lost {
+				// This process never holds the user's key: the
+				// account starts over with a new one.
+				fmt.Fprintf(stdout, "%s: password changed; sealed data lost: the archive, offline messages and other data sealed for %s can no longer be read\n", bare, bare)
+			}
 		}
 	case "del":
 		err = accts.Delete(ctx, bare)

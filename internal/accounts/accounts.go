@@ -14,17 +14,22 @@ import (
 	"parley/internal/jid"
 	"parley/internal/sasl"
 	"parley/internal/storage"
+	"parley/internal/vault"
 )
 
 // Service is the account manager of one store.
 type Service struct {
 	store      storage.Store
+	vault      *vault.Vault
 	iterations int
 	now        func() time.Time
 }
 
-func New(store storage.Store) *Service {
-	return &Service{store: store, iterations: sasl.DefaultIterations, now: time.Now}
+// New returns the account manager of store. v (nil: no sealing) gets the
+// account's keys wrapped whenever a password is known (creation, change,
+// PLAIN login) and unlocked at every login.
+func New(store storage.Store, v *vault.Vault) *Service {
+	return &Service{store: store, vault: v, iterations: sasl.DefaultIterations, now: time.Now}
 }
 
 // ErrBadPassword is returned for a password PRECIS refuses (e.g. empty).
@@ -64,28 +69,52 @@ func (s *Service) Create(ctx context.Context, bare jid.JID, password string) err
 	if err := s.store.Users().Create(ctx, storage.Account{JID: bare.String(), Created: s.now().UTC(), Credentials: creds}); err != nil {
 		return fmt.Errorf("accounts: creating %s: %w", bare, err)
 	}
+	if s.vault != nil {
+		if _, err := s.vault.SetPassword(ctx, bare.String(), password, creds); err != nil {
+			return fmt.Errorf("accounts: keys of %s: %w", bare, err)
+		}
+	}
 	return nil
 }
 
 // SetPassword replaces every credential of the account.
 func (s *Service) SetPassword(ctx context.Context, bare jid.JID, password string) error {
+	_, err := s.ChangePassword(ctx, bare, password)
+	return err
+}
+
+// ChangePassword replaces every credential of the account and rewraps
+// its data key under them. When the key is not held (the user is not
+// logged in: an admin reset) the account gets new keys and sealedLost
+// reports that what was sealed under the old ones can no longer be read.
+func (s *Service) ChangePassword(ctx context.Context, bare jid.JID, password string) (sealedLost bool, err error) {
 	if err := checkAccountJID(bare); err != nil {
-		return err
+		return false, err
 	}
 	creds, err := s.credentials(password)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if err := s.store.Users().SetCredentials(ctx, bare.String(), creds); err != nil {
-		return fmt.Errorf("accounts: setting the password of %s: %w", bare, err)
+		return false, fmt.Errorf("accounts: setting the password of %s: %w", bare, err)
 	}
-	return nil
+	if s.vault == nil {
+		return false, nil
+	}
+	sealedLost, err = s.vault.SetPassword(ctx, bare.String(), password, creds)
+	if err != nil {
+		return sealedLost, fmt.Errorf("accounts: keys of %s: %w", bare, err)
+	}
+	return sealedLost, nil
 }
 
 // Delete removes the account and, through the store, its data.
 func (s *Service) Delete(ctx context.Context, bare jid.JID) error {
 	if err := s.store.Users().Delete(ctx, bare.String()); err != nil {
 		return fmt.Errorf("accounts: deleting %s: %w", bare, err)
+	}
+	if s.vault != nil {
+		s.vault.Lock(bare.String())
 	}
 	return nil
 }
@@ -138,6 +167,37 @@ func (s *Service) CreateAnonymous(ctx context.Context, bare jid.JID) error {
 		return fmt.Errorf("accounts: creating anonymous %s: %w", bare, err)
 	}
 	return nil
+}
+
+// UnlockClientKey unlocks the account's keys with the ClientKey a SCRAM
+// login recovered. Failing to unlock does not fail the login: the user
+// runs locked (what is sealed for them waits in the mail-drop), which the
+// error says.
+func (s *Service) UnlockClientKey(ctx context.Context, bare jid.JID, hash string, clientKey []byte) error {
+	if s.vault == nil {
+		return nil
+	}
+	return s.vault.UnlockClientKey(ctx, bare.String(), hash, clientKey)
+}
+
+// PasswordVerified is called at a PLAIN login with the password just
+// checked: the account gains the credentials it lacks
+// (CompleteCredentials), then its keys are unlocked and wrapped for every
+// hash. Failures leave the account locked, not the login failed.
+func (s *Service) PasswordVerified(ctx context.Context, domain, localpart, password string) error {
+	s.CompleteCredentials(ctx, domain, localpart, password)
+	if s.vault == nil {
+		return nil
+	}
+	bare, err := jid.New(localpart, domain, "")
+	if err != nil {
+		return err
+	}
+	a, err := s.store.Users().Get(ctx, bare.String())
+	if err != nil {
+		return fmt.Errorf("accounts: looking up %s: %w", bare, err)
+	}
+	return s.vault.UnlockPassword(ctx, bare.String(), password, a.Credentials)
 }
 
 // CompleteCredentials gives localpart@domain credentials for every hash

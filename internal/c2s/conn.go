@@ -567,8 +567,16 @@ func (c *conn) saslConfig() sasl.Config {
 			}
 			return creds, err
 		},
-		Guess:           c.reserveGuess,
-		PlainVerified:   func(u, pw string) { accts.CompleteCredentials(ctx, domain, u, pw) },
+		Guess: c.reserveGuess,
+		PlainVerified: func(u, pw string) {
+			vctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			if err := accts.PasswordVerified(vctx, domain, u, pw); err != nil {
+				// The login goes on: the user runs locked, and what
+				// is sealed for them waits in the mail-drop.
+				c.cfg.Log.Warn("c2s: the account's keys stay locked", "err", err)
+			}
+		},
 		FakeSecret:      c.cfg.FakeSecret,
 		TLS:             c.secure,
 		ChannelBindings: c.channelBindings(),
@@ -740,6 +748,12 @@ func (c *conn) authSucceeded(additional []byte) (bool, error) {
 func (c *conn) completeAuth(additional []byte) (bool, error) {
 	srv := c.saslSrv
 	c.saslSrv = nil
+	holder, _ := srv.(sasl.ClientKeyHolder)
+	if holder != nil {
+		// Whatever happens below, the ClientKey does not outlive this
+		// call.
+		defer holder.WipeClientKey()
+	}
 	user := srv.Username()
 	bare, err := jid.New(user, c.domain, "")
 	if err != nil {
@@ -770,6 +784,19 @@ func (c *conn) completeAuth(additional []byte) (bool, error) {
 			return false, nil
 		}
 		c.anonymous = true
+	}
+	if holder != nil {
+		if hash, key := holder.ClientKey(); key != nil {
+			vctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
+			err := c.cfg.Accounts.UnlockClientKey(vctx, bare, hash, key)
+			cancel()
+			if err != nil {
+				// Not a failed login: the user runs locked (e.g. their
+				// key has no wrap for this hash yet; a PLAIN login
+				// adds it).
+				c.cfg.Log.Warn("c2s: the account's keys stay locked", "err", err)
+			}
+		}
 	}
 	c.authUser = bare.Local()
 	c.leavePreauth()

@@ -16,6 +16,7 @@ import (
 	"parley/internal/session"
 	"parley/internal/stanza"
 	"parley/internal/storage"
+	"parley/internal/vault"
 	"parley/internal/xmlstream"
 )
 
@@ -153,6 +154,10 @@ type PreAuthIQHandler func(ctx context.Context, iq PreAuthIQ) (*xmlstream.Elemen
 type Accounts interface {
 	Create(ctx context.Context, bare jid.JID, password string) error
 	SetPassword(ctx context.Context, bare jid.JID, password string) error
+	// ChangePassword is SetPassword telling whether the data sealed
+	// for the account was lost: its key was not held (the user is not
+	// logged in), so the account got a new one (an admin reset).
+	ChangePassword(ctx context.Context, bare jid.JID, password string) (sealedLost bool, err error)
 	Delete(ctx context.Context, bare jid.JID) error
 	// SetDisabled disables or enables an account (XEP-0133); a disabled
 	// account cannot log in. Disabled reports the flag.
@@ -261,6 +266,9 @@ type Host interface {
 	Every(period time.Duration, fn func(ctx context.Context))
 	Store() storage.Store
 	Accounts() Accounts
+	// Vault seals a user's data under keys the server holds only while
+	// the user is logged in (and to their mail-drop key while away).
+	Vault() *vault.Vault
 	Logger() *slog.Logger
 }
 

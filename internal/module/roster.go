@@ -21,6 +21,10 @@ type Contact struct {
 	// SendsPresence: the owner is subscribed to the contact's presence
 	// (subscription "to" or "both").
 	SendsPresence bool
+	// Sealed: Name and Groups are not known, sealed under the owner's
+	// key, which the server holds only while the owner is logged in
+	// (issue 16). A decision that needs them must fail, not guess.
+	Sealed bool
 }
 
 // InGroup reports whether the contact is in roster group g.
@@ -33,7 +37,9 @@ type Roster interface {
 	// Contact returns contact's entry in owner's roster (both bare);
 	// ok is false when contact is not in it.
 	Contact(ctx context.Context, owner, contact jid.JID) (c Contact, ok bool, err error)
-	// Contacts lists owner's roster.
+	// Contacts lists owner's roster. It needs the owner's key once the
+	// roster is sealed, and fails (vault.ErrLocked) while the owner is
+	// away.
 	Contacts(ctx context.Context, owner jid.JID) ([]Contact, error)
 }
 

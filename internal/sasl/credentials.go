@@ -114,6 +114,30 @@ func derive(hashName, prepared string, salt []byte, iterations int) (Credentials
 	}, nil
 }
 
+// ClientKey computes the SCRAM ClientKey of password under stored
+// credentials' hash, salt and iteration count (RFC 5802 §3): what a
+// SCRAM client proves it knows, here derived from a password the server
+// has just verified (PLAIN, a password change).
+func ClientKey(hashName, password string, salt []byte, iterations int) ([]byte, error) {
+	newHash, ok := hashFunc(hashName)
+	if !ok {
+		return nil, fmt.Errorf("sasl: unsupported hash %q", hashName)
+	}
+	if iterations < 1 || iterations > maxIterations {
+		return nil, fmt.Errorf("sasl: iteration count %d out of range", iterations)
+	}
+	prepared, err := preparePassword(password)
+	if err != nil {
+		return nil, err
+	}
+	salted, err := pbkdf2.Key(newHash, prepared, salt, iterations, newHash().Size())
+	if err != nil {
+		return nil, fmt.Errorf("sasl: PBKDF2: %w", err)
+	}
+	defer clear(salted)
+	return hmacSum(newHash, salted, "Client Key"), nil
+}
+
 // VerifyPassword reports whether password matches c, comparing in constant
 // time. It lets PLAIN work against SCRAM-only storage.
 func (c Credentials) VerifyPassword(password string) bool {

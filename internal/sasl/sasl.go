@@ -121,6 +121,16 @@ type Server interface {
 	Authzid() string
 }
 
+// ClientKeyHolder is implemented by the SCRAM servers: after success
+// ClientKey gives the hash and the ClientKey recovered from the client's
+// proof (RFC 5802 §3: ClientKey = ClientProof XOR ClientSignature), from
+// which the caller derives the user's key-wrapping key; WipeClientKey
+// zeroes it once used.
+type ClientKeyHolder interface {
+	ClientKey() (hash string, key []byte)
+	WipeClientKey()
+}
+
 // Mechanisms lists the mechanisms to advertise for cfg, strongest first.
 func Mechanisms(cfg Config) []string {
 	if cfg.Anonymous {

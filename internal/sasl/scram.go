@@ -46,6 +46,9 @@ type scramServer struct {
 	fake            bool // creds are fakeCredentials: never succeed
 	username        string
 	authzid         string
+	// clientKey is what the proof revealed, kept only after success for
+	// the caller (ClientKey) to derive the user's key-wrapping key.
+	clientKey []byte
 }
 
 func newSCRAMServer(hashName string, plus bool, cfg Config) *scramServer {
@@ -295,23 +298,41 @@ func (s *scramServer) clientFinal(msg string) ([]byte, bool, error) {
 	}
 
 	authMessage := s.clientFirstBare + "," + s.serverFirst + "," + withoutProof
-	if !s.proofOK(proof, authMessage) || s.fake {
+	clientKey, ok := s.proofOK(proof, authMessage)
+	if !ok || s.fake {
+		clear(clientKey)
 		return nil, false, fail(condNotAuthorized, "invalid-proof")
 	}
+	s.clientKey = clientKey
 	serverSignature := hmacSum(s.newHash, s.creds.ServerKey, authMessage)
 	return []byte("v=" + base64.StdEncoding.EncodeToString(serverSignature)), true, nil
 }
 
-// proofOK recovers ClientKey from the proof and checks that it hashes to
-// StoredKey (RFC 5802 §3).
-func (s *scramServer) proofOK(proof []byte, authMessage string) bool {
+// proofOK recovers ClientKey from the proof (ClientProof XOR
+// ClientSignature) and checks that it hashes to StoredKey (RFC 5802 §3).
+func (s *scramServer) proofOK(proof []byte, authMessage string) ([]byte, bool) {
 	signature := hmacSum(s.newHash, s.creds.StoredKey, authMessage)
 	if len(proof) != len(signature) {
-		return false
+		return nil, false
 	}
 	clientKey := make([]byte, len(proof))
 	subtle.XORBytes(clientKey, proof, signature)
-	return hmac.Equal(hashSum(s.newHash, clientKey), s.creds.StoredKey)
+	return clientKey, hmac.Equal(hashSum(s.newHash, clientKey), s.creds.StoredKey)
+}
+
+// ClientKey returns the hash and the ClientKey the client proved it
+// knows, once the exchange succeeded (nil before and after a failure).
+// The ClientKey is a password equivalent for this server's verifier:
+// the caller derives what it needs and wipes it (WipeClientKey), never
+// stores or logs it.
+func (s *scramServer) ClientKey() (hash string, key []byte) {
+	return s.hashName, s.clientKey
+}
+
+// WipeClientKey zeroes and forgets the ClientKey.
+func (s *scramServer) WipeClientKey() {
+	clear(s.clientKey)
+	s.clientKey = nil
 }
 
 // decodeSASLName undoes RFC 5802's saslname escaping ("=2C" is ',', "=3D" is

@@ -1,6 +1,7 @@
 package sasl
 
 import (
+	"bytes"
 	"encoding/base64"
 	"errors"
 	"strings"
@@ -412,5 +413,47 @@ func TestDecodeSASLName(t *testing.T) {
 		if (err == nil) != tt.ok || got != tt.want {
 			t.Errorf("decodeSASLName(%q) = %q, %v; want %q, ok=%v", tt.in, got, err, tt.want, tt.ok)
 		}
+	}
+}
+
+// The ClientKey a successful exchange recovers from the proof is the one
+// the password gives, for every hash; a failed exchange gives none.
+func TestSCRAMClientKey(t *testing.T) {
+	for _, h := range Hashes {
+		t.Run(h, func(t *testing.T) {
+			s := store{}
+			s.add(t, "juliet", "secret", h)
+			c := s["juliet"][h]
+			want, err := ClientKey(h, "secret", c.Salt, c.Iterations)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cl := &scramClient{hash: h, user: "juliet", password: "secret", gs2: "n,,", nonce: "fyko+d2lbbFgONRv9qkxdawL"}
+			srv, _, err := runSCRAM(t, "SCRAM-"+h, testConfig(s), cl)
+			if err != nil {
+				t.Fatal(err)
+			}
+			holder, ok := srv.(ClientKeyHolder)
+			if !ok {
+				t.Fatal("SCRAM server does not give its ClientKey")
+			}
+			gotHash, got := holder.ClientKey()
+			if gotHash != h || !bytes.Equal(got, want) {
+				t.Fatalf("ClientKey = %s %x, want %s %x", gotHash, got, h, want)
+			}
+			holder.WipeClientKey()
+			if _, k := holder.ClientKey(); k != nil || !bytes.Equal(got, make([]byte, len(got))) {
+				t.Fatal("WipeClientKey left the key")
+			}
+
+			bad := &scramClient{hash: h, user: "juliet", password: "wrong", gs2: "n,,", nonce: "fyko+d2lbbFgONRv9qkxdawL"}
+			srv, _, err = runSCRAM(t, "SCRAM-"+h, testConfig(s), bad)
+			if err == nil {
+				t.Fatal("wrong password accepted")
+			}
+			if _, k := srv.(ClientKeyHolder).ClientKey(); k != nil {
+				t.Fatal("a failed exchange kept a ClientKey")
+			}
+		})
 	}
 }

@@ -37,6 +37,7 @@ import (
 	"parley/internal/storage/backend"
 	"parley/internal/throttle"
 	"parley/internal/tlsconf"
+	"parley/internal/vault"
 	"parley/internal/web"
 	"parley/internal/xmlstream"
 )
@@ -68,6 +69,7 @@ type Server struct {
 	acme     *acme.Manager // nil without [tls] acme
 	httpACME *http.Server
 	metrics  *metrics.Metrics
+	vault    *vault.Vault
 	http     *http.Server
 	web      *web.Handler // WebSocket, BOSH and discovery on https; webPlain on http
 	webPlain *web.Handler
@@ -85,6 +87,7 @@ type host struct {
 	store  storage.Store
 	log    *slog.Logger
 	secret []byte
+	vault  *vault.Vault
 }
 
 func (h *host) Key(purpose string) []byte {
@@ -107,6 +110,7 @@ func (h *host) Store() storage.Store                    { return h.store }
 func (h *host) Accounts() module.Accounts               { return h.accts }
 func (h *host) Sessions(bare jid.JID) []session.Session { return h.r.Sessions(bare) }
 func (h *host) Logger() *slog.Logger                    { return h.log }
+func (h *host) Vault() *vault.Vault                     { return h.vault }
 func (h *host) AllSessions() []session.Session          { return h.r.AllSessions() }
 
 // OpenStore opens the configured database; the `parley user` commands use
@@ -148,9 +152,13 @@ func New(ctx context.Context, live *config.Live, log *slog.Logger, mods []module
 	if err != nil {
 		return nil, fmt.Errorf("opening storage: %w", err)
 	}
-	s := &Server{cfg: cfg, live: live, log: log, store: store, accounts: accounts.New(store), reg: module.NewRegistry(), modules: mods, certs: certs, metrics: metrics.New()}
+	s := &Server{cfg: cfg, live: live, log: log, store: store, reg: module.NewRegistry(), modules: mods, certs: certs, metrics: metrics.New()}
 	s.router = router.New(cfg.AllHosts(), s.reg, store, log)
-	h := &host{Registry: s.reg, accts: s.accounts, r: s.router, store: store, log: log, secret: secret}
+	h := &host{Registry: s.reg, r: s.router, store: store, log: log, secret: secret}
+	s.vault = newVault(h, log)
+	h.vault = s.vault
+	s.accounts = accounts.New(store, s.vault)
+	h.accts = s.accounts
 	roots, err := s2sRoots(cfg.S2S.CAFile)
 	if err != nil {
 		store.Close()
@@ -380,6 +388,10 @@ func (s *Server) Listeners() []Listener { return s.lns }
 // modules without listening (parley import and export).
 func (s *Server) Store() storage.Store { return s.store }
 
+// Accounts returns the account manager, which keeps the users' keys in
+// step with their passwords.
+func (s *Server) Accounts() *accounts.Service { return s.accounts }
+
 // listenAdmin serves metrics, health and the profiler on the admin
 // address, which the config accepts only on loopback unless
 // admin_allow_remote says otherwise: profiles show internals nobody else
@@ -440,6 +452,9 @@ func (s *Server) Stop(ctx context.Context) error {
 	}
 	s.wg.Wait()
 	err = errors.Join(err, s.reg.StopJobs(ctx))
+	// The resealing jobs write through the modules' stores: stop them
+	// first, and wipe every key.
+	s.vault.Stop()
 	for i := len(s.modules) - 1; i >= 0; i-- {
 		if st, ok := s.modules[i].(module.Stopper); ok {
 			err = errors.Join(err, st.Stop(ctx))

@@ -34,6 +34,13 @@ type ArchiveMessage struct {
 	Outgoing bool
 	// Data is opaque to storage (the archive module seals it).
 	Data []byte
+	// WithIndex and WithBareIndex are blind indexes of the full and
+	// the bare JID of the other party, for a row whose With is sealed
+	// inside Data: With is "" then, and queries match the indexes.
+	WithIndex, WithBareIndex []byte
+	// Reseal marks a row its module wants to seal again (under a key
+	// it did not hold when it wrote it); PendingReseal lists them.
+	Reseal bool
 }
 
 // ArchiveQuery selects messages of one owner. The zero value matches all of
@@ -47,6 +54,16 @@ type ArchiveQuery struct {
 	// With: "" matches everyone; a bare JID matches it and all its
 	// resources; a full JID matches exactly that resource.
 	With string
+	// WithIndex, when set, also matches rows whose with_*_index is
+	// it: the full JID's blind index when With is a full JID (or
+	// WithFull), the bare JID's otherwise. A row matches the plain
+	// With or the index.
+	WithIndex []byte
+	// WithFull says WithIndex is of a full JID when With is "".
+	WithFull bool
+	// WithBareIndex, with a full-JID WithIndex, is the bare JID's
+	// index: the database finds the rows through it.
+	WithBareIndex []byte
 	// Start and End keep messages stamped at or after Start and at or
 	// before End; zero means unbounded.
 	Start, End time.Time
@@ -101,6 +118,13 @@ type Archive interface {
 	// exists, or whose id the owner already has, are skipped; any other
 	// problem fails the whole batch.
 	AppendBatch(ctx context.Context, entries []ArchiveEntry) error
+	// PendingReseal returns up to max of owner's messages marked
+	// Reseal, oldest first.
+	PendingReseal(ctx context.Context, owner string, max int) ([]ArchiveMessage, error)
+	// Reseal replaces the Data, With, indexes and Reseal mark of
+	// owner's messages with these ids; ids that no longer exist are
+	// skipped.
+	Reseal(ctx context.Context, owner string, msgs []ArchiveMessage) error
 }
 
 // BareOf returns the bare part of a JID string, as the archive stores it
@@ -118,10 +142,25 @@ func ValidateArchiveMessage(m ArchiveMessage) error {
 	if m.ID == "" {
 		return invalid("archived message without id")
 	}
-	if err := validateWith(m.With); err != nil {
+	if err := validateMessageWith(m); err != nil {
 		return err
 	}
 	return ValidateBlob("archived message", m.Data)
+}
+
+// maxIndexBytes bounds a blind index (an HMAC-SHA256 is 32 bytes).
+const maxIndexBytes = 64
+
+// validateMessageWith accepts a plain With, or blind indexes with an
+// empty With.
+func validateMessageWith(m ArchiveMessage) error {
+	if len(m.WithIndex) > maxIndexBytes || len(m.WithBareIndex) > maxIndexBytes {
+		return invalid("blind index longer than %d bytes", maxIndexBytes)
+	}
+	if m.With == "" && len(m.WithIndex) > 0 && len(m.WithBareIndex) > 0 {
+		return nil
+	}
+	return validateWith(m.With)
 }
 
 // ValidateArchiveQuery checks a query before it reaches the database.
@@ -130,6 +169,9 @@ func ValidateArchiveQuery(q ArchiveQuery) error {
 		if err := validateWith(q.With); err != nil {
 			return err
 		}
+	}
+	if len(q.WithIndex) > maxIndexBytes || len(q.WithBareIndex) > maxIndexBytes {
+		return invalid("blind index longer than %d bytes", maxIndexBytes)
 	}
 	if q.Max < 0 || q.Max > MaxArchivePage {
 		return invalid("page size %d is not between 0 and %d", q.Max, MaxArchivePage)

@@ -166,6 +166,45 @@ func ValidatePending(p Pending) error {
 	return ValidateBlob("pending stanza", p.Stanza)
 }
 
+// MaxBlindBytes bounds the keyed hash that stands for a sealed contact.
+const MaxBlindBytes = 64
+
+// ValidateSealedItem checks a sealed roster item before it is kept.
+func ValidateSealedItem(it SealedItem) error {
+	if err := ValidateBlind(it.Blind); err != nil {
+		return err
+	}
+	if err := ValidateSubscription(it.Subscription); err != nil {
+		return err
+	}
+	return ValidateBlob("sealed roster item", it.Sealed)
+}
+
+// ValidateSealedPending checks a sealed subscription request.
+func ValidateSealedPending(p SealedPending) error {
+	if err := ValidateBlind(p.Blind); err != nil {
+		return err
+	}
+	return ValidateBlob("sealed pending request", p.Sealed)
+}
+
+// ValidateBlind checks the key of a sealed row.
+func ValidateBlind(b []byte) error {
+	if len(b) == 0 || len(b) > MaxBlindBytes {
+		return invalid("a blind index is %d bytes, want 1 to %d", len(b), MaxBlindBytes)
+	}
+	return nil
+}
+
+// ValidateSubscription checks a subscription state.
+func ValidateSubscription(sub string) error {
+	switch sub {
+	case SubNone, SubTo, SubFrom, SubBoth:
+		return nil
+	}
+	return invalid("unknown subscription %q", sub)
+}
+
 // ValidateBlob enforces MaxValueBytes on an opaque value.
 func ValidateBlob(what string, b []byte) error {
 	if len(b) > MaxValueBytes {

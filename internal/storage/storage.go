@@ -65,6 +65,7 @@ type Store interface {
 	// is no account, and nothing is deleted with an account.
 	PubSubService() PubSub
 	MUC() MUC
+	Keys() Keys
 	Ping(ctx context.Context) error
 	Close() error
 }
@@ -105,6 +106,56 @@ type Roster interface {
 	AddPendingIn(ctx context.Context, owner string, p Pending) error  // replaces an older request from the same contact
 	PendingIn(ctx context.Context, owner string) ([]Pending, error)   // oldest first
 	DeletePendingIn(ctx context.Context, owner, contact string) error // no error when absent
+
+	// Sealed items and requests (issue 16) live beside the clear ones
+	// above, which are kept only until their owner's next login seals
+	// them. Count, max and the roster version cover both kinds.
+
+	// SealedItems returns owner's sealed items, sorted by Blind, and the
+	// roster version.
+	SealedItems(ctx context.Context, owner string) (items []SealedItem, version int64, err error)
+	SealedItem(ctx context.Context, owner string, blind []byte) (SealedItem, error) // ErrNotFound
+	// PutSealed creates or replaces a sealed item and, when replaces is
+	// not "", deletes the clear item of that contact in the same
+	// transaction (the item moved from clear to sealed). max is Put's.
+	PutSealed(ctx context.Context, owner string, item SealedItem, replaces string, max int) (version int64, err error)
+	// SetSealedState changes the subscription state of a sealed item and
+	// leaves its Sealed part alone: the server changes state while the
+	// owner is away, when it cannot read the rest. ErrNotFound.
+	SetSealedState(ctx context.Context, owner string, blind []byte, subscription string, ask, approved bool) (version int64, err error)
+	// Reseal replaces the Sealed part of an item whose content did not
+	// change (sealed again under another key), so the version stays.
+	// ErrNotFound.
+	Reseal(ctx context.Context, owner string, blind, sealed []byte) error
+	DeleteSealed(ctx context.Context, owner string, blind []byte) (version int64, err error) // ErrNotFound
+
+	// AddPendingSealed keeps a sealed request, replacing one with the same
+	// Blind, and deletes the clear request of contact replaces, if any.
+	AddPendingSealed(ctx context.Context, owner string, p SealedPending, replaces string) error
+	PendingSealed(ctx context.Context, owner string) ([]SealedPending, error) // oldest first
+	// ResealPending replaces the Sealed part of a request, keeping its
+	// place. ErrNotFound.
+	ResealPending(ctx context.Context, owner string, blind, sealed []byte) error
+	DeletePendingSealed(ctx context.Context, owner string, blind []byte) error // no error when absent
+}
+
+// SealedItem is a roster item whose contact, name and groups the caller
+// sealed under the owner's key: storage knows the contact only by Blind,
+// a keyed hash of it, and keeps the subscription state in clear, which
+// the server acts on while the owner is away.
+type SealedItem struct {
+	Blind        []byte // 1 to MaxBlindBytes bytes; unique per owner
+	Sealed       []byte // opaque, at most MaxValueBytes
+	Subscription string // as in RosterItem
+	Ask          bool
+	Approved     bool
+}
+
+// SealedPending is an inbound subscription request whose requester and
+// stanza the caller sealed; Blind is the requester's keyed hash.
+type SealedPending struct {
+	Blind  []byte
+	Sealed []byte
 }
 
 // OfflineMessage is a stanza kept for a user who was offline.
@@ -125,6 +176,9 @@ type Offline interface {
 	PushAt(ctx context.Context, owner string, stored time.Time, data []byte, max int) (OfflineMessage, error)
 	List(ctx context.Context, owner string) ([]OfflineMessage, error) // oldest first
 	Delete(ctx context.Context, owner string, ids []int64) error      // ids that do not exist are ignored
+	// Replace puts data in place of the message id of owner (sealed
+	// again under another key); no error when it is gone (delivered).
+	Replace(ctx context.Context, owner string, id int64, data []byte) error
 	Count(ctx context.Context, owner string) (int, error)
 	// Total is the number of messages waiting for all owners together.
 	Total(ctx context.Context) (int, error)

@@ -125,11 +125,20 @@ func (m *Module) changePassword(ctx context.Context, _ jid.JID, f *dataform.Form
 	if err != nil {
 		return Result{}, err
 	}
-	if err := m.host.Accounts().SetPassword(ctx, j, f.Value("password")); err != nil {
+	lost, err := m.host.Accounts().ChangePassword(ctx, j, f.Value("password"))
+	if err != nil {
 		return Result{}, accountError(j, err)
+	}
+	if lost {
+		// The user was not logged in, so their key could not be
+		// rewrapped under the new password.
+		return Result{Note: "the password of " + j.String() + " was changed; " + SealedLostNote}, nil
 	}
 	return Result{Note: "the password of " + j.String() + " was changed"}, nil
 }
+
+// SealedLostNote says what an admin reset of a password costs the user.
+const SealedLostNote = "the user was not logged in, so the data sealed for them (archive, offline messages and other sealed data) can no longer be read"
 
 // accountError turns what the account service says into what the admin
 // can act on.

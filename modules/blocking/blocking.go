@@ -18,6 +18,7 @@ import (
 
 	"parley/internal/jid"
 	"parley/internal/module"
+	"parley/internal/sealstore"
 	"parley/internal/session"
 	"parley/internal/stanza"
 	"parley/internal/storage"
@@ -42,8 +43,10 @@ const kvNS = "urn:xmpp:blocking"
 type requested struct{}
 
 type Module struct {
-	host   module.Host
-	kv     storage.KV
+	host module.Host
+	// list is each user's block list, sealed under the user's key
+	// with a blind index per JID (issue 16).
+	list   *sealstore.KV
 	cache  *cache
 	pushes atomic.Uint64
 	// writes serialises changes to blocklists, so two resources of one
@@ -59,7 +62,13 @@ func (*Module) Name() string { return "blocking" }
 
 func (m *Module) Start(h module.Host) error {
 	m.host = h
-	m.kv = h.Store().KV()
+	m.list = sealstore.NewKV(h.Store().KV(), h.Vault(), kvNS)
+	h.Vault().OnUnlock(func(ctx context.Context, owner string) {
+		// The indexes do not change: the cached list stays right.
+		if err := m.list.Reseal(ctx, owner); err != nil {
+			h.Logger().Error("blocking: resealing a block list failed", "jid", owner, "err", err)
+		}
+	})
 	h.HandleIQ(module.Account, "get", xmlstream.Name{Space: NS, Local: "blocklist"}, m.get)
 	h.HandleIQ(module.Account, "set", xmlstream.Name{Space: NS, Local: "block"}, m.block)
 	h.HandleIQ(module.Account, "set", xmlstream.Name{Space: NS, Local: "unblock"}, m.unblock)
@@ -79,18 +88,29 @@ func (m *Module) load(ctx context.Context, owner jid.JID) (*blocklist, error) {
 		return bl, nil
 	}
 	gen := m.cache.generation()
-	keys, err := m.keys(ctx, owner)
+	bl, err := m.indexes(ctx, owner)
 	if err != nil {
 		return nil, err
 	}
-	bl := newBlocklist(keys)
 	m.cache.add(owner, bl, gen)
 	return bl, nil
 }
 
-// keys reads owner's blocked JIDs from storage, sorted.
+// indexes reads owner's block list as blind indexes, which needs no key:
+// what enforcing it while the owner is away works from.
+func (m *Module) indexes(ctx context.Context, owner jid.JID) (*blocklist, error) {
+	o := owner.String()
+	idx, err := m.list.Indexes(ctx, o)
+	if err != nil {
+		return nil, fmt.Errorf("blocking: reading the blocklist of %s: %w", owner, err)
+	}
+	return newBlindBlocklist(idx, func(s string) string { return m.list.Index(o, s) }), nil
+}
+
+// keys reads owner's blocked JIDs from storage, sorted; they are sealed,
+// so this needs the owner's key (the owner is logged in).
 func (m *Module) keys(ctx context.Context, owner jid.JID) ([]string, error) {
-	entries, err := m.kv.List(ctx, owner.String(), kvNS)
+	entries, err := m.list.List(ctx, owner.String())
 	if errors.Is(err, storage.ErrNotFound) {
 		// No such account (yet): it blocks no one. The filter asks for
 		// any local address, existing or not.
@@ -164,7 +184,7 @@ func (m *Module) get(ctx context.Context, iq module.IQ) (*xmlstream.Element, err
 	}
 	keys, err := m.keys(ctx, iq.To)
 	if err != nil {
-		return nil, err
+		return nil, sealstore.ForClient(err)
 	}
 	for _, s := range m.host.Sessions(iq.To) {
 		if s.JID().Equal(iq.From) {
@@ -218,12 +238,11 @@ func (m *Module) block(ctx context.Context, iq module.IQ) (*xmlstream.Element, e
 	owner := iq.To
 	m.writes.Lock()
 	defer m.writes.Unlock()
-	keys, err := m.keys(ctx, owner)
+	current, err := m.indexes(ctx, owner)
 	if err != nil {
 		return nil, err
 	}
-	current := newBlocklist(keys)
-	n := len(keys)
+	n := len(current.set)
 	for _, j := range jids {
 		if !current.has(j.String()) {
 			n++
@@ -239,7 +258,7 @@ func (m *Module) block(ctx context.Context, iq module.IQ) (*xmlstream.Element, e
 		return nil, err
 	}
 	for _, j := range jids {
-		if err := m.kv.Put(ctx, owner.String(), kvNS, j.String(), []byte{}); err != nil {
+		if err := m.list.Put(ctx, owner.String(), j.String(), nil); err != nil {
 			m.cache.invalidate(owner)
 			return nil, fmt.Errorf("blocking: blocking %s for %s: %w", j, owner, err)
 		}
@@ -273,14 +292,14 @@ func (m *Module) unblock(ctx context.Context, iq module.IQ) (*xmlstream.Element,
 				jids = append(jids, j)
 			}
 		}
-		err = m.kv.DeleteAll(ctx, owner.String(), kvNS)
+		err = m.list.DeleteAll(ctx, owner.String())
 		m.cache.invalidate(owner)
 		if err != nil {
 			return nil, fmt.Errorf("blocking: unblocking all for %s: %w", owner, err)
 		}
 	} else {
 		for _, j := range jids {
-			err := m.kv.Delete(ctx, owner.String(), kvNS, j.String())
+			err := m.list.Delete(ctx, owner.String(), j.String())
 			if err != nil && !errors.Is(err, storage.ErrNotFound) {
 				m.cache.invalidate(owner)
 				return nil, fmt.Errorf("blocking: unblocking %s for %s: %w", j, owner, err)

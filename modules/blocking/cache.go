@@ -9,11 +9,23 @@ import (
 	"parley/internal/jid"
 )
 
-// blocklist is one user's blocked JIDs in canonical string form. It is
-// never changed after it is built, so filters read it without a lock.
+// blocklist is one user's blocked JIDs, in canonical string form or, for
+// a sealed list, as their blind indexes (index maps a JID to its entry).
+// Its set is never changed after it is built, so filters read it without
+// a lock; only the memo of a blind list takes one.
 type blocklist struct {
-	set map[string]struct{}
+	set   map[string]struct{}
+	index func(string) string // nil: the set holds the JIDs themselves
+
+	// memo keeps recent answers of a blind list by address: an HMAC per
+	// candidate address costs microseconds per stanza, and a
+	// conversation brings the same sender again and again.
+	mu   sync.Mutex
+	memo map[jid.JID]bool
 }
+
+// memoSize bounds a list's memo; past it the memo starts over.
+const memoSize = 256
 
 func newBlocklist(keys []string) *blocklist {
 	b := &blocklist{set: make(map[string]struct{}, len(keys))}
@@ -23,7 +35,18 @@ func newBlocklist(keys []string) *blocklist {
 	return b
 }
 
+// newBlindBlocklist is a list of blind indexes, which blocks enforces
+// without anyone's key: a blocklist holds while its owner is away.
+func newBlindBlocklist(indexes []string, index func(string) string) *blocklist {
+	b := newBlocklist(indexes)
+	b.index = index
+	return b
+}
+
 func (b *blocklist) has(s string) bool {
+	if b.index != nil {
+		s = b.index(s)
+	}
 	_, ok := b.set[s]
 	return ok
 }
@@ -36,6 +59,29 @@ func (b *blocklist) blocks(j jid.JID) bool {
 	if len(b.set) == 0 || j.IsZero() {
 		return false
 	}
+	if b.index == nil {
+		return b.match(j)
+	}
+	b.mu.Lock()
+	blocked, ok := b.memo[j]
+	b.mu.Unlock()
+	if ok {
+		return blocked
+	}
+	blocked = b.match(j)
+	b.mu.Lock()
+	switch {
+	case b.memo == nil:
+		b.memo = map[jid.JID]bool{}
+	case len(b.memo) >= memoSize:
+		clear(b.memo)
+	}
+	b.memo[j] = blocked
+	b.mu.Unlock()
+	return blocked
+}
+
+func (b *blocklist) match(j jid.JID) bool {
 	if j.Local() != "" {
 		if j.Resource() != "" && b.has(j.String()) {
 			return true

@@ -9,7 +9,7 @@ import (
 )
 
 // Blocked returns the JIDs owner blocks, sorted: what `parley export`
-// writes.
+// writes. A sealed list needs its owner's key (vault.ErrLocked).
 func (m *Module) Blocked(ctx context.Context, owner jid.JID) ([]string, error) {
 	return m.keys(ctx, owner.Bare())
 }
@@ -21,22 +21,23 @@ func (m *Module) Restore(ctx context.Context, owner jid.JID, jids []jid.JID) (in
 	o := owner.Bare()
 	m.writes.Lock()
 	defer m.writes.Unlock()
-	keys, err := m.keys(ctx, o)
+	// By index: the list is sealed and its owner is not logged in.
+	current, err := m.indexes(ctx, o)
 	if err != nil {
 		return 0, err
 	}
 	var add []string
 	for _, j := range jids {
-		if k := j.String(); !slices.Contains(keys, k) && !slices.Contains(add, k) {
+		if k := j.String(); !current.has(k) && !slices.Contains(add, k) {
 			add = append(add, k)
 		}
 	}
-	if len(keys)+len(add) > MaxItems {
-		return 0, fmt.Errorf("blocking: %s would block %d JIDs, more than %d", o, len(keys)+len(add), MaxItems)
+	if n := len(current.set) + len(add); n > MaxItems {
+		return 0, fmt.Errorf("blocking: %s would block %d JIDs, more than %d", o, n, MaxItems)
 	}
 	defer m.cache.invalidate(o)
 	for _, k := range add {
-		if err := m.kv.Put(ctx, o.String(), kvNS, k, []byte{}); err != nil {
+		if err := m.list.Put(ctx, o.String(), k, nil); err != nil {
 			return 0, fmt.Errorf("blocking: blocking %s for %s: %w", k, o, err)
 		}
 	}

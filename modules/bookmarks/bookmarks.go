@@ -75,6 +75,8 @@ func (m *Module) Start(h module.Host) error {
 	}
 	m.host = h
 	m.private.Handle(NSLegacy, m)
+	// Bookmarks are the owner's alone: sealed under the owner's key.
+	m.pep.SealPrivate(NS)
 	m.pep.HandleView(NSLegacy, legacyNode{m})
 	m.pep.OnChange(NS, func(ctx context.Context, c pep.Change) {
 		m.notifyLegacy(ctx, c.Owner, func(ctx context.Context) (*xmlstream.Element, error) {

@@ -95,7 +95,7 @@ func (m *Module) hook(ctx context.Context, ev module.MessageEvent) {
 	// and the batch would skip it rather than fail.
 	am.ID = newID()
 	sid.SetAttr("id", am.ID)
-	am.Data = m.seal(owner, am, c.Append(nil, stanza.NSClient))
+	am = m.sealEntry(ctx, owner, am, with.String(), c.Append(nil, stanza.NSClient))
 	// The sender's acknowledgement waits for the batch holding it.
 	m.writer.add(storage.ArchiveEntry{Owner: owner.String(), Message: am}, durable.Hold(ctx))
 	if !ev.Outbound {

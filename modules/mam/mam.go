@@ -34,6 +34,7 @@ import (
 	"parley/internal/seal"
 	"parley/internal/stanza"
 	"parley/internal/storage"
+	"parley/internal/vault"
 	"parley/internal/xmlstream"
 	"parley/modules/internal/mamquery"
 	"parley/modules/internal/retention"
@@ -72,7 +73,8 @@ type Module struct {
 	host    module.Host
 	archive storage.Archive
 	kv      storage.KV
-	sealer  *seal.Sealer
+	sealer  *seal.Sealer // rows of accounts without keys, and from before the vault
+	vault   *vault.Vault
 	report  *unverified.Reporter
 	fails   *storage.FailureLog
 
@@ -112,6 +114,8 @@ func (m *Module) Start(h module.Host) error {
 	if m.sealer, err = seal.New(h.Key("archive")); err != nil {
 		return fmt.Errorf("mam: %w", err)
 	}
+	m.vault = h.Vault()
+	m.vault.OnUnlock(m.reseal)
 	m.report = unverified.New("archived messages", h.Logger())
 	m.fails = storage.NewFailureLog(h.Logger())
 	h.HandleIQ(module.Account, "set", xmlstream.Name{Space: NS, Local: "query"}, m.query)

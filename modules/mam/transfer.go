@@ -9,6 +9,7 @@ import (
 	"parley/internal/jid"
 	"parley/internal/stanza"
 	"parley/internal/storage"
+	"parley/internal/vault"
 	"parley/internal/xmlstream"
 )
 
@@ -23,11 +24,23 @@ type Archived struct {
 
 // ArchiveOf returns owner's whole archive, opened, oldest first. A
 // message that fails to open is an error: an export must not lose data
-// silently.
+// silently. Messages sealed for the owner open only while their key is
+// held (never in `parley export`, which runs apart from the server): they
+// are left out, with a warning that counts them.
 func (m *Module) ArchiveOf(ctx context.Context, owner jid.JID) ([]Archived, error) {
 	o := owner.Bare()
 	m.writer.sync(ctx)
-	var out []Archived
+	var (
+		out    []Archived
+		locked int
+	)
+	defer func() {
+		if locked > 0 {
+			// Only the user's password opens them; the export
+			// goes on with the rest.
+			m.host.Logger().Warn("mam: sealed messages left out: they open only while the user is logged in", "account", o.String(), "count", locked)
+		}
+	}()
 	q := storage.ArchiveQuery{Max: storage.MaxArchivePage}
 	for {
 		page, err := m.archive.Query(ctx, o.String(), q)
@@ -38,7 +51,11 @@ func (m *Module) ArchiveOf(ctx context.Context, owner jid.JID) ([]Archived, erro
 			return nil, fmt.Errorf("mam: reading the archive of %s: %w", o, err)
 		}
 		for _, am := range page.Messages {
-			plain, err := m.open(o, am)
+			_, plain, err := m.openEntry(ctx, o, am)
+			if errors.Is(err, vault.ErrLocked) {
+				locked++
+				continue
+			}
 			if err != nil {
 				return nil, fmt.Errorf("mam: message %s of %s: %w", am.ID, o, err)
 			}
@@ -69,12 +86,13 @@ func (m *Module) Restore(ctx context.Context, owner jid.JID, a Archived) (bool, 
 	}
 	from, _ := jid.Parse(msg.Attr("from"))
 	to, _ := jid.Parse(msg.Attr("to"))
-	am := storage.ArchiveMessage{ID: a.ID, With: from.String(), Stamp: storage.CreatedTime(a.Stamp)}
+	am := storage.ArchiveMessage{ID: a.ID, Stamp: storage.CreatedTime(a.Stamp)}
+	with := from.String()
 	if from.Bare().Equal(o) {
-		am.Outgoing, am.With = true, to.String()
+		am.Outgoing, with = true, to.String()
 	}
 	msg.AddChild(xmlstream.New(NSSID, "stanza-id", "by", o.String(), "id", a.ID))
-	am.Data = m.seal(o, am, msg.Append(nil, stanza.NSClient))
+	am = m.sealEntry(ctx, o, am, with, msg.Append(nil, stanza.NSClient))
 	if _, err := m.archive.Append(ctx, o.String(), am); errors.Is(err, storage.ErrExists) {
 		return false, nil
 	} else if err != nil {

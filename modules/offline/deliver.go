@@ -5,6 +5,7 @@ import (
 	"strconv"
 
 	"parley/internal/seal"
+	"parley/internal/vault"
 	"parley/modules/internal/unverified"
 
 	"context"
@@ -131,7 +132,12 @@ func (m *Module) flush(ctx context.Context, s session.Session) {
 	}
 	var tally unverified.Tally
 	for _, msg := range msgs {
-		el, err := m.verified(owner, msg)
+		el, err := m.verified(ctx, owner, msg)
+		if errors.Is(err, vault.ErrLocked) {
+			// The user logged in without unlocking their key (a
+			// mechanism their key has no wrap for yet): it waits.
+			continue
+		}
 		if err != nil {
 			if errors.Is(err, seal.ErrWrongKey) {
 				tally.WrongKey = append(tally.WrongKey, strconv.FormatInt(msg.ID, 10))

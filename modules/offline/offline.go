@@ -1,12 +1,20 @@
 // Package offline keeps messages for users who are offline (XEP-0160) and
 // hands them over at their next available presence, oldest first. Every
-// stored message is sealed with AES-256-GCM under a key derived from the
-// server's secret, which lives outside the database: whoever copies or
-// edits the database can neither read the messages nor alter one
-// unnoticed. The owner and the row's stored time are authenticated too,
-// so a message cannot be moved to another user nor copied over another
-// row (delivered twice). A message that fails to open is never delivered
-// as genuine; the owner is told once how many were withheld.
+// stored message is sealed for its owner (package vault): to their
+// mail-drop public key while they are away, which the server can write
+// but not read back, or under their data key while it is held. Whoever
+// copies the server's disk, server secret included, cannot read them
+// without the user's password; whoever edits the database cannot alter
+// one unnoticed. The owner and the row's stored time are authenticated
+// too, so a message cannot be moved to another user nor copied over
+// another row (delivered twice). A message that fails to open is never
+// delivered as genuine; the owner is told once how many were withheld.
+//
+// Accounts that have no keys yet (they never logged in since sealing
+// began, or are anonymous) get their messages sealed under a key derived
+// from the server's secret, as before; such rows, and those sealed to the
+// mail-drop, are sealed again under the data key after the owner's next
+// login.
 //
 // A database that fails for a while (PostgreSQL restarting, a full disk)
 // does not turn messages away: they wait in a bounded queue in memory
@@ -29,6 +37,7 @@ import (
 	"parley/internal/seal"
 	"parley/internal/stanza"
 	"parley/internal/storage"
+	"parley/internal/vault"
 	"parley/internal/xmlstream"
 	"parley/modules/internal/retention"
 	"parley/modules/internal/unverified"
@@ -49,7 +58,8 @@ type Module struct {
 
 	host   module.Host
 	store  storage.Offline
-	sealer *seal.Sealer
+	sealer *seal.Sealer // for accounts without keys, and rows from before the vault
+	vault  *vault.Vault
 	report *unverified.Reporter
 	fails  *storage.FailureLog
 	held   *holdQueue
@@ -92,6 +102,8 @@ func (m *Module) Start(h module.Host) error {
 	if m.sealer, err = seal.New(h.Key("offline messages")); err != nil {
 		return fmt.Errorf("offline: %w", err)
 	}
+	m.vault = h.Vault()
+	m.vault.OnUnlock(m.reseal)
 	m.startDeleter()
 	m.report = unverified.New("offline messages", h.Logger())
 	m.fails = storage.NewFailureLog(h.Logger())
@@ -175,7 +187,11 @@ func (m *Module) keep(ctx context.Context, to jid.JID, el *xmlstream.Element) (b
 	stored := storage.CreatedTime(m.now())
 	c := el.Copy()
 	stanza.AddDelay(c, to.Domain(), stored)
-	p := pendingPush{owner: to, stored: stored, sealed: m.seal(to, stored, c.Append(nil, stanza.NSClient)), orig: el}
+	sealed, err := m.seal(ctx, to, stored, c.Append(nil, stanza.NSClient))
+	if err != nil {
+		return false, err
+	}
+	p := pendingPush{owner: to, stored: stored, sealed: sealed, orig: el}
 	// Behind messages already waiting for the database, a new one waits
 	// too, so one user's messages are stored in order.
 	if m.held.busy() {
@@ -184,7 +200,7 @@ func (m *Module) keep(ctx context.Context, to jid.JID, el *xmlstream.Element) (b
 	// A sender who disconnects meanwhile must not cost the message: the
 	// write does not end with the sender's context.
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), pushTimeout)
-	_, err := m.store.PushAt(pctx, to.String(), stored, p.sealed, limit)
+	_, err = m.store.PushAt(pctx, to.String(), stored, p.sealed, limit)
 	cancel()
 	switch {
 	case err == nil:
@@ -222,13 +238,26 @@ func additionalData(owner jid.JID, stored time.Time) []byte {
 	return seal.AD("offline", owner.String(), strconv.FormatInt(stored.UnixMicro(), 10))
 }
 
-func (m *Module) seal(owner jid.JID, stored time.Time, plain []byte) []byte {
-	return m.sealer.Seal(plain, additionalData(owner, stored))
+// seal seals a message for owner (under their data key, else to their
+// mail-drop); an account without keys gets it under the server's key.
+func (m *Module) seal(ctx context.Context, owner jid.JID, stored time.Time, plain []byte) ([]byte, error) {
+	blob, err := m.vault.Seal(ctx, owner.String(), plain, additionalData(owner, stored))
+	if errors.Is(err, vault.ErrNoKey) {
+		return m.sealer.Seal(plain, additionalData(owner, stored)), nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("offline: sealing a message for %s: %w", owner, err)
+	}
+	return blob, nil
 }
 
 // open returns a stored message's plain stanza, seal.ErrWrongKey when it
-// was sealed under another key, seal.ErrTampered when it fails its check.
-func (m *Module) open(owner jid.JID, msg storage.OfflineMessage) ([]byte, error) {
+// was sealed under another key, seal.ErrTampered when it fails its check,
+// vault.ErrLocked when it needs the owner's key, not held.
+func (m *Module) open(ctx context.Context, owner jid.JID, msg storage.OfflineMessage) ([]byte, error) {
+	if vault.IsVault(msg.Data) {
+		return m.vault.Open(ctx, owner.String(), msg.Data, additionalData(owner, msg.Stored))
+	}
 	if seal.Format(msg.Data) == seal.V1 {
 		// The first format bound only the owner.
 		return m.sealer.OpenV1(msg.Data, []byte(owner.String()))
@@ -237,8 +266,8 @@ func (m *Module) open(owner jid.JID, msg storage.OfflineMessage) ([]byte, error)
 }
 
 // verified opens a stored message and parses it.
-func (m *Module) verified(owner jid.JID, msg storage.OfflineMessage) (*xmlstream.Element, error) {
-	plain, err := m.open(owner, msg)
+func (m *Module) verified(ctx context.Context, owner jid.JID, msg storage.OfflineMessage) (*xmlstream.Element, error) {
+	plain, err := m.open(ctx, owner, msg)
 	if err != nil {
 		return nil, err
 	}

@@ -20,6 +20,7 @@ import (
 	"parley/internal/dataform"
 	"parley/internal/jid"
 	"parley/internal/module"
+	"parley/internal/sealstore"
 	"parley/internal/stanza"
 	"parley/internal/storage"
 	"parley/internal/xmlstream"
@@ -63,6 +64,9 @@ type Module struct {
 	// views are the nodes other modules serve (HandleView); filled
 	// while the server starts and only read afterwards.
 	views map[string]View
+	// private are the nodes whose items are sealed under their owner's
+	// key (SealPrivate); filled while the server starts.
+	private map[string]bool
 	// quota is the most payload bytes one account's items may take
 	// together; 0 is no limit.
 	quota func() int64   // read per publish: a reload may change it
@@ -70,7 +74,7 @@ type Module struct {
 }
 
 func New() *Module {
-	return &Module{caps: newCapsCache(), now: time.Now, hooks: map[string][]ChangeHook{}, views: map[string]View{}}
+	return &Module{caps: newCapsCache(), now: time.Now, hooks: map[string][]ChangeHook{}, views: map[string]View{}, private: map[string]bool{}}
 }
 
 // WithQuota sets where the per-account quota on stored items comes from,
@@ -82,13 +86,28 @@ func (m *Module) WithQuota(bytes func() int64) *Module {
 
 func (*Module) Name() string { return "pep" }
 
+// SealPrivate makes node a private node: its items, which only the owner
+// reads and writes (bookmarks), are sealed under the owner's own key
+// with their ids blind-indexed (issue 16), not merely under the server's.
+// Call it while the server starts (from a module's Start).
+func (m *Module) SealPrivate(node string) { m.private[node] = true }
+
 func (m *Module) Start(h module.Host) error {
 	m.host = h
+	// Two layers: the owner's private nodes (bookmarks) under the owner's
+	// key, outside; every item and node under the server key, inside, so
+	// what others may read while the owner is away stays readable.
 	ps, err := pubsub.Sealed(h.Store().PubSub(), h.Key(pubsub.KeyPurpose), "pep")
 	if err != nil {
 		return fmt.Errorf("pep: %w", err)
 	}
-	m.ps = ps
+	sealed := sealstore.NewPubSub(ps, h.Vault(), func(node string) bool { return m.private[node] })
+	m.ps = sealed
+	h.Vault().OnUnlock(func(ctx context.Context, owner string) {
+		if err := sealed.Reseal(ctx, owner); err != nil {
+			h.Logger().Error("pep: resealing private nodes failed", "jid", owner, "err", err)
+		}
+	})
 	h.HandleIQ(module.Account, "get", xmlstream.Name{Space: NS, Local: "pubsub"}, m.get)
 	h.HandleIQ(module.Account, "set", xmlstream.Name{Space: NS, Local: "pubsub"}, m.set)
 	h.HandleIQ(module.Account, "get", xmlstream.Name{Space: NSOwner, Local: "pubsub"}, m.ownerGet)
@@ -469,7 +488,7 @@ func (m *Module) get(ctx context.Context, iq module.IQ) (*xmlstream.Element, err
 		return nil, stanza.BadRequest("too many item ids")
 	}
 	if err != nil {
-		return nil, fmt.Errorf("pep: reading items of %q of %s: %w", node, owner, err)
+		return nil, sealstore.ForClient(fmt.Errorf("pep: reading items of %q of %s: %w", node, owner, err))
 	}
 	out := xmlstream.New(NS, "items", "node", node)
 	// Newest first: a client that reads the first item gets the current one.

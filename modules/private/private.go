@@ -11,6 +11,7 @@ import (
 
 	"parley/internal/jid"
 	"parley/internal/module"
+	"parley/internal/sealstore"
 	"parley/internal/stanza"
 	"parley/internal/storage"
 	"parley/internal/xmlstream"
@@ -44,7 +45,8 @@ var reserved = map[string]bool{
 }
 
 type Module struct {
-	kv storage.KV
+	// kv holds each account's fragments sealed under its key (issue 16).
+	kv *sealstore.KV
 	// slots are the namespaces other modules took over (Handle); filled
 	// while the server starts and only read afterwards.
 	slots map[string]Slot
@@ -72,7 +74,7 @@ type Slot interface {
 // migrate data stored before it took the namespace over.
 func (m *Module) Stored(ctx context.Context, owner jid.JID, ns string) (*xmlstream.Element, error) {
 	o := owner.Bare().String()
-	data, err := m.kv.Get(ctx, o, kvNS, ns)
+	data, err := m.kv.Get(ctx, o, ns)
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, nil
 	}
@@ -91,7 +93,7 @@ func (m *Module) Stored(ctx context.Context, owner jid.JID, ns string) (*xmlstre
 func (m *Module) Keep(ctx context.Context, owner jid.JID, ns string, q *xmlstream.Element) error {
 	o := owner.Bare().String()
 	if q == nil {
-		if err := m.kv.Delete(ctx, o, kvNS, ns); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		if err := m.kv.Delete(ctx, o, ns); err != nil && !errors.Is(err, storage.ErrNotFound) {
 			return fmt.Errorf("private: clearing %s of %s: %w", ns, o, err)
 		}
 		return nil
@@ -100,7 +102,7 @@ func (m *Module) Keep(ctx context.Context, owner jid.JID, ns string, q *xmlstrea
 	if len(data) > MaxBytes {
 		return notAcceptable(fmt.Sprintf("the data for %s is %d bytes; at most %d are kept", ns, len(data), MaxBytes))
 	}
-	if err := m.kv.Put(ctx, o, kvNS, ns, data); err != nil {
+	if err := m.kv.Put(ctx, o, ns, data); err != nil {
 		return fmt.Errorf("private: storing %s of %s: %w", ns, o, err)
 	}
 	return nil
@@ -113,7 +115,12 @@ func (m *Module) Handle(ns string, s Slot) { m.slots[ns] = s }
 func (*Module) Name() string { return "private" }
 
 func (m *Module) Start(h module.Host) error {
-	m.kv = h.Store().KV()
+	m.kv = sealstore.NewKV(h.Store().KV(), h.Vault(), kvNS)
+	h.Vault().OnUnlock(func(ctx context.Context, owner string) {
+		if err := m.kv.Reseal(ctx, owner); err != nil {
+			h.Logger().Error("private: resealing private XML failed", "jid", owner, "err", err)
+		}
+	})
 	name := xmlstream.Name{Space: NS, Local: "query"}
 	h.HandleIQ(module.Account, "get", name, m.get)
 	h.HandleIQ(module.Account, "set", name, m.set)
@@ -161,7 +168,7 @@ func (m *Module) get(ctx context.Context, iq module.IQ) (*xmlstream.Element, err
 	req := kids[0]
 	stored, err := m.Stored(ctx, iq.To, req.Name.Space)
 	if err != nil {
-		return nil, err
+		return nil, sealstore.ForClient(err)
 	}
 	if slot := m.slots[req.Name.Space]; slot != nil {
 		if stored, err = slot.Get(ctx, iq.To, stored); err != nil {
@@ -228,12 +235,12 @@ func (m *Module) set(ctx context.Context, iq module.IQ) (*xmlstream.Element, err
 	}
 	for i, ns := range order {
 		if values[i] == nil {
-			if err := m.kv.Delete(ctx, owner, kvNS, ns); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			if err := m.kv.Delete(ctx, owner, ns); err != nil && !errors.Is(err, storage.ErrNotFound) {
 				return nil, fmt.Errorf("private: clearing %s of %s: %w", ns, owner, err)
 			}
 			continue
 		}
-		if err := m.kv.Put(ctx, owner, kvNS, ns, values[i]); err != nil {
+		if err := m.kv.Put(ctx, owner, ns, values[i]); err != nil {
 			return nil, fmt.Errorf("private: storing %s of %s: %w", ns, owner, err)
 		}
 	}
@@ -242,17 +249,18 @@ func (m *Module) set(ctx context.Context, iq module.IQ) (*xmlstream.Element, err
 
 // checkCount refuses a set that would take the account past MaxNamespaces.
 func (m *Module) checkCount(ctx context.Context, owner string, namespaces []string) error {
-	entries, err := m.kv.List(ctx, owner, kvNS)
+	// By index, which needs no key (an import while the owner is away).
+	idx, err := m.kv.Indexes(ctx, owner)
 	if err != nil {
 		return fmt.Errorf("private: listing the namespaces of %s: %w", owner, err)
 	}
-	have := make(map[string]bool, len(entries))
-	for _, e := range entries {
-		have[e.Key] = true
+	have := make(map[string]bool, len(idx))
+	for _, i := range idx {
+		have[i] = true
 	}
-	n := len(entries)
+	n := len(idx)
 	for _, ns := range namespaces {
-		if !have[ns] {
+		if !have[m.kv.Index(owner, ns)] {
 			n++
 		}
 	}

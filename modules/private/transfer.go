@@ -11,10 +11,11 @@ import (
 )
 
 // Namespaces lists the namespaces owner keeps data under, sorted: what
-// `parley export` walks with Stored.
+// `parley export` walks with Stored. Sealed data needs the owner's key
+// (vault.ErrLocked).
 func (m *Module) Namespaces(ctx context.Context, owner jid.JID) ([]string, error) {
 	o := owner.Bare().String()
-	entries, err := m.kv.List(ctx, o, kvNS)
+	entries, err := m.kv.List(ctx, o)
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, nil
 	}

@@ -9,6 +9,7 @@ import (
 	"parley/internal/invites"
 	"parley/internal/jid"
 	"parley/internal/module"
+	"parley/internal/sealstore"
 	"parley/internal/stanza"
 	"parley/internal/storage"
 	"parley/internal/xmlstream"
@@ -68,9 +69,12 @@ func (m *Module) befriend(ctx context.Context, account jid.JID, inviter string) 
 	if err != nil || !m.host.IsLocal(in.Domain()) {
 		return // checked when the invite was made; a remote inviter is left out
 	}
-	r := m.host.Store().Roster()
+	// Through the sealing layer: the inviter is probably away, and the
+	// item is sealed to their mail-drop key, keeping any name and groups
+	// they had given the new account's JID.
+	r := sealstore.NewRoster(m.host.Store().Roster(), m.host.Vault())
 	for _, p := range [][2]jid.JID{{account, in}, {in, account}} {
-		if _, err := r.Put(ctx, p[0].String(), storage.RosterItem{Contact: p[1].String(), Subscription: "both"}, 0); err != nil {
+		if _, err := r.SetState(ctx, p[0].String(), p[1].String(), storage.SubBoth, false, false, 0); err != nil {
 			m.host.Logger().Error("register: adding the inviter as a contact failed", "err", err)
 		}
 	}

@@ -7,6 +7,7 @@ import (
 
 	"parley/internal/jid"
 	"parley/internal/module"
+	"parley/internal/sealstore"
 	"parley/internal/storage"
 )
 
@@ -31,18 +32,26 @@ func contactOf(it storage.RosterItem) (module.Contact, error) {
 }
 
 // api is the module.Roster the module gives the host.
-type api struct{ store storage.Roster }
+type api struct{ store *sealstore.Roster }
 
 func (a api) Contact(ctx context.Context, owner, contact jid.JID) (module.Contact, bool, error) {
-	it, err := a.store.Item(ctx, owner.Bare().String(), contact.Bare().String())
+	o, c := owner.Bare().String(), contact.Bare().String()
+	it, err := a.store.Item(ctx, o, c)
+	sealed := false
+	if sealstore.Locked(err) {
+		// The owner is away: the state is known, name and groups not.
+		it, err = a.store.State(ctx, o, c)
+		sealed = true
+	}
 	if errors.Is(err, storage.ErrNotFound) {
 		return module.Contact{}, false, nil
 	}
 	if err != nil {
 		return module.Contact{}, false, fmt.Errorf("roster: reading the roster of %s: %w", owner, err)
 	}
-	c, err := contactOf(it)
-	return c, err == nil, err
+	mc, err := contactOf(it)
+	mc.Sealed = sealed
+	return mc, err == nil, err
 }
 
 func (a api) Contacts(ctx context.Context, owner jid.JID) ([]module.Contact, error) {

@@ -247,7 +247,7 @@ func (m *Module) answerProbe(ctx context.Context, prober, probed jid.JID) {
 	if !m.host.IsLocal(probed.Domain()) || probed.Local() == "" {
 		return
 	}
-	it, err := m.store.Item(ctx, probed.String(), prober.Bare().String())
+	it, err := m.store.State(ctx, probed.String(), prober.Bare().String())
 	if err != nil || !receivesPresence(it) {
 		return
 	}
@@ -280,7 +280,7 @@ func (m *Module) sessionEnded(ctx context.Context, s session.Session) {
 }
 
 func (m *Module) deliverPending(ctx context.Context, s session.Session) {
-	pending, err := m.store.PendingIn(ctx, s.JID().Bare().String())
+	pending, err := m.store.Pending(ctx, s.JID().Bare().String())
 	if err != nil {
 		m.host.Logger().Error("roster: reading pending subscription requests failed", "err", err)
 		return
@@ -295,10 +295,11 @@ func (m *Module) deliverPending(ctx context.Context, s session.Session) {
 	}
 }
 
-// item returns the roster item of contact in owner's roster, or a fresh
-// one with subscription none (exists reports which).
+// item returns the subscription state of contact in owner's roster (no
+// name, no groups: they are sealed while the owner is away), or a fresh
+// item with subscription none (exists reports which).
 func (m *Module) item(ctx context.Context, owner, contact jid.JID) (it storage.RosterItem, exists bool, err error) {
-	it, err = m.store.Item(ctx, owner.String(), contact.String())
+	it, err = m.store.State(ctx, owner.String(), contact.String())
 	if errors.Is(err, storage.ErrNotFound) {
 		return storage.RosterItem{Contact: contact.String(), Subscription: "none"}, false, nil
 	}
@@ -369,7 +370,7 @@ func (m *Module) outboundSubscription(ctx context.Context, user, contact jid.JID
 	case "subscribe":
 		if it.Subscription != "to" && it.Subscription != "both" && !it.Ask {
 			it.Ask = true
-			if err := m.save(ctx, user, it); err != nil {
+			if err := m.saveState(ctx, user, it); err != nil {
 				m.bounce(ctx, user, el, stanza.AsError(err))
 				return
 			}
@@ -383,13 +384,13 @@ func (m *Module) outboundSubscription(ctx context.Context, user, contact jid.JID
 		}
 		switch {
 		case pending:
-			m.logErr("deleting a pending request", m.store.DeletePendingIn(ctx, user.String(), contact.String()))
+			m.logErr("deleting a pending request", m.store.DeletePending(ctx, user.String(), contact.String()))
 			it.Subscription = map[string]string{"none": "from", "to": "both"}[it.Subscription]
 			if it.Subscription == "" {
 				return
 			}
 			it.Approved = false
-			if err := m.save(ctx, user, it); err != nil {
+			if err := m.saveState(ctx, user, it); err != nil {
 				m.bounce(ctx, user, el, stanza.AsError(err))
 				return
 			}
@@ -398,7 +399,7 @@ func (m *Module) outboundSubscription(ctx context.Context, user, contact jid.JID
 		case (it.Subscription == "none" || it.Subscription == "to") && !it.Approved:
 			// Pre-approval (§3.4): remembered, not routed.
 			it.Approved = true
-			if err := m.save(ctx, user, it); err != nil {
+			if err := m.saveState(ctx, user, it); err != nil {
 				m.bounce(ctx, user, el, stanza.AsError(err))
 			}
 		}
@@ -406,7 +407,7 @@ func (m *Module) outboundSubscription(ctx context.Context, user, contact jid.JID
 		if it.Subscription == "to" || it.Subscription == "both" || it.Ask {
 			it.Subscription = map[string]string{"to": "none", "both": "from", "none": "none", "from": "from"}[it.Subscription]
 			it.Ask = false
-			m.logErr("saving a roster item", m.save(ctx, user, it))
+			m.logErr("saving a roster item", m.saveState(ctx, user, it))
 		}
 		m.routeSubscription(ctx, el)
 	case "unsubscribed":
@@ -416,18 +417,18 @@ func (m *Module) outboundSubscription(ctx context.Context, user, contact jid.JID
 			return
 		}
 		if pending {
-			m.logErr("deleting a pending request", m.store.DeletePendingIn(ctx, user.String(), contact.String()))
+			m.logErr("deleting a pending request", m.store.DeletePending(ctx, user.String(), contact.String()))
 		}
 		switch {
 		case it.Subscription == "from" || it.Subscription == "both":
 			it.Subscription = map[string]string{"from": "none", "both": "to"}[it.Subscription]
 			it.Approved = false
-			m.logErr("saving a roster item", m.save(ctx, user, it))
+			m.logErr("saving a roster item", m.saveState(ctx, user, it))
 			m.routeSubscription(ctx, el)
 			m.sendUnavailableTo(ctx, user, contact)
 		case it.Approved:
 			it.Approved = false
-			m.logErr("saving a roster item", m.save(ctx, user, it))
+			m.logErr("saving a roster item", m.saveState(ctx, user, it))
 		case pending:
 			m.routeSubscription(ctx, el)
 		}
@@ -435,16 +436,7 @@ func (m *Module) outboundSubscription(ctx context.Context, user, contact jid.JID
 }
 
 func (m *Module) hasPending(ctx context.Context, user, contact jid.JID) (bool, error) {
-	ps, err := m.store.PendingIn(ctx, user.String())
-	if err != nil {
-		return false, err
-	}
-	for _, p := range ps {
-		if p.Contact == contact.String() {
-			return true, nil
-		}
-	}
-	return false, nil
+	return m.store.HasPending(ctx, user.String(), contact.String())
 }
 
 // inboundSubscription applies the contact's side of RFC 6121 §3 for a
@@ -470,12 +462,12 @@ func (m *Module) inboundSubscription(ctx context.Context, from, user jid.JID, ty
 		case exists && it.Approved:
 			it.Subscription = map[string]string{"none": "from", "to": "both"}[it.Subscription]
 			it.Approved = false
-			m.logErr("saving a roster item", m.save(ctx, user, it))
+			m.logErr("saving a roster item", m.saveState(ctx, user, it))
 			m.sendSubscription(ctx, user, from, "subscribed")
 			m.sendAvailableTo(ctx, user, from)
 		default:
 			// Kept until the user answers, also across logins (§3.1.3).
-			m.logErr("storing a subscription request", m.store.AddPendingIn(ctx, user.String(),
+			m.logErr("storing a subscription request", m.store.AddPending(ctx, user.String(),
 				storage.Pending{Contact: from.String(), Stanza: el.Append(nil, stanza.NSClient)}))
 			m.deliverLocal(ctx, user, el)
 		}
@@ -483,18 +475,18 @@ func (m *Module) inboundSubscription(ctx context.Context, from, user jid.JID, ty
 		if exists && it.Ask {
 			it.Subscription = map[string]string{"none": "to", "from": "both", "to": "to", "both": "both"}[it.Subscription]
 			it.Ask = false
-			m.logErr("saving a roster item", m.save(ctx, user, it))
+			m.logErr("saving a roster item", m.saveState(ctx, user, it))
 			m.deliverLocal(ctx, user, el)
 		}
 	case "unsubscribe":
 		pending, _ := m.hasPending(ctx, user, from)
 		if pending {
-			m.logErr("deleting a pending request", m.store.DeletePendingIn(ctx, user.String(), from.String()))
+			m.logErr("deleting a pending request", m.store.DeletePending(ctx, user.String(), from.String()))
 		}
 		if exists && (it.Subscription == "from" || it.Subscription == "both") {
 			it.Subscription = map[string]string{"from": "none", "both": "to"}[it.Subscription]
 			it.Approved = false
-			m.logErr("saving a roster item", m.save(ctx, user, it))
+			m.logErr("saving a roster item", m.saveState(ctx, user, it))
 			m.deliverLocal(ctx, user, el)
 		} else if pending {
 			m.deliverLocal(ctx, user, el)
@@ -503,7 +495,7 @@ func (m *Module) inboundSubscription(ctx context.Context, from, user jid.JID, ty
 		if exists && (it.Subscription == "to" || it.Subscription == "both" || it.Ask) {
 			it.Subscription = map[string]string{"to": "none", "both": "from", "none": "none", "from": "from"}[it.Subscription]
 			it.Ask = false
-			m.logErr("saving a roster item", m.save(ctx, user, it))
+			m.logErr("saving a roster item", m.saveState(ctx, user, it))
 			m.deliverLocal(ctx, user, el)
 		}
 	}

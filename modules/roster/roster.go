@@ -12,6 +12,7 @@ import (
 
 	"parley/internal/jid"
 	"parley/internal/module"
+	"parley/internal/sealstore"
 	"parley/internal/stanza"
 	"parley/internal/storage"
 	"parley/internal/xmlstream"
@@ -33,8 +34,8 @@ const (
 // Module is the roster and presence module.
 type Module struct {
 	host     module.Host
-	store    storage.Roster
-	maxItems func() int // read per change: a reload may change it
+	store    *sealstore.Roster // sealed under each owner's key (issue 16)
+	maxItems func() int        // read per change: a reload may change it
 }
 
 // New returns the module; maxItems gives the bound of a roster (0 for no
@@ -43,9 +44,18 @@ func New(maxItems func() int) *Module { return &Module{maxItems: maxItems} }
 
 func (*Module) Name() string { return "roster" }
 
+// Store is the sealed roster the module works on, once started: what
+// `parley import` and `parley export` read and write.
+func (m *Module) Store() *sealstore.Roster { return m.store }
+
 func (m *Module) Start(h module.Host) error {
 	m.host = h
-	m.store = h.Store().Roster()
+	m.store = sealstore.NewRoster(h.Store().Roster(), h.Vault())
+	// A login unlocked the key: seal what came while the owner was away
+	// (to the mail-drop key) or before sealing began, under the data key.
+	h.Vault().OnUnlock(func(ctx context.Context, owner string) {
+		m.logErr("resealing the roster of "+owner, m.store.Reseal(ctx, owner))
+	})
 	name := xmlstream.Name{Space: NS, Local: "query"}
 	h.HandleIQ(module.Account, "get", name, m.get)
 	h.HandleIQ(module.Account, "set", name, m.set)
@@ -99,7 +109,7 @@ func (m *Module) get(ctx context.Context, iq module.IQ) (*xmlstream.Element, err
 	owner := iq.To.String()
 	items, ver, err := m.store.Items(ctx, owner)
 	if err != nil {
-		return nil, fmt.Errorf("roster get: %w", err)
+		return nil, sealstore.ForClient(fmt.Errorf("roster get: %w", err))
 	}
 	for _, s := range m.host.Sessions(iq.To) {
 		if s.JID().Equal(iq.From) {
@@ -176,7 +186,8 @@ func (m *Module) set(ctx context.Context, iq module.IQ) (*xmlstream.Element, err
 	if len(groups) > maxGroups {
 		return nil, &stanza.Error{Type: stanza.Modify, Condition: "not-acceptable", Text: "too many groups"}
 	}
-	it, err := m.store.Item(ctx, owner.String(), contact.String())
+	// The state only: name and groups are replaced.
+	it, err := m.store.State(ctx, owner.String(), contact.String())
 	if errors.Is(err, storage.ErrNotFound) {
 		it = storage.RosterItem{Contact: contact.String(), Subscription: "none"}
 	} else if err != nil {
@@ -187,23 +198,63 @@ func (m *Module) set(ctx context.Context, iq module.IQ) (*xmlstream.Element, err
 	return nil, m.save(ctx, owner, it)
 }
 
-// save stores an item and pushes it to the owner's interested resources.
+// save stores a whole item (the owner's roster set) and pushes it to the
+// owner's interested resources.
 func (m *Module) save(ctx context.Context, owner jid.JID, it storage.RosterItem) error {
 	maxItems := m.maxItems()
 	ver, err := m.store.Put(ctx, owner.String(), it, maxItems)
-	if errors.Is(err, storage.ErrLimit) {
-		return &stanza.Error{Type: stanza.Cancel, Condition: "not-allowed",
-			Text: fmt.Sprintf("the roster is full (%d contacts at most)", maxItems)}
-	}
-	if err != nil {
-		return fmt.Errorf("roster: saving %s: %w", it.Contact, err)
+	if err := m.saveError(it.Contact, maxItems, err); err != nil {
+		return err
 	}
 	m.push(ctx, owner, itemElement(it), ver)
 	return nil
 }
 
+// saveState stores the subscription state of it, which the server
+// changes also while the owner is away, and leaves the sealed name and
+// groups alone; the push carries them, read back while the owner is here.
+func (m *Module) saveState(ctx context.Context, owner jid.JID, it storage.RosterItem) error {
+	maxItems := m.maxItems()
+	ver, err := m.store.SetState(ctx, owner.String(), it.Contact, it.Subscription, it.Ask, it.Approved, maxItems)
+	if err := m.saveError(it.Contact, maxItems, err); err != nil {
+		return err
+	}
+	if !m.anyInterested(owner) {
+		return nil
+	}
+	full, err := m.store.Item(ctx, owner.String(), it.Contact)
+	if err != nil {
+		// Sessions without the key is a moment at most (a login
+		// between unlocking and binding); the next roster get has it.
+		m.logErr("reading an item for a push", err)
+		return nil
+	}
+	m.push(ctx, owner, itemElement(full), ver)
+	return nil
+}
+
+func (m *Module) saveError(contact string, maxItems int, err error) error {
+	if errors.Is(err, storage.ErrLimit) {
+		return &stanza.Error{Type: stanza.Cancel, Condition: "not-allowed",
+			Text: fmt.Sprintf("the roster is full (%d contacts at most)", maxItems)}
+	}
+	if err != nil {
+		return fmt.Errorf("roster: saving %s: %w", contact, err)
+	}
+	return nil
+}
+
+func (m *Module) anyInterested(owner jid.JID) bool {
+	for _, s := range m.host.Sessions(owner) {
+		if s.State().Interested() {
+			return true
+		}
+	}
+	return false
+}
+
 func (m *Module) remove(ctx context.Context, owner, contact jid.JID) error {
-	it, err := m.store.Item(ctx, owner.String(), contact.String())
+	it, err := m.store.State(ctx, owner.String(), contact.String())
 	if errors.Is(err, storage.ErrNotFound) {
 		return stanza.ItemNotFound("no such contact in the roster")
 	}
@@ -218,7 +269,7 @@ func (m *Module) remove(ctx context.Context, owner, contact jid.JID) error {
 		m.sendSubscription(ctx, owner, contact, "unsubscribed")
 		m.sendUnavailableTo(ctx, owner, contact)
 	}
-	if err := m.store.DeletePendingIn(ctx, owner.String(), contact.String()); err != nil {
+	if err := m.store.DeletePending(ctx, owner.String(), contact.String()); err != nil {
 		return fmt.Errorf("roster remove: %w", err)
 	}
 	ver, err := m.store.Delete(ctx, owner.String(), contact.String())

@@ -127,9 +127,13 @@ func TestArchiveMovedRowDetected(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	// The intruder moves one message to bob into the conversation with carol.
-	res, err := db.Exec(`UPDATE archive SET with_bare = 'carol@localhost' WHERE seq = (
-		SELECT MIN(seq) FROM archive WHERE owner = 'alice@localhost' AND with_bare = 'bob@localhost')`)
+	// The intruder moves one message to bob into the conversation with
+	// carol: the peer is sealed, and the row only has blind indexes of
+	// it, but the conversation with carol's index is there to copy
+	// (issue 16).
+	res, err := db.Exec(`UPDATE archive SET with_bare_index = (
+		SELECT with_bare_index FROM archive WHERE owner = 'alice@localhost' ORDER BY seq DESC LIMIT 1)
+		WHERE seq = (SELECT MIN(seq) FROM archive WHERE owner = 'alice@localhost')`)
 	if n, _ := res.RowsAffected(); err != nil || n != 1 {
 		t.Fatalf("moving a row: %v (%d rows)", err, n)
 	}

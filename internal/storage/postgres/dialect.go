@@ -35,6 +35,7 @@ var dialect = sqlstore.Dialect{
 	// NULL, which = ANY never matches, as an empty list should not.
 	InList: func(col, param string) string { return col + " = ANY(" + param + ")" },
 	List:   func(values any) (any, error) { return values, nil },
+	True:   "TRUE",
 	Param:  func(n int) string { return "$" + strconv.Itoa(n) },
 	Typed: func(param string, t sqlstore.ColumnType) string {
 		switch t {
@@ -47,9 +48,10 @@ var dialect = sqlstore.Dialect{
 		}
 	},
 	// The column's own sequence, so requests are ordered without a lock.
-	PendingSeq:   "DEFAULT",
-	IsForeignKey: func(err error) bool { return sqlstate(err) == foreignKeyViolation },
-	IsUnique:     func(err error) bool { return sqlstate(err) == uniqueViolation },
+	PendingSeq:       "DEFAULT",
+	PendingSealedSeq: "DEFAULT",
+	IsForeignKey:     func(err error) bool { return sqlstate(err) == foreignKeyViolation },
+	IsUnique:         func(err error) bool { return sqlstate(err) == uniqueViolation },
 }
 
 // SQLSTATE codes of the constraint violations the repositories map.

@@ -172,8 +172,58 @@ var migrator = storage.Migrator{
 			},
 		},
 		{
-			// Renumbered at merge: the lead keeps versions consecutive.
 			Version: 6,
+			Name:    "per-user sealing keys; archive peers under blind indexes",
+			Statements: []string{
+				// See the SQLite migration for what these hold.
+				`CREATE TABLE user_keys (
+					owner   TEXT COLLATE "C" PRIMARY KEY REFERENCES accounts (jid) ON DELETE CASCADE ON UPDATE CASCADE,
+					public  BYTEA NOT NULL,
+					private BYTEA NOT NULL
+				)`,
+				`CREATE TABLE user_key_wraps (
+					owner   TEXT COLLATE "C" NOT NULL REFERENCES user_keys (owner) ON DELETE CASCADE ON UPDATE CASCADE,
+					hash    TEXT COLLATE "C" NOT NULL,
+					wrapped BYTEA NOT NULL,
+					PRIMARY KEY (owner, hash)
+				)`,
+				`ALTER TABLE archive ADD COLUMN with_full_index BYTEA`,
+				`ALTER TABLE archive ADD COLUMN with_bare_index BYTEA`,
+				`ALTER TABLE archive ADD COLUMN reseal BOOLEAN NOT NULL DEFAULT TRUE`,
+				`CREATE INDEX archive_with_bare_index ON archive (owner, with_bare_index, seq)`,
+				`CREATE INDEX archive_reseal ON archive (owner, seq) WHERE reseal`,
+			},
+		},
+		{
+			Version: 7,
+			Name:    "sealed roster items and subscription requests",
+			Statements: []string{
+				// See the SQLite migration: blind is a keyed hash of the
+				// contact, sealed its data under the owner's key.
+				`CREATE TABLE roster_sealed (
+					owner        TEXT COLLATE "C" NOT NULL REFERENCES accounts (jid) ON DELETE CASCADE ON UPDATE CASCADE,
+					blind        BYTEA NOT NULL,
+					sealed       BYTEA NOT NULL,
+					subscription TEXT NOT NULL CHECK (subscription IN ('none', 'to', 'from', 'both')),
+					ask          BOOLEAN NOT NULL,
+					approved     BOOLEAN NOT NULL,
+					PRIMARY KEY (owner, blind)
+				)`,
+				`CREATE TABLE pending_sealed (
+					owner  TEXT COLLATE "C" NOT NULL REFERENCES accounts (jid) ON DELETE CASCADE ON UPDATE CASCADE,
+					blind  BYTEA NOT NULL,
+					sealed BYTEA NOT NULL,
+					seq    BIGSERIAL NOT NULL,
+					PRIMARY KEY (owner, blind)
+				)`,
+				`CREATE INDEX pending_sealed_order ON pending_sealed (owner, seq)`,
+				// Ciphertext does not compress.
+				`ALTER TABLE roster_sealed ALTER COLUMN sealed SET STORAGE EXTERNAL`,
+				`ALTER TABLE pending_sealed ALTER COLUMN sealed SET STORAGE EXTERNAL`,
+			},
+		},
+		{
+			Version: 8,
 			Name:    "pubsub service nodes and items",
 			Statements: []string{
 				// owner is the service's domain, not an account.

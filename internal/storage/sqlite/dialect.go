@@ -33,11 +33,13 @@ var dialect = sqlstore.Dialect{
 		return string(b), err
 	},
 	Param: func(int) string { return "?" },
+	True:  "1",
 	// SQLite's columns take what they are given; STRICT tables check it.
 	Typed: func(param string, _ sqlstore.ColumnType) string { return param },
 	// No sequences: the owner's highest plus one, unique per owner because
 	// the statement runs under the write lock.
-	PendingSeq: `(SELECT COALESCE(MAX(seq), 0) + 1 FROM pending_in WHERE owner = $1)`,
+	PendingSeq:       `(SELECT COALESCE(MAX(seq), 0) + 1 FROM pending_in WHERE owner = $1)`,
+	PendingSealedSeq: `(SELECT COALESCE(MAX(seq), 0) + 1 FROM pending_sealed WHERE owner = $1)`,
 	// The connection reports extended result codes, so the code names the
 	// constraint kind.
 	IsForeignKey: func(err error) bool { return code(err) == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY },

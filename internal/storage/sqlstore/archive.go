@@ -29,10 +29,10 @@ func (a archive) Append(ctx context.Context, owner string, m storage.ArchiveMess
 	// DO NOTHING reports a duplicate id as zero rows, which is clearer than
 	// telling the unique constraint's error from the foreign key's.
 	res, err := a.w.ExecContext(ctx, `
-		INSERT INTO archive (owner, stanza_id, with_full, with_bare, stamp, outgoing, data)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)
+		INSERT INTO archive (owner, stanza_id, with_full, with_bare, stamp, outgoing, data, with_full_index, with_bare_index, reseal)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 		ON CONFLICT (owner, stanza_id) DO NOTHING`,
-		owner, m.ID, m.With, storage.BareOf(m.With), a.d.Time(m.Stamp), m.Outgoing, m.Data)
+		owner, m.ID, m.With, storage.BareOf(m.With), a.d.Time(m.Stamp), m.Outgoing, m.Data, index(m.WithIndex), index(m.WithBareIndex), m.Reseal)
 	if err != nil {
 		return storage.ArchiveMessage{}, a.errorf("archive a message for %s: %w", owner, a.ownerError(err))
 	}
@@ -52,11 +52,22 @@ func (a archive) Query(ctx context.Context, owner string, q storage.ArchiveQuery
 		return storage.ArchivePage{}, err
 	}
 	w := whereKey("owner", owner)
+	full := strings.Contains(q.With, "/") || (q.With == "" && q.WithFull)
+	col, idx, args := "with_bare", "with_bare_index = ?", []any{q.WithIndex}
+	if full {
+		col, idx = "with_full", "with_full_index = ?"
+		if q.WithBareIndex != nil {
+			// Found through the index on the bare JID's.
+			idx, args = "(with_bare_index = ? AND with_full_index = ?)", []any{q.WithBareIndex, q.WithIndex}
+		}
+	}
 	switch {
-	case strings.Contains(q.With, "/"):
-		w.add("with_full = ?", q.With)
+	case q.With != "" && q.WithIndex != nil:
+		w.add("("+col+" = ? OR "+idx+")", append([]any{q.With}, args...)...)
 	case q.With != "":
-		w.add("with_bare = ?", q.With)
+		w.add(col+" = ?", q.With)
+	case q.WithIndex != nil:
+		w.add(idx, args...)
 	}
 	var (
 		page storage.ArchivePage
@@ -65,16 +76,73 @@ func (a archive) Query(ctx context.Context, owner string, q storage.ArchiveQuery
 	page.Messages, page.Count, page.Complete, err = readPage(ctx, a.Store, archiveTableOf, owner, w, storage.MUCQuery{
 		Start: q.Start, End: q.End, AfterID: q.AfterID, BeforeID: q.BeforeID, IDs: q.IDs,
 		After: q.After, Before: q.Before, Last: q.Last, Max: q.Max,
-	}, "stanza_id, with_full, stamp, outgoing, data", func(rows *sql.Rows) (storage.ArchiveMessage, error) {
-		var m storage.ArchiveMessage
-		err := rows.Scan(&m.ID, &m.With, scanTime{&m.Stamp}, &m.Outgoing, &m.Data)
-		m.Data = nonNil(m.Data)
-		return m, err
-	})
+	}, archiveColumns, scanArchive)
 	if err != nil {
 		return storage.ArchivePage{}, a.errorf("query the archive of %s: %w", owner, err)
 	}
 	return page, nil
+}
+
+const archiveColumns = "stanza_id, with_full, stamp, outgoing, data, with_full_index, with_bare_index, reseal"
+
+func scanArchive(rows *sql.Rows) (storage.ArchiveMessage, error) {
+	var m storage.ArchiveMessage
+	err := rows.Scan(&m.ID, &m.With, scanTime{&m.Stamp}, &m.Outgoing, &m.Data, &m.WithIndex, &m.WithBareIndex, &m.Reseal)
+	m.Data = nonNil(m.Data)
+	return m, err
+}
+
+// index stores an absent blind index as NULL.
+func index(b []byte) any {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
+}
+
+func (a archive) PendingReseal(ctx context.Context, owner string, max int) ([]storage.ArchiveMessage, error) {
+	rows, err := a.r.QueryContext(ctx, `SELECT `+archiveColumns+` FROM archive
+		WHERE owner = $1 AND reseal = `+a.d.True+` ORDER BY seq LIMIT $2`, owner, max)
+	if err != nil {
+		return nil, a.errorf("archived messages of %s to reseal: %w", owner, err)
+	}
+	defer rows.Close()
+	var out []storage.ArchiveMessage
+	for rows.Next() {
+		m, err := scanArchive(rows)
+		if err != nil {
+			return nil, a.errorf("archived messages of %s to reseal: %w", owner, err)
+		}
+		out = append(out, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, a.errorf("archived messages of %s to reseal: %w", owner, err)
+	}
+	return out, nil
+}
+
+func (a archive) Reseal(ctx context.Context, owner string, msgs []storage.ArchiveMessage) (err error) {
+	for _, m := range msgs {
+		if err := storage.ValidateArchiveMessage(m); err != nil {
+			return err
+		}
+	}
+	tx, err := a.w.BeginTx(ctx, nil)
+	if err != nil {
+		return a.errorf("reseal archived messages of %s: %w", owner, err)
+	}
+	defer rollbackOnError(tx, &err)
+	for _, m := range msgs {
+		if _, err := tx.ExecContext(ctx, `UPDATE archive SET data = $3, with_full = $4, with_bare = $5,
+			with_full_index = $6, with_bare_index = $7, reseal = $8 WHERE owner = $1 AND stanza_id = $2`,
+			owner, m.ID, nonNil(m.Data), m.With, storage.BareOf(m.With), index(m.WithIndex), index(m.WithBareIndex), m.Reseal); err != nil {
+			return a.errorf("reseal archived messages of %s: %w", owner, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return a.errorf("reseal archived messages of %s: commit: %w", owner, err)
+	}
+	return nil
 }
 
 func (a archive) DeleteBefore(ctx context.Context, t time.Time) (int, error) {
@@ -98,19 +166,20 @@ const appendChunk = 64
 // follow the order of the batch.
 func (a archive) appendSQL(n int) string {
 	var b strings.Builder
-	b.WriteString(`INSERT INTO archive (owner, stanza_id, with_full, with_bare, stamp, outgoing, data)
-		SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7 FROM (VALUES `)
+	b.WriteString(`INSERT INTO archive (owner, stanza_id, with_full, with_bare, stamp, outgoing, data, with_full_index, with_bare_index, reseal)
+		SELECT v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7, v.column8, v.column9, v.column10 FROM (VALUES `)
 	p := 0
 	param := func() string { p++; return a.d.Param(p) }
 	for i := range n {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		fmt.Fprintf(&b, "(%s,%s,%s,%s,%s,%s,%s,%d)", param(), param(), param(), param(),
-			a.d.Typed(param(), TimeColumn), a.d.Typed(param(), BoolColumn), a.d.Typed(param(), BlobColumn), i)
+		fmt.Fprintf(&b, "(%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%d)", param(), param(), param(), param(),
+			a.d.Typed(param(), TimeColumn), a.d.Typed(param(), BoolColumn), a.d.Typed(param(), BlobColumn),
+			a.d.Typed(param(), BlobColumn), a.d.Typed(param(), BlobColumn), a.d.Typed(param(), BoolColumn), i)
 	}
 	b.WriteString(`) AS v WHERE EXISTS (SELECT 1 FROM accounts WHERE jid = v.column1)
-		ORDER BY v.column8
+		ORDER BY v.column11
 		ON CONFLICT (owner, stanza_id) DO NOTHING`)
 	return b.String()
 }
@@ -129,13 +198,14 @@ func (a archive) AppendBatch(ctx context.Context, entries []storage.ArchiveEntry
 	// connection (prepared there once per connection).
 	full := tx.StmtContext(ctx, a.archiveChunk)
 	defer full.Close()
-	args := make([]any, 0, 7*appendChunk)
+	args := make([]any, 0, 10*appendChunk)
 	for len(entries) > 0 {
 		n := min(len(entries), appendChunk)
 		args = args[:0]
 		for _, e := range entries[:n] {
 			m := e.Message
-			args = append(args, e.Owner, m.ID, m.With, storage.BareOf(m.With), a.d.Time(m.Stamp), m.Outgoing, m.Data)
+			args = append(args, e.Owner, m.ID, m.With, storage.BareOf(m.With), a.d.Time(m.Stamp), m.Outgoing, m.Data,
+				index(m.WithIndex), index(m.WithBareIndex), m.Reseal)
 		}
 		entries = entries[n:]
 		if n == appendChunk {

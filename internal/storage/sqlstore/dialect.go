@@ -69,6 +69,13 @@ type Dialect struct {
 	// draws it from the column's sequence; SQLite, which has no
 	// sequences, takes the owner's highest plus one under its write lock.
 	PendingSeq string
+	// PendingSealedSeq is the same for pending_sealed.seq.
+	PendingSealedSeq string
+
+	// True is the literal of a true boolean column (SQLite keeps 0 and 1
+	// in INTEGER columns), written into a statement so that a partial
+	// index on the column can serve it.
+	True string
 
 	// IsForeignKey and IsUnique tell the constraint violations apart
 	// from other errors; only the drivers know their error types.

@@ -16,6 +16,16 @@ var _ storage.Offline = offline{}
 
 const offlineInsert = `INSERT INTO offline_messages (owner, stored, data) VALUES ($1, $2, $3) RETURNING id`
 
+func (o offline) Replace(ctx context.Context, owner string, id int64, data []byte) error {
+	if err := storage.ValidateBlob("offline message", data); err != nil {
+		return err
+	}
+	if _, err := o.w.ExecContext(ctx, `UPDATE offline_messages SET data = $3 WHERE owner = $1 AND id = $2`, owner, id, nonNil(data)); err != nil {
+		return o.errorf("replace offline message %d of %s: %w", id, owner, err)
+	}
+	return nil
+}
+
 func (o offline) Push(ctx context.Context, owner string, data []byte, max int) (storage.OfflineMessage, error) {
 	return o.PushAt(ctx, owner, time.Time{}, data, max)
 }

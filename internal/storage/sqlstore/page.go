@@ -136,10 +136,13 @@ func whereKey(key string, v any) whereBuilder {
 	return whereBuilder{conds: []string{key + " = $1"}, args: []any{v}}
 }
 
-// add appends cond, whose one "?" stands for v.
-func (w *whereBuilder) add(cond string, v any) {
-	w.args = append(w.args, v)
-	w.conds = append(w.conds, strings.Replace(cond, "?", "$"+strconv.Itoa(len(w.args)), 1))
+// add appends cond, whose "?"s stand for vs, in order.
+func (w *whereBuilder) add(cond string, vs ...any) {
+	for _, v := range vs {
+		w.args = append(w.args, v)
+		cond = strings.Replace(cond, "?", "$"+strconv.Itoa(len(w.args)), 1)
+	}
+	w.conds = append(w.conds, cond)
 }
 
 func (w *whereBuilder) where() string { return strings.Join(w.conds, " AND ") }

@@ -124,14 +124,9 @@ func (ro roster) Put(ctx context.Context, owner string, item storage.RosterItem,
 		return 0, ro.errorf("put roster item %s of %s: %w", item.Contact, owner, err)
 	}
 	if max > 0 {
-		var (
-			n      int
-			exists bool
-		)
-		if err := tx.QueryRowContext(ctx, `
-			SELECT COUNT(*), EXISTS (SELECT 1 FROM roster_items WHERE owner = $1 AND contact = $2)
-			FROM roster_items WHERE owner = $1`, owner, item.Contact).Scan(&n, &exists); err != nil {
-			return 0, ro.errorf("put roster item %s of %s: count: %w", item.Contact, owner, err)
+		n, exists, err := rosterCount(ctx, tx, owner, item.Contact, nil)
+		if err != nil {
+			return 0, ro.errorf("put roster item %s of %s: %w", item.Contact, owner, err)
 		}
 		if !exists && n >= max {
 			return 0, ro.errorf("put roster item %s of %s: %d items: %w", item.Contact, owner, n, storage.ErrLimit)
@@ -206,7 +201,11 @@ func (ro roster) Count(ctx context.Context, owner string) (int, error) {
 	if err != nil {
 		return 0, ro.errorf("count roster of %s: %w", owner, err)
 	}
-	return n, nil
+	sealed, err := countOwned(ctx, ro.r, "roster_sealed", owner)
+	if err != nil {
+		return 0, ro.errorf("count roster of %s: %w", owner, err)
+	}
+	return n + sealed, nil
 }
 
 func (ro roster) AddPendingIn(ctx context.Context, owner string, p storage.Pending) error {

@@ -30,7 +30,7 @@ type Store struct {
 	// compiling (SQLite) or parsing and planning it (PostgreSQL, which
 	// settles on a generic plan for a statement prepared once) the larger
 	// part of a batch's cost.
-	userGet, kvGet, archiveChunk *sql.Stmt
+	userGet, kvGet, keysGet, archiveChunk *sql.Stmt
 }
 
 var _ storage.Store = (*Store)(nil)
@@ -57,8 +57,12 @@ func New(ctx context.Context, d Dialect, w, r *sql.DB) (_ *Store, err error) {
 		_ = s.userGet.Close()
 		return nil, fmt.Errorf("prepare: %w", err)
 	}
-	if s.archiveChunk, err = w.PrepareContext(ctx, archive{s}.appendSQL(appendChunk)); err != nil {
+	if s.keysGet, err = r.PrepareContext(ctx, keysGetQuery); err != nil {
 		_ = errors.Join(s.userGet.Close(), s.kvGet.Close())
+		return nil, fmt.Errorf("prepare: %w", err)
+	}
+	if s.archiveChunk, err = w.PrepareContext(ctx, archive{s}.appendSQL(appendChunk)); err != nil {
+		_ = errors.Join(s.userGet.Close(), s.kvGet.Close(), s.keysGet.Close())
 		return nil, fmt.Errorf("prepare: %w", err)
 	}
 	return s, nil
@@ -94,6 +98,9 @@ func (s *Store) PubSubService() storage.PubSub { return pubsub{Store: s} }
 // MUC returns the multi-user chat repository.
 func (s *Store) MUC() storage.MUC { return muc{s} }
 
+// Keys returns the repository of per-user sealing keys.
+func (s *Store) Keys() storage.Keys { return keys{s} }
+
 // Ping checks that the database answers on both pools.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.w.PingContext(ctx); err != nil {
@@ -110,7 +117,7 @@ func (s *Store) Ping(ctx context.Context) error {
 // Close closes the prepared statements and the pools. For SQLite the last
 // connection to close checkpoints the WAL.
 func (s *Store) Close() error {
-	return errors.Join(s.userGet.Close(), s.kvGet.Close(), s.archiveChunk.Close(), s.closePools())
+	return errors.Join(s.userGet.Close(), s.kvGet.Close(), s.keysGet.Close(), s.archiveChunk.Close(), s.closePools())
 }
 
 func (s *Store) closePools() error {

@@ -43,11 +43,15 @@ func Run(t *testing.T, open func(t *testing.T) storage.Store) {
 func RunRepositories(t *testing.T, open func(t *testing.T) storage.Store) {
 	t.Run("Users", func(t *testing.T) { runUsers(t, open) })
 	t.Run("Roster", func(t *testing.T) { runRoster(t, open) })
+	t.Run("SealedRoster", func(t *testing.T) { runSealedRoster(t, open) })
 	t.Run("Offline", func(t *testing.T) { runOffline(t, open) })
 	t.Run("KV", func(t *testing.T) { runKV(t, open) })
 	t.Run("Archive", func(t *testing.T) { runArchive(t, open) })
 	t.Run("PubSub", func(t *testing.T) { runPubSub(t, open) })
 	t.Run("MUC", func(t *testing.T) { runMUC(t, open) })
+	t.Run("Keys", func(t *testing.T) { runKeys(t, open) })
+	t.Run("ArchiveSealed", func(t *testing.T) { runArchiveSealed(t, open) })
+	t.Run("OfflineReplace", func(t *testing.T) { runOfflineReplace(t, open) })
 	t.Run("RepositoriesCanceled", func(t *testing.T) { runRepositoriesCanceled(t, open) })
 }
 

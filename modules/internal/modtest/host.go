@@ -24,6 +24,7 @@ import (
 	"parley/internal/session"
 	"parley/internal/stanza"
 	"parley/internal/storage"
+	"parley/internal/vault"
 	"parley/internal/xmlstream"
 )
 
@@ -37,6 +38,7 @@ type Host struct {
 	domains  map[string]bool
 	store    *Store
 	accounts *accounts.Service
+	vault    *vault.Vault
 	logs     *lockedBuffer
 	log      *slog.Logger
 
@@ -59,7 +61,6 @@ func NewHost(domains ...string) *Host {
 		Registry: module.NewRegistry(),
 		domains:  map[string]bool{},
 		store:    st,
-		accounts: accounts.New(st),
 		logs:     &lockedBuffer{},
 		sessions: map[jid.JID][]*Session{},
 	}
@@ -67,6 +68,8 @@ func NewHost(domains ...string) *Host {
 		h.domains[d] = true
 	}
 	h.log = slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	h.vault = h.newVault()
+	h.accounts = accounts.New(st, h.vault)
 	return h
 }
 
@@ -83,6 +86,9 @@ func (h *Host) Restart() *Host {
 		log:      h.log,
 		sessions: map[jid.JID][]*Session{},
 	}
+	// Keys are held in memory only: after a restart nobody is unlocked.
+	n.vault = n.newVault()
+	n.accounts = accounts.New(n.store, n.vault)
 	return n
 }
 
@@ -257,6 +263,7 @@ func (h *Host) Key(purpose string) []byte {
 }
 
 func (h *Host) Store() storage.Store      { return h.store }
+func (h *Host) Vault() *vault.Vault       { return h.vault }
 func (h *Host) Accounts() module.Accounts { return h.accounts }
 func (h *Host) Logger() *slog.Logger      { return h.log }
 

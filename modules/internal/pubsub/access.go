@@ -45,6 +45,11 @@ func MayAccess(ctx context.Context, roster module.Roster, owners []jid.JID, who 
 			if err != nil {
 				return nil, fmt.Errorf("pubsub: %w", err)
 			}
+			if ok && c.Sealed && c.ReceivesPresence && st.AccessModel == AccessRoster && len(st.RosterGroups) > 0 {
+				// The owner's groups are sealed while the owner is away:
+				// say so rather than guess either way.
+				return Cond(stanza.NotAuthorized("the owner's roster groups cannot be read while the owner is offline"), "not-in-roster-group"), nil
+			}
 			if ok && Allows(st.Config, c) {
 				return nil, nil
 			}
