@@ -95,6 +95,14 @@ type Config struct {
 		ACMERenewalCheck Duration `toml:"acme_renewal_check"` // how often certificates are checked for renewal
 	} `toml:"tls"`
 
+	// Cluster joins this process to other parley nodes serving the same
+	// domains: sessions and stanzas move between them over NATS, state
+	// stays in the shared PostgreSQL database.
+	Cluster struct {
+		NATSURL string `toml:"nats_url"` // "" = a single node
+		Node    string `toml:"node"`     // unique per node; default the host name
+	} `toml:"cluster"`
+
 	Storage struct {
 		Driver string `toml:"driver"` // "sqlite" or "postgres"
 		DSN    string `toml:"dsn"`    // sqlite: file path (filled in by Validate); postgres: connection string
