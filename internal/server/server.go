@@ -24,6 +24,7 @@ import (
 	"parley/internal/accounts"
 	"parley/internal/acme"
 	"parley/internal/c2s"
+	"parley/internal/cluster"
 	"parley/internal/component"
 	"parley/internal/config"
 	"parley/internal/control"
@@ -59,6 +60,7 @@ type Server struct {
 	c2s      *c2s.Server
 	s2s      *s2s.Service
 	comps    *component.Service // nil: no [[components]]
+	cluster  *cluster.Cluster   // nil: a single node
 	control  *control.Server
 	modules  []module.Module
 	lns      []Listener
@@ -182,6 +184,13 @@ func New(ctx context.Context, live *config.Live, log *slog.Logger, mods []module
 			_ = s.reg.StopJobs(ctx)
 			store.Close()
 			return nil, fmt.Errorf("starting module %s: %w", m.Name(), err)
+		}
+	}
+	if cfg.Cluster.NATSURL != "" {
+		if err := s.joinCluster(ctx); err != nil {
+			_ = s.reg.StopJobs(ctx)
+			store.Close()
+			return nil, err
 		}
 	}
 	s.control = s.newControl(mods)
@@ -417,6 +426,9 @@ func (s *Server) Stop(ctx context.Context) error {
 	err = errors.Join(err, s.s2s.Stop(ctx))
 	if s.comps != nil {
 		err = errors.Join(err, s.comps.Stop(ctx))
+	}
+	if s.cluster != nil {
+		err = errors.Join(err, s.cluster.Stop(ctx))
 	}
 	if s.admin != nil {
 		err = errors.Join(err, s.admin.Shutdown(ctx))
