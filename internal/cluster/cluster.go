@@ -58,6 +58,10 @@ type Config struct {
 	RequestTimeout time.Duration
 	// MaxStanzaBytes bounds what another node may send (the c2s limit).
 	MaxStanzaBytes int
+	// SecretID identifies the server secret without giving it away:
+	// nodes seal and sign with keys derived from it, so a node whose
+	// secret differs from the others' would read nothing they stored.
+	SecretID string
 }
 
 // Cluster is this node's membership. Its methods are safe for concurrent
@@ -82,6 +86,7 @@ type Cluster struct {
 
 type nodeState struct {
 	incarnation string
+	secretID    string
 	last        time.Time
 }
 
@@ -96,6 +101,7 @@ type record struct {
 type heartbeat struct {
 	Incarnation string `json:"i"`
 	Sessions    int    `json:"s"`
+	SecretID    string `json:"k"`
 }
 
 // Start connects to NATS, loads the current view of the cluster and
@@ -141,6 +147,10 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	runCtx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
 	if err := c.watch(ctx, runCtx); err != nil {
+		c.Stop(ctx)
+		return nil, err
+	}
+	if err := c.sameSecret(); err != nil {
 		c.Stop(ctx)
 		return nil, err
 	}
@@ -268,6 +278,18 @@ func (c *Cluster) EndStale(ctx context.Context) {
 	c.endDead(ctx, stale)
 }
 
+// sameSecret refuses to join nodes that hold another server secret.
+func (c *Cluster) sameSecret() error {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	for name, st := range c.seen {
+		if st.secretID != c.cfg.SecretID && time.Since(st.last) < c.cfg.DeadAfter {
+			return fmt.Errorf("cluster: node %s has another server secret than this node: copy data_dir/server.secret of one node to every node", name)
+		}
+	}
+	return nil
+}
+
 func (c *Cluster) nodeEntry(e jetstream.KeyValueEntry, initial bool) {
 	node := e.Key()
 	if node == c.cfg.Node {
@@ -289,7 +311,7 @@ func (c *Cluster) nodeEntry(e jetstream.KeyValueEntry, initial bool) {
 		// An old heartbeat read at start-up must not look fresh.
 		last = e.Created()
 	}
-	c.seen[node] = nodeState{incarnation: hb.Incarnation, last: last}
+	c.seen[node] = nodeState{incarnation: hb.Incarnation, secretID: hb.SecretID, last: last}
 }
 
 func (c *Cluster) sessionEntry(e jetstream.KeyValueEntry, _ bool) {
@@ -377,7 +399,7 @@ func (c *Cluster) beat(ctx context.Context) {
 	c.mu.RLock()
 	n := len(c.local)
 	c.mu.RUnlock()
-	b, _ := json.Marshal(heartbeat{Incarnation: c.incarnation, Sessions: n})
+	b, _ := json.Marshal(heartbeat{Incarnation: c.incarnation, Sessions: n, SecretID: c.cfg.SecretID})
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
 	defer cancel()
 	if _, err := nodes.Put(ctx, c.cfg.Node, b); err != nil && ctx.Err() == nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -96,20 +97,42 @@ func (r *fakeRouter) unbind(s session.Session) {
 // startNode joins a test node to the cluster with short timers.
 func startNode(t *testing.T, url, prefix, name string) *fakeRouter {
 	t.Helper()
+	r, err := tryNode(t, url, prefix, name, "k1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func tryNode(t *testing.T, url, prefix, name, secretID string) (*fakeRouter, error) {
+	t.Helper()
 	r := &fakeRouter{local: map[jid.JID]session.Session{}, ended: make(chan session.Session, 16),
 		bounced: make(chan *xmlstream.Element, 16), results: make(chan *xmlstream.Element, 16), nodeName: name}
 	cl, err := Start(context.Background(), Config{
 		URL: url, Node: name, Prefix: prefix, Router: r,
 		Log:            slog.New(slog.NewTextHandler(io.Discard, nil)),
 		HeartbeatEvery: 200 * time.Millisecond, DeadAfter: time.Second, RequestTimeout: time.Second,
+		SecretID: secretID,
 	})
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	r.cl = cl
 	cl.EndStale(context.Background())
 	t.Cleanup(func() { _ = cl.Stop(context.Background()) })
-	return r
+	return r, nil
+}
+
+func TestAnotherSecretIsRefused(t *testing.T) {
+	url := natsURL(t)
+	startNode(t, url, "t5", "a")
+	_, err := tryNode(t, url, "t5", "b", "k2")
+	if err == nil || !strings.Contains(err.Error(), "copy data_dir/server.secret") {
+		t.Fatalf("a node with another secret joined: %v", err)
+	}
+	if _, err := tryNode(t, url, "t5", "c", "k1"); err != nil {
+		t.Fatalf("a node with the same secret was refused: %v", err)
+	}
 }
 
 // kill stops a node the way a crash does: its heartbeat stops and it

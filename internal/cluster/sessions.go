@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -193,6 +194,21 @@ func (r *remote) DeliverAcked(ctx context.Context, el *xmlstream.Element) error 
 	}
 	return nil
 }
+
+// DeliverPaced is DeliverAcked for the modules that hand over what they
+// keep (offline messages): done says whether the node queued el, and an
+// error leaves it kept for the next login instead of counted as handed
+// over to a dead node.
+func (r *remote) DeliverPaced(ctx context.Context, el *xmlstream.Element, done func(bool)) error {
+	err := r.DeliverAcked(ctx, el)
+	if err == nil && done != nil {
+		done(true)
+	}
+	return err
+}
+
+// WaitRoom does not wait: the session's node paces its own output.
+func (r *remote) WaitRoom(context.Context, time.Time) error { return nil }
 
 func (r *remote) Replace() { r.send(opReplace, nil) }
 

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/hex"
 	"strconv"
 
 	"parley/internal/cluster"
@@ -9,13 +10,14 @@ import (
 
 // joinCluster connects this node to the others ([cluster] nats_url):
 // from then on the router reaches their sessions.
-func (s *Server) joinCluster(ctx context.Context) error {
+func (s *Server) joinCluster(ctx context.Context, h *host) error {
 	cl, err := cluster.Start(ctx, cluster.Config{
 		URL:            s.cfg.Cluster.NATSURL,
 		Node:           s.cfg.Cluster.Node,
 		Router:         s.router,
 		Log:            s.log.With("node", s.cfg.Cluster.Node),
 		MaxStanzaBytes: s.cfg.Limits.MaxStanzaBytes,
+		SecretID:       hex.EncodeToString(h.Key("cluster secret check")[:8]),
 	})
 	if err != nil {
 		return err

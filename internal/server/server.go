@@ -187,7 +187,7 @@ func New(ctx context.Context, live *config.Live, log *slog.Logger, mods []module
 		}
 	}
 	if cfg.Cluster.NATSURL != "" {
-		if err := s.joinCluster(ctx); err != nil {
+		if err := s.joinCluster(ctx, h); err != nil {
 			_ = s.reg.StopJobs(ctx)
 			store.Close()
 			return nil, err

@@ -1,0 +1,233 @@
+package integration
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	natsserver "github.com/nats-io/nats-server/v2/server"
+
+	"parley/internal/xmlstream"
+)
+
+// clusterEnv gives a test its own NATS (embedded, with JetStream, on a
+// free loopback port) and its own PostgreSQL database, dropped after.
+type clusterEnv struct {
+	nats, dsn string
+	secret    []byte
+}
+
+func newClusterEnv(t *testing.T) *clusterEnv {
+	t.Helper()
+	admin := os.Getenv("PARLEY_TEST_POSTGRES_DSN")
+	if admin == "" {
+		admin = defaultPostgresDSN
+	}
+	db, err := sql.Open("pgx", admin)
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err = db.PingContext(ctx)
+		cancel()
+	}
+	mustHave(t, "PostgreSQL at "+admin, err == nil, fmt.Sprint(err))
+	var b [6]byte
+	rand.Read(b[:])
+	name := "parley_cluster_" + hex.EncodeToString(b[:])
+	if _, err := db.Exec("CREATE DATABASE " + name); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if _, err := db.Exec("DROP DATABASE " + name + " WITH (FORCE)"); err != nil {
+			t.Logf("dropping %s: %v", name, err)
+		}
+		db.Close()
+	})
+	u, err := url.Parse(admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/" + name
+
+	ns, err := natsserver.NewServer(&natsserver.Options{
+		Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("embedded NATS did not start")
+	}
+	t.Cleanup(ns.Shutdown)
+	env := &clusterEnv{nats: ns.ClientURL(), dsn: u.String(), secret: make([]byte, 32)}
+	rand.Read(env.secret)
+	return env
+}
+
+// node starts one parley node of the cluster; every node has the same
+// server secret, as the README says to set up.
+func (e *clusterEnv) node(t *testing.T, name string) *server {
+	t.Helper()
+	data := filepath.Join(t.TempDir(), "data")
+	if err := os.MkdirAll(data, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(data, "server.secret"), e.secret, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := startServer(t, serverOpts{admin: true, dataDir: data, extra: fmt.Sprintf(
+		"[storage]\ndriver = \"postgres\"\ndsn = %q\n[cluster]\nnats_url = %q\nnode = %q\n", e.dsn, e.nats, name)})
+	s.ca = filepath.Join(data, "tls", "selfsigned.crt")
+	return s
+}
+
+// awaitStanza is expect with a longer bound, for what takes a node's
+// heartbeat to expire.
+func awaitStanza(a *agent, d time.Duration, what string, match func(*xmlstream.Element) bool) *xmlstream.Element {
+	a.t.Helper()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	deadline := time.Now().Add(d)
+	for {
+		for i, el := range a.stanzas {
+			if match(el) {
+				a.stanzas = append(a.stanzas[:i], a.stanzas[i+1:]...)
+				return el
+			}
+		}
+		if a.closed || time.Now().After(deadline) {
+			a.t.Fatalf("%s: did not receive %s within %v", a.name, what, d)
+		}
+		n := len(a.stanzas)
+		a.waitFor(func() bool { return len(a.stanzas) != n }) // something new, or 10 s
+	}
+}
+
+func isCarbon(kind, body string) func(*xmlstream.Element) bool {
+	return func(el *xmlstream.Element) bool {
+		c := el.Child("urn:xmpp:carbons:2", kind)
+		if el.Name.Local != "message" || c == nil {
+			return false
+		}
+		fwd := c.Child("urn:xmpp:forward:0", "forwarded")
+		if fwd == nil {
+			return false
+		}
+		m := fwd.Child("jabber:client", "message")
+		return m != nil && m.Child("jabber:client", "body") != nil && m.Child("jabber:client", "body").Text() == body
+	}
+}
+
+// TestClusterMessagesPresenceCarbons: three nodes on one NATS and one
+// database; users on different nodes subscribe to each other, see each
+// other's presence, exchange messages, and a user's resources on two
+// nodes get carbons of what the other resource sends and receives.
+func TestClusterMessagesPresenceCarbons(t *testing.T) {
+	needSlixmpp(t)
+	env := newClusterEnv(t)
+	n1, n2, n3 := env.node(t, "n1"), env.node(t, "n2"), env.node(t, "n3")
+	n1.addUser("alice@localhost", "pw")
+	n1.addUser("bob@localhost", "pw")
+
+	alice := n1.connect(t, "alice@localhost/a1", "pw")
+	bob := n2.connect(t, "bob@localhost/b1", "pw")
+	befriend(t, alice, bob)
+	alice.expect("bob's presence", isPresence("bob@localhost/b1", ""))
+
+	alice.send("<message to='bob@localhost' type='chat'><body>hello from n1</body></message>")
+	bob.expect("alice's message", isMessage("alice@localhost/a1", "hello from n1"))
+	bob.send("<message to='alice@localhost/a1' type='chat'><body>hello from n2</body></message>")
+	alice.expect("bob's answer", isMessage("bob@localhost/b1", "hello from n2"))
+
+	// bob's second resource is on the third node.
+	bob2 := n3.connect(t, "bob@localhost/b2", "pw")
+	bob2.send("<presence/>")
+	alice.expect("bob's second resource's presence", isPresence("bob@localhost/b2", ""))
+	bob.expect("bob's own second resource's presence", isPresence("bob@localhost/b2", ""))
+	for _, b := range []*agent{bob, bob2} {
+		if r := b.iq("<iq type='set'><enable xmlns='urn:xmpp:carbons:2'/></iq>"); r.Attr("type") != "result" {
+			t.Fatalf("enabling carbons: %s", r)
+		}
+	}
+	alice.send("<message to='bob@localhost/b1' type='chat'><body>to b1 only</body></message>")
+	bob.expect("the message to b1", isMessage("alice@localhost/a1", "to b1 only"))
+	bob2.expect("a received carbon on n3", isCarbon("received", "to b1 only"))
+	bob.send("<message to='alice@localhost/a1' type='chat'><body>from b1</body></message>")
+	alice.expect("b1's message", isMessage("bob@localhost/b1", "from b1"))
+	bob2.expect("a sent carbon on n3", isCarbon("sent", "from b1"))
+
+	// A bare-JID message reaches both resources, on two nodes.
+	alice.send("<message to='bob@localhost' type='chat'><body>to both</body></message>")
+	bob.expect("the message to the bare JID on n2", isMessage("alice@localhost/a1", "to both"))
+	bob2.expect("the message to the bare JID on n3", isMessage("alice@localhost/a1", "to both"))
+
+	bob2.op("close")
+	alice.expect("bob's second resource going away", isPresence("bob@localhost/b2", "unavailable"))
+
+	// The admin listing sees every node's sessions from any node.
+	out, err := n3.parley("", "sessions")
+	if err != nil {
+		t.Fatalf("parley sessions: %v\n%s", err, out)
+	}
+	for _, want := range []string{"alice@localhost/a1", "bob@localhost/b1"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("parley sessions on n3 does not list %s:\n%s", want, out)
+		}
+	}
+}
+
+// TestClusterNodeLoss: kill -9 of one node. Its users' contacts see them
+// go unavailable within 30 s, messages for them go to offline storage
+// and arrive at their next login on another node, and the other nodes
+// keep serving meanwhile.
+func TestClusterNodeLoss(t *testing.T) {
+	needSlixmpp(t)
+	env := newClusterEnv(t)
+	n1, n2, n3 := env.node(t, "n1"), env.node(t, "n2"), env.node(t, "n3")
+	for _, u := range []string{"alice", "bob", "carol"} {
+		n1.addUser(u+"@localhost", "pw")
+	}
+	alice := n1.connect(t, "alice@localhost/a1", "pw")
+	bob := n2.connect(t, "bob@localhost/b1", "pw")
+	carol := n3.connect(t, "carol@localhost/c1", "pw")
+	befriend(t, alice, bob)
+	alice.expect("bob's presence", isPresence("bob@localhost/b1", ""))
+
+	if err := n2.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	<-n2.done
+
+	// Sent before anyone noticed: n2 does not answer, the message is
+	// kept for bob.
+	alice.send("<message to='bob@localhost' type='chat' id='m1'><body>while n2 is dead</body></message>")
+	// The other nodes keep serving.
+	carol.send("<message to='alice@localhost/a1' type='chat'><body>n3 still here</body></message>")
+	alice.expect("carol's message", isMessage("carol@localhost/c1", "n3 still here"))
+
+	awaitStanza(alice, 30*time.Second, "bob going unavailable", isPresence("bob@localhost/b1", "unavailable"))
+	t.Logf("contacts saw the lost node's session unavailable after %v", time.Since(killed).Round(100*time.Millisecond))
+	alice.send("<message to='bob@localhost' type='chat' id='m2'><body>after the loss</body></message>")
+	alice.expectNone("an error for the messages kept offline", 500*time.Millisecond, func(el *xmlstream.Element) bool {
+		return el.Name.Local == "message" && el.Attr("type") == "error"
+	})
+
+	bob2 := n3.connect(t, "bob@localhost/b2", "pw")
+	bob2.send("<presence/>")
+	bob2.expect("the message sent while n2 was dying", isMessage("alice@localhost/a1", "while n2 is dead"))
+	bob2.expect("the message sent after the loss", isMessage("alice@localhost/a1", "after the loss"))
+	alice.expect("bob back on n3", isPresence("bob@localhost/b2", ""))
+	if !n1.alive() || !n3.alive() {
+		t.Fatal("a surviving node stopped")
+	}
+}
+
