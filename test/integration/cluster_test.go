@@ -230,4 +230,3 @@ func TestClusterNodeLoss(t *testing.T) {
 		t.Fatal("a surviving node stopped")
 	}
 }
-
