@@ -526,3 +526,23 @@ func (c *Cluster) SessionsPerNode() map[string]int {
 	}
 	return out
 }
+
+// Probe says whether a NATS server with JetStream answers at url
+// (parley check).
+func Probe(ctx context.Context, url string) error {
+	nc, err := nats.Connect(url, nats.Timeout(5*time.Second), nats.Name("parley check"))
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := js.AccountInfo(ctx); err != nil {
+		return fmt.Errorf("JetStream does not answer (run nats-server with -js): %w", err)
+	}
+	return nil
+}

@@ -172,8 +172,26 @@ func TestClusterMessagesPresenceCarbons(t *testing.T) {
 	bob2.op("close")
 	alice.expect("bob's second resource going away", isPresence("bob@localhost/b2", "unavailable"))
 
+	// Each node's /metrics has the cluster's view.
+	fams := scrape(t, n3)
+	if v, _ := value(fams, "parley_cluster_nodes", nil); v != 3 {
+		t.Errorf("parley_cluster_nodes on n3 = %v", v)
+	}
+	for node, want := range map[string]float64{"n1": 1, "n2": 1, "n3": 0} {
+		if v, ok := value(fams, "parley_cluster_sessions", map[string]string{"node": node}); !ok || v != want {
+			t.Errorf("parley_cluster_sessions{node=%s} on n3 = %v, want %v", node, v, want)
+		}
+	}
+	// parley check reaches NATS and PostgreSQL.
+	out, err := n1.parley("", "check")
+	for _, want := range []string{"ok    cluster nats", "ok    cluster postgres"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("parley check does not say %q (%v):\n%s", want, err, out)
+		}
+	}
+
 	// The admin listing sees every node's sessions from any node.
-	out, err := n3.parley("", "sessions")
+	out, err = n3.parley("", "sessions")
 	if err != nil {
 		t.Fatalf("parley sessions: %v\n%s", err, out)
 	}
