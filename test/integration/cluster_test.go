@@ -9,12 +9,15 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
 
+	"parley/internal/bench"
 	"parley/internal/xmlstream"
 )
 
@@ -246,5 +249,99 @@ func TestClusterNodeLoss(t *testing.T) {
 	alice.expect("bob back on n3", isPresence("bob@localhost/b2", ""))
 	if !n1.alive() || !n3.alive() {
 		t.Fatal("a surviving node stopped")
+	}
+}
+
+// TestClusterCrossNodeCost measures what crossing nodes costs a message:
+// latency of one message at a time, and CPU per message over a burst,
+// for a recipient on the sender's node and for one on another node.
+// PARLEY_CLUSTER_BENCH=N sets the number of messages (default 300).
+func TestClusterCrossNodeCost(t *testing.T) {
+	env := newClusterEnv(t)
+	n1, n2 := env.node(t, "n1"), env.node(t, "n2")
+	// Senders take turns: each session may send 50 messages a second
+	// (burst 200), and the run must measure the path, not the limit.
+	const senders = 40
+	for _, u := range []string{"near", "far"} {
+		n1.addUser(u+"@localhost", "pw")
+	}
+	ss := make([]*rawClient, senders)
+	for i := range ss {
+		n1.addUser(fmt.Sprintf("s%d@localhost", i), "pw")
+		ss[i] = dialRaw(t, n1.starttls)
+		ss[i].login(fmt.Sprintf("s%d@localhost", i), "pw", "r")
+	}
+	n := 300
+	if v, err := strconv.Atoi(os.Getenv("PARLEY_CLUSTER_BENCH")); err == nil && v > 0 {
+		n = v
+	}
+	near := dialRaw(t, n1.starttls)
+	near.login("near@localhost", "pw", "r")
+	far := dialRaw(t, n2.starttls)
+	far.login("far@localhost", "pw", "r")
+	far.wait, near.wait = 30*time.Second, 30*time.Second
+
+	cpu := func() (nodes, test time.Duration) {
+		for _, s := range []*server{n1, n2} {
+			p, err := bench.ReadProc(s.cmd.Process.Pid)
+			if err != nil {
+				t.Fatal(err)
+			}
+			nodes += p.CPU
+		}
+		p, err := bench.ReadProc(os.Getpid())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return nodes, p.CPU
+	}
+	for _, tc := range []struct {
+		name string
+		to   *rawClient
+		jid  string
+	}{{"warm-up", near, "near@localhost/r"}, {"same node", near, "near@localhost/r"}, {"across nodes", far, "far@localhost/r"},
+		{"same node", near, "near@localhost/r"}, {"across nodes", far, "far@localhost/r"}} {
+		// One at a time: the latency of the path.
+		lat := make([]time.Duration, 0, n)
+		for i := range n {
+			body := fmt.Sprintf("%p-l%d.", &tc, i)
+			start := time.Now()
+			ss[i%senders].send(fmt.Sprintf("<message to='%s' type='chat'><body>%s</body></message>", tc.jid, body))
+			readUntil(t, tc.to, body+"</body>")
+			lat = append(lat, time.Since(start))
+		}
+		slices.Sort(lat)
+		// A burst: the CPU each message costs the nodes (and the
+		// test process, which holds the clients and NATS).
+		nodes0, test0 := cpu()
+		start := time.Now()
+		for i := range n {
+			ss[i%senders].send(fmt.Sprintf("<message to='%s' type='chat'><body>%p-b%d.</body></message>", tc.jid, &tc, i))
+		}
+		readUntil(t, tc.to, fmt.Sprintf("%p-b%d.</body>", &tc, n-1))
+		took := time.Since(start)
+		nodes1, test1 := cpu()
+		t.Logf("%s: %d messages; latency p50 %v p99 %v; burst %.0f msg/s; node CPU %v/msg; test process (clients, NATS) %v/msg",
+			tc.name, n, lat[len(lat)/2].Round(time.Microsecond), lat[len(lat)*99/100].Round(time.Microsecond),
+			float64(n)/took.Seconds(), ((nodes1-nodes0)/time.Duration(n)).Round(time.Microsecond),
+			((test1-test0)/time.Duration(n)).Round(time.Microsecond))
+	}
+}
+
+// readUntil reads c until marker has passed, keeping only what a marker
+// split between two reads needs: the clients must cost little next to
+// what is measured.
+func readUntil(t *testing.T, c *rawClient, marker string) {
+	t.Helper()
+	tail := c.buf.String()
+	c.buf.Reset()
+	tmp := make([]byte, 64<<10)
+	c.conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	for !strings.Contains(tail, marker) {
+		k, err := c.conn.Read(tmp)
+		if err != nil {
+			t.Fatalf("waiting for %q: %v", marker, err)
+		}
+		tail = tail[max(0, len(tail)-len(marker)):] + string(tmp[:k])
 	}
 }
