@@ -323,8 +323,8 @@ func TestClusterCrossNodeCost(t *testing.T) {
 		nodes1, test1 := cpu()
 		t.Logf("%s: %d messages; latency p50 %v p99 %v; burst %.0f msg/s; node CPU %v/msg; test process (clients, NATS) %v/msg",
 			tc.name, n, lat[len(lat)/2].Round(time.Microsecond), lat[len(lat)*99/100].Round(time.Microsecond),
-			float64(n)/took.Seconds(), ((nodes1-nodes0)/time.Duration(n)).Round(time.Microsecond),
-			((test1-test0)/time.Duration(n)).Round(time.Microsecond))
+			float64(n)/took.Seconds(), ((nodes1 - nodes0) / time.Duration(n)).Round(time.Microsecond),
+			((test1 - test0) / time.Duration(n)).Round(time.Microsecond))
 	}
 }
 
