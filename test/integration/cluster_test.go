@@ -203,6 +203,21 @@ func TestClusterMessagesPresenceCarbons(t *testing.T) {
 			t.Errorf("parley sessions on n3 does not list %s:\n%s", want, out)
 		}
 	}
+	// notify, announce and kick on n3 reach sessions on n1 and n2.
+	if out, err := n3.parley("", "notify", "--message", "from n3", "alice@localhost"); err != nil {
+		t.Fatalf("parley notify: %v\n%s", err, out)
+	}
+	alice.expect("the notice from n3", isMessage("localhost", "from n3"))
+	if out, err := n3.parley("", "announce", "maintenance at noon"); err != nil {
+		t.Fatalf("parley announce: %v\n%s", err, out)
+	}
+	alice.expect("the announcement on n1", isMessage("localhost", "maintenance at noon"))
+	bob.expect("the announcement on n2", isMessage("localhost", "maintenance at noon"))
+	if out, err := n3.parley("", "kick", "bob@localhost/b1"); err != nil || !strings.Contains(out, "1 sessions ended") {
+		t.Fatalf("parley kick: %v\n%s", err, out)
+	}
+	bob.waitEvent("disconnected")
+	alice.expect("bob kicked off n2", isPresence("bob@localhost/b1", "unavailable"))
 }
 
 // TestClusterNodeLoss: kill -9 of one node. Its users' contacts see them
