@@ -3,6 +3,8 @@ package integration
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"encoding/base64"
 	"database/sql"
 	"encoding/hex"
 	"fmt"
@@ -153,6 +155,7 @@ func TestClusterMessagesPresenceCarbons(t *testing.T) {
 	// bob's second resource is on the third node.
 	bob2 := n3.connect(t, "bob@localhost/b2", "pw")
 	bob2.send("<presence/>")
+
 	alice.expect("bob's second resource's presence", isPresence("bob@localhost/b2", ""))
 	bob.expect("bob's own second resource's presence", isPresence("bob@localhost/b2", ""))
 	for _, b := range []*agent{bob, bob2} {
@@ -228,9 +231,19 @@ func TestClusterNodeLoss(t *testing.T) {
 	needSlixmpp(t)
 	env := newClusterEnv(t)
 	n1, n2, n3 := env.node(t, "n1"), env.node(t, "n2"), env.node(t, "n3")
-	for _, u := range []string{"alice", "bob", "carol"} {
+	for _, u := range []string{"alice", "bob", "carol", "dave"} {
 		n1.addUser(u+"@localhost", "pw")
 	}
+	// dave's phone on n2 can resume its stream (XEP-0198).
+	phone := dialRaw(t, n2.starttls)
+	phone.login("dave@localhost", "pw", "phone")
+	phone.send("<enable xmlns='urn:xmpp:sm:3' resume='true'/>")
+	enabled := phone.expect("/>")
+	_, rest, ok := strings.Cut(enabled, `id="`)
+	if !ok {
+		t.Fatalf("enable answered %q", enabled)
+	}
+	smID, _, _ := strings.Cut(rest, `"`)
 	alice := n1.connect(t, "alice@localhost/a1", "pw")
 	bob := n2.connect(t, "bob@localhost/b1", "pw")
 	carol := n3.connect(t, "carol@localhost/c1", "pw")
@@ -257,8 +270,29 @@ func TestClusterNodeLoss(t *testing.T) {
 		return el.Name.Local == "message" && el.Attr("type") == "error"
 	})
 
+	// Resuming on another node is refused cleanly; the client binds a
+	// new session on the same connection.
+	nc := dialRaw(t, n3.starttls)
+	nc.startTLS(&tls.Config{InsecureSkipVerify: true})
+	nc.send(header)
+	nc.expect("</stream:features>")
+	nc.send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>" +
+		base64.StdEncoding.EncodeToString([]byte("\x00dave\x00pw")) + "</auth>")
+	nc.expect("<success")
+	nc.send(header)
+	nc.expect("</stream:features>")
+	nc.send("<resume xmlns='urn:xmpp:sm:3' previd='" + smID + "' h='0'/>")
+	if got := nc.expect("</failed>"); !strings.Contains(got, "item-not-found") {
+		t.Fatalf("resuming on another node: %q", got)
+	}
+	nc.send("<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>phone</resource></bind></iq>")
+	if got := nc.expect("</iq>"); !strings.Contains(got, "<jid>dave@localhost/phone</jid>") {
+		t.Fatalf("bind after the refused resumption: %q", got)
+	}
+
 	bob2 := n3.connect(t, "bob@localhost/b2", "pw")
 	bob2.send("<presence/>")
+	bob2.expect("alice's presence, probed on another node", isPresence("alice@localhost/a1", ""))
 	bob2.expect("the message sent while n2 was dying", isMessage("alice@localhost/a1", "while n2 is dead"))
 	bob2.expect("the message sent after the loss", isMessage("alice@localhost/a1", "after the loss"))
 	alice.expect("bob back on n3", isPresence("bob@localhost/b2", ""))
