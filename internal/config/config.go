@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strconv"
@@ -150,6 +151,7 @@ type Config struct {
 
 	Upload struct {
 		Host               string `toml:"host"`                   // XEP-0363 service domain; "" = no upload service
+		Dir                string `toml:"dir"`                    // where files are kept; "" = data_dir/uploads
 		MaxFileSize        int64  `toml:"max_file_size"`          // bytes
 		QuotaPerUserPerDay int64  `toml:"quota_per_user_per_day"` // bytes in any 24 hours; 0 = no limit
 		QuotaTotal         int64  `toml:"quota_total"`            // bytes stored at once; 0 = no limit
@@ -532,4 +534,12 @@ func (c Config) AllHosts() []string {
 // the configured hosts normalised, so a plain comparison suffices.
 func (c Config) IsAnonymousHost(domain string) bool {
 	return slices.Contains(c.AnonymousHosts, domain)
+}
+
+// UploadDir is where uploaded files are kept.
+func (c *Config) UploadDir() string {
+	if c.Upload.Dir != "" {
+		return c.Upload.Dir
+	}
+	return filepath.Join(c.DataDir, "uploads")
 }

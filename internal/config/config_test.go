@@ -121,7 +121,15 @@ func TestParseValues(t *testing.T) {
 				t.Errorf("Node = %q, host name %q", c.Cluster.Node, h)
 			}
 		}},
+		{"upload dir", "[upload]\ndir = \"/srv/shared/uploads\"", func(t *testing.T, c Config) {
+			if c.UploadDir() != "/srv/shared/uploads" {
+				t.Errorf("UploadDir = %q", c.UploadDir())
+			}
+		}},
 		{"single node by default", "", func(t *testing.T, c Config) {
+			if c.UploadDir() != filepath.Join(c.DataDir, "uploads") {
+				t.Errorf("UploadDir = %q", c.UploadDir())
+			}
 			if c.Cluster.NATSURL != "" || c.Cluster.Node != "" {
 				t.Errorf("Cluster = %+v", c.Cluster)
 			}
