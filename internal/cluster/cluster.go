@@ -40,6 +40,9 @@ type Router interface {
 	Unclaimed(ctx context.Context, el *xmlstream.Element)
 	// Bounce answers a stanza that found no session with an error.
 	Bounce(ctx context.Context, el *xmlstream.Element)
+	// Service hands a stanza another node forwarded to the service
+	// (group chat) whose lease this node holds.
+	Service(ctx context.Context, el *xmlstream.Element)
 }
 
 // Config says how a node joins the cluster.
@@ -73,12 +76,17 @@ type Cluster struct {
 	js          jetstream.JetStream
 	sessions    jetstream.KeyValue
 	nodes       jetstream.KeyValue
+	leasesKV    jetstream.KeyValue
 	subs        []*nats.Subscription
 
 	mu    sync.RWMutex
 	view  map[jid.JID]map[string]*remote // other nodes' sessions, by bare JID
 	seen  map[string]nodeState           // other nodes, by name
 	local map[jid.JID]*localEntry        // this node's sessions, by full JID
+	// leases: which node runs each service domain; claimed: the
+	// domains this node can run.
+	leases  map[string]lease
+	claimed []string
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -121,7 +129,8 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		cfg.RequestTimeout = 2 * time.Second
 	}
 	c := &Cluster{cfg: cfg, incarnation: nats.NewInbox()[len(nats.InboxPrefix):],
-		view: map[jid.JID]map[string]*remote{}, seen: map[string]nodeState{}, local: map[jid.JID]*localEntry{}}
+		view: map[jid.JID]map[string]*remote{}, seen: map[string]nodeState{}, local: map[jid.JID]*localEntry{},
+		leases: map[string]lease{}}
 	nc, err := nats.Connect(cfg.URL, nats.Name("parley "+cfg.Node), nats.MaxReconnects(-1),
 		nats.ReconnectWait(time.Second), nats.Timeout(5*time.Second),
 		nats.ReconnectHandler(func(*nats.Conn) { c.reconnected() }))
@@ -185,8 +194,15 @@ func (c *Cluster) open(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("cluster: opening the nodes bucket: %w", err)
 	}
+	leases, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: c.cfg.Prefix + "_leases", Description: "parley: which node runs each group chat service",
+		History: 1, Storage: jetstream.MemoryStorage,
+	})
+	if err != nil {
+		return fmt.Errorf("cluster: opening the leases bucket: %w", err)
+	}
 	c.mu.Lock()
-	c.sessions, c.nodes = sessions, nodes
+	c.sessions, c.nodes, c.leasesKV = sessions, nodes, leases
 	c.mu.Unlock()
 	return nil
 }
@@ -216,7 +232,7 @@ func (c *Cluster) watch(ctx, runCtx context.Context) error {
 	for _, w := range []struct {
 		kv jetstream.KeyValue
 		fn func(jetstream.KeyValueEntry, bool)
-	}{{nodes, c.nodeEntry}, {sessions, c.sessionEntry}} {
+	}{{nodes, c.nodeEntry}, {sessions, c.sessionEntry}, {c.leaseBucket(), c.leaseEntry}} {
 		kw, err := w.kv.WatchAll(runCtx)
 		if err != nil {
 			return fmt.Errorf("cluster: watching %s: %w", w.kv.Bucket(), err)
@@ -418,11 +434,13 @@ func (c *Cluster) reap(ctx context.Context) {
 	}
 	now := time.Now()
 	var dead []*remote
+	var deadNodes []string
 	c.mu.Lock()
 	cleaner := true
 	for name, st := range c.seen {
 		if now.Sub(st.last) > c.cfg.DeadAfter {
 			delete(c.seen, name)
+			deadNodes = append(deadNodes, name)
 			for bare, res := range c.view {
 				for resource, r := range res {
 					if r.node == name {
@@ -440,6 +458,9 @@ func (c *Cluster) reap(ctx context.Context) {
 		}
 	}
 	c.mu.Unlock()
+	for _, name := range deadNodes {
+		c.takeOver(ctx, name)
+	}
 	if cleaner {
 		c.endDead(ctx, dead)
 	}
@@ -491,6 +512,7 @@ func (c *Cluster) Stop(ctx context.Context) error {
 		c.cancel()
 	}
 	c.wg.Wait()
+	c.release(ctx)
 	_, nodes := c.buckets()
 	if nodes != nil {
 		dctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)

@@ -64,6 +64,7 @@ type fakeRouter struct {
 	ended    chan session.Session
 	bounced  chan *xmlstream.Element
 	results  chan *xmlstream.Element
+	service  chan *xmlstream.Element
 	cl       *Cluster
 	nodeName string
 }
@@ -77,7 +78,8 @@ func (r *fakeRouter) EndRemote(_ context.Context, s session.Session) { r.ended <
 func (r *fakeRouter) Unclaimed(_ context.Context, el *xmlstream.Element) {
 	r.results <- el
 }
-func (r *fakeRouter) Bounce(_ context.Context, el *xmlstream.Element) { r.bounced <- el }
+func (r *fakeRouter) Bounce(_ context.Context, el *xmlstream.Element)  { r.bounced <- el }
+func (r *fakeRouter) Service(_ context.Context, el *xmlstream.Element) { r.service <- el }
 
 func (r *fakeRouter) bind(t *testing.T, s session.Session) {
 	t.Helper()
@@ -107,7 +109,8 @@ func startNode(t *testing.T, url, prefix, name string) *fakeRouter {
 func tryNode(t *testing.T, url, prefix, name, secretID string) (*fakeRouter, error) {
 	t.Helper()
 	r := &fakeRouter{local: map[jid.JID]session.Session{}, ended: make(chan session.Session, 16),
-		bounced: make(chan *xmlstream.Element, 16), results: make(chan *xmlstream.Element, 16), nodeName: name}
+		bounced: make(chan *xmlstream.Element, 16), results: make(chan *xmlstream.Element, 16),
+		service: make(chan *xmlstream.Element, 16), nodeName: name}
 	cl, err := Start(context.Background(), Config{
 		URL: url, Node: name, Prefix: prefix, Router: r,
 		Log:            slog.New(slog.NewTextHandler(io.Discard, nil)),
@@ -281,6 +284,7 @@ func TestDeadNodeSessionsEnd(t *testing.T) {
 	c := startNode(t, url, "t3", "c")
 	alice := newSession(t, "alice@example.org/phone")
 	alice.st.SetAvailable(xmlstream.New(stanza.NSClient, "presence"), 0)
+	alice.st.AddDirected(jid.MustParse("room@conference.example.org/alice"))
 	c.bind(t, alice)
 	eventually(t, "a and b to see alice", func() bool {
 		return a.cl.Session(alice.full) != nil && b.cl.Session(alice.full) != nil
@@ -299,6 +303,9 @@ func TestDeadNodeSessionsEnd(t *testing.T) {
 	}
 	if avail, _ := ended.State().Available(); !avail {
 		t.Fatal("the ended session lost its replicated presence")
+	}
+	if !ended.State().DirectedTo(jid.MustParse("room@conference.example.org")) {
+		t.Fatal("the ended session lost its directed presence: its rooms would keep it")
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Fatalf("the loss took %v to notice", d)
@@ -350,4 +357,47 @@ func TestFrames(t *testing.T) {
 			t.Errorf("unframe(%v) accepted", bad)
 		}
 	}
+}
+
+func TestServiceLease(t *testing.T) {
+	url := natsURL(t)
+	a := startNode(t, url, "t6", "a")
+	b := startNode(t, url, "t6", "b")
+	const muc = "conference.example.org"
+	a.cl.Claim(context.Background(), []string{muc})
+	b.cl.Claim(context.Background(), []string{muc})
+	if got := a.cl.Leases()[muc]; got != "a" {
+		t.Fatalf("the first claim went to %q", got)
+	}
+	if a.cl.Component(muc) != nil {
+		t.Fatal("the holder forwards its own service")
+	}
+	eventually(t, "b to know a holds the lease", func() bool { return b.cl.Leases()[muc] == "a" })
+	fwd := b.cl.Component(muc)
+	if fwd == nil {
+		t.Fatal("b does not forward to the holder")
+	}
+	el := xmlstream.New(stanza.NSClient, "presence", "from", "bob@example.org/pc", "to", muc+"/room/bob")
+	fwd(context.Background(), jid.JID{}, jid.JID{}, el)
+	if got := recv(t, a.service, "the forwarded presence"); got.Attr("to") != muc+"/room/bob" {
+		t.Fatalf("forwarded %s", got)
+	}
+
+	// a dies: b takes the service over.
+	kill(a)
+	eventually(t, "b to take the lease over", func() bool { return b.cl.Leases()[muc] == "b" })
+	if b.cl.Component(muc) != nil {
+		t.Fatal("the new holder forwards its own service")
+	}
+	// A node starting now finds b running it.
+	c := startNode(t, url, "t6", "c")
+	c.cl.Claim(context.Background(), []string{muc})
+	if got := c.cl.Leases()[muc]; got != "b" {
+		t.Fatalf("a node joining later sees the lease at %q", got)
+	}
+	// b stops cleanly: c takes over at once.
+	if err := b.cl.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "c to take the lease over after a clean stop", func() bool { return c.cl.Leases()[muc] == "c" })
 }

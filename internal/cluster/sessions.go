@@ -230,6 +230,7 @@ const (
 	opReplace      = 'r'
 	opEnd          = 'e'
 	opIQResult     = 'q'
+	opComponent    = 's'
 )
 
 const (
@@ -264,6 +265,13 @@ func (c *Cluster) receive(m *nats.Msg) {
 	op, addr, payload, err := unframe(m.Data)
 	if err != nil {
 		c.cfg.Log.Warn("cluster: a frame from another node was refused", "err", err)
+		return
+	}
+	if op == opComponent {
+		_ = m.Respond([]byte(ackOK))
+		if el, err := xmlstream.ParseElement(payload, stanza.NSClient); err == nil {
+			c.cfg.Router.Service(context.Background(), el)
+		}
 		return
 	}
 	full, err := jid.Parse(addr)

@@ -53,6 +53,9 @@ type Peers interface {
 	// IQResult offers the other nodes an IQ result or error that no
 	// module here claimed: it answers a request one of them sent.
 	IQResult(ctx context.Context, el *xmlstream.Element)
+	// Component is a handler forwarding to the node that runs the
+	// service of domain (group chat), nil when it runs here.
+	Component(domain string) module.ComponentHandler
 }
 
 // Acked is a session on another node: DeliverAcked waits, bounded, for
@@ -92,7 +95,7 @@ func (r *Router) IsLocal(domain string) bool { return r.hosts[domain] }
 // servesDomain reports whether a stanza from domain is ours to send to
 // other servers: a host or one of its services.
 func (r *Router) servesDomain(domain string) bool {
-	return r.hosts[domain] || r.reg.Component(domain) != nil
+	return r.hosts[domain] || r.component(domain) != nil
 }
 
 // SetPeers joins the router to a cluster. It must be called before any
@@ -193,6 +196,30 @@ func (r *Router) Local(full jid.JID) Session {
 func (r *Router) Bounce(ctx context.Context, el *xmlstream.Element) {
 	if from, err := jid.Parse(el.Attr("from")); err == nil {
 		r.bounce(ctx, from, el, stanza.ServiceUnavailable())
+	}
+}
+
+// component is the handler of a service domain: this node's, or one
+// forwarding to the node that runs the service.
+func (r *Router) component(domain string) module.ComponentHandler {
+	if r.peers != nil {
+		if h := r.peers.Component(domain); h != nil {
+			return h
+		}
+	}
+	return r.reg.Component(domain)
+}
+
+// Service hands a stanza another node forwarded to the local handler of
+// its service domain.
+func (r *Router) Service(ctx context.Context, el *xmlstream.Element) {
+	from, err1 := jid.Parse(el.Attr("from"))
+	to, err2 := jid.Parse(el.Attr("to"))
+	if err1 != nil || err2 != nil {
+		return
+	}
+	if h := r.reg.Component(to.Domain()); h != nil {
+		h(ctx, from, to, el)
 	}
 }
 
@@ -301,8 +328,8 @@ func (r *Router) routeTo(ctx context.Context, from, to jid.JID, el *xmlstream.El
 	switch {
 	case to.IsZero():
 		r.toAccount(ctx, from, from.Bare(), el)
-	case r.reg.Component(to.Domain()) != nil:
-		r.reg.Component(to.Domain())(ctx, from, to, el)
+	case r.component(to.Domain()) != nil:
+		r.component(to.Domain())(ctx, from, to, el)
 	case !r.hosts[to.Domain()]:
 		if r.remote == nil || !r.servesDomain(from.Domain()) {
 			// No federation, or a remote sender (a server never relays
@@ -621,7 +648,7 @@ func (r *Router) bounce(ctx context.Context, from jid.JID, el *xmlstream.Element
 // has gone), or a remote sender's server.
 func (r *Router) deliverReply(ctx context.Context, to jid.JID, el *xmlstream.Element) {
 	if !r.hosts[to.Domain()] {
-		if h := r.reg.Component(to.Domain()); h != nil {
+		if h := r.component(to.Domain()); h != nil {
 			// A service hears the answers to what it sent (an external
 			// component waits for them like a client).
 			if from, err := jid.Parse(el.Attr("from")); err == nil {

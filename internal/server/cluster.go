@@ -3,9 +3,11 @@ package server
 import (
 	"context"
 	"encoding/hex"
+	"slices"
 	"strconv"
 
 	"parley/internal/cluster"
+	"parley/internal/config"
 )
 
 // joinCluster connects this node to the others ([cluster] nats_url):
@@ -25,6 +27,15 @@ func (s *Server) joinCluster(ctx context.Context, h *host) error {
 	s.cluster = cl
 	s.router.SetPeers(cl)
 	cl.EndStale(ctx)
+	// The services of modules (group chat, upload) run on one node at a
+	// time; external components stay with the node they connect to.
+	var services []string
+	for _, c := range s.reg.Components() {
+		if !slices.ContainsFunc(s.cfg.Components, func(ec config.Component) bool { return ec.Domain == c.Domain }) {
+			services = append(services, c.Domain)
+		}
+	}
+	cl.Claim(ctx, services)
 	s.metrics.GaugeByLabel("parley_cluster_sessions", "Client sessions bound in the cluster, by node, as this node sees it.", "node", cl.SessionsPerNode)
 	s.metrics.GaugeFunc("parley_cluster_nodes", "Nodes of the cluster this node sees alive, itself included.", func() float64 {
 		return float64(len(cl.SessionsPerNode()))

@@ -3,6 +3,7 @@ package session
 import (
 	"fmt"
 
+	"parley/internal/jid"
 	"parley/internal/stanza"
 	"parley/internal/xmlstream"
 )
@@ -14,12 +15,15 @@ import (
 // Module values travel when they are booleans or strings, under their
 // key's type name; other values stay on the session's node.
 type Snapshot struct {
-	Available  bool           `json:"a,omitempty"`
-	Priority   int            `json:"p,omitempty"`
-	Presence   string         `json:"x,omitempty"`
-	Interested bool           `json:"i,omitempty"`
-	Detached   bool           `json:"d,omitempty"`
-	Values     map[string]any `json:"v,omitempty"`
+	Available  bool   `json:"a,omitempty"`
+	Priority   int    `json:"p,omitempty"`
+	Presence   string `json:"x,omitempty"`
+	Interested bool   `json:"i,omitempty"`
+	Detached   bool   `json:"d,omitempty"`
+	// Directed lists who got directed presence (group chat rooms): they
+	// hear "unavailable" when the session's node dies.
+	Directed []string       `json:"t,omitempty"`
+	Values   map[string]any `json:"v,omitempty"`
 }
 
 // valueName names a module value's key across processes: keys are
@@ -52,6 +56,9 @@ func (s *State) Snapshot() Snapshot {
 	if s.presence != nil {
 		snap.Presence = s.presence.String()
 	}
+	for j := range s.directed {
+		snap.Directed = append(snap.Directed, j.String())
+	}
 	for k, v := range s.values {
 		switch v.(type) {
 		case bool, string:
@@ -71,6 +78,14 @@ func Replica(snap Snapshot) (*State, error) {
 		detached: snap.Detached, replica: snap.Values}
 	if st.replica == nil {
 		st.replica = map[string]any{}
+	}
+	for _, d := range snap.Directed {
+		if j, err := jid.Parse(d); err == nil {
+			if st.directed == nil {
+				st.directed = map[jid.JID]struct{}{}
+			}
+			st.directed[j] = struct{}{}
+		}
 	}
 	if snap.Presence != "" {
 		p, err := xmlstream.ParseElement([]byte(snap.Presence), stanza.NSClient)

@@ -126,6 +126,7 @@ const maxDirected = 1000
 
 // AddDirected remembers an address that got directed presence.
 func (s *State) AddDirected(j jid.JID) {
+	defer s.changed()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.directed == nil {
@@ -151,6 +152,7 @@ func (s *State) DirectedTo(bare jid.JID) bool {
 
 // RemoveDirected forgets an address (it got directed unavailable presence).
 func (s *State) RemoveDirected(j jid.JID) {
+	defer s.changed()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.directed, j)

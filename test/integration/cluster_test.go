@@ -94,6 +94,19 @@ func (e *clusterEnv) node(t *testing.T, name string) *server {
 	return s
 }
 
+// threeNodes starts a cluster of three nodes for slixmpp clients, with
+// an account for each user (password "pw").
+func threeNodes(t *testing.T, users ...string) (n1, n2, n3 *server) {
+	t.Helper()
+	needSlixmpp(t)
+	env := newClusterEnv(t)
+	n1, n2, n3 = env.node(t, "n1"), env.node(t, "n2"), env.node(t, "n3")
+	for _, u := range users {
+		n1.addUser(u+"@localhost", "pw")
+	}
+	return n1, n2, n3
+}
+
 // awaitStanza is expect with a longer bound, for what takes a node's
 // heartbeat to expire.
 func awaitStanza(a *agent, d time.Duration, what string, match func(*xmlstream.Element) bool) *xmlstream.Element {
@@ -136,11 +149,7 @@ func isCarbon(kind, body string) func(*xmlstream.Element) bool {
 // other's presence, exchange messages, and a user's resources on two
 // nodes get carbons of what the other resource sends and receives.
 func TestClusterMessagesPresenceCarbons(t *testing.T) {
-	needSlixmpp(t)
-	env := newClusterEnv(t)
-	n1, n2, n3 := env.node(t, "n1"), env.node(t, "n2"), env.node(t, "n3")
-	n1.addUser("alice@localhost", "pw")
-	n1.addUser("bob@localhost", "pw")
+	n1, n2, n3 := threeNodes(t, "alice", "bob")
 
 	alice := n1.connect(t, "alice@localhost/a1", "pw")
 	bob := n2.connect(t, "bob@localhost/b1", "pw")
@@ -228,12 +237,7 @@ func TestClusterMessagesPresenceCarbons(t *testing.T) {
 // and arrive at their next login on another node, and the other nodes
 // keep serving meanwhile.
 func TestClusterNodeLoss(t *testing.T) {
-	needSlixmpp(t)
-	env := newClusterEnv(t)
-	n1, n2, n3 := env.node(t, "n1"), env.node(t, "n2"), env.node(t, "n3")
-	for _, u := range []string{"alice", "bob", "carol", "dave"} {
-		n1.addUser(u+"@localhost", "pw")
-	}
+	n1, n2, n3 := threeNodes(t, "alice", "bob", "carol", "dave")
 	// dave's phone on n2 can resume its stream (XEP-0198).
 	phone := dialRaw(t, n2.starttls)
 	phone.login("dave@localhost", "pw", "phone")
@@ -393,4 +397,76 @@ func readUntil(t *testing.T, c *rawClient, marker string) {
 		}
 		tail = tail[max(0, len(tail)-len(marker)):] + string(tmp[:k])
 	}
+}
+
+// TestClusterGroupChat: a room with occupants on all three nodes, run by
+// the node holding the group chat service's lease; when that node dies,
+// another takes the service over and the persistent room, from the
+// database, takes its occupants back.
+func TestClusterGroupChat(t *testing.T) {
+	n1, n2, n3 := threeNodes(t, "alice", "bob", "carol", "dave")
+	alice := n1.connect(t, "alice@localhost/a", "pw")
+	bob := n2.connect(t, "bob@localhost/b", "pw")
+	carol := n3.connect(t, "carol@localhost/c", "pw")
+	for _, a := range []*agent{alice, bob, carol} {
+		a.send("<presence/>") // available, as clients are before they join rooms
+	}
+	room := "plaza@conference.localhost"
+	join := func(a *agent, nick string) {
+		a.t.Helper()
+		a.send("<presence to='%s/%s'><x xmlns='http://jabber.org/protocol/muc'/></presence>", room, nick)
+		a.expect(nick+"'s own presence in the room", mucPresence(room+"/"+nick, "110"))
+	}
+	alice.send("<presence to='%s/Alice'><x xmlns='http://jabber.org/protocol/muc'/></presence>", room)
+	alice.expect("the new room", mucPresence(room+"/Alice", "110", "201"))
+	r := alice.iq("<iq type='set' to='%s'><query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'>"+
+		"<field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#roomconfig</value></field>"+
+		"<field var='muc#roomconfig_persistentroom'><value>1</value></field></x></query></iq>", room)
+	if r.Attr("type") != "result" {
+		t.Fatalf("room configuration: %s", r)
+	}
+	join(bob, "Bob")
+	join(carol, "Carol")
+	bob.expect("carol joining", mucPresence(room+"/Carol"))
+	alice.expect("carol joining", mucPresence(room+"/Carol"))
+
+	bob.send("<message to='%s' type='groupchat'><body>hi all</body></message>", room)
+	for _, a := range []*agent{alice, bob, carol} {
+		a.expect("bob's room message", isMessage(room+"/Bob", "hi all"))
+	}
+	carol.send("<message to='%s/Alice' type='chat'><body>psst</body></message>", room)
+	alice.expect("carol's private message", isMessage(room+"/Carol", "psst"))
+
+	// carol's node dies: the room hears she is gone.
+	if err := n3.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-n3.done
+	awaitStanza(alice, 30*time.Second, "carol leaving the room", func(el *xmlstream.Element) bool {
+		return mucPresence(room+"/Carol")(el) && el.Attr("type") == "unavailable"
+	})
+
+	// n1 started first and runs the service; it dies.
+	if err := n1.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-n1.done
+	// Until the lease moves, the room answers with an error; then the
+	// persistent room is back on another node.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		r := bob.iq("<iq type='get' to='%s'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>", room)
+		if r.Attr("type") == "result" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the room did not come back: %s", r)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	join(bob, "Bob")
+	dave := n2.connect(t, "dave@localhost/d", "pw")
+	join(dave, "Dave")
+	dave.send("<message to='%s' type='groupchat'><body>still here</body></message>", room)
+	bob.expect("dave's message after the move", isMessage(room+"/Dave", "still here"))
 }
