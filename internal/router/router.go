@@ -420,12 +420,10 @@ func (r *Router) toFull(ctx context.Context, from, to jid.JID, el *xmlstream.Ele
 		}
 		if el.Name.Local == "message" {
 			r.inbound(ctx, from, to, el)
-			if a, ok := s.(Acked); ok && a.DeliverAcked(ctx, el) != nil {
+			if !r.deliverMessage(ctx, s, el) {
 				// Its node lost it or died: the message goes where a
 				// message for an unavailable resource goes.
 				r.unavailableResource(ctx, from, to, el, false)
-			} else if !ok {
-				s.Deliver(el)
 			}
 			return
 		}
@@ -433,6 +431,19 @@ func (r *Router) toFull(ctx context.Context, from, to jid.JID, el *xmlstream.Ele
 		return
 	}
 	r.unavailableResource(ctx, from, to, el, true)
+}
+
+// deliverMessage delivers a message to s, and for a session on another
+// node reports whether its node took it. A single node never looks for
+// such sessions.
+func (r *Router) deliverMessage(ctx context.Context, s Session, el *xmlstream.Element) bool {
+	if r.peers != nil {
+		if a, ok := s.(Acked); ok {
+			return a.DeliverAcked(ctx, el) == nil
+		}
+	}
+	s.Deliver(el)
+	return true
 }
 
 func (r *Router) unavailableResource(ctx context.Context, from, to jid.JID, el *xmlstream.Element, hooks bool) {
@@ -517,12 +528,8 @@ func (r *Router) deliverToBare(ctx context.Context, from, to jid.JID, el *xmlstr
 	}
 	delivered := 0
 	for _, s := range ready {
-		if a, ok := s.(Acked); ok {
-			if a.DeliverAcked(ctx, el) != nil {
-				continue
-			}
-		} else {
-			s.Deliver(el)
+		if !r.deliverMessage(ctx, s, el) {
+			continue
 		}
 		delivered++
 	}
