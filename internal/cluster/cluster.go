@@ -87,8 +87,15 @@ type Cluster struct {
 	// domains this node can run.
 	leases  map[string]lease
 	claimed []string
+	// pending: registry entries of sessions that ended while NATS was
+	// away (key → our revision), removed at reconnection.
+	pending map[string]uint64
 
 	cancel context.CancelFunc
+	// runCtx ends with the cluster; unwatch ends the current watchers,
+	// which a NATS restart replaces.
+	runCtx  context.Context
+	unwatch context.CancelFunc
 	wg     sync.WaitGroup
 }
 
@@ -130,7 +137,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	}
 	c := &Cluster{cfg: cfg, incarnation: nats.NewInbox()[len(nats.InboxPrefix):],
 		view: map[jid.JID]map[string]*remote{}, seen: map[string]nodeState{}, local: map[jid.JID]*localEntry{},
-		leases: map[string]lease{}}
+		leases: map[string]lease{}, pending: map[string]uint64{}}
 	nc, err := nats.Connect(cfg.URL, nats.Name("parley "+cfg.Node), nats.MaxReconnects(-1),
 		nats.ReconnectWait(time.Second), nats.Timeout(5*time.Second),
 		nats.ReconnectHandler(func(*nats.Conn) { c.reconnected() }))
@@ -154,8 +161,8 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		c.subs = append(c.subs, s)
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
-	c.cancel = cancel
-	if err := c.watch(ctx, runCtx); err != nil {
+	c.cancel, c.runCtx = cancel, runCtx
+	if err := c.watch(ctx); err != nil {
 		c.Stop(ctx)
 		return nil, err
 	}
@@ -227,7 +234,14 @@ func parseKey(k string) (jid.JID, error) {
 }
 
 // watch reads both buckets to their end, then follows them.
-func (c *Cluster) watch(ctx, runCtx context.Context) error {
+func (c *Cluster) watch(ctx context.Context) error {
+	runCtx, unwatch := context.WithCancel(c.runCtx)
+	c.mu.Lock()
+	if c.unwatch != nil {
+		c.unwatch()
+	}
+	c.unwatch = unwatch
+	c.mu.Unlock()
 	sessions, nodes := c.buckets()
 	for _, w := range []struct {
 		kv jetstream.KeyValue
@@ -496,11 +510,25 @@ func (c *Cluster) reconnected() {
 		c.cfg.Log.Error("cluster: reopening the buckets after a reconnect failed", "err", err)
 		return
 	}
-	c.mu.RLock()
+	// A restarted NATS lost the buckets and the watchers with them.
+	if err := c.watch(ctx); err != nil {
+		c.cfg.Log.Error("cluster: watching the buckets again after a reconnect failed", "err", err)
+		return
+	}
+	c.mu.Lock()
 	entries := slices.Collect(maps.Values(c.local))
-	c.mu.RUnlock()
+	pending := c.pending
+	c.pending = map[string]uint64{}
+	claimed := slices.Clone(c.claimed)
+	c.mu.Unlock()
+	for k, rev := range pending {
+		c.remove(ctx, k, rev)
+	}
 	for _, e := range entries {
 		e.publish(ctx, true)
+	}
+	for _, d := range claimed {
+		c.take(ctx, d)
 	}
 	c.cfg.Log.Info("cluster: reconnected to NATS", "sessions", len(entries))
 }

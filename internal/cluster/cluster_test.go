@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -400,4 +401,50 @@ func TestServiceLease(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "c to take the lease over after a clean stop", func() bool { return c.cl.Leases()[muc] == "c" })
+}
+
+// TestNATSRestart: NATS restarts (its in-memory buckets are gone); the
+// nodes reconnect, write their sessions and leases again, and see each
+// other's.
+func TestNATSRestart(t *testing.T) {
+	dir := t.TempDir()
+	opts := &natsserver.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: dir, NoLog: true, NoSigs: true}
+	ns, err := natsserver.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("embedded NATS did not start")
+	}
+	url := ns.ClientURL()
+	a := startNode(t, url, "t7", "a")
+	b := startNode(t, url, "t7", "b")
+	alice := newSession(t, "alice@example.org/phone")
+	a.bind(t, alice)
+	eventually(t, "b to see alice", func() bool { return b.cl.Session(alice.full) != nil })
+
+	port := ns.Addr().(*net.TCPAddr).Port
+	ns.Shutdown()
+	ns.WaitForShutdown()
+	opts2 := *opts
+	opts2.Port = port
+	ns2, err := natsserver.NewServer(&opts2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns2.Start()
+	t.Cleanup(ns2.Shutdown)
+	if !ns2.ReadyForConnections(10 * time.Second) {
+		t.Fatal("embedded NATS did not restart")
+	}
+	eventually(t, "a to reconnect", a.cl.nc.IsConnected)
+	bob := newSession(t, "bob@example.org/pc")
+	b.bind(t, bob)
+	eventually(t, "a to see bob, bound after the restart", func() bool { return a.cl.Session(bob.full) != nil })
+	eventually(t, "b to see alice again", func() bool { return b.cl.Session(alice.full) != nil })
+	if err := b.cl.Session(alice.full).(*remote).DeliverAcked(context.Background(), xmlstream.New(stanza.NSClient, "message")); err != nil {
+		t.Fatalf("delivering after the restart: %v", err)
+	}
+	recv(t, alice.got, "the message after the restart")
 }

@@ -62,10 +62,23 @@ func (c *Cluster) Unbound(ctx context.Context, s session.Session) {
 		return
 	}
 	e.gone = true
+	c.remove(ctx, e.key, e.rev)
+}
+
+// remove deletes a session of ours from the registry, or, while NATS is
+// away, leaves it for the reconnection: nothing waits on a link that is
+// down.
+func (c *Cluster) remove(ctx context.Context, key string, rev uint64) {
+	if !c.nc.IsConnected() {
+		c.mu.Lock()
+		c.pending[key] = rev
+		c.mu.Unlock()
+		return
+	}
 	sessions, _ := c.buckets()
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
 	defer cancel()
-	if err := sessions.Delete(ctx, e.key, jetstream.LastRevision(e.rev)); err != nil && !isWrongRevision(err) {
+	if err := sessions.Delete(ctx, key, jetstream.LastRevision(rev)); err != nil && !isWrongRevision(err) {
 		c.cfg.Log.Warn("cluster: a session could not be removed from the registry", "err", err)
 	}
 }
@@ -77,7 +90,8 @@ func (c *Cluster) Unbound(ctx context.Context, s session.Session) {
 func (e *localEntry) publish(ctx context.Context, take bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.gone {
+	if e.gone || !e.c.nc.IsConnected() {
+		// While NATS is away the reconnection writes every session.
 		return
 	}
 	b, err := json.Marshal(record{Node: e.c.cfg.Node, Incarnation: e.c.incarnation, State: e.s.State().Snapshot()})
@@ -183,6 +197,9 @@ var ErrGone = errors.New("cluster: the session is gone")
 // DeliverAcked waits for the session's node to queue el; no answer
 // within RequestTimeout counts as gone.
 func (r *remote) DeliverAcked(ctx context.Context, el *xmlstream.Element) error {
+	if !r.c.nc.IsConnected() {
+		return ErrGone
+	}
 	ctx, cancel := context.WithTimeout(ctx, r.c.cfg.RequestTimeout)
 	defer cancel()
 	msg, err := r.c.nc.RequestWithContext(ctx, r.c.nodeSubject(r.node), frame(opDeliverAcked, r.full.String(), el.Append(nil, "")))
