@@ -94,9 +94,10 @@ type Cluster struct {
 	cancel context.CancelFunc
 	// runCtx ends with the cluster; unwatch ends the current watchers,
 	// which a NATS restart replaces.
-	runCtx  context.Context
-	unwatch context.CancelFunc
-	wg     sync.WaitGroup
+	runCtx   context.Context
+	unwatch  context.CancelFunc
+	rejoinMu sync.Mutex
+	wg       sync.WaitGroup
 }
 
 type nodeState struct {
@@ -355,7 +356,17 @@ func (c *Cluster) sessionEntry(e jetstream.KeyValueEntry, _ bool) {
 		if r := c.view[bare][full.Resource()]; r != nil && r.rev < e.Revision() {
 			c.dropLocked(r)
 		}
+		mine := c.local[full]
 		c.mu.Unlock()
+		if mine != nil {
+			// Another node took this node for dead (it was cut off
+			// from NATS a while): the session is alive, say so again.
+			c.wg.Add(1)
+			go func() {
+				defer c.wg.Done()
+				mine.publish(c.runCtx, true)
+			}()
+		}
 		return
 	}
 	var rec record
@@ -504,18 +515,48 @@ func (c *Cluster) endDead(ctx context.Context, dead []*remote) {
 // the buckets are empty, and other nodes may have judged this node dead
 // while it was cut off.
 func (c *Cluster) reconnected() {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	if c.runCtx == nil || c.runCtx.Err() != nil {
+		return
+	}
+	// Not on NATS's callback goroutine: a NATS that just started may
+	// need a moment before JetStream answers, so this retries.
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		c.rejoinMu.Lock()
+		defer c.rejoinMu.Unlock()
+		for {
+			err := c.rejoin()
+			if err == nil {
+				return
+			}
+			c.cfg.Log.Warn("cluster: rejoining after a NATS reconnect failed; trying again", "err", err)
+			select {
+			case <-time.After(time.Second):
+			case <-c.runCtx.Done():
+				return
+			}
+		}
+	}()
+}
+
+func (c *Cluster) rejoin() error {
+	ctx, cancel := context.WithTimeout(c.runCtx, 10*time.Second)
 	defer cancel()
 	if err := c.open(ctx); err != nil {
-		c.cfg.Log.Error("cluster: reopening the buckets after a reconnect failed", "err", err)
-		return
+		return err
 	}
 	// A restarted NATS lost the buckets and the watchers with them.
 	if err := c.watch(ctx); err != nil {
-		c.cfg.Log.Error("cluster: watching the buckets again after a reconnect failed", "err", err)
-		return
+		return err
 	}
 	c.mu.Lock()
+	// Cut off, this node heard no heartbeat: every node gets its full
+	// time again before it is judged.
+	for name, st := range c.seen {
+		st.last = time.Now()
+		c.seen[name] = st
+	}
 	entries := slices.Collect(maps.Values(c.local))
 	pending := c.pending
 	c.pending = map[string]uint64{}
@@ -531,6 +572,7 @@ func (c *Cluster) reconnected() {
 		c.take(ctx, d)
 	}
 	c.cfg.Log.Info("cluster: reconnected to NATS", "sessions", len(entries))
+	return nil
 }
 
 // Stop removes this node's heartbeat and leaves NATS; the sessions were
