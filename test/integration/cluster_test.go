@@ -470,3 +470,52 @@ func TestClusterGroupChat(t *testing.T) {
 	dave.send("<message to='%s' type='groupchat'><body>still here</body></message>", room)
 	bob.expect("dave's message after the move", isMessage(room+"/Dave", "still here"))
 }
+
+// TestClusterRollingRestart: each node in turn stops cleanly and starts
+// again while users on the other nodes keep writing; every message
+// arrives, at once or at the next login, and the group chat service
+// moves off a stopping node and keeps its persistent room.
+func TestClusterRollingRestart(t *testing.T) {
+	n1, n2, n3 := threeNodes(t, "alice", "bob")
+	nodes := []*server{n1, n2, n3}
+	room := "lobby@conference.localhost"
+	owner := n2.connect(t, "alice@localhost/setup", "pw")
+	owner.send("<presence to='%s/Alice'><x xmlns='http://jabber.org/protocol/muc'/></presence>", room)
+	owner.expect("the new room", mucPresence(room+"/Alice", "110", "201"))
+	if r := owner.iq("<iq type='set' to='%s'><query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'>"+
+		"<field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#roomconfig</value></field>"+
+		"<field var='muc#roomconfig_persistentroom'><value>1</value></field></x></query></iq>", room); r.Attr("type") != "result" {
+		t.Fatalf("room configuration: %s", r)
+	}
+	owner.op("close")
+	for i, s := range nodes {
+		// Each node in turn goes down with bob on it, and comes back.
+		other := nodes[(i+1)%3]
+		alice := other.connect(t, "alice@localhost/a", "pw")
+		alice.send("<presence/>")
+		bob := s.connect(t, "bob@localhost/b", "pw")
+		bob.send("<presence/>")
+		alice.send("<message to='bob@localhost' type='chat'><body>before %d</body></message>", i)
+		bob.expect("the message before the restart", isMessage("alice@localhost/a", fmt.Sprintf("before %d", i)))
+
+		s.stop()
+		alice.send("<message to='bob@localhost' type='chat'><body>during %d</body></message>", i)
+		alice.expectNone("an error for the message kept offline", 300*time.Millisecond, func(el *xmlstream.Element) bool {
+			return el.Name.Local == "message" && el.Attr("type") == "error"
+		})
+		ca := s.ca
+		nodes[i] = launch(t, s.dir, s.config, serverOpts{admin: true})
+		nodes[i].ca = ca
+		bob = nodes[i].connect(t, "bob@localhost/b", "pw")
+		bob.send("<presence/>")
+		bob.expect("the message sent while its node was down", isMessage("alice@localhost/a", fmt.Sprintf("during %d", i)))
+		// The room is there, wherever the service runs now.
+		nick := fmt.Sprintf("Bob%d", i)
+		bob.send("<presence to='%s/%s'><x xmlns='http://jabber.org/protocol/muc'/></presence>", room, nick)
+		if p := bob.expect("the join", mucPresence(room+"/"+nick, "110")); strings.Contains(p.String(), `code="201"`) {
+			t.Fatalf("the persistent room was made anew after restarting node %d: %s", i+1, p)
+		}
+		alice.op("close")
+		bob.op("close")
+	}
+}
