@@ -519,3 +519,24 @@ func TestClusterRollingRestart(t *testing.T) {
 		bob.op("close")
 	}
 }
+
+// TestClusterPEP: a publication on one node reaches a contact on another
+// whose client wants the node's notifications (+notify in its entity
+// capabilities, which the publisher's node learns by asking the
+// contact's client across nodes).
+func TestClusterPEP(t *testing.T) {
+	n1, n2, _ := threeNodes(t, "alice", "bob")
+	alice := n1.connect(t, "alice@localhost/a", "pw")
+	bob := n2.connect(t, "bob@localhost/b", "pw", "--notify", "urn:xmpp:avatar:metadata")
+	alice.send("<presence/>")
+	bob.send("<presence to='alice@localhost' type='subscribe'/>")
+	req := alice.expect("bob's subscription request", isPresence("bob@localhost", "subscribe"))
+	alice.send("<presence to='%s' type='subscribed'/>", req.Attr("from"))
+	bob.op("presence") // with entity capabilities
+	bob.expect("alice's presence", isPresence("alice@localhost/a", ""))
+	r := alice.iq("<iq type='set'><pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='urn:xmpp:avatar:metadata'><item id='xyz'><metadata xmlns='urn:xmpp:avatar:metadata'><info id='xyz' bytes='10' type='image/png'/></metadata></item></publish></pubsub></iq>")
+	if r.Attr("type") != "result" {
+		t.Fatalf("publish: %s", r)
+	}
+	bob.expect("the notification from the other node", isEvent("urn:xmpp:avatar:metadata", `id="xyz"`))
+}
