@@ -24,6 +24,10 @@ func (s *Server) joinCluster(ctx context.Context, h *host) error {
 	if err != nil {
 		return err
 	}
+	if err := cl.AnswerDialback(s.s2s.DialbackPending); err != nil {
+		_ = cl.Stop(ctx)
+		return err
+	}
 	s.cluster = cl
 	s.router.SetPeers(cl)
 	cl.EndStale(ctx)

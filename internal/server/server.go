@@ -168,12 +168,16 @@ func New(ctx context.Context, live *config.Live, log *slog.Logger, mods []module
 		RequireEncryption:        cfg.S2S.RequireEncryption,
 		RequireValidCertificates: cfg.S2S.RequireValidCertificates,
 		Secret:                   h.Key("s2s dialback"),
-		Limits:                   xmlstream.Limits{MaxStanzaBytes: cfg.Limits.MaxStanzaBytes},
-		NegotiationTimeout:       cfg.Limits.AuthTimeout.Duration,
-		IdleTimeout:              cfg.S2S.IdleTimeout.Duration,
-		MaxStreams:               cfg.S2S.MaxStreams,
-		Log:                      log,
-		Metrics:                  s.metrics,
+		PendingElsewhere: func(ctx context.Context, receiving, originating, streamID string) bool {
+			// Set before any listener opens; nil on a single node.
+			return s.cluster != nil && s.cluster.DialbackPending(ctx, receiving, originating, streamID)
+		},
+		Limits:             xmlstream.Limits{MaxStanzaBytes: cfg.Limits.MaxStanzaBytes},
+		NegotiationTimeout: cfg.Limits.AuthTimeout.Duration,
+		IdleTimeout:        cfg.S2S.IdleTimeout.Duration,
+		MaxStreams:         cfg.S2S.MaxStreams,
+		Log:                log,
+		Metrics:            s.metrics,
 	})
 	s.router.SetRemote(s.s2s)
 	s.comps = newComponents(cfg, s.reg, s.router, log)

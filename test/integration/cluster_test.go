@@ -81,6 +81,12 @@ func newClusterEnv(t *testing.T) *clusterEnv {
 // server secret, as the README says to set up.
 func (e *clusterEnv) node(t *testing.T, name string) *server {
 	t.Helper()
+	return e.nodeWith(t, name, serverOpts{})
+}
+
+// nodeWith is node with more options (hosts, s2s, extra TOML).
+func (e *clusterEnv) nodeWith(t *testing.T, name string, o serverOpts) *server {
+	t.Helper()
 	data := filepath.Join(t.TempDir(), "data")
 	if err := os.MkdirAll(data, 0o700); err != nil {
 		t.Fatal(err)
@@ -88,8 +94,9 @@ func (e *clusterEnv) node(t *testing.T, name string) *server {
 	if err := os.WriteFile(filepath.Join(data, "server.secret"), e.secret, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s := startServer(t, serverOpts{admin: true, dataDir: data, extra: fmt.Sprintf(
-		"[storage]\ndriver = \"postgres\"\ndsn = %q\n[cluster]\nnats_url = %q\nnode = %q\n", e.dsn, e.nats, name)})
+	o.admin, o.dataDir = true, data
+	o.extra = fmt.Sprintf("[storage]\ndriver = \"postgres\"\ndsn = %q\n[cluster]\nnats_url = %q\nnode = %q\n", e.dsn, e.nats, name) + o.extra
+	s := startServer(t, o)
 	s.ca = filepath.Join(data, "tls", "selfsigned.crt")
 	return s
 }
@@ -539,4 +546,36 @@ func TestClusterPEP(t *testing.T) {
 		t.Fatalf("publish: %s", r)
 	}
 	bob.expect("the notification from the other node", isEvent("urn:xmpp:avatar:metadata", `id="xyz"`))
+}
+
+// TestClusterFederation: a two-node cluster serving a.localhost and a
+// single server b.localhost, which knows only the second node's s2s
+// address. A user on the first node writes to b: the first node opens
+// its own stream, and b's dialback check lands on the second node, which
+// vouches for a key the first made (they share the server secret). b's
+// answer arrives at the second node and is routed to the first.
+func TestClusterFederation(t *testing.T) {
+	needSlixmpp(t)
+	env := newClusterEnv(t)
+	pn2, pb := freeLoopbackPort(t), freeLoopbackPort(t)
+	toB := fmt.Sprintf("[s2s]\nroutes = { \"b.localhost\" = %q }\n", pb)
+	n1 := env.nodeWith(t, "n1", serverOpts{hosts: []string{"a.localhost"}, s2s: "127.0.0.1:0", extra: toB})
+	n2 := env.nodeWith(t, "n2", serverOpts{hosts: []string{"a.localhost"}, s2s: pn2, extra: toB})
+	b := startServer(t, serverOpts{hosts: []string{"b.localhost"}, s2s: pb,
+		extra: fmt.Sprintf("[s2s]\nroutes = { \"a.localhost\" = %q }\n", pn2)})
+	n1.addUser("alice@a.localhost", "pw")
+	b.addUser("bob@b.localhost", "pw")
+	alice := n1.connect(t, "alice@a.localhost/phone", "pw")
+	bob := b.connect(t, "bob@b.localhost/desk", "pw")
+	for _, x := range []*agent{alice, bob} {
+		x.send("<presence/>")
+		x.expect("own presence", isPresence(x.jid, ""))
+	}
+	alice.send("<message to='bob@b.localhost' type='chat'><body>from node 1</body></message>")
+	bob.expect("alice's message, sent by the first node", isMessage("alice@a.localhost/phone", "from node 1"))
+	bob.send("<message to='alice@a.localhost/phone' type='chat'><body>to node 1 by way of node 2</body></message>")
+	alice.expect("bob's answer, come in at the second node", isMessage("bob@b.localhost/desk", "to node 1 by way of node 2"))
+	if !strings.Contains(n2.Stderr(), `msg="s2s: incoming stream authenticated" remote_domain=b.localhost`) {
+		t.Errorf("b's stream did not come in at the second node:\n%s", n2.Stderr())
+	}
 }
