@@ -17,6 +17,7 @@ import (
 	"parley/modules/mam"
 	"parley/modules/muc"
 	"parley/modules/pep"
+	"parley/modules/pubsubsvc"
 	"parley/modules/push"
 	"parley/modules/upload"
 )
@@ -57,6 +58,7 @@ func TestEveryFormParleySends(t *testing.T) {
 		mam.New(0),
 		upload.New(upload.Options{Domain: "upload.example.org", Dir: filepath.Join(t.TempDir(), "up"), MaxFileSize: 1 << 20}),
 		push.New(push.Options{IncludeSender: true, IncludeBody: true}),
+		pubsubsvc.New(pubsubsvc.Options{Domains: []string{"pubsub.example.org"}}),
 	}
 	for _, m := range mods {
 		if err := m.Start(h); err != nil {
@@ -122,6 +124,17 @@ func TestEveryFormParleySends(t *testing.T) {
 	// PEP: a node's configuration form (XEP-0060 §8.2).
 	iq(alice, "", "set", `<pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='urn:xmpp:example'><item id='1'><x xmlns='urn:xmpp:example'/></item></publish></pubsub>`)
 	iq(alice, "", "get", `<pubsub xmlns='http://jabber.org/protocol/pubsub#owner'><configure node='urn:xmpp:example'/></pubsub>`)
+	// The pubsub service: node configuration, default options, a
+	// subscription's options, a node's meta-data and the approval asked
+	// of an owner (XEP-0060 §8.2, §6.4, §6.3, §5.4, §8.6).
+	const ps = "pubsub.example.org"
+	toService(alice, ps, `<iq type='set' id='p1'><pubsub xmlns='http://jabber.org/protocol/pubsub'><create node='n'/><configure><x xmlns='jabber:x:data' type='submit'>`+
+		`<field var='pubsub#access_model'><value>authorize</value></field><field var='pubsub#title'><value>T</value></field></x></configure></pubsub></iq>`)
+	toService(alice, ps, `<iq type='get' id='p2'><pubsub xmlns='http://jabber.org/protocol/pubsub#owner'><configure node='n'/></pubsub></iq>`)
+	toService(alice, ps, `<iq type='get' id='p3'><pubsub xmlns='http://jabber.org/protocol/pubsub'><default/></pubsub></iq>`)
+	toService(alice, ps, `<iq type='get' id='p4'><query xmlns='http://jabber.org/protocol/disco#info' node='n'/></iq>`)
+	toService(bob, ps, `<iq type='set' id='p5'><pubsub xmlns='http://jabber.org/protocol/pubsub'><subscribe node='n' jid='bob@example.org'/></pubsub></iq>`)
+	toService(bob, ps, `<iq type='get' id='p6'><pubsub xmlns='http://jabber.org/protocol/pubsub'><options node='n' jid='bob@example.org'/></pubsub></iq>`)
 	// Push: the summary and publish-options sent to an app server
 	// (XEP-0357 §5, §7).
 	iq(alice, "", "set", `<enable xmlns='urn:xmpp:push:0' jid='push.example.net' node='n1'><x xmlns='jabber:x:data' type='submit'>`+
@@ -148,7 +161,8 @@ func TestEveryFormParleySends(t *testing.T) {
 		}
 	}
 	for _, ft := range []string{dataform.MUCRoomConfig, dataform.MUCRoomInfo, dataform.MUCRequest, dataform.MAM2,
-		dataform.HTTPUpload, dataform.PubSubNodeConfig, dataform.PushSummary, dataform.PubSubPublishOpts} {
+		dataform.HTTPUpload, dataform.PubSubNodeConfig, dataform.PushSummary, dataform.PubSubPublishOpts,
+		dataform.PubSubSubOptions, dataform.PubSubMetaData, dataform.PubSubSubAuth} {
 		if seen[ft] == 0 {
 			t.Errorf("no %s form was sent; seen %v", ft, seen)
 		}

@@ -191,8 +191,13 @@ type roomTransfer struct {
 }
 
 func newRoomTransfer(cfg config.Config, store storage.Store, mods []module.Module) *roomTransfer {
+	// Through the module, which seals and opens what rooms store.
 	rt := &roomTransfer{services: cfg.MUCServices(), store: store.MUC()}
-	rt.present = slices.ContainsFunc(mods, func(m module.Module) bool { _, ok := m.(*muc.Module); return ok })
+	for _, m := range mods {
+		if m, ok := m.(*muc.Module); ok {
+			rt.store, rt.present = m.Store(), true
+		}
+	}
 	return rt
 }
 
@@ -240,13 +245,18 @@ func (t *transfer) importRoom(ctx context.Context, r *pie.Room) (string, error) 
 	if err := muc.CheckConfig(r.Config); err != nil {
 		return "", err
 	}
+	// A room password in the file is stored only as its hash.
+	config, err := muc.UpgradeConfig(r.Config)
+	if err != nil {
+		return "", err
+	}
 	var done []string
 	have, err := rt.store.Room(ctx, r.JID)
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return "", err
 	}
-	if err != nil || !bytes.Equal(have.Config, r.Config) {
-		if err := rt.store.PutRoom(ctx, storage.MUCRoom{JID: r.JID, Config: r.Config}); err != nil {
+	if err != nil || !bytes.Equal(have.Config, config) {
+		if err := rt.store.PutRoom(ctx, storage.MUCRoom{JID: r.JID, Config: config}); err != nil {
 			return "", err
 		}
 		done = append(done, "configuration")

@@ -27,9 +27,12 @@ Usage:
   parley sessions [JID]                        list the running server's sessions
   parley kick JID                              end an account's sessions (or one, by full JID)
   parley announce [--online|--all] TEXT        message every online session, or every account
-  parley invite create [--host DOMAIN] [--uses N] [--expires 7d] [--contact JID]
-                                               print an invite link (xmpp:DOMAIN?register;preauth=TOKEN)
+  parley invite create [--host DOMAIN] [--uses N] [--expires 7d] [--contact JID] [--admin]
+                                               print an invite link (xmpp:DOMAIN?register;preauth=TOKEN),
+                                               and with [listen] https its landing page
   parley invite list | revoke ID               list the valid invites, or revoke one
+  parley invite admins | unadmin JID           list the admins (config and invites), or take
+                                               back what an admin invite gave
   parley notify [--message TEXT] [--attach FILE]... [--type chat|normal|headline] JID...
                                                send a message from the server's own JID
                                                (text from standard input without --message)

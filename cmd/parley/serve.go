@@ -26,6 +26,7 @@ import (
 	"parley/modules/entitytime"
 	"parley/modules/extdisco"
 	"parley/modules/inactive"
+	"parley/modules/invitepage"
 	"parley/modules/last"
 	"parley/modules/mam"
 	"parley/modules/muc"
@@ -34,6 +35,7 @@ import (
 	"parley/modules/ping"
 	"parley/modules/privacy"
 	"parley/modules/private"
+	"parley/modules/pubsubsvc"
 	"parley/modules/push"
 	"parley/modules/register"
 	"parley/modules/roster"
@@ -49,17 +51,19 @@ func modules(live *config.Live) []module.Module {
 	cfg := *live.Load()
 	archiveKeep := func() time.Duration { return live.Load().Retention.Archive.Keep }
 	inviteStore := invites.Open(cfg.DataDir)
+	admins := func() []string { return mergeAdmins(live.Load().Admins, inviteStore.AdminJIDs()) }
 	mods := []module.Module{
 		disco.New(),
 		ping.New(),
 		roster.New(func() int { return live.Load().Limits.MaxRosterItems }),
 		offline.New(cfg.Limits.MaxOfflineMessages, cfg.Retention.Offline.Keep).
-			WithRetention(func() time.Duration { return live.Load().Retention.Offline.Keep }),
+			WithRetention(func() time.Duration { return live.Load().Retention.Offline.Keep }).
+			WithLimit(func() int { return live.Load().Limits.MaxOfflineMessages }),
 		register.New(func() register.Policy {
 			c := live.Load()
 			r := c.Registration
 			return register.Policy{Open: r.Open, PerAddressPerHour: r.PerAddressPerHour,
-				MaxAccounts: r.MaxAccounts, NotifyAdmins: notifyAdmins(*c),
+				MaxAccounts: r.MaxAccounts, NotifyAdmins: notifyAdmins(*c, admins()),
 				Invites: inviteStore, UserInvites: r.UserInvites}
 		}),
 		vcard.New(),
@@ -67,13 +71,15 @@ func modules(live *config.Live) []module.Module {
 		version.New(parleyVersion, cfg.Privacy.HideVersion),
 		entitytime.New(),
 		last.New(),
-		blocking.New().WithReports(cfg.Admins),
+		blocking.New().WithLiveReports(admins),
 		// The archive adds stanza-ids that carbons then copy: keep mam first.
 		mam.New(cfg.Retention.Archive.Keep).WithRetention(archiveKeep),
 		carbons.New(),
 		pep.New().WithQuota(func() int64 { return live.Load().Limits.PEPBytesPerUser }),
-		muc.New(cfg.MUCServices(), cfg.Retention.Archive.Keep).WithRetention(archiveKeep).WithLimits(muc.Limits{
-			MaxRooms: cfg.MUC.MaxRooms, CreationsPerHour: cfg.MUC.RoomCreationsPerHour}),
+		muc.New(cfg.MUCServices(), cfg.Retention.Archive.Keep).WithRetention(archiveKeep).WithLiveLimits(func() muc.Limits {
+			c := live.Load().MUC
+			return muc.Limits{MaxRooms: c.MaxRooms, CreationsPerHour: c.RoomCreationsPerHour}
+		}),
 		push.New(push.Options{IncludeSender: cfg.Push.IncludeSender, IncludeBody: cfg.Push.IncludeBody}),
 	}
 	mods = append(mods, avatarconv.New(mods)) // XEP-0398: works on pep and vcard
@@ -89,31 +95,48 @@ func modules(live *config.Live) []module.Module {
 			Retention:          cfg.Retention.Uploads.Keep,
 			MinRate:            u.MinRateBytesPerSecond,
 			ConcurrentPerUser:  u.ConcurrentPerUser,
+			Live: func() upload.Limits {
+				u := live.Load().Upload
+				return upload.Limits{MaxFileSize: u.MaxFileSize, QuotaPerUserPerDay: u.QuotaPerUserPerDay,
+					QuotaTotal: u.QuotaTotal, MinRate: u.MinRateBytesPerSecond, ConcurrentPerUser: u.ConcurrentPerUser}
+			},
 		}))
+	}
+	if svcs := cfg.PubSubServices(); len(svcs) > 0 {
+		mods = append(mods, pubsubsvc.New(pubsubsvc.Options{Domains: svcs, MaxNodesPerUser: cfg.PubSub.MaxNodesPerUser,
+			MaxItems: cfg.PubSub.MaxItemsPerNode, MaxItemBytes: cfg.PubSub.MaxItemBytes, MaxBytesPerUser: cfg.PubSub.MaxBytesPerUser}))
 	}
 	if t := cfg.TURN; t.Host != "" {
 		mods = append(mods, extdisco.New(extdisco.Options{
 			Host: t.Host, Secret: t.Secret, TTL: t.TTL.Duration, Services: turnServices(cfg),
 		}))
 	}
-	mods = append(mods, privacy.New(privacy.Options{
-		BlockStrangers: cfg.Privacy.BlockStrangers, RequireE2EE: cfg.Privacy.RequireE2EE, Admins: cfg.Admins}))
+	mods = append(mods, privacy.New(privacy.Options{AdminsNow: admins, Live: func() privacy.Options {
+		p := live.Load().Privacy
+		return privacy.Options{BlockStrangers: p.BlockStrangers, RequireE2EE: p.RequireE2EE}
+	}}))
 	mods = append(mods, contact.New(contact.Addresses{
 		Abuse: cfg.Contact.Abuse, Admin: cfg.Contact.Admin, Security: cfg.Contact.Security, Support: cfg.Contact.Support}))
 	mods = append(mods, inactive.New(inactive.Options{
-		Expire: cfg.Registration.ExpireInactive.Keep, Warn: cfg.Registration.WarnInactive.Keep}))
-	mods = append(mods, welcome.New(welcome.Options{Welcome: cfg.Registration.Welcome, Dir: cfg.DataDir}))
+		Expire: cfg.Registration.ExpireInactive.Keep, Warn: cfg.Registration.WarnInactive.Keep,
+		Live: func() (time.Duration, time.Duration) {
+			r := live.Load().Registration
+			return r.ExpireInactive.Keep, r.WarnInactive.Keep
+		}}))
+	mods = append(mods, invitepage.New(inviteStore)) // served only with listen.https or listen.http
+	mods = append(mods, welcome.New(welcome.Options{Dir: cfg.DataDir,
+		WelcomeNow: func() string { return live.Load().Registration.Welcome }}))
 	// Last: it offers the commands of the modules before it (XEP-0050).
-	mods = append(mods, adhoc.New(adhoc.Options{Admins: cfg.Admins, Others: mods}))
+	mods = append(mods, adhoc.New(adhoc.Options{AdminsNow: admins, Others: mods}))
 	return mods
 }
 
 // notifyAdmins are the admins told of new accounts, when they asked.
-func notifyAdmins(cfg config.Config) []string {
+func notifyAdmins(cfg config.Config, admins []string) []string {
 	if !cfg.Registration.NotifyAdmins {
 		return nil
 	}
-	return cfg.Admins
+	return admins
 }
 
 // turnServices turns [turn] transports (validated) into the entries

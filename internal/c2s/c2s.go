@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"parley/internal/accounts"
@@ -37,7 +38,14 @@ type Config struct {
 	// ResumeTimeout is how long a session whose connection broke waits
 	// for the client to resume it (XEP-0198); 0 turns resumption off.
 	ResumeTimeout time.Duration
+	// RandomResources gives every session a random resource whatever
+	// the client asked for ([privacy] random_resources): a resource
+	// names the client and device to everyone who sees the full JID.
+	RandomResources bool
 
+	// tunables are the values above a reload may change (SetTunables);
+	// each connection takes those in force when it opens.
+	tunables     atomic.Pointer[Tunables]
 	resumable    *resumeTable
 	storageFails *storage.FailureLog
 	parker       *parker // nil: idle sessions keep their goroutine
@@ -59,6 +67,31 @@ type Config struct {
 	Metrics   *metrics.Metrics // nil: not counted
 }
 
+// Tunables are the limits of Config that a reload may change. A
+// connection keeps those it opened with: its decoder is already sized and
+// its client was told its resumption timeout.
+type Tunables struct {
+	Limits        xmlstream.Limits
+	AuthTimeout   time.Duration
+	IdleTimeout   time.Duration
+	ResumeTimeout time.Duration
+	MaxOutput     int
+}
+
+// SetTunables puts new limits in force for the connections opened from
+// now on.
+func (s *Server) SetTunables(t Tunables) { s.cfg.tunables.Store(&t) }
+
+// tunablesNow are the limits in force: those of the last SetTunables,
+// else those the Config was made with.
+func (cfg *Config) tunablesNow() *Tunables {
+	if t := cfg.tunables.Load(); t != nil {
+		return t
+	}
+	return &Tunables{Limits: cfg.Limits, AuthTimeout: cfg.AuthTimeout,
+		IdleTimeout: cfg.IdleTimeout, ResumeTimeout: cfg.ResumeTimeout, MaxOutput: cfg.MaxOutput}
+}
+
 // Server accepts client connections on any number of listeners and owns
 // every connection goroutine it starts.
 type Server struct {
@@ -75,6 +108,7 @@ func NewServer(cfg *Config) *Server {
 	cfg.resumable = newResumeTable()
 	cfg.storageFails = storage.NewFailureLog(cfg.Log)
 	cfg.parker = newParker(cfg.Log)
+	cfg.tunables.Store(cfg.tunablesNow()) // one copy shared by the connections
 	return &Server{cfg: cfg, conns: make(map[*conn]struct{})}
 }
 

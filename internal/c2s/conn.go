@@ -44,6 +44,7 @@ const writeTimeout = 30 * time.Second
 // that is not under mu; other goroutines only Deliver to it or end it.
 type conn struct {
 	cfg       *Config
+	tun       *Tunables // the limits in force when it opened
 	directTLS bool
 	addr      string // source IP, for throttling and debug logs only
 	dec       *xmlstream.Decoder
@@ -103,7 +104,7 @@ func newConn(cfg *Config, nc net.Conn, directTLS bool, done func()) *conn {
 	if h, _, err := net.SplitHostPort(addr); err == nil {
 		addr = h
 	}
-	c := &conn{cfg: cfg, nc: nc, directTLS: directTLS, addr: addr,
+	c := &conn{cfg: cfg, tun: cfg.tunablesNow(), nc: nc, directTLS: directTLS, addr: addr,
 		attachCh: make(chan attachReq, 1), wake: make(chan struct{}, 1), done: done}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.sendCtx = session.SenderMayWait(c.ctx, senderWait)
@@ -194,7 +195,7 @@ func (c *conn) open() error {
 		return errNoStream
 	}
 	c.preauth = true
-	nc.SetDeadline(time.Now().Add(c.cfg.AuthTimeout))
+	nc.SetDeadline(time.Now().Add(c.tun.AuthTimeout))
 	c.cfg.Log.Debug("c2s: connection accepted", "addr", c.addr, "direct_tls", c.directTLS)
 	if c.directTLS {
 		tc, ir := tlsServer(nc, c.serverTLS())
@@ -204,12 +205,12 @@ func (c *conn) open() error {
 			return errNoStream
 		}
 		c.useTLS(tc, ir)
-		c.dec = xmlstream.NewDecoder(ir, c.cfg.Limits)
+		c.dec = xmlstream.NewDecoder(ir, c.tun.Limits)
 		nc = tc
 	} else {
-		c.dec = xmlstream.NewDecoder(nc, c.cfg.Limits)
+		c.dec = xmlstream.NewDecoder(nc, c.tun.Limits)
 	}
-	c.out = stream.NewOutQueue(nc, c.cfg.MaxOutput, writeTimeout)
+	c.out = stream.NewOutQueue(nc, c.tun.MaxOutput, writeTimeout)
 	if err := c.negotiate(); err != nil {
 		return err
 	}
@@ -794,7 +795,7 @@ func (c *conn) handlePreBind(el *xmlstream.Element) (bound bool, err error) {
 	if r := p.Child(stanza.NSBind, "resource"); r != nil {
 		res = strings.TrimSpace(r.Text())
 	}
-	if res == "" {
+	if res == "" || c.cfg.RandomResources {
 		res = randomResource()
 	}
 	full, err := jid.New(c.authUser, c.domain, res)
@@ -850,7 +851,7 @@ const pingID = "parley-c2s-ping"
 // is closed, so its presence does not linger.
 func (c *conn) stanzaLoop() error {
 	for {
-		if c.cfg.IdleTimeout > 0 && !c.deadline {
+		if c.tun.IdleTimeout > 0 && !c.deadline {
 			c.setIdleDeadline()
 			// end() may have set its deadline in the past just before
 			// this replaced it.
@@ -893,7 +894,7 @@ func (c *conn) stanzaLoop() error {
 // setIdleDeadline gives a silent client IdleTimeout before a ping, then
 // PingTimeout to answer it. The deadline stays while the session parks.
 func (c *conn) setIdleDeadline() {
-	wait := c.cfg.IdleTimeout
+	wait := c.tun.IdleTimeout
 	if c.pinged {
 		wait = c.cfg.PingTimeout
 	}
@@ -905,7 +906,7 @@ func (c *conn) setIdleDeadline() {
 // a deadline set by end().
 func (c *conn) idleTimeout(err error) bool {
 	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout() && c.requestedEnd() == nil && c.cfg.IdleTimeout > 0
+	return errors.As(err, &ne) && ne.Timeout() && c.requestedEnd() == nil && c.tun.IdleTimeout > 0
 }
 
 // ping asks a quiet client whether it is still there (XEP-0199).

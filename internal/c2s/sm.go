@@ -131,9 +131,9 @@ func (c *conn) handleSM(el *xmlstream.Element) error {
 		resume := el.Attr("resume")
 		attrs := []string{"id", newSMID()}
 		c.sm.id = attrs[1]
-		if (resume == "true" || resume == "1") && c.cfg.ResumeTimeout > 0 && !c.anonymous {
+		if (resume == "true" || resume == "1") && c.tun.ResumeTimeout > 0 && !c.anonymous {
 			c.sm.resumable = true
-			attrs = append(attrs, "resume", "true", "max", strconv.Itoa(int(c.cfg.ResumeTimeout.Seconds())))
+			attrs = append(attrs, "resume", "true", "max", strconv.Itoa(int(c.tun.ResumeTimeout.Seconds())))
 			c.cfg.resumable.add(c.sm.id, c)
 		}
 		c.out.Write(smElement("enabled", attrs...))
@@ -393,7 +393,7 @@ func (c *conn) waitResume() bool {
 	c.mu.Unlock()
 	c.state.SetDetached(true)
 	c.cfg.Log.Debug("c2s: session detached, waiting for resumption", "jid", c.full.String())
-	timer := time.NewTimer(c.cfg.ResumeTimeout)
+	timer := time.NewTimer(c.tun.ResumeTimeout)
 	defer timer.Stop()
 	select {
 	case req := <-c.attachCh:

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"parley/internal/config"
+	"parley/internal/invites"
 	"parley/internal/tlsconf"
 )
 
@@ -84,13 +85,32 @@ func Run(ctx context.Context, path string, o Options) []Result {
 	out = append(out, ports(cfg, o.PIDFile)...)
 	out = append(out, tlsSettings(cfg)...)
 	out = append(out, permissions(cfg)...)
+	out = append(out, keyFile(cfg))
 	out = append(out, clusterLinks(ctx, cfg)...)
 	if cfg.Registration.Open && cfg.Registration.PerAddressPerHour == 0 {
 		add(Warn, "registration", "open registration without registration.per_address_per_hour: anyone can create accounts without limit")
 	} else {
 		add(OK, "registration", "open=%v, per_address_per_hour=%d", cfg.Registration.Open, cfg.Registration.PerAddressPerHour)
 	}
+	out = append(out, admins(cfg)...)
 	return out
+}
+
+// admins names who may run the admin commands: the config's admins and
+// those admin invites made (parley invite admins, unadmin).
+func admins(cfg config.Config) []Result {
+	list, err := invites.Open(cfg.DataDir).Admins()
+	if err != nil {
+		return []Result{{Fail, "admins", err.Error()}}
+	}
+	names := slices.Clone(cfg.Admins)
+	for _, a := range list {
+		names = append(names, a.JID+" (invite "+a.Invite+")")
+	}
+	if len(names) == 0 {
+		return []Result{{OK, "admins", "none: nobody can run the admin commands over XMPP (set admins, or parley invite create --admin)"}}
+	}
+	return []Result{{OK, "admins", strings.Join(names, ", ")}}
 }
 
 // Print writes one line per result and reports whether the report
@@ -381,7 +401,7 @@ func permissions(cfg config.Config) []Result {
 	} else {
 		out = append(out, Result{OK, "data_dir", fmt.Sprintf("%s is %04o", cfg.DataDir, fi.Mode().Perm())})
 	}
-	secrets := []string{filepath.Join(cfg.DataDir, "server.secret"), filepath.Join(cfg.DataDir, "tls", "selfsigned.key")}
+	secrets := []string{cfg.KeyPath(), filepath.Join(cfg.DataDir, "tls", "selfsigned.key")}
 	if cfg.Storage.Driver == "sqlite" {
 		secrets = append(secrets, cfg.Storage.DSN)
 	}
@@ -398,6 +418,42 @@ func permissions(cfg config.Config) []Result {
 		}
 	}
 	return out
+}
+
+// keyFile warns when the server-wide key sits inside data_dir: whoever
+// copies that directory then has the key with the data it seals.
+func keyFile(cfg config.Config) Result {
+	path := cfg.KeyPath()
+	if inside(cfg.DataDir, path) {
+		return Result{Warn, "key_file", fmt.Sprintf("%s is inside data_dir: a copy of the data directory then unseals the server-key data (vCards, PEP items, rooms, uploads); set storage.key_file to a file elsewhere (another disk, a tmpfs filled at boot)", path)}
+	}
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return Result{OK, "key_file", path + " does not exist yet; parley creates it (0600) on first start"}
+	} else if err != nil {
+		return Result{Fail, "key_file", fmt.Sprintf("%s cannot be used: %v", path, err)}
+	}
+	return Result{OK, "key_file", path + " is outside data_dir"}
+}
+
+// inside reports whether path lies within dir, symbolic links resolved
+// where they exist.
+func inside(dir, path string) bool {
+	abs := func(p string) string {
+		a, err := filepath.Abs(p)
+		if err != nil {
+			return filepath.Clean(p)
+		}
+		if r, err := filepath.EvalSymlinks(a); err == nil {
+			return r
+		}
+		// The file may not exist yet: resolve its directory.
+		if r, err := filepath.EvalSymlinks(filepath.Dir(a)); err == nil {
+			return filepath.Join(r, filepath.Base(a))
+		}
+		return a
+	}
+	rel, err := filepath.Rel(abs(dir), abs(path))
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
 }
 
 func writable(dir string) error {

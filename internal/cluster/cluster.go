@@ -315,7 +315,7 @@ func (c *Cluster) sameSecret() error {
 	defer c.mu.RUnlock()
 	for name, st := range c.seen {
 		if st.secretID != c.cfg.SecretID && time.Since(st.last) < c.cfg.DeadAfter {
-			return fmt.Errorf("cluster: node %s has another server secret than this node: copy data_dir/server.secret of one node to every node", name)
+			return fmt.Errorf("cluster: node %s has another server secret than this node: copy the server key ([storage] key_file, default data_dir/server.secret) of one node to every node", name)
 		}
 	}
 	return nil

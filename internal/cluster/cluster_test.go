@@ -131,7 +131,7 @@ func TestAnotherSecretIsRefused(t *testing.T) {
 	url := natsURL(t)
 	startNode(t, url, "t5", "a")
 	_, err := tryNode(t, url, "t5", "b", "k2")
-	if err == nil || !strings.Contains(err.Error(), "copy data_dir/server.secret") {
+	if err == nil || !strings.Contains(err.Error(), "copy the server key") {
 		t.Fatalf("a node with another secret joined: %v", err)
 	}
 	if _, err := tryNode(t, url, "t5", "c", "k1"); err != nil {

@@ -107,6 +107,11 @@ type Config struct {
 	Storage struct {
 		Driver string `toml:"driver"` // "sqlite" or "postgres"
 		DSN    string `toml:"dsn"`    // sqlite: file path (filled in by Validate); postgres: connection string
+		// KeyFile holds the server-wide key that seals vCards, PEP
+		// items, rooms and upload records; "" means server.secret in
+		// data_dir (see KeyPath). Kept apart from data_dir, a copy of
+		// the data directory alone does not unseal them.
+		KeyFile string `toml:"key_file"`
 	} `toml:"storage"`
 
 	Registration struct {
@@ -175,6 +180,23 @@ type Config struct {
 		RoomCreationsPerHour int `toml:"room_creations_per_hour"` // per user; 0 = no limit
 	} `toml:"muc"`
 
+	PubSub struct {
+		// Host is the publish-subscribe service domain (XEP-0060).
+		// "<domain>" stands for each served host; "" turns it off.
+		Host string `toml:"host"`
+		// MaxNodesPerUser bounds the nodes one user owns on a service;
+		// 0 = no limit.
+		MaxNodesPerUser int `toml:"max_nodes_per_user"`
+		// MaxItemsPerNode is the most items a node keeps (what
+		// pubsub#max_items "max" means).
+		MaxItemsPerNode int `toml:"max_items_per_node"`
+		// MaxItemBytes bounds one item's payload.
+		MaxItemBytes int `toml:"max_item_bytes"`
+		// MaxBytesPerUser bounds what the items of the nodes one user
+		// owns on a service take together; 0 = no limit.
+		MaxBytesPerUser int64 `toml:"max_bytes_per_user"`
+	} `toml:"pubsub"`
+
 	Privacy struct {
 		HideVersion bool `toml:"hide_version"`
 		// BlockStrangers drops messages and repeated subscription
@@ -184,6 +206,10 @@ type Config struct {
 		// RequireE2EE is "off", "warn" or "enforce" for one-to-one
 		// messages with a body and no end-to-end encryption.
 		RequireE2EE string `toml:"require_e2ee"`
+		// RandomResources replaces the resource every client asks for
+		// at bind with a random one, since a resource names the client
+		// (and often the device) to everyone who sees a full JID.
+		RandomResources bool `toml:"random_resources"`
 	} `toml:"privacy"`
 
 	// Contact is the addresses (URIs) published in the server's disco
@@ -322,6 +348,11 @@ func Default() Config {
 	c.MUC.Host = "conference.<domain>"
 	c.MUC.MaxRooms = 10000
 	c.MUC.RoomCreationsPerHour = 30
+	c.PubSub.Host = "pubsub.<domain>"
+	c.PubSub.MaxNodesPerUser = 100
+	c.PubSub.MaxItemsPerNode = 1000
+	c.PubSub.MaxItemBytes = 256 << 10
+	c.PubSub.MaxBytesPerUser = 10 << 20
 	c.Log.Level = "info"
 	c.HTTP = defaultHTTP()
 	return c
@@ -329,18 +360,34 @@ func Default() Config {
 
 // MUCServices lists the group chat service domains, one per served host
 // when [muc] host uses "<domain>".
-func (c Config) MUCServices() []string {
-	if c.MUC.Host == "" {
+func (c Config) MUCServices() []string { return perHost(c.MUC.Host, c.Hosts) }
+
+// PubSubServices lists the pubsub service domains, one per served host
+// when [pubsub] host uses "<domain>".
+func (c Config) PubSubServices() []string { return perHost(c.PubSub.Host, c.Hosts) }
+
+// perHost expands a service domain pattern over the hosts.
+func perHost(pattern string, hosts []string) []string {
+	if pattern == "" {
 		return nil
 	}
-	if !strings.Contains(c.MUC.Host, "<domain>") {
-		return []string{c.MUC.Host}
+	if !strings.Contains(pattern, "<domain>") {
+		return []string{pattern}
 	}
-	out := make([]string, 0, len(c.Hosts))
-	for _, h := range c.Hosts {
-		out = append(out, strings.ReplaceAll(c.MUC.Host, "<domain>", h))
+	out := make([]string, 0, len(hosts))
+	for _, h := range hosts {
+		out = append(out, strings.ReplaceAll(pattern, "<domain>", h))
 	}
 	return out
+}
+
+// KeyPath is the file of the server-wide key: storage.key_file, or
+// server.secret in data_dir when that is not set.
+func (c Config) KeyPath() string {
+	if c.Storage.KeyFile != "" {
+		return c.Storage.KeyFile
+	}
+	return filepath.Join(c.DataDir, "server.secret")
 }
 
 // Load reads and validates the file at path. An empty path means no file:
@@ -516,6 +563,7 @@ func walkKeys(t reflect.Type, prefix string, out *[]string) {
 func (c Config) Domains() []string {
 	out := c.AllHosts()
 	out = append(out, c.MUCServices()...)
+	out = append(out, c.PubSubServices()...)
 	if c.Upload.Host != "" {
 		out = append(out, c.Upload.Host)
 	}

@@ -40,6 +40,8 @@ func TestDefault(t *testing.T) {
 		{"limits.login_failures_per_minute", c.Limits.LoginFailuresPerMinute, 5},
 		{"limits.preauth_connections_per_address", c.Limits.PreauthConnectionsPerAddress, 20},
 		{"log.level", c.Log.Level, "info"},
+		{"pubsub services", c.PubSubServices(), []string{"pubsub.localhost"}},
+		{"pubsub.max_nodes_per_user", c.PubSub.MaxNodesPerUser, 100},
 	}
 	for _, ch := range checks {
 		if !reflect.DeepEqual(ch.got, ch.want) {
@@ -295,6 +297,13 @@ func TestParseErrors(t *testing.T) {
 		{"admin host name", "[listen]\nadmin = \"example.com:5280\"", `config: listen.admin: must be a loopback address`},
 		{"admin malformed", "[listen]\nadmin = \"127.0.0.1\"", `config: listen.admin: must be "host:port"`},
 		{"upload without https", "[upload]\nhost = \"upload.localhost\"", `config: listen.https: must be set when upload.host is set`},
+		{"pubsub host is a served host", "[pubsub]\nhost = \"localhost\"", `config: pubsub.host: "localhost" is already a served host`},
+		{"pubsub host is the muc host", "[pubsub]\nhost = \"conference.<domain>\"", `config: pubsub.host: "conference.localhost" is also muc.host or upload.host`},
+		{"pubsub host invalid", "[pubsub]\nhost = \"pub sub\"", `config: pubsub.host: "pub sub" is not a valid domain`},
+		{"pubsub negative nodes", "[pubsub]\nmax_nodes_per_user = -1", `config: pubsub.max_nodes_per_user: must be 0 (no limit) or more`},
+		{"pubsub items zero", "[pubsub]\nmax_items_per_node = 0", `config: pubsub.max_items_per_node: must be from 1 to 10000`},
+		{"pubsub item bytes", "[pubsub]\nmax_item_bytes = 10", `config: pubsub.max_item_bytes: must be from 1024 to 1048576`},
+		{"pubsub bytes per user", "[pubsub]\nmax_bytes_per_user = -1", `config: pubsub.max_bytes_per_user: must be 0 (no limit) or more`},
 		{"upload host is a served host", "[listen]\nhttps = \"127.0.0.1:5443\"\n[upload]\nhost = \"LOCALHOST\"", `config: upload.host: "localhost" is already listed in hosts`},
 		{"upload host invalid", "[listen]\nhttps = \"127.0.0.1:5443\"\n[upload]\nhost = \"up load\"", `config: upload.host: "up load" is not a valid domain`},
 		{"bad https address", "[listen]\nhttps = \"127.0.0.1\"", `config: listen.https: must be "host:port"`},
@@ -599,5 +608,22 @@ func TestAdminKeysValidation(t *testing.T) {
 	cfg.Registration.ExpireInactive.Keep = 365 * 24 * time.Hour
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("valid admin keys refused: %v", err)
+	}
+}
+
+func TestPubSubServices(t *testing.T) {
+	c, err := Parse([]byte("hosts = [\"a.example\", \"b.example\"]\n[pubsub]\nhost = \"ps.<domain>\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.PubSubServices(); !reflect.DeepEqual(got, []string{"ps.a.example", "ps.b.example"}) {
+		t.Errorf("per host: %v", got)
+	}
+	if !slices.Contains(c.Domains(), "ps.b.example") {
+		t.Errorf("the service domains need certificates: %v", c.Domains())
+	}
+	c, err = Parse([]byte("[pubsub]\nhost = \"\"\n"))
+	if err != nil || c.PubSubServices() != nil {
+		t.Errorf("turned off: %v, %v", c.PubSubServices(), err)
 	}
 }

@@ -42,11 +42,24 @@ func (l *Live) Level() slog.Level {
 // read once at start-up and needs a restart.
 var reloadable = []string{
 	"log.level",
+	"admins",
 	"registration",
 	"retention.offline",
 	"retention.archive",
-	"limits.max_roster_items",
-	"limits.pep_bytes_per_user",
+	// Client connections opened after the reload get the new stanza
+	// size, timeouts and throttles; server-to-server and component
+	// streams keep those they started with until a restart.
+	"limits",
+	"upload.max_file_size",
+	"upload.quota_per_user_per_day",
+	"upload.quota_total",
+	"upload.min_rate_bytes_per_second",
+	"upload.concurrent_per_user",
+	"upload.connections_per_address",
+	"muc.max_rooms",
+	"muc.room_creations_per_hour",
+	"privacy.block_strangers",
+	"privacy.require_e2ee",
 }
 
 // Reloadable reports whether key takes effect on reload.

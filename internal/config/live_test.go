@@ -17,7 +17,10 @@ func TestChangedAndReloadable(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("Changed = %v, want %v", got, want)
 	}
-	for k, live := range map[string]bool{"log.level": true, "limits.max_roster_items": true, "listen.c2s": false, "s2s.routes": false, "log": false} {
+	for k, live := range map[string]bool{"log.level": true, "limits.max_roster_items": true, "listen.c2s": false, "s2s.routes": false, "log": false,
+		"admins": true, "registration.welcome": true, "limits.max_stanza_bytes": true, "upload.quota_total": true, "upload.host": false,
+		"muc.max_rooms": true, "muc.host": false, "privacy.require_e2ee": true, "privacy.hide_version": false,
+		"hosts": false, "data_dir": false, "storage.driver": false, "listen.https": false} {
 		if Reloadable(k) != live {
 			t.Errorf("Reloadable(%q) = %v", k, !live)
 		}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"parley/internal/jid"
+	"parley/internal/storage"
 )
 
 // minStanzaBytes is the smallest stanza limit RFC 6120 §13.12 allows a
@@ -220,6 +221,27 @@ func (c *Config) Validate() error {
 	if n := c.Limits.PEPBytesPerUser; n != 0 && n < minPEPBytes {
 		add("limits.pep_bytes_per_user: must be 0 (no limit) or at least %d, got %d", minPEPBytes, n)
 	}
+	for _, d := range c.PubSubServices() {
+		if j, err := jid.New("", d, ""); err != nil || j.Domain() != d {
+			add("pubsub.host: %q is not a valid domain", d)
+		} else if slices.Contains(c.AllHosts(), d) {
+			add("pubsub.host: %q is already a served host", d)
+		} else if d == c.Upload.Host || slices.Contains(c.MUCServices(), d) {
+			add("pubsub.host: %q is also muc.host or upload.host; each service needs its own domain", d)
+		}
+	}
+	if n := c.PubSub.MaxNodesPerUser; n < 0 {
+		add("pubsub.max_nodes_per_user: must be 0 (no limit) or more, got %d", n)
+	}
+	if n := c.PubSub.MaxItemsPerNode; n < 1 || n > storage.MaxPubSubItems {
+		add("pubsub.max_items_per_node: must be from 1 to %d, got %d", storage.MaxPubSubItems, n)
+	}
+	if n := c.PubSub.MaxBytesPerUser; n < 0 {
+		add("pubsub.max_bytes_per_user: must be 0 (no limit) or more, got %d", n)
+	}
+	if n := c.PubSub.MaxItemBytes; n < 1024 || n > storage.MaxValueBytes {
+		add("pubsub.max_item_bytes: must be from 1024 to %d, got %d", storage.MaxValueBytes, n)
+	}
 	if n := c.MUC.MaxRooms; n < 0 {
 		add("muc.max_rooms: must be 0 (no limit) or more, got %d", n)
 	}
@@ -402,6 +424,7 @@ func (c *Config) validateComponents(seen map[string]string) []error {
 	}
 	services := slices.Clone(c.AllHosts())
 	services = append(services, c.MUCServices()...)
+	services = append(services, c.PubSubServices()...)
 	if c.Upload.Host != "" {
 		services = append(services, c.Upload.Host)
 	}

@@ -211,3 +211,12 @@ type AnnounceArgs struct {
 type CountResult struct {
 	Count int `json:"count"`
 }
+
+// CmdHTTPS asks where the HTTPS listener is bound -> HTTPSResult, for
+// links to it when the config lets the kernel choose the port.
+const CmdHTTPS = "https"
+
+// HTTPSResult is the HTTPS listener's address; "" = none.
+type HTTPSResult struct {
+	Addr string `json:"addr"`
+}

@@ -26,6 +26,7 @@ const (
 	PubSubPublishOpts = "http://jabber.org/protocol/pubsub#publish-options"
 	PubSubMetaData    = "http://jabber.org/protocol/pubsub#meta-data"
 	PubSubSubOptions  = "http://jabber.org/protocol/pubsub#subscribe_options"
+	PubSubSubAuth     = "http://jabber.org/protocol/pubsub#subscribe_authorization"
 	MAM2              = "urn:xmpp:mam:2"
 	HTTPUpload        = "urn:xmpp:http:upload:0"
 	PushSummary       = "urn:xmpp:push:summary"
@@ -179,6 +180,13 @@ var registry = map[string]map[string]Spec{
 		"pubsub#show-values":        {Type: ListMulti, Options: opts("away", "chat", "dnd", "online", "xa")},
 		"pubsub#subscription_type":  {Type: ListSingle, Options: opts("items", "nodes")},
 		"pubsub#subscription_depth": {Type: ListSingle, Options: opts("1", "all")},
+	},
+	// XEP-0060 §16.4.1.
+	PubSubSubAuth: {
+		"pubsub#allow":          {Type: Boolean},
+		"pubsub#node":           {Type: TextSingle},
+		"pubsub#subscriber_jid": {Type: JIDSingle},
+		"pubsub#subid":          {Type: TextSingle},
 	},
 	// XEP-0313 §4.1 and §5.1.2 (#extended).
 	MAM2: {

@@ -34,6 +34,13 @@ func (s *Server) newControl(mods []module.Module) *control.Server {
 	c.Handle(control.CmdSessions, s.controlSessions)
 	c.Handle(control.CmdKick, s.controlKick)
 	c.Handle(control.CmdAnnounce, s.controlAnnounce)
+	c.Handle(control.CmdHTTPS, func(context.Context, json.RawMessage) (any, error) {
+		var r control.HTTPSResult
+		if a := s.reg.HTTPSAddr(); a != nil {
+			r.Addr = a.String()
+		}
+		return r, nil
+	})
 	c.Handle(control.CmdStore, func(ctx context.Context, raw json.RawMessage) (any, error) {
 		if files == nil {
 			return nil, errors.New("attachments need the file upload service: set [upload] host and [listen] https")

@@ -13,17 +13,21 @@ import (
 // gets to choose from.
 type perAddressListener struct {
 	net.Listener
-	max int
 
 	mu   sync.Mutex
+	max  int // 0 = no limit; counted all the same, so a reload may set one
 	open map[netip.Addr]int
 }
 
-func limitPerAddress(ln net.Listener, max int) net.Listener {
-	if max <= 0 {
-		return ln
-	}
+func limitPerAddress(ln net.Listener, max int) *perAddressListener {
 	return &perAddressListener{Listener: ln, max: max, open: map[netip.Addr]int{}}
+}
+
+// setMax changes the limit (a reload); open connections stay.
+func (l *perAddressListener) setMax(max int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.max = max
 }
 
 func (l *perAddressListener) Accept() (net.Conn, error) {
@@ -34,7 +38,7 @@ func (l *perAddressListener) Accept() (net.Conn, error) {
 		}
 		a := addressKey(c.RemoteAddr())
 		l.mu.Lock()
-		full := l.open[a] >= l.max
+		full := l.max > 0 && l.open[a] >= l.max
 		if !full {
 			l.open[a]++
 		}

@@ -73,6 +73,9 @@ type Server struct {
 	http     *http.Server
 	web      *web.Handler // WebSocket, BOSH and discovery on https; webPlain on http
 	webPlain *web.Handler
+	logins   *throttle.Logins
+	preauth  *throttle.Concurrent
+	httpsMax *perAddressListener // upload.connections_per_address; nil without https
 	wg       sync.WaitGroup
 }
 
@@ -126,7 +129,7 @@ func New(ctx context.Context, live *config.Live, log *slog.Logger, mods []module
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating the data directory %s: %w", cfg.DataDir, err)
 	}
-	secret, err := loadSecret(filepath.Join(cfg.DataDir, "server.secret"))
+	secret, err := loadKey(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -198,6 +201,8 @@ func New(ctx context.Context, live *config.Live, log *slog.Logger, mods []module
 		}
 	}
 	s.control = s.newControl(mods)
+	s.logins = throttle.NewLogins(cfg.Limits.LoginFailuresPerMinute)
+	s.preauth = throttle.NewConcurrent(cfg.Limits.PreauthConnectionsPerAddress)
 	s.c2s = c2s.NewServer(&c2s.Config{
 		IsHost:          func(d string) bool { return slices.Contains(cfg.Hosts, d) },
 		IsAnonymousHost: cfg.IsAnonymousHost,
@@ -208,14 +213,15 @@ func New(ctx context.Context, live *config.Live, log *slog.Logger, mods []module
 		IdleTimeout:     cfg.Limits.IdlePing.Duration,
 		PingTimeout:     time.Minute,
 		ResumeTimeout:   cfg.Limits.ResumeTimeout.Duration,
+		RandomResources: cfg.Privacy.RandomResources,
 		Accounts:        s.accounts,
 		Router:          s.router,
 		Registry:        s.reg,
 		Log:             log,
 		FakeSecret:      secret,
-		Logins:          throttle.NewLogins(cfg.Limits.LoginFailuresPerMinute),
-		Preauth:         throttle.NewConcurrent(cfg.Limits.PreauthConnectionsPerAddress),
-		MaxOutput:       4*cfg.Limits.MaxStanzaBytes + 1<<20,
+		Logins:          s.logins,
+		Preauth:         s.preauth,
+		MaxOutput:       maxOutput(cfg),
 		Metrics:         s.metrics,
 	})
 	return s, nil
@@ -325,7 +331,8 @@ func (s *Server) listenHTTPS() error {
 	if err != nil {
 		return fmt.Errorf("listen.https: %w", err)
 	}
-	ln = limitPerAddress(ln, s.cfg.Upload.ConnectionsPerAddress)
+	s.httpsMax = limitPerAddress(ln, s.cfg.Upload.ConnectionsPerAddress)
+	ln = s.httpsMax
 	tc := s.certs.ServerConfig("h2", "http/1.1")
 	if s.cfg.TLS.ACME {
 		tc.NextProtos = append(tc.NextProtos, "acme-tls/1") // TLS-ALPN-01 challenges
@@ -477,6 +484,30 @@ func s2sRoots(caFile string) (*x509.CertPool, error) {
 	return pool, nil
 }
 
+// loadKey returns the server-wide key from storage.key_file (or
+// server.secret in data_dir), created on first start. A key file named
+// in the config that exists but cannot be read stops the start: a new key
+// there would leave everything sealed under the old one unreadable.
+func loadKey(cfg config.Config) ([]byte, error) {
+	path := cfg.KeyPath()
+	if cfg.Storage.KeyFile != "" {
+		// Moving the key out of data_dir is done by moving the file; a
+		// key_file that is missing while the old one is still there is a
+		// mistake, and a fresh key would orphan the sealed data.
+		old := filepath.Join(cfg.DataDir, "server.secret")
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) && filepath.Clean(old) != filepath.Clean(path) {
+			if _, err := os.Stat(old); err == nil {
+				return nil, fmt.Errorf("storage.key_file: %s does not exist but %s does: move that file there (mv %s %s) rather than starting with a new key, which would leave the data sealed under the old one unreadable", path, old, old, path)
+			}
+		}
+	}
+	b, err := loadSecret(path)
+	if err != nil && cfg.Storage.KeyFile != "" {
+		return nil, fmt.Errorf("storage.key_file: %w", err)
+	}
+	return b, err
+}
+
 // loadSecret returns the server's own random secret, created on first
 // start and kept outside the database, so that a copy of the database
 // alone does not give it away.
@@ -486,17 +517,30 @@ func loadSecret(path string) ([]byte, error) {
 		return b, nil
 	}
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("reading %s: %w", path, err)
+		return nil, fmt.Errorf("reading the key file %s: %w", path, err)
 	}
 	if err == nil {
-		return nil, fmt.Errorf("%s is damaged (want 32 bytes, have %d)", path, len(b))
+		return nil, fmt.Errorf("the key file %s is damaged (want 32 bytes, have %d)", path, len(b))
 	}
 	b = make([]byte, 32)
 	if _, err := rand.Read(b); err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		return nil, fmt.Errorf("writing %s: %w", path, err)
+	// O_EXCL: two processes starting at once must not each write a key.
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("creating the key file %s: %w", path, err)
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+		return nil, fmt.Errorf("writing the key file %s: %w", path, err)
 	}
 	return b, nil
 }
@@ -528,9 +572,31 @@ func (s *Server) Reload(path string) error {
 		}
 	}
 	s.live.Store(next)
+	s.apply(next)
 	s.log.Info("reloaded: certificates reread, config changes applied", "changed", applied, "certificates", s.certs.Files())
 	if len(restart) > 0 {
 		s.log.Warn("reload: these changes take effect only after a restart", "keys", restart)
 	}
 	return nil
+}
+
+// maxOutput bounds the unsent bytes queued for one client: a few of the
+// largest stanzas, and room for a burst of small ones.
+func maxOutput(cfg config.Config) int { return 4*cfg.Limits.MaxStanzaBytes + 1<<20 }
+
+// apply hands the reloadable settings that are not read through Live to
+// the parts that hold them (config.reloadable lists both kinds).
+func (s *Server) apply(c config.Config) {
+	s.c2s.SetTunables(c2s.Tunables{
+		Limits:        xmlstream.Limits{MaxStanzaBytes: c.Limits.MaxStanzaBytes},
+		AuthTimeout:   c.Limits.AuthTimeout.Duration,
+		IdleTimeout:   c.Limits.IdlePing.Duration,
+		ResumeTimeout: c.Limits.ResumeTimeout.Duration,
+		MaxOutput:     maxOutput(c),
+	})
+	s.logins.SetPerMinute(c.Limits.LoginFailuresPerMinute)
+	s.preauth.SetMax(c.Limits.PreauthConnectionsPerAddress)
+	if s.httpsMax != nil {
+		s.httpsMax.setMax(c.Upload.ConnectionsPerAddress)
+	}
 }

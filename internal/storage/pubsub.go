@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"strings"
 	"time"
 )
 
@@ -77,6 +78,18 @@ type PubSub interface {
 	// items, in every node (0 for an owner without items or account):
 	// what a per-user quota counts.
 	PayloadBytes(ctx context.Context, owner string) (int64, error)
+	// NodesBytes is the same total over the named nodes of owner only
+	// (0 for none or missing ones): what a quota on the nodes one user
+	// owns on a service counts. At most MaxPubSubItems names.
+	NodesBytes(ctx context.Context, owner string, nodes []string) (int64, error)
+}
+
+// ValidateService checks the owner of a pubsub service's nodes: a domain.
+func ValidateService(domain string) error {
+	if domain == "" || strings.ContainsAny(domain, "@/") {
+		return invalid("pubsub service %q is not a domain", domain)
+	}
+	return storableText("pubsub service", domain, MaxJIDPartBytes)
 }
 
 // ValidateNodeName checks a pubsub node name: not empty (the empty name is

@@ -60,6 +60,10 @@ type Store interface {
 	KV() KV
 	Archive() Archive
 	PubSub() PubSub
+	// PubSubService is the same repository for the pubsub service
+	// domains (XEP-0060): there the owner is the service's domain, which
+	// is no account, and nothing is deleted with an account.
+	PubSubService() PubSub
 	MUC() MUC
 	Ping(ctx context.Context) error
 	Close() error

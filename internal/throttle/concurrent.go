@@ -9,10 +9,9 @@ import (
 // key, e.g. unauthenticated connections per source address. Memory is
 // what is in progress: a key is forgotten when its count returns to 0.
 type Concurrent struct {
+	mu  sync.Mutex
 	max int
-
-	mu sync.Mutex
-	n  map[string]int
+	n   map[string]int
 }
 
 // NewConcurrent allows max at once per key; 0 or less means no limit.
@@ -20,15 +19,20 @@ func NewConcurrent(max int) *Concurrent {
 	return &Concurrent{max: max, n: make(map[string]int)}
 }
 
+// SetMax changes the limit (a reload); what is in progress stays, and
+// counts against the new limit, since counting goes on without one.
+func (c *Concurrent) SetMax(max int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.max = max
+}
+
 // Acquire counts one more for key and reports whether that was within the
 // limit; only an Acquire that returned true is Released.
 func (c *Concurrent) Acquire(key string) bool {
-	if c.max <= 0 {
-		return true
-	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.n[key] >= c.max {
+	if c.max > 0 && c.n[key] >= c.max {
 		return false
 	}
 	c.n[key]++
@@ -37,9 +41,6 @@ func (c *Concurrent) Acquire(key string) bool {
 
 // Release ends one for key.
 func (c *Concurrent) Release(key string) {
-	if c.max <= 0 {
-		return
-	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.n[key] <= 1 {

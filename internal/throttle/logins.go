@@ -67,6 +67,13 @@ func newLogins(perMinute int, now func() time.Time, capacity int) *Logins {
 	return l
 }
 
+// SetPerMinute changes the allowance (a reload) for every bucket.
+func (l *Logins) SetPerMinute(perMinute int) {
+	l.perAddress.SetBurst(perMinute)
+	l.perAccount.SetBurst(perMinute)
+	l.perPair.SetBurst(perMinute)
+}
+
 // Guess is a reserved right to check one password. Exactly one of
 // Succeeded, Failed or Cancel ends it.
 type Guess struct {

@@ -196,3 +196,48 @@ func TestAddressKey(t *testing.T) {
 		}
 	}
 }
+
+// A reload changes the limit of a Concurrent already counting: what is in
+// progress counts against the new limit, also after running without one.
+func TestConcurrentSetMax(t *testing.T) {
+	c := NewConcurrent(0)
+	for range 3 {
+		c.Acquire("a")
+	}
+	c.SetMax(2)
+	if c.Acquire("a") {
+		t.Fatal("3 in progress, limit lowered to 2, yet a fourth was let in")
+	}
+	c.Release("a")
+	c.Release("a")
+	if !c.Acquire("a") {
+		t.Fatal("1 in progress under a limit of 2 was refused")
+	}
+	c.SetMax(0)
+	if !c.Acquire("a") || !c.Acquire("a") {
+		t.Fatal("a limit turned off still refuses")
+	}
+}
+
+func TestLoginsSetPerMinute(t *testing.T) {
+	now := time.Unix(1e9, 0)
+	l := newLogins(5, func() time.Time { return now }, 100)
+	l.SetPerMinute(1)
+	wrong := func() bool {
+		g, ok := l.Begin("u@localhost", "192.0.2.1")
+		if ok {
+			g.Failed()
+		}
+		return ok
+	}
+	if !wrong() {
+		t.Fatal("the first guess was refused")
+	}
+	if wrong() {
+		t.Fatal("a second wrong guess within the minute after lowering the limit to 1")
+	}
+	l.SetPerMinute(0)
+	if !wrong() {
+		t.Fatal("limit turned off, guess still refused")
+	}
+}

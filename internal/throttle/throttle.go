@@ -31,13 +31,24 @@ func New(burst int, period time.Duration) *Limiter {
 	return &Limiter{burst: float64(burst), period: period, now: time.Now, buckets: make(map[string]*bucket)}
 }
 
+// SetBurst changes the limit (a reload): buckets keep what they hold,
+// capped at the new burst, and refill at the new rate.
+func (l *Limiter) SetBurst(burst int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.burst = float64(burst)
+	for _, b := range l.buckets {
+		b.tokens = min(b.tokens, l.burst)
+	}
+}
+
 // Allowed reports whether key may act now, without spending anything.
 func (l *Limiter) Allowed(key string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	if l.burst <= 0 {
 		return true
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	b := l.refill(key, l.now())
 	return b == nil || b.tokens >= 1
 }
@@ -45,11 +56,11 @@ func (l *Limiter) Allowed(key string) bool {
 // Spend records one event for key and reports whether it was within the
 // limit.
 func (l *Limiter) Spend(key string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	if l.burst <= 0 {
 		return true
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	now := l.now()
 	l.sweep(now)
 	b := l.refill(key, now)
@@ -67,11 +78,11 @@ func (l *Limiter) Spend(key string) bool {
 // Refund gives back one event spent for key, as when a reserved attempt
 // turned out not to count. The bucket never holds more than Burst.
 func (l *Limiter) Refund(key string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	if l.burst <= 0 {
 		return
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	if b := l.refill(key, l.now()); b != nil {
 		b.tokens = min(b.tokens+1, l.burst)
 	}

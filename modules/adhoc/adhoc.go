@@ -54,6 +54,9 @@ type Provider interface {
 // Options configure the module.
 type Options struct {
 	Admins []string // bare JIDs, normalised
+	// AdminsNow, when set, gives the admins in force (a reload may
+	// change them) instead of Admins.
+	AdminsNow func() []string
 	// Others are the modules whose commands (Provider) are offered too.
 	Others []module.Module
 }
@@ -118,7 +121,11 @@ func (m *Module) Start(h module.Host) error {
 
 // IsAdmin reports whether from's account is one of the admins.
 func (m *Module) IsAdmin(from jid.JID) bool {
-	return slices.Contains(m.opts.Admins, from.Bare().String())
+	admins := m.opts.Admins
+	if m.opts.AdminsNow != nil {
+		admins = m.opts.AdminsNow()
+	}
+	return slices.Contains(admins, from.Bare().String())
 }
 
 // allowed says whether from may see and run c: local users only, and

@@ -50,7 +50,7 @@ type Module struct {
 	// user cannot together pass MaxItems.
 	writes sync.Mutex
 	// reportTo are the admins spam reports (XEP-0377) go to.
-	reportTo []string
+	reportTo func() []string
 }
 
 func New() *Module { return &Module{cache: newCache(cacheWeight)} }
@@ -67,7 +67,7 @@ func (m *Module) Start(h module.Host) error {
 	// XEP-0191 §3.1: clients discover support on the user's server.
 	h.AddFeature(module.Server, NS)
 	h.AddFeature(module.Account, NS)
-	if len(m.reportTo) > 0 {
+	if m.reportTo != nil && len(m.reportTo()) > 0 {
 		h.AddFeature(module.Server, NSReporting)
 	}
 	return nil

@@ -22,13 +22,25 @@ const maxReportText = 2000
 // messages from the server; without admins, reports are not advertised
 // and only the block is done.
 func (m *Module) WithReports(admins []string) *Module {
+	m.reportTo = func() []string { return admins }
+	return m
+}
+
+// WithLiveReports is WithReports with the admins in force at each report
+// (a reload may change them); reports are advertised when there are
+// admins at start.
+func (m *Module) WithLiveReports(admins func() []string) *Module {
 	m.reportTo = admins
 	return m
 }
 
 // report forwards the reports in a block request to the admins.
 func (m *Module) report(ctx context.Context, owner jid.JID, payload *xmlstream.Element) {
-	if len(m.reportTo) == 0 {
+	if m.reportTo == nil {
+		return
+	}
+	admins := m.reportTo()
+	if len(admins) == 0 {
 		return
 	}
 	for c := range payload.Elements() {
@@ -52,7 +64,7 @@ func (m *Module) report(ctx context.Context, owner jid.JID, payload *xmlstream.E
 		if t := strings.TrimSpace(r.Child(NSReporting, "text").Text()); t != "" {
 			fmt.Fprintf(&b, ": %s", truncate(t, maxReportText))
 		}
-		for _, a := range m.reportTo {
+		for _, a := range admins {
 			aj, err := jid.Parse(a)
 			if err != nil {
 				continue

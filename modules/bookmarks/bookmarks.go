@@ -16,9 +16,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"parley/internal/jid"
 	"parley/internal/module"
+	"parley/internal/recent"
 	"parley/internal/session"
 	"parley/internal/stanza"
 	"parley/internal/xmlstream"
@@ -40,12 +42,20 @@ type Module struct {
 	host    module.Host
 	pep     *pep.Module
 	private *private.Module
+	// checked are the accounts migrate looked at since start: legacy
+	// lists arrive afterwards only through this layer, which converts
+	// them, so one look per account and process is enough (it cost up to
+	// three reads at every login).
+	checked *recent.Set
 }
+
+// maxChecked bounds the accounts remembered as checked (recent.Set).
+const maxChecked = 100_000
 
 // New returns the layer working on the pep and private modules found in
 // mods; Start fails when either is missing.
 func New(mods []module.Module) *Module {
-	m := &Module{}
+	m := &Module{checked: recent.New(maxChecked)}
 	for _, mod := range mods {
 		switch mod := mod.(type) {
 		case *pep.Module:
@@ -85,9 +95,14 @@ func (m *Module) Start(h module.Host) error {
 // the node already cost one read.
 func (m *Module) migrate(ctx context.Context, s session.Session) {
 	owner := s.JID().Bare()
+	if m.checked.Within(owner.String(), time.Time{}, 0) {
+		return
+	}
 	if _, exists, err := m.pep.ItemsOf(ctx, owner, NS); err != nil || exists {
 		if err != nil {
 			m.host.Logger().Warn("bookmarks: reading the bookmarks node failed", "user", owner.String(), "err", err)
+		} else {
+			m.checked.Add(owner.String(), time.Time{})
 		}
 		return
 	}
@@ -110,6 +125,7 @@ func (m *Module) migrate(ctx context.Context, s session.Session) {
 		}
 	}
 	if stored == nil || !hasConference(stored) {
+		m.checked.Add(owner.String(), time.Time{})
 		return
 	}
 	keep, err := m.Set(ctx, owner, stored)
@@ -125,7 +141,9 @@ func (m *Module) migrate(ctx context.Context, s session.Session) {
 	}
 	if err != nil {
 		m.host.Logger().Warn("bookmarks: migrating legacy bookmarks failed; they stay where they are", "user", owner.String(), "err", err)
+		return
 	}
+	m.checked.Add(owner.String(), time.Time{})
 }
 
 // merged adds the conferences of a legacy PEP <storage/> to a private

@@ -13,6 +13,7 @@ import (
 	"parley/internal/admin"
 	"parley/internal/jid"
 	"parley/internal/module"
+	"parley/internal/recent"
 	"parley/internal/session"
 	"parley/internal/storage"
 )
@@ -21,7 +22,11 @@ import (
 type Options struct {
 	Expire time.Duration // no login for this long deletes the account; 0 = never
 	Warn   time.Duration // the warning goes out this long before
-	Now    func() time.Time
+	// Live, when set, gives Expire and Warn in force at each sweep (a
+	// reload may change them); the sweep then runs even while Expire
+	// is 0, at the interval of the Expire given at start, else hourly.
+	Live func() (expire, warn time.Duration)
+	Now  func() time.Time
 	// Every is how often accounts are checked; 0 = hourly at most.
 	Every time.Duration
 }
@@ -36,8 +41,9 @@ const (
 )
 
 type Module struct {
-	opts Options
-	host module.Host
+	opts     Options
+	host     module.Host
+	recorded *recent.Set // logins recorded lately, by bare JID
 }
 
 func New(opts Options) *Module {
@@ -45,9 +51,12 @@ func New(opts Options) *Module {
 		opts.Now = time.Now
 	}
 	if opts.Every <= 0 {
-		opts.Every = module.RetentionInterval(opts.Expire)
+		opts.Every = time.Hour
+		if opts.Expire > 0 {
+			opts.Every = module.RetentionInterval(opts.Expire)
+		}
 	}
-	return &Module{opts: opts}
+	return &Module{opts: opts, recorded: recent.New(maxRecorded)}
 }
 
 func (*Module) Name() string { return "inactive" }
@@ -55,7 +64,7 @@ func (*Module) Name() string { return "inactive" }
 func (m *Module) Start(h module.Host) error {
 	m.host = h
 	h.OnSessionBound(m.bound)
-	if m.opts.Expire > 0 {
+	if m.opts.Expire > 0 || m.opts.Live != nil {
 		h.Every(m.opts.Every, func(ctx context.Context) {
 			if err := m.Sweep(ctx); err != nil {
 				h.Logger().Error("inactive: checking accounts failed", "err", err)
@@ -65,17 +74,46 @@ func (m *Module) Start(h module.Host) error {
 	return nil
 }
 
-// bound records a login, and clears a warning that it answered.
+// precision is how stale the recorded login may be: a hundredth of the
+// expiry (a day at most, a second at least; a day when nothing expires),
+// so that a login costs a database write only once in a while, not every
+// time (it was a third of a login burst's database work).
+func (m *Module) precision() time.Duration {
+	expire := m.opts.Expire
+	if m.opts.Live != nil {
+		expire, _ = m.opts.Live()
+	}
+	if expire <= 0 {
+		return 24 * time.Hour
+	}
+	return min(max(expire/100, time.Second), 24*time.Hour)
+}
+
+// maxRecorded bounds the logins remembered in memory (see recent.Set).
+const maxRecorded = 100_000
+
+// bound records a login, unless one was recorded within the precision.
+// A warning the login answers needs no clearing: Sweep counts a warning
+// only when it is newer than the last login.
 func (m *Module) bound(ctx context.Context, s session.Session) {
 	owner := s.JID().Bare().String()
+	now, prec := m.opts.Now(), m.precision()
+	if m.recorded.Within(owner, now, prec) {
+		return
+	}
 	kv := m.host.Store().KV()
-	if err := kv.Put(ctx, owner, ns, keyLogin, []byte(m.opts.Now().UTC().Format(timeLayout))); err != nil {
+	if v, err := kv.Get(ctx, owner, ns, keyLogin); err == nil {
+		if t, err := time.Parse(timeLayout, string(v)); err == nil && now.Sub(t) < prec && !t.After(now) {
+			m.recorded.Add(owner, t)
+			return
+		}
+	}
+	if err := kv.Put(ctx, owner, ns, keyLogin, []byte(now.UTC().Format(timeLayout))); err != nil {
 		// Anonymous accounts may be gone already; the rest is worth a line.
 		m.host.Logger().Debug("inactive: recording a login failed", "err", err)
+		return
 	}
-	if err := kv.Delete(ctx, owner, ns, keyWarned); err != nil && !errors.Is(err, storage.ErrNotFound) {
-		m.host.Logger().Debug("inactive: clearing a warning failed", "err", err)
-	}
+	m.recorded.Add(owner, now)
 }
 
 // lastSeen is an account's last login, or its creation when it never
@@ -99,6 +137,13 @@ func (m *Module) lastSeen(ctx context.Context, owner string) (time.Time, error) 
 // Sweep warns and deletes the accounts that are due. Online accounts
 // are never touched.
 func (m *Module) Sweep(ctx context.Context) error {
+	expire, warn := m.opts.Expire, m.opts.Warn
+	if m.opts.Live != nil {
+		expire, warn = m.opts.Live()
+	}
+	if expire <= 0 {
+		return nil
+	}
 	users, err := m.host.Store().Users().List(ctx, "")
 	if err != nil {
 		return err
@@ -122,17 +167,20 @@ func (m *Module) Sweep(ctx context.Context) error {
 		}
 		idle := now.Sub(seen)
 		switch {
-		case idle >= m.opts.Expire:
+		case idle >= expire:
 			admin.Kick(m.host.AllSessions(), bare, "this account was deleted")
 			if err := m.host.Accounts().Delete(ctx, bare); err != nil && !errors.Is(err, storage.ErrNotFound) {
 				return fmt.Errorf("deleting %s: %w", u, err)
 			}
 			m.host.Logger().Info("inactive: account deleted", "idle", idle.Round(time.Hour).String())
-		case m.opts.Warn > 0 && idle >= m.opts.Expire-m.opts.Warn:
-			if _, err := kv.Get(ctx, u, ns, keyWarned); err == nil {
-				continue
+		case warn > 0 && idle >= expire-warn:
+			if v, err := kv.Get(ctx, u, ns, keyWarned); err == nil {
+				// Warned since the last login: once is enough.
+				if t, err := time.Parse(timeLayout, string(v)); err == nil && t.After(seen) {
+					continue
+				}
 			}
-			deadline := seen.Add(m.opts.Expire)
+			deadline := seen.Add(expire)
 			text := fmt.Sprintf("Nobody has logged in to %s since %s. It will be deleted with all its data on %s unless you log in before.",
 				u, seen.UTC().Format("2 January 2006"), deadline.UTC().Format("2 January 2006 15:04 MST"))
 			// To the bare JID: nobody is online, so it waits in offline

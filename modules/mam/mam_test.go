@@ -869,7 +869,7 @@ func TestWrongKeyIsNotTampering(t *testing.T) {
 		t.Errorf("notices %q", a.notices)
 	}
 	logs := f.h.Logs()
-	if !strings.Contains(logs, "server secret") || strings.Contains(logs, "altered or damaged") {
+	if !strings.Contains(logs, "the server key") || strings.Contains(logs, "altered or damaged") {
 		t.Errorf("logs: %s", logs)
 	}
 }

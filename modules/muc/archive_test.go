@@ -429,7 +429,7 @@ func TestModeration(t *testing.T) {
 	if !slices.Equal(a.bodies, []string{"fine", "(tombstone)", "(tombstone)"}) {
 		t.Errorf("archive after moderation = %v", a.bodies)
 	}
-	page, _ := f.h.Storage().MUC().Messages(context.Background(), roomJID, storageQuery(ids[1]))
+	page, _ := f.m.Store().Messages(context.Background(), roomJID, storageQuery(ids[1]))
 	if s := string(page.Messages[0].Data); strings.Contains(s, "<body") || !strings.Contains(s, NSOccupantID) {
 		t.Errorf("tombstone keeps the content: %s", s)
 	}

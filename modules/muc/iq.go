@@ -216,7 +216,7 @@ func (r *room) features() []string {
 		pick(r.cfg.MembersOnly, "muc_membersonly", "muc_open"),
 		pick(r.cfg.Moderated, "muc_moderated", "muc_unmoderated"),
 		pick(r.cfg.NonAnonymous, "muc_nonanonymous", "muc_semianonymous"),
-		pick(r.cfg.Password != "", "muc_passwordprotected", "muc_unsecured"),
+		pick(r.cfg.protected(), "muc_passwordprotected", "muc_unsecured"),
 	}
 	if r.archiving() {
 		// Stanza ids, the archive and moderation all need the archive.

@@ -224,9 +224,8 @@ func (r *room) userX(ctx context.Context, from jid.JID, el *xmlstream.Element, o
 		if reason := inv.Child(NSUser, "reason"); reason != nil {
 			sub(i, reason.Copy())
 		}
-		if r.cfg.Password != "" {
-			sub(ix, xmlstream.New(NSUser, "password")).AddText(r.cfg.Password)
-		}
+		// The password is not included (§7.8.2 asks for it): the room
+		// keeps only its hash. The inviter tells it another way.
 		out.add(msg)
 	}
 }

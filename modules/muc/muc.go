@@ -66,6 +66,7 @@ type Module struct {
 	retention time.Duration
 	keepFor   func() time.Duration // see WithRetention
 	limits    Limits
+	limitsFor func() Limits // see WithLiveLimits
 	now       func() time.Time
 
 	host      module.Host
@@ -98,6 +99,27 @@ func (m *Module) WithLimits(l Limits) *Module {
 	return m
 }
 
+// WithLiveLimits reads the limits from l when a room is created (a
+// reload may change them); call it before Start.
+func (m *Module) WithLiveLimits(l func() Limits) *Module {
+	m.limits, m.limitsFor = l(), l
+	return m
+}
+
+// limitsNow returns the limits in force, keeping the creation throttle
+// in step; m.mu is held.
+func (m *Module) limitsNow() Limits {
+	if m.limitsFor == nil {
+		return m.limits
+	}
+	l := m.limitsFor()
+	if l.CreationsPerHour != m.limits.CreationsPerHour {
+		m.creations.SetBurst(l.CreationsPerHour)
+	}
+	m.limits = l
+	return l
+}
+
 func (*Module) Name() string { return "muc" }
 
 func (m *Module) Start(h module.Host) error {
@@ -105,7 +127,11 @@ func (m *Module) Start(h module.Host) error {
 		return fmt.Errorf("muc: negative retention %v", m.retentionNow())
 	}
 	m.host = h
-	m.store = h.Store().MUC()
+	st, err := newSealedStore(h.Store().MUC(), h.Key("muc"), h.Logger())
+	if err != nil {
+		return err
+	}
+	m.store = st
 	for _, s := range m.services {
 		d, err := jid.Parse(s)
 		if err != nil || !d.IsDomain() {
@@ -114,7 +140,10 @@ func (m *Module) Start(h module.Host) error {
 		if h.IsLocal(s) {
 			return fmt.Errorf("muc: service %q is also a served host", s)
 		}
-		if err := m.countStored(d.Domain()); err != nil {
+		if err := m.sealClear(st, d.Domain()); err != nil {
+			return err
+		}
+		if err := m.countStored(st.raw, d.Domain()); err != nil {
 			return err
 		}
 		h.AddComponent(module.Component{Domain: d.Domain(), Name: "Chatrooms"}, m.handle)
@@ -127,6 +156,25 @@ func (m *Module) Start(h module.Host) error {
 	}
 	return nil
 }
+
+// sealClear seals what earlier versions stored in clear, before the
+// service takes stanzas.
+func (m *Module) sealClear(st sealedStore, service string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	rooms, msgs, err := st.sealClear(ctx, service)
+	if rooms+msgs > 0 {
+		m.host.Logger().Info("muc: sealed room data stored in clear by an earlier version", "service", service, "rooms", rooms, "messages", msgs)
+	}
+	if err != nil {
+		return fmt.Errorf("muc: sealing the clear room data of %s: %w", service, err)
+	}
+	return nil
+}
+
+// Store is the room storage as the module reads and writes it (sealed),
+// for `parley export` and `parley import` of rooms.
+func (m *Module) Store() storage.MUC { return m.store }
 
 func (m *Module) expire(ctx context.Context) {
 	keep := m.retentionNow()
@@ -208,14 +256,16 @@ func (m *Module) room(ctx context.Context, rj jid.JID) (*room, error) {
 }
 
 // countStored starts the count of a service's rooms with those in
-// storage, when there is a limit to count for.
-func (m *Module) countStored(service string) error {
-	if m.limits.MaxRooms <= 0 {
+// storage, when there is a limit to count for, or a reload may set one.
+func (m *Module) countStored(raw storage.MUC, service string) error {
+	if m.limits.MaxRooms <= 0 && m.limitsFor == nil {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	stored, err := m.store.Rooms(ctx, service)
+	// Counting needs nothing sealed: a room sealed under a lost key
+	// still counts, and does not stop the start.
+	stored, err := raw.Rooms(ctx, service)
 	if err != nil {
 		return fmt.Errorf("muc: counting the rooms of %s: %w", service, err)
 	}
@@ -234,12 +284,13 @@ func (m *Module) create(rj, creator jid.JID, locked bool) (r *room, created bool
 		return r, false, nil
 	}
 	service := rj.Domain()
-	if n := m.limits.MaxRooms; n > 0 && m.count[service] >= n {
+	lim := m.limitsNow()
+	if n := lim.MaxRooms; n > 0 && m.count[service] >= n {
 		return nil, false, stanza.ResourceConstraint(fmt.Sprintf("this service holds its maximum of %d rooms; join an existing room or try again later", n))
 	}
 	if !m.creations.Spend(creator.Bare().String()) {
 		return nil, false, &stanza.Error{Type: stanza.Wait, Condition: "policy-violation",
-			Text: fmt.Sprintf("you may create at most %d rooms per hour; join an existing room or try again later", m.limits.CreationsPerHour)}
+			Text: fmt.Sprintf("you may create at most %d rooms per hour; join an existing room or try again later", lim.CreationsPerHour)}
 	}
 	r = newRoom(m, rj, defaultConfig())
 	r.locked = locked

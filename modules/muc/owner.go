@@ -30,8 +30,11 @@ func (r *room) getConfig(from jid.JID) (*xmlstream.Element, *stanza.Error) {
 	f.AddBool("muc#roomconfig_publicroom", "Listed in the directory", r.cfg.Public)
 	f.AddBool("muc#roomconfig_membersonly", "Members only", r.cfg.MembersOnly)
 	f.AddBool("muc#roomconfig_moderatedroom", "Moderated", r.cfg.Moderated)
-	f.AddBool("muc#roomconfig_passwordprotectedroom", "Password protected", r.cfg.Password != "")
-	f.Add("muc#roomconfig_roomsecret", "Password", r.cfg.Password)
+	f.AddBool("muc#roomconfig_passwordprotectedroom", "Password protected", r.cfg.protected())
+	// The password is kept only as a hash, so the form cannot show it:
+	// the field comes empty, and an empty answer keeps the password
+	// (passwordprotectedroom off removes it).
+	f.Add("muc#roomconfig_roomsecret", "Password (empty: unchanged)", "")
 	f.Add("muc#roomconfig_whois", "Who may see real JIDs", map[bool]string{true: "anyone", false: "moderators"}[r.cfg.NonAnonymous])
 	current := "none"
 	if r.cfg.MaxUsers > 0 {
@@ -83,7 +86,9 @@ func applyForm(cfg *config, f *dataform.Form) *stanza.Error {
 		case "muc#roomconfig_roomdesc":
 			cfg.Desc = v
 		case "muc#roomconfig_roomsecret":
-			cfg.Password = v
+			if v != "" {
+				cfg.PasswordHash = hashPassword(v)
+			}
 		case "muc#roomconfig_whois":
 			switch v {
 			case "anyone":
@@ -113,7 +118,7 @@ func applyForm(cfg *config, f *dataform.Form) *stanza.Error {
 		}
 	}
 	if b, ok, _ := f.Bool("muc#roomconfig_passwordprotectedroom"); ok && !b {
-		cfg.Password = ""
+		cfg.PasswordHash = ""
 	}
 	return nil
 }

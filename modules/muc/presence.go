@@ -131,7 +131,7 @@ func (r *room) join(full jid.JID, nick string, el *xmlstream.Element, created bo
 	case existing != nil && !existing.bare.Equal(full.Bare()):
 		out.errorReply(el, stanza.Conflict("that nickname is taken in this room"))
 		return
-	case r.cfg.Password != "" && aff != storage.AffOwner && (x == nil || childText(x, NS, "password") != r.cfg.Password):
+	case r.cfg.protected() && aff != storage.AffOwner && (x == nil || !passwordMatches(r.cfg.PasswordHash, childText(x, NS, "password"))):
 		out.errorReply(el, stanza.NotAuthorized("a password is required"))
 		return
 	case existing == nil && r.cfg.MaxUsers > 0 && len(r.occupants) >= r.cfg.MaxUsers && aff != storage.AffOwner && aff != storage.AffAdmin:

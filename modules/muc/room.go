@@ -29,13 +29,16 @@ const (
 // config is a room's configuration, stored as JSON. The occupant-id
 // secret and the subject live here too, so a persistent room keeps them.
 type config struct {
-	Name          string `json:"name,omitempty"`
-	Desc          string `json:"desc,omitempty"`
-	Persistent    bool   `json:"persistent,omitempty"`
-	Public        bool   `json:"public,omitempty"`
-	MembersOnly   bool   `json:"membersonly,omitempty"`
-	Moderated     bool   `json:"moderated,omitempty"`
+	Name        string `json:"name,omitempty"`
+	Desc        string `json:"desc,omitempty"`
+	Persistent  bool   `json:"persistent,omitempty"`
+	Public      bool   `json:"public,omitempty"`
+	MembersOnly bool   `json:"membersonly,omitempty"`
+	Moderated   bool   `json:"moderated,omitempty"`
+	// Password is the clear password earlier versions stored; upgrade
+	// turns it into PasswordHash when the configuration is read.
 	Password      string `json:"password,omitempty"`
+	PasswordHash  string `json:"passwordhash,omitempty"`
 	NonAnonymous  bool   `json:"nonanonymous,omitempty"` // whois = anyone
 	MaxUsers      int    `json:"maxusers,omitempty"`     // 0: no limit
 	ChangeSubject bool   `json:"changesubject,omitempty"`
@@ -102,6 +105,7 @@ func (m *Module) loadRoom(ctx context.Context, rj jid.JID, stored storage.MUCRoo
 	if err := json.Unmarshal(stored.Config, &cfg); err != nil {
 		return nil, fmt.Errorf("muc: room %s has a broken configuration: %w", rj, err)
 	}
+	cfg.upgrade()
 	r := newRoom(m, rj, cfg)
 	r.stored = true
 	r.loadAvatar()

@@ -121,7 +121,7 @@ func (q *holdQueue) run() {
 			}
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		_, err := q.m.store.PushAt(ctx, p.owner.String(), p.stored, p.sealed, q.m.maxPerUser)
+		_, err := q.m.store.PushAt(ctx, p.owner.String(), p.stored, p.sealed, q.m.maxNow())
 		cancel()
 		if err != nil && storage.IsTemporary(err) {
 			q.m.fails.Report("storing held offline messages", err, "held", q.len())
@@ -151,7 +151,7 @@ func (q *holdQueue) refuse(p pendingPush, err error) {
 	var se *stanza.Error
 	switch {
 	case errors.Is(err, storage.ErrLimit):
-		se = limitError(p.owner, q.m.maxPerUser).(*stanza.Error)
+		se = limitError(p.owner, q.m.maxNow()).(*stanza.Error)
 	case errors.Is(err, storage.ErrNotFound):
 		se = stanza.ServiceUnavailable()
 	default:

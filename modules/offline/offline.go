@@ -42,6 +42,7 @@ const (
 
 type Module struct {
 	maxPerUser int
+	maxFor     func() int // see WithLimit
 	retention  time.Duration
 	keepFor    func() time.Duration // see WithRetention
 	now        func() time.Time
@@ -68,6 +69,19 @@ func New(maxPerUser int, retention time.Duration) *Module {
 func (m *Module) WithRetention(keep func() time.Duration) *Module { m.keepFor = keep; return m }
 
 func (m *Module) retentionNow() time.Duration { return retention.Now(m.retention, m.keepFor) }
+
+// WithLimit reads the per-user limit from max at each message (a reload
+// may change it); call it before Start. Offline storage turned off at
+// start (a limit of 0) stays off until a restart; a reload to 0 stops
+// storing new messages.
+func (m *Module) WithLimit(max func() int) *Module { m.maxFor = max; return m }
+
+func (m *Module) maxNow() int {
+	if m.maxFor != nil {
+		return m.maxFor()
+	}
+	return m.maxPerUser
+}
 
 func (*Module) Name() string { return "offline" }
 
@@ -154,6 +168,10 @@ func (m *Module) keep(ctx context.Context, to jid.JID, el *xmlstream.Element) (b
 	if !worthKeeping(el) {
 		return true, nil // dropped on purpose: nothing to say to the sender
 	}
+	limit := m.maxNow()
+	if limit <= 0 {
+		return false, nil // turned off by a reload
+	}
 	stored := storage.CreatedTime(m.now())
 	c := el.Copy()
 	stanza.AddDelay(c, to.Domain(), stored)
@@ -166,14 +184,14 @@ func (m *Module) keep(ctx context.Context, to jid.JID, el *xmlstream.Element) (b
 	// A sender who disconnects meanwhile must not cost the message: the
 	// write does not end with the sender's context.
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), pushTimeout)
-	_, err := m.store.PushAt(pctx, to.String(), stored, p.sealed, m.maxPerUser)
+	_, err := m.store.PushAt(pctx, to.String(), stored, p.sealed, limit)
 	cancel()
 	switch {
 	case err == nil:
 		m.catchUp(ctx, to)
 		return true, nil
 	case errors.Is(err, storage.ErrLimit):
-		return false, limitError(to, m.maxPerUser)
+		return false, limitError(to, limit)
 	case storage.IsTemporary(err):
 		m.fails.Report("storing an offline message; holding it until the database is back", err)
 		return m.hold(ctx, p)

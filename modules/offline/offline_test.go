@@ -171,7 +171,7 @@ func TestWrongKeyIsNotTampering(t *testing.T) {
 		t.Errorf("notices %q", notices)
 	}
 	logs := f.h.Logs()
-	if strings.Count(logs, "server secret") != 1 || strings.Contains(logs, "altered") {
+	if strings.Count(logs, "the server key") != 1 || strings.Contains(logs, "altered") {
 		t.Errorf("logs: %s", logs)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"parley/internal/stanza"
 	"parley/internal/storage"
 	"parley/internal/xmlstream"
+	"parley/modules/internal/pubsub"
 )
 
 // sessionCaps is the key of a session's own feature set, kept when its
@@ -243,7 +244,7 @@ func (m *Module) broadcast(ctx context.Context, owner jid.JID, node string, cfg 
 	}
 	for _, contact := range contacts {
 		c := contact.JID
-		if !allows(cfg, contact) || !m.host.IsLocal(c.Domain()) {
+		if !pubsub.Allows(cfg.Config, contact) || !m.host.IsLocal(c.Domain()) {
 			// Federation is not there yet; remote contacts get nothing.
 			continue
 		}

@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"slices"
 	"sync"
 	"time"
 
@@ -24,13 +23,14 @@ import (
 	"parley/internal/stanza"
 	"parley/internal/storage"
 	"parley/internal/xmlstream"
+	"parley/modules/internal/pubsub"
 )
 
 const (
-	NS          = "http://jabber.org/protocol/pubsub"
-	NSOwner     = "http://jabber.org/protocol/pubsub#owner"
-	NSEvent     = "http://jabber.org/protocol/pubsub#event"
-	NSErrors    = "http://jabber.org/protocol/pubsub#errors"
+	NS          = pubsub.NS
+	NSOwner     = pubsub.NSOwner
+	NSEvent     = pubsub.NSEvent
+	NSErrors    = pubsub.NSErrors
 	nsBookmarks = "urn:xmpp:bookmarks:1"
 )
 
@@ -48,7 +48,7 @@ var Features = []string{
 	NS + "#auto-create", NS + "#config-node", NS + "#create-nodes", NS + "#delete-nodes",
 	NS + "#last-published", NS + "#persistent-items", NS + "#publish", NS + "#publish-options",
 	NS + "#retract-items", NS + "#retrieve-items", NS + "#subscribe", NS + "#retrieve-subscriptions",
-	NS + "#manage-subscriptions",
+	NS + "#manage-subscriptions", NS + "#subscription-options",
 }
 
 // Module is the PEP service.
@@ -84,7 +84,11 @@ func (*Module) Name() string { return "pep" }
 
 func (m *Module) Start(h module.Host) error {
 	m.host = h
-	m.ps = h.Store().PubSub()
+	ps, err := pubsub.Sealed(h.Store().PubSub(), h.Key(pubsub.KeyPurpose), "pep")
+	if err != nil {
+		return fmt.Errorf("pep: %w", err)
+	}
+	m.ps = ps
 	h.HandleIQ(module.Account, "get", xmlstream.Name{Space: NS, Local: "pubsub"}, m.get)
 	h.HandleIQ(module.Account, "set", xmlstream.Name{Space: NS, Local: "pubsub"}, m.set)
 	h.HandleIQ(module.Account, "get", xmlstream.Name{Space: NSOwner, Local: "pubsub"}, m.ownerGet)
@@ -95,20 +99,6 @@ func (m *Module) Start(h module.Host) error {
 	h.OnEvent(module.EventAvailable, m.available)
 	h.OnIQResult(m.iqResult)
 	return nil
-}
-
-// withCondition adds a pubsub#errors condition to a stanza error.
-func withCondition(se *stanza.Error, cond string, attrs ...string) *stanza.Error {
-	se.Extra = xmlstream.New(NSErrors, cond, attrs...)
-	return se
-}
-
-func unsupported(se *stanza.Error, feature string) *stanza.Error {
-	return withCondition(se, "unsupported", "feature", feature)
-}
-
-func nodeRequired() *stanza.Error {
-	return withCondition(&stanza.Error{Type: stanza.Modify, Condition: "not-acceptable"}, "nodeid-required")
 }
 
 // theChild returns the one pubsub action element of a request.
@@ -136,7 +126,7 @@ func (m *Module) set(ctx context.Context, iq module.IQ) (*xmlstream.Element, err
 	case "unsubscribe":
 		return nil, m.unsubscribe(ctx, iq, action)
 	case "options":
-		return nil, unsupported(stanza.FeatureNotImplemented("subscriptions have no options here"), "subscription-options")
+		return m.options(ctx, iq, action)
 	default:
 		return nil, stanza.FeatureNotImplemented(action.Name.Local + " is not supported")
 	}
@@ -145,7 +135,7 @@ func (m *Module) set(ctx context.Context, iq module.IQ) (*xmlstream.Element, err
 	}
 	node := action.Attr("node")
 	if node == "" {
-		return nil, nodeRequired()
+		return nil, pubsub.NodeRequired()
 	}
 	if v := m.views[node]; v != nil {
 		return m.setView(ctx, iq, node, action, v)
@@ -195,10 +185,10 @@ func (m *Module) newNode(ctx context.Context, owner, node string, x *xmlstream.E
 		return nodeConfig{}, fmt.Errorf("pep: listing nodes of %s: %w", owner, err)
 	}
 	if len(nodes) >= MaxNodes {
-		return nodeConfig{}, withCondition(&stanza.Error{Type: stanza.Wait, Condition: "resource-constraint",
+		return nodeConfig{}, pubsub.Cond(&stanza.Error{Type: stanza.Wait, Condition: "resource-constraint",
 			Text: fmt.Sprintf("at most %d nodes per account", MaxNodes)}, "max-nodes-exceeded")
 	}
-	if err := m.ps.CreateNode(ctx, owner, storage.PubSubNode{Name: node, Config: cfg.encode()}); err != nil {
+	if err := m.ps.CreateNode(ctx, owner, storage.PubSubNode{Name: node, Config: cfg.Encode()}); err != nil {
 		if errors.Is(err, storage.ErrExists) {
 			return nodeConfig{}, stanza.Conflict("the node exists")
 		}
@@ -219,7 +209,7 @@ func configFor(node string, x *xmlstream.Element) (nodeConfig, error) {
 		if err != nil {
 			return nodeConfig{}, err
 		}
-		if se := cfg.apply(f, MaxItems); se != nil {
+		if se := cfg.Apply(f, MaxItems, models); se != nil {
 			return nodeConfig{}, se
 		}
 	}
@@ -243,7 +233,7 @@ func onePayload(pub *xmlstream.Element) (item, payload *xmlstream.Element, se *s
 		}
 	}
 	if n != 1 {
-		return nil, nil, withCondition(stanza.BadRequest("publish exactly one item"), "invalid-payload")
+		return nil, nil, pubsub.Cond(stanza.BadRequest("publish exactly one item"), "invalid-payload")
 	}
 	k := 0
 	for c := range item.Elements() {
@@ -251,7 +241,7 @@ func onePayload(pub *xmlstream.Element) (item, payload *xmlstream.Element, se *s
 		k++
 	}
 	if k != 1 {
-		return nil, nil, withCondition(stanza.BadRequest("an item carries exactly one payload"), "invalid-payload")
+		return nil, nil, pubsub.Cond(stanza.BadRequest("an item carries exactly one payload"), "invalid-payload")
 	}
 	return item, payload, nil
 }
@@ -319,21 +309,21 @@ func (m *Module) keep(ctx context.Context, owner, node string, item storage.PubS
 		if err != nil {
 			return nodeConfig{}, err
 		}
-		if f.FormType == formTypePublishOptions && !cfg.meets(f, MaxItems) {
-			return nodeConfig{}, withCondition(stanza.Conflict("the node's configuration does not match the publish options"), "precondition-not-met")
+		if f.FormType == formTypePublishOptions && !cfg.Meets(f, MaxItems) {
+			return nodeConfig{}, pubsub.Cond(stanza.Conflict("the node's configuration does not match the publish options"), "precondition-not-met")
 		}
 	}
 	if !cfg.PersistItems {
 		return cfg, nil
 	}
 	if exists {
-		if err := m.checkQuota(ctx, owner, node, item, cfg.limit(), true); err != nil {
+		if err := m.checkQuota(ctx, owner, node, item, cfg.Limit(MaxItems), true); err != nil {
 			return nodeConfig{}, err
 		}
 	}
-	_, err = m.ps.Publish(ctx, owner, node, item, cfg.limit())
+	_, err = m.ps.Publish(ctx, owner, node, item, cfg.Limit(MaxItems))
 	if errors.Is(err, storage.ErrInvalid) {
-		return nodeConfig{}, withCondition(&stanza.Error{Type: stanza.Modify, Condition: "not-acceptable", Text: "the item is too large or its id is invalid"}, "payload-too-big")
+		return nodeConfig{}, pubsub.Cond(&stanza.Error{Type: stanza.Modify, Condition: "not-acceptable", Text: "the item is too large or its id is invalid"}, "payload-too-big")
 	}
 	if err != nil {
 		return nodeConfig{}, fmt.Errorf("pep: publishing to %q of %s: %w", node, owner, err)
@@ -353,7 +343,8 @@ func (m *Module) checkQuota(ctx context.Context, owner, node string, item storag
 	if quota <= 0 {
 		return nil
 	}
-	size := int64(len(item.Payload))
+	// What the store holds is sealed: the quota counts sealed bytes.
+	size := int64(len(item.Payload)) + pubsub.SealOverhead
 	used, err := m.ps.PayloadBytes(ctx, owner)
 	if err != nil {
 		return fmt.Errorf("pep: measuring the data of %s: %w", owner, err)
@@ -366,32 +357,13 @@ func (m *Module) checkQuota(ctx context.Context, owner, node string, item storag
 		if err != nil {
 			return fmt.Errorf("pep: reading items of %q of %s: %w", node, owner, err)
 		}
-		used -= freedBy(items, item.ID, limit)
+		used -= pubsub.FreedBy(items, item.ID, limit)
 	}
 	if used+size <= quota {
 		return nil
 	}
 	return &stanza.Error{Type: stanza.Cancel, Condition: "resource-constraint",
 		Text: fmt.Sprintf("this item (%d bytes) does not fit in your personal data quota of %d bytes, %d of which are in use; delete items or nodes you no longer need", size, quota, used)}
-}
-
-// freedBy is how many payload bytes of items (oldest first) go when an
-// item with id is published to a node keeping limit items.
-func freedBy(items []storage.PubSubItem, id string, limit int) int64 {
-	var freed int64
-	kept := items[:0:0]
-	for _, it := range items {
-		if it.ID == id {
-			freed += int64(len(it.Payload))
-		} else {
-			kept = append(kept, it)
-		}
-	}
-	// The new item is the newest; the oldest beyond the limit go.
-	for _, it := range kept[:max(0, len(kept)-(storage.EffectiveMaxItems(limit)-1))] {
-		freed += int64(len(it.Payload))
-	}
-	return freed
 }
 
 // ownerLock is the lock of owner's publishes, one of a few shared by
@@ -416,7 +388,7 @@ func (m *Module) retract(ctx context.Context, iq module.IQ, node string, r *xmls
 	owner := iq.To.String()
 	it := r.Child(NS, "item")
 	if it == nil || it.Attr("id") == "" {
-		return withCondition(stanza.BadRequest("retract needs an item id"), "item-required")
+		return pubsub.Cond(stanza.BadRequest("retract needs an item id"), "item-required")
 	}
 	id := it.Attr("id")
 	cfg, exists, err := m.nodeConfigOf(ctx, owner, node)
@@ -454,15 +426,18 @@ func (m *Module) get(ctx context.Context, iq module.IQ) (*xmlstream.Element, err
 	if action == nil {
 		return nil, stanza.BadRequest("no pubsub action")
 	}
-	if action.Name.Local == "subscriptions" {
+	switch action.Name.Local {
+	case "subscriptions":
 		return m.ownSubscriptions(ctx, iq, action)
+	case "options":
+		return m.options(ctx, iq, action)
 	}
 	if action.Name.Local != "items" {
-		return nil, unsupported(stanza.FeatureNotImplemented(action.Name.Local+" is not supported"), "retrieve-"+action.Name.Local)
+		return nil, pubsub.Unsupported(stanza.FeatureNotImplemented(action.Name.Local+" is not supported"), "retrieve-"+action.Name.Local)
 	}
 	node := action.Attr("node")
 	if node == "" {
-		return nil, nodeRequired()
+		return nil, pubsub.NodeRequired()
 	}
 	if v := m.views[node]; v != nil {
 		return m.getView(ctx, iq, node, action, v)
@@ -482,18 +457,9 @@ func (m *Module) get(ctx context.Context, iq module.IQ) (*xmlstream.Element, err
 			return nil, se
 		}
 	}
-	var q storage.PubSubQuery
-	if v := action.Attr("max_items"); v != "" {
-		n, err := parseMaxItems(v, storage.MaxPubSubItems)
-		if err != nil {
-			return nil, stanza.BadRequest("max_items: " + err.Error())
-		}
-		q.Last = n
-	}
-	for it := range action.Elements() {
-		if it.Name.Space == NS && it.Name.Local == "item" && it.Attr("id") != "" {
-			q.IDs = append(q.IDs, it.Attr("id"))
-		}
+	q, se := pubsub.ItemsQuery(action)
+	if se != nil {
+		return nil, se
 	}
 	items, err := m.ps.Items(ctx, owner, node, q)
 	if errors.Is(err, storage.ErrNotFound) {
@@ -519,39 +485,10 @@ func (m *Module) get(ctx context.Context, iq module.IQ) (*xmlstream.Element, err
 }
 
 // mayAccess applies a node's access model to someone who is not the
-// owner (XEP-0060 §6.5.9); it returns the error to send, or nil.
+// owner (XEP-0060 §6.5.9), through the engine, with the owner's roster;
+// it returns the error to send, or nil.
 func (m *Module) mayAccess(ctx context.Context, owner, who jid.JID, cfg nodeConfig) (*stanza.Error, error) {
-	switch cfg.AccessModel {
-	case AccessOpen:
-		return nil, nil
-	case AccessPresence, AccessRoster:
-		c, ok, err := m.host.Roster().Contact(ctx, owner, who)
-		if err != nil {
-			return nil, fmt.Errorf("pep: %w", err)
-		}
-		if ok && allows(cfg, c) {
-			return nil, nil
-		}
-		if cfg.AccessModel == AccessRoster {
-			return withCondition(stanza.NotAuthorized("not in the owner's roster groups"), "not-in-roster-group"), nil
-		}
-		return withCondition(stanza.NotAuthorized("a presence subscription is required"), "presence-subscription-required"), nil
-	default:
-		return withCondition(stanza.NotAllowed("the node is private"), "closed-node"), nil
-	}
-}
-
-// allows reports whether a contact of the owner may see a node with the
-// presence or roster access model: it needs the owner's presence (from
-// or both), and for the roster model with groups, one of those groups.
-func allows(cfg nodeConfig, c module.Contact) bool {
-	if !c.ReceivesPresence {
-		return false
-	}
-	if cfg.AccessModel != AccessRoster || len(cfg.RosterGroups) == 0 {
-		return true
-	}
-	return slices.ContainsFunc(cfg.RosterGroups, c.InGroup)
+	return pubsub.MayAccess(ctx, m.host.Roster(), []jid.JID{owner}, who, cfg)
 }
 
 func (m *Module) ownerGet(ctx context.Context, iq module.IQ) (*xmlstream.Element, error) {
@@ -564,7 +501,7 @@ func (m *Module) ownerGet(ctx context.Context, iq module.IQ) (*xmlstream.Element
 	}
 	node := action.Attr("node")
 	if node == "" {
-		return nil, nodeRequired()
+		return nil, pubsub.NodeRequired()
 	}
 	if m.views[node] != nil {
 		return m.ownerView("get", node, action)
@@ -587,7 +524,7 @@ func (m *Module) ownerGet(ctx context.Context, iq module.IQ) (*xmlstream.Element
 	for _, c := range contacts {
 		groups = append(groups, c.Groups...)
 	}
-	c := xmlstream.New(NSOwner, "configure", "node", node).AddChild(cfg.configForm(groups))
+	c := xmlstream.New(NSOwner, "configure", "node", node).AddChild(cfg.Form(groups, models))
 	return xmlstream.New(NSOwner, "pubsub").AddChild(c), nil
 }
 
@@ -601,7 +538,7 @@ func (m *Module) ownerSet(ctx context.Context, iq module.IQ) (*xmlstream.Element
 	}
 	node := action.Attr("node")
 	if node == "" {
-		return nil, nodeRequired()
+		return nil, pubsub.NodeRequired()
 	}
 	if m.views[node] != nil {
 		return m.ownerView("set", node, action)
@@ -630,13 +567,14 @@ func (m *Module) ownerSet(ctx context.Context, iq module.IQ) (*xmlstream.Element
 		if f.Type != dataform.TypeSubmit || x.Attr("type") == "" {
 			return nil, stanza.BadRequest("the form must be submitted")
 		}
-		if se := cfg.apply(f, MaxItems); se != nil {
-			return nil, se
-		}
-		if err := m.ps.Configure(ctx, owner, node, cfg.encode(), cfg.limit()); err != nil {
-			return nil, fmt.Errorf("pep: configuring %q of %s: %w", node, owner, err)
-		}
-		return nil, nil
+		// Under the owner's lock, on the state as it is then: a
+		// subscription made meanwhile is kept.
+		return nil, m.changeState(ctx, iq.To, node, func(st *nodeConfig) error {
+			if se := st.Apply(f, MaxItems, models); se != nil {
+				return se
+			}
+			return nil
+		})
 	case "delete":
 		if err := m.ps.DeleteNode(ctx, owner, node); errors.Is(err, storage.ErrNotFound) {
 			return nil, stanza.ItemNotFound("no such node")

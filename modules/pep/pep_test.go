@@ -390,7 +390,11 @@ func TestPublishOptionsPreconditions(t *testing.T) {
 		{"other max items", []string{fieldMaxItems, "max"}, []string{fieldMaxItems, "5"}, "conflict+precondition-not-met"},
 		{"defaults then explicit default", nil, []string{fieldAccessModel, AccessPresence}, ""},
 		{"persist differs", nil, []string{fieldPersistItems, "false"}, "conflict+precondition-not-met"},
-		{"unknown option", nil, []string{"pubsub#type", "x"}, "conflict+precondition-not-met"},
+		{"unknown option", nil, []string{"pubsub#item_expire", "3600"}, "conflict+precondition-not-met"},
+		// Social feed clients (XEP-0472) send the payload type with
+		// every publish; a node that declares none accepts it.
+		{"type on an untyped node", nil, []string{"pubsub#type", "urn:xmpp:microblog:0"}, ""},
+		{"other type", []string{"pubsub#type", "urn:a"}, []string{"pubsub#type", "urn:b"}, "conflict+precondition-not-met"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

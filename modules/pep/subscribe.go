@@ -7,51 +7,62 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 
+	"parley/internal/dataform"
 	"parley/internal/jid"
 	"parley/internal/module"
 	"parley/internal/stanza"
 	"parley/internal/storage"
 	"parley/internal/xmlstream"
+	"parley/modules/internal/pubsub"
 )
 
 // Explicit subscriptions (XEP-0060 §6.1, XEP-0163 §4.3.3): besides the
 // contacts whose clients announce +notify, anyone the node's access model
 // lets in may subscribe to a node with <subscribe/>, from any server, and
-// gets its notifications whatever its client announces. They are kept in
-// the owner's KV namespace, one entry per node and JID.
+// gets its notifications whatever its client announces, unless the
+// subscription's pubsub#deliver option says not now. They are kept in the
+// node's state (the engine's, sealed with it); subscriptions stored
+// before that, one KV entry of the owner's per node and JID, are still
+// read, and moved into the state when their node's subscriptions change.
 
-// kvSubscriptions is the KV namespace of an owner's subscriptions.
+// kvSubscriptions is the KV namespace of the subscriptions stored
+// before they moved into the node state.
 const kvSubscriptions = NS + "#subscriptions"
 
-// MaxSubscriptions bounds the subscriptions to one account's nodes, so
-// that strangers subscribing to open nodes cannot grow its storage
-// without end.
+// MaxSubscriptions bounds the subscriptions to one node, so that
+// strangers subscribing to open nodes cannot grow its storage without
+// end.
 const MaxSubscriptions = 1000
 
-// subscription is one stored subscription.
-type subscription struct {
+// legacySubscription is one subscription stored in the KV.
+type legacySubscription struct {
 	Node string `json:"node"`
-	JID  string `json:"jid"` // bare or full, as subscribed
+	JID  string `json:"jid"`
 }
 
-// subKey names a subscription in the KV store; node names and JIDs may
-// be long, so the pair is hashed and kept in the value.
+// subscription is a subscription and the node it is to.
+type subscription struct {
+	Node string
+	pubsub.Subscription
+}
+
+// subKey names a legacy subscription in the KV store.
 func subKey(node, j string) string {
 	sum := sha256.Sum256([]byte(node + "\x00" + j))
 	return hex.EncodeToString(sum[:16])
 }
 
-// subscriptions lists owner's subscriptions, those of node only when
-// node is not "".
-func (m *Module) subscriptions(ctx context.Context, owner jid.JID, node string) ([]subscription, error) {
+// legacy lists the KV subscriptions to owner's node (all nodes for "").
+func (m *Module) legacy(ctx context.Context, owner jid.JID, node string) ([]legacySubscription, error) {
 	entries, err := m.host.Store().KV().List(ctx, owner.String(), kvSubscriptions)
 	if err != nil {
 		return nil, fmt.Errorf("pep: reading the subscriptions of %s: %w", owner, err)
 	}
-	var out []subscription
+	var out []legacySubscription
 	for _, e := range entries {
-		var s subscription
+		var s legacySubscription
 		if json.Unmarshal(e.Value, &s) != nil {
 			continue // damaged: as if absent
 		}
@@ -62,89 +73,132 @@ func (m *Module) subscriptions(ctx context.Context, owner jid.JID, node string) 
 	return out, nil
 }
 
-func (m *Module) addSubscription(ctx context.Context, owner jid.JID, s subscription) error {
-	kv := m.host.Store().KV()
-	key := subKey(s.Node, s.JID)
-	if _, err := kv.Get(ctx, owner.String(), kvSubscriptions, key); err == nil {
-		return nil // subscribed already
-	} else if !errors.Is(err, storage.ErrNotFound) {
-		return fmt.Errorf("pep: reading a subscription of %s: %w", owner, err)
+// subscriptions lists the subscriptions to owner's node, or to all of
+// owner's nodes when node is "".
+func (m *Module) subscriptions(ctx context.Context, owner jid.JID, node string) ([]subscription, error) {
+	var out []subscription
+	if node != "" {
+		cfg, exists, err := m.nodeConfigOf(ctx, owner.String(), node)
+		if err != nil {
+			return nil, err
+		}
+		if exists {
+			for _, s := range cfg.Subscriptions {
+				out = append(out, subscription{Node: node, Subscription: s})
+			}
+		}
+	} else {
+		nodes, err := m.ps.Nodes(ctx, owner.String())
+		if err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return nil, fmt.Errorf("pep: listing nodes of %s: %w", owner, err)
+		}
+		for _, n := range nodes {
+			st, err := decodeConfig(n.Config)
+			if err != nil {
+				continue // damaged: its subscriptions are lost with it
+			}
+			for _, s := range st.Subscriptions {
+				out = append(out, subscription{Node: n.Name, Subscription: s})
+			}
+		}
 	}
-	all, err := m.subscriptions(ctx, owner, "")
+	old, err := m.legacy(ctx, owner, node)
+	if err != nil {
+		return nil, err
+	}
+	for _, l := range old {
+		out = append(out, subscription{Node: l.Node, Subscription: pubsub.Subscription{JID: l.JID}})
+	}
+	return out, nil
+}
+
+// changeState changes the state of owner's node with fn under the owner's
+// lock, after moving the node's legacy subscriptions into it, and stores
+// it. fn's error is returned as is, and nothing is stored then.
+func (m *Module) changeState(ctx context.Context, owner jid.JID, node string, fn func(*nodeConfig) error) error {
+	lock := m.ownerLock(owner.String())
+	lock.Lock()
+	defer lock.Unlock()
+	st, exists, err := m.nodeConfigOf(ctx, owner.String(), node)
 	if err != nil {
 		return err
 	}
-	if len(all) >= MaxSubscriptions {
-		return &stanza.Error{Type: stanza.Wait, Condition: "resource-constraint",
-			Text: fmt.Sprintf("at most %d subscriptions to one account's nodes", MaxSubscriptions)}
+	if !exists {
+		return stanza.ItemNotFound("no such node")
 	}
-	data, _ := json.Marshal(s) // two strings always marshal
-	if err := kv.Put(ctx, owner.String(), kvSubscriptions, key, data); err != nil {
-		return fmt.Errorf("pep: storing a subscription to %s: %w", owner, err)
+	old, err := m.legacy(ctx, owner, node)
+	if err != nil {
+		return err
+	}
+	for _, l := range old {
+		if j, err := jid.Parse(l.JID); err == nil {
+			if _, err := st.Subscribe(j, pubsub.Subscribed, 0); err != nil {
+				return err
+			}
+		}
+	}
+	if err := fn(&st); err != nil {
+		return err
+	}
+	if err := m.ps.Configure(ctx, owner.String(), node, st.Encode(), st.Limit(MaxItems)); err != nil {
+		return fmt.Errorf("pep: storing the state of %q of %s: %w", node, owner, err)
+	}
+	for _, l := range old {
+		if err := m.host.Store().KV().Delete(ctx, owner.String(), kvSubscriptions, subKey(l.Node, l.JID)); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			m.host.Logger().Warn("pep: removing a moved subscription failed", "err", err)
+		}
 	}
 	return nil
 }
 
-// removeSubscription reports whether there was one to remove.
-func (m *Module) removeSubscription(ctx context.Context, owner jid.JID, node, j string) (bool, error) {
-	err := m.host.Store().KV().Delete(ctx, owner.String(), kvSubscriptions, subKey(node, j))
-	if errors.Is(err, storage.ErrNotFound) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("pep: removing a subscription to %s: %w", owner, err)
-	}
-	return true, nil
+// addSubscription subscribes j to owner's node (or finds its
+// subscription) and returns it.
+func (m *Module) addSubscription(ctx context.Context, owner jid.JID, node string, j jid.JID) (pubsub.Subscription, error) {
+	var sub pubsub.Subscription
+	err := m.changeState(ctx, owner, node, func(st *nodeConfig) (err error) {
+		sub, err = st.Subscribe(j, pubsub.Subscribed, MaxSubscriptions)
+		return err
+	})
+	return sub, err
 }
 
-// dropSubscriptions forgets every subscription to a deleted node.
+// removeSubscription reports whether there was one to remove.
+func (m *Module) removeSubscription(ctx context.Context, owner jid.JID, node string, j jid.JID, subid string) (bool, error) {
+	removed := false
+	err := m.changeState(ctx, owner, node, func(st *nodeConfig) error {
+		removed = st.Unsubscribe(j, subid)
+		return nil
+	})
+	if se := stanza.AsError(err); err != nil && se != nil && se.Condition == "item-not-found" {
+		return false, nil
+	}
+	return removed, err
+}
+
+// dropSubscriptions forgets the legacy subscriptions to a deleted node;
+// the others went with its state.
 func (m *Module) dropSubscriptions(ctx context.Context, owner jid.JID, node string) {
-	subs, err := m.subscriptions(ctx, owner, node)
+	old, err := m.legacy(ctx, owner, node)
 	if err != nil {
 		m.host.Logger().Warn("pep: dropping the subscriptions of a deleted node failed", "err", err)
 		return
 	}
-	for _, s := range subs {
-		if _, err := m.removeSubscription(ctx, owner, s.Node, s.JID); err != nil {
+	for _, l := range old {
+		if err := m.host.Store().KV().Delete(ctx, owner.String(), kvSubscriptions, subKey(l.Node, l.JID)); err != nil && !errors.Is(err, storage.ErrNotFound) {
 			m.host.Logger().Warn("pep: dropping a subscription failed", "err", err)
 		}
 	}
 }
 
-// subscriber reads and checks the 'jid' of a subscribe or unsubscribe:
-// one may only (un)subscribe oneself (XEP-0060 §6.1.3.1, §6.2.3.3).
-func subscriber(iq module.IQ, action *xmlstream.Element) (jid.JID, *stanza.Error) {
-	raw := action.Attr("jid")
-	if raw == "" {
-		return jid.JID{}, withCondition(stanza.BadRequest("a subscription needs the subscriber's jid"), "jid-required")
-	}
-	j, err := jid.Parse(raw)
-	if err != nil || !j.Bare().Equal(iq.From.Bare()) {
-		return jid.JID{}, withCondition(stanza.BadRequest("the jid is not the requester's"), "invalid-jid")
-	}
-	return j, nil
-}
-
-func subscriptionElement(space, node string, j string, state string) *xmlstream.Element {
-	el := xmlstream.New(space, "subscription", "jid", j, "subscription", state)
-	if node != "" {
-		el.SetAttr("node", node)
-	}
-	return el
-}
-
-// subscribe handles <subscribe/> (XEP-0060 §6.1).
+// subscribe handles <subscribe/> (XEP-0060 §6.1), with <options/>
+// beside it to configure the subscription at once (§6.3.7).
 func (m *Module) subscribe(ctx context.Context, iq module.IQ, action *xmlstream.Element) (*xmlstream.Element, error) {
-	node := action.Attr("node")
-	if node == "" {
-		return nil, nodeRequired()
-	}
-	who, se := subscriber(iq, action)
+	node, who, se := pubsub.Subscriber(iq.From, action)
 	if se != nil {
 		return nil, se
 	}
 	if m.views[node] != nil {
-		return nil, unsupported(stanza.FeatureNotImplemented("this node is a view of other data; it has no subscriptions"), "subscribe")
+		return nil, pubsub.Unsupported(stanza.FeatureNotImplemented("this node is a view of other data; it has no subscriptions"), "subscribe")
 	}
 	cfg, exists, err := m.nodeConfigOf(ctx, iq.To.String(), node)
 	if err != nil {
@@ -160,33 +214,66 @@ func (m *Module) subscribe(ctx context.Context, iq module.IQ, action *xmlstream.
 			return nil, se
 		}
 	}
-	if err := m.addSubscription(ctx, iq.To, subscription{Node: node, JID: who.String()}); err != nil {
+	var sub pubsub.Subscription
+	err = m.changeState(ctx, iq.To, node, func(st *nodeConfig) (err error) {
+		sub, err = st.SubscribeWith(who, pubsub.Subscribed, MaxSubscriptions, formIn(iq.Payload.Child(NS, "options")))
+		return err
+	})
+	if err != nil {
 		return nil, err
 	}
-	if cfg.SendLast != SendLastNever {
+	if cfg.SendLast != SendLastNever && !sub.NoDeliver {
 		m.sendLastTo(ctx, iq.To, node, who)
 	}
-	return xmlstream.New(NS, "pubsub").AddChild(subscriptionElement(NS, node, who.String(), "subscribed")), nil
+	return xmlstream.New(NS, "pubsub").AddChild(pubsub.SubscriptionElement(NS, node, sub)), nil
 }
 
 // unsubscribe handles <unsubscribe/> (XEP-0060 §6.2).
 func (m *Module) unsubscribe(ctx context.Context, iq module.IQ, action *xmlstream.Element) error {
-	node := action.Attr("node")
-	if node == "" {
-		return nodeRequired()
-	}
-	who, se := subscriber(iq, action)
+	node, who, se := pubsub.Subscriber(iq.From, action)
 	if se != nil {
 		return se
 	}
-	removed, err := m.removeSubscription(ctx, iq.To, node, who.String())
+	removed, err := m.removeSubscription(ctx, iq.To, node, who, action.Attr("subid"))
 	if err != nil {
 		return err
 	}
 	if !removed {
-		return withCondition(&stanza.Error{Type: stanza.Cancel, Condition: "unexpected-request", Text: "not subscribed"}, "not-subscribed")
+		return pubsub.Cond(&stanza.Error{Type: stanza.Cancel, Condition: "unexpected-request", Text: "not subscribed"}, "not-subscribed")
 	}
 	return nil
+}
+
+// options gets or sets a subscription's options (XEP-0060 §6.3).
+func (m *Module) options(ctx context.Context, iq module.IQ, action *xmlstream.Element) (*xmlstream.Element, error) {
+	node, who, se := pubsub.Subscriber(iq.From, action)
+	if se != nil {
+		return nil, se
+	}
+	subid := action.Attr("subid")
+	var sub pubsub.Subscription
+	err := m.changeState(ctx, iq.To, node, func(st *nodeConfig) error {
+		i, ok := st.Find(who, subid)
+		if !ok {
+			return pubsub.Cond(&stanza.Error{Type: stanza.Cancel, Condition: "unexpected-request", Text: "not subscribed"}, "not-subscribed")
+		}
+		if iq.Type == "set" {
+			x := formIn(action)
+			if x == nil {
+				return pubsub.Cond(stanza.BadRequest("options need a form"), "invalid-options")
+			}
+			if se := pubsub.ApplyOptions(&st.Subscriptions[i], x); se != nil {
+				return se
+			}
+		}
+		sub = st.Subscriptions[i]
+		return nil
+	})
+	if err != nil || iq.Type == "set" {
+		return nil, err
+	}
+	out := xmlstream.New(NS, "options", "node", node, "jid", who.String(), "subid", sub.SubID)
+	return xmlstream.New(NS, "pubsub").AddChild(out.AddChild(pubsub.OptionsForm(sub, dataform.TypeForm))), nil
 }
 
 // ownSubscriptions lists the requester's subscriptions to the account's
@@ -203,7 +290,7 @@ func (m *Module) ownSubscriptions(ctx context.Context, iq module.IQ, action *xml
 	}
 	for _, s := range subs {
 		if j, err := jid.Parse(s.JID); err == nil && j.Bare().Equal(iq.From.Bare()) {
-			out.AddChild(subscriptionElement(NS, s.Node, s.JID, "subscribed"))
+			out.AddChild(pubsub.SubscriptionElement(NS, s.Node, s.Subscription))
 		}
 	}
 	return xmlstream.New(NS, "pubsub").AddChild(out), nil
@@ -219,46 +306,33 @@ func (m *Module) ownerSubscriptions(ctx context.Context, iq module.IQ, node stri
 		}
 		out := xmlstream.New(NSOwner, "subscriptions", "node", node)
 		for _, s := range subs {
-			out.AddChild(subscriptionElement(NSOwner, "", s.JID, "subscribed"))
+			out.AddChild(pubsub.SubscriptionElement(NSOwner, "", s.Subscription))
 		}
 		return xmlstream.New(NSOwner, "pubsub").AddChild(out), nil
 	}
-	for c := range action.Elements() {
-		if c.Name.Space != NSOwner || c.Name.Local != "subscription" {
-			continue
-		}
-		j, err := jid.Parse(c.Attr("jid"))
-		if err != nil {
-			return nil, stanza.JIDMalformed("a subscription's jid is not a JID")
-		}
-		switch c.Attr("subscription") {
-		case "none":
-			if _, err := m.removeSubscription(ctx, iq.To, node, j.String()); err != nil {
-				return nil, err
-			}
-		case "subscribed":
-			if err := m.addSubscription(ctx, iq.To, subscription{Node: node, JID: j.String()}); err != nil {
-				return nil, err
-			}
-		default:
-			return nil, stanza.BadRequest("a subscription state is none or subscribed")
-		}
-	}
-	return nil, nil
+	return nil, m.changeState(ctx, iq.To, node, func(st *nodeConfig) error {
+		return pubsub.ChangeSubscriptions(st, action, MaxSubscriptions)
+	})
 }
 
 // notifySubscribers sends an event to the explicit subscribers of node
-// the access model still lets in, except the sessions in done, which had
-// it already.
+// the access model still lets in and who want deliveries, except the
+// sessions in done, which had it already.
+//
+// The subscriptions are cfg's, the state the change was made on: a
+// deleted node's subscribers are told of its deletion.
 func (m *Module) notifySubscribers(ctx context.Context, owner jid.JID, node string, cfg nodeConfig, payload *xmlstream.Element, done map[string]bool) {
-	subs, err := m.subscriptions(ctx, owner, node)
+	subs := slices.Clone(cfg.Subscriptions)
+	old, err := m.legacy(ctx, owner, node)
 	if err != nil {
 		m.host.Logger().Warn("pep: reading subscriptions for notifications failed", "err", err)
-		return
+	}
+	for _, l := range old {
+		subs = append(subs, pubsub.Subscription{JID: l.JID})
 	}
 	for _, s := range subs {
 		j, err := jid.Parse(s.JID)
-		if err != nil {
+		if err != nil || s.NoDeliver || !s.Subscribed() {
 			continue
 		}
 		if !j.Bare().Equal(owner) {

@@ -1,7 +1,9 @@
 package pep
 
 import (
+	"encoding/json"
 	"slices"
+	"strings"
 	"testing"
 
 	"parley/internal/dataform"
@@ -181,5 +183,73 @@ func TestRosterGroupsAccess(t *testing.T) {
 	fd := f.Field(fieldRosterGroups)
 	if fd == nil || fd.Type != dataform.ListMulti || len(fd.Options) != 2 || !slices.Equal(fd.Values, []string{"Friends"}) {
 		t.Errorf("roster groups field: %+v", fd)
+	}
+}
+
+func optionsForm(deliver string) *xmlstream.Element {
+	x := xmlstream.New(nsData, "x", "type", "submit")
+	x.AddChild(xmlstream.New(nsData, "field", "var", "FORM_TYPE", "type", "hidden").AddChild(xmlstream.New(nsData, "value").AddText(dataform.PubSubSubOptions)))
+	x.AddChild(xmlstream.New(nsData, "field", "var", "pubsub#deliver").AddChild(xmlstream.New(nsData, "value").AddText(deliver)))
+	return x
+}
+
+// TestSubscriptionOptions: pubsub#deliver (XEP-0060 §6.3) stops and
+// resumes a subscriber's notifications; a subscription stored in the KV
+// before subscriptions moved into the node state still counts and moves
+// there at the next change.
+func TestSubscriptionOptions(t *testing.T) {
+	e := newEnv(t)
+	const node = "urn:xmpp:example:status"
+	e.online(alice + "/phone")
+	e.online(bob + "/pc")
+	e.answer()
+	e.mustPublish(alice+"/phone", node, item("1", "first"), fieldAccessModel, AccessOpen)
+	res, err := e.sub(bob+"/pc", alice, "subscribe", node, bob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subid := res.Child(NS, "subscription").Attr("subid")
+	if subid == "" {
+		t.Fatalf("no subid: %v", res)
+	}
+	e.answer()
+	get := xmlstream.New(NS, "pubsub").AddChild(xmlstream.New(NS, "options", "node", node, "jid", bob))
+	r, err := e.iq(bob+"/pc", alice, "get", get)
+	if err != nil || !strings.Contains(r.String(), "pubsub#deliver") || r.Child(NS, "options").Attr("subid") != subid {
+		t.Fatalf("options form: %v, %v", r, err)
+	}
+	set := xmlstream.New(NS, "pubsub").AddChild(xmlstream.New(NS, "options", "node", node, "jid", bob).AddChild(optionsForm("0")))
+	if _, err := e.iq(bob+"/pc", alice, "set", set); err != nil {
+		t.Fatalf("options set: %v", err)
+	}
+	e.mustPublish(alice+"/phone", node, item("2", "second"))
+	if got := summary(e.answer()); len(got) != 0 {
+		t.Errorf("notified with deliver off: %q", got)
+	}
+	set = xmlstream.New(NS, "pubsub").AddChild(xmlstream.New(NS, "options", "node", node, "jid", bob).AddChild(optionsForm("1")))
+	if _, err := e.iq(bob+"/pc", alice, "set", set); err != nil {
+		t.Fatal(err)
+	}
+	e.mustPublish(alice+"/phone", node, item("3", "third"))
+	if got := summary(e.answer()); len(got) != 1 {
+		t.Errorf("notifications with deliver on: %q", got)
+	}
+
+	// A subscription from before, in the KV.
+	data, _ := json.Marshal(legacySubscription{Node: node, JID: carol})
+	if err := e.h.Storage().KV().Put(e.ctx, alice, kvSubscriptions, subKey(node, carol), data); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.subscribers(alice, node); !slices.Equal(got, []string{bob + "=subscribed", carol + "=subscribed"}) {
+		t.Errorf("subscribers with a legacy one: %v", got)
+	}
+	if _, err := e.sub(bob+"/pc", alice, "unsubscribe", node, bob); err != nil {
+		t.Fatal(err)
+	}
+	if l, _ := e.h.Storage().KV().List(e.ctx, alice, kvSubscriptions); len(l) != 0 {
+		t.Errorf("the legacy subscription stayed in the KV: %v", l)
+	}
+	if got := e.subscribers(alice, node); !slices.Equal(got, []string{carol + "=subscribed"}) {
+		t.Errorf("subscribers after the move: %v", got)
 	}
 }

@@ -46,7 +46,7 @@ func (m *Module) ConfigFormOf(ctx context.Context, owner jid.JID, node string) (
 	if err != nil || !exists {
 		return nil, err
 	}
-	x := cfg.configForm(nil)
+	x := cfg.Form(nil, models)
 	x.SetAttr("type", dataform.TypeSubmit)
 	return x, nil
 }
@@ -89,13 +89,13 @@ func (m *Module) RestoreNode(ctx context.Context, owner jid.JID, node string, x 
 		return false, err
 	}
 	next := cfg
-	if se := next.apply(f, MaxItems); se != nil {
+	if se := next.Apply(f, MaxItems, models); se != nil {
 		return false, se
 	}
 	if reflect.DeepEqual(next, cfg) {
 		return false, nil
 	}
-	if err := m.ps.Configure(ctx, o, node, next.encode(), next.limit()); err != nil {
+	if err := m.ps.Configure(ctx, o, node, next.Encode(), next.Limit(MaxItems)); err != nil {
 		return false, fmt.Errorf("pep: configuring %q of %s: %w", node, o, err)
 	}
 	return true, nil

@@ -11,6 +11,7 @@ import (
 	"parley/internal/stanza"
 	"parley/internal/storage"
 	"parley/internal/xmlstream"
+	"parley/modules/internal/pubsub"
 )
 
 // View is a node of every account whose items PEP does not keep: another
@@ -35,8 +36,8 @@ type View interface {
 
 // viewConfig is the configuration every view shows and publish options
 // are checked against.
-var viewConfig = nodeConfig{AccessModel: AccessWhitelist, MaxItems: 1, PersistItems: true,
-	SendLast: SendLastNever, NotifyRetract: true, NotifyDelete: true}
+var viewConfig = nodeConfig{Config: pubsub.Config{AccessModel: AccessWhitelist, MaxItems: 1, PersistItems: true,
+	SendLast: SendLastNever, NotifyRetract: true, NotifyDelete: true}}
 
 // HandleView makes node a view served by v. Call it while the server
 // starts (from a module's Start). What PEP itself stored under that name
@@ -94,10 +95,10 @@ func fits(x *xmlstream.Element) *stanza.Error {
 		return err.(*stanza.Error)
 	}
 	c := viewConfig
-	if se := c.apply(f, MaxItems); se != nil {
+	if se := c.Apply(f, MaxItems, models); se != nil {
 		return se
 	}
-	if !bytes.Equal(c.encode(), viewConfig.encode()) {
+	if !bytes.Equal(c.Encode(), viewConfig.Encode()) {
 		return fixedConfig()
 	}
 	return nil
@@ -126,8 +127,8 @@ func (m *Module) setView(ctx context.Context, iq module.IQ, node string, action 
 		if err != nil {
 			return nil, err
 		}
-		if f.FormType == formTypePublishOptions && !viewConfig.meets(f, MaxItems) {
-			return nil, withCondition(stanza.Conflict("the node's configuration does not match the publish options"), "precondition-not-met")
+		if f.FormType == formTypePublishOptions && !viewConfig.Meets(f, MaxItems) {
+			return nil, pubsub.Cond(stanza.Conflict("the node's configuration does not match the publish options"), "precondition-not-met")
 		}
 	}
 	if err := v.Publish(ctx, iq.To, item.Attr("id"), payload); err != nil {
@@ -160,7 +161,7 @@ func (m *Module) setView(ctx context.Context, iq module.IQ, node string, action 
 func (m *Module) getView(ctx context.Context, iq module.IQ, node string, action *xmlstream.Element, v View) (*xmlstream.Element, error) {
 	if !isOwner(iq) {
 		// Whitelist access: the node does not exist for anyone else.
-		return nil, withCondition(stanza.NotAllowed("the node is private"), "closed-node")
+		return nil, pubsub.Cond(stanza.NotAllowed("the node is private"), "closed-node")
 	}
 	if v := action.Attr("max_items"); v != "" {
 		if _, err := parseMaxItems(v, storage.MaxPubSubItems); err != nil {
@@ -197,7 +198,7 @@ func (m *Module) getView(ctx context.Context, iq module.IQ, node string, action 
 func (m *Module) ownerView(typ, node string, action *xmlstream.Element) (*xmlstream.Element, error) {
 	switch {
 	case action.Name.Local == "configure" && typ == "get":
-		c := xmlstream.New(NSOwner, "configure", "node", node).AddChild(viewConfig.configForm(nil))
+		c := xmlstream.New(NSOwner, "configure", "node", node).AddChild(viewConfig.Form(nil, models))
 		return xmlstream.New(NSOwner, "pubsub").AddChild(c), nil
 	case action.Name.Local == "configure":
 		x := formIn(action)

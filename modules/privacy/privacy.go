@@ -41,7 +41,12 @@ type Options struct {
 	BlockStrangers bool     // the default for users who did not choose
 	RequireE2EE    string   // E2EEOff, E2EEWarn or E2EEEnforce
 	Admins         []string // bare JIDs whose messages are exempt from RequireE2EE
-	Now            func() time.Time
+	// Live, when set, gives BlockStrangers and RequireE2EE in force at
+	// each stanza (a reload may change them), AdminsNow the admins; the
+	// other fields of what Live returns are ignored.
+	Live      func() Options
+	AdminsNow func() []string
+	Now       func() time.Time
 }
 
 const (
@@ -79,6 +84,28 @@ func New(opts Options) *Module {
 
 func (*Module) Name() string { return "privacy" }
 
+// admins are the admins in force, asked for only when a message needs
+// the E2EE exemption checked.
+func (m *Module) admins(o Options) []string {
+	if m.opts.AdminsNow != nil {
+		return m.opts.AdminsNow()
+	}
+	return o.Admins
+}
+
+// settings returns the options in force.
+func (m *Module) settings() Options {
+	if m.opts.Live == nil {
+		return m.opts
+	}
+	o := m.opts.Live()
+	if o.RequireE2EE == "" {
+		o.RequireE2EE = E2EEOff
+	}
+	o.Admins = m.opts.Admins
+	return o
+}
+
 func (m *Module) Start(h module.Host) error {
 	m.host = h
 	h.AddFilter(m.filter)
@@ -86,8 +113,8 @@ func (m *Module) Start(h module.Host) error {
 }
 
 func (m *Module) filter(ctx context.Context, from, to jid.JID, el *xmlstream.Element, outbound bool) (bool, *stanza.Error) {
-	if m.opts.RequireE2EE != E2EEOff && (outbound || !m.host.IsLocal(from.Domain())) {
-		if stop, se := m.checkE2EE(ctx, from, to, el); stop {
+	if o := m.settings(); o.RequireE2EE != E2EEOff && (outbound || !m.host.IsLocal(from.Domain())) {
+		if stop, se := m.checkE2EE(ctx, o, from, to, el); stop {
 			return true, se
 		}
 	}
@@ -116,15 +143,15 @@ func encrypted(el *xmlstream.Element) bool {
 	return strings.HasPrefix(el.Child(stanza.NSClient, "body").Text(), "?OTR")
 }
 
-func (m *Module) checkE2EE(ctx context.Context, from, to jid.JID, el *xmlstream.Element) (bool, *stanza.Error) {
+func (m *Module) checkE2EE(ctx context.Context, o Options, from, to jid.JID, el *xmlstream.Element) (bool, *stanza.Error) {
 	if el.Name.Local != "message" || el.Attr("type") != "chat" || el.Child(stanza.NSClient, "body") == nil || encrypted(el) {
 		return false, nil
 	}
 	// The server's own address and its admins' notices are exempt.
-	if from.Local() == "" || to.Local() == "" || slices.Contains(m.opts.Admins, from.Bare().String()) {
+	if from.Local() == "" || to.Local() == "" || slices.Contains(m.admins(o), from.Bare().String()) {
 		return false, nil
 	}
-	if m.opts.RequireE2EE == E2EEEnforce {
+	if o.RequireE2EE == E2EEEnforce {
 		return true, &stanza.Error{Type: stanza.Modify, Condition: "policy-violation", Text: E2EEText}
 	}
 	if m.host.IsLocal(from.Domain()) && m.shouldWarn(from.Bare()) {
@@ -231,7 +258,7 @@ func (m *Module) passing(el *xmlstream.Element) bool {
 func (m *Module) blocks(ctx context.Context, owner jid.JID) bool {
 	v, err := m.host.Store().KV().Get(ctx, owner.String(), nsSettings, keyBlock)
 	if err != nil {
-		return m.opts.BlockStrangers
+		return m.settings().BlockStrangers
 	}
 	return string(v) == "1"
 }

@@ -84,7 +84,8 @@ func (m *Module) Commands() []adhoc.Command {
 	return []adhoc.Command{{
 		Node: InviteNode, Name: "Invite someone to this server",
 		Run: func(_ context.Context, from jid.JID, _ *dataform.Form) (adhoc.Result, error) {
-			token, _, err := m.policy().Invites.Create(from.Domain(), 1, userInviteTTL, from.Bare().String(), m.now())
+			token, _, err := m.policy().Invites.Create(invites.Spec{
+				Host: from.Domain(), Uses: 1, TTL: userInviteTTL, Contact: from.Bare().String()}, m.now())
 			if err != nil {
 				return adhoc.Result{}, err
 			}

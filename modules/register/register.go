@@ -158,7 +158,9 @@ func (m *Module) preAuth(ctx context.Context, iq module.PreAuthIQ) (*xmlstream.E
 		}
 	}
 	var inv invites.Invite
-	if !open {
+	// An invite shown is used also while registration is open: it may
+	// make the account an admin or give it a contact.
+	if invited {
 		// The use is taken before the account exists, so that two
 		// streams cannot both spend the last one.
 		if inv, err = policy.Invites.Use(token, iq.Domain, m.now()); err != nil {
@@ -167,7 +169,7 @@ func (m *Module) preAuth(ctx context.Context, iq module.PreAuthIQ) (*xmlstream.E
 		}
 	}
 	err = m.host.Accounts().Create(ctx, bare, pass)
-	if err != nil && !open {
+	if err != nil && invited {
 		if rerr := policy.Invites.Release(inv.ID); rerr != nil {
 			m.host.Logger().Error("register: giving back an invite's use failed", "err", rerr)
 		}
@@ -179,9 +181,16 @@ func (m *Module) preAuth(ctx context.Context, iq module.PreAuthIQ) (*xmlstream.E
 		return nil, fmt.Errorf("register: creating an account: %w", err)
 	}
 	m.host.Logger().Info("register: account created in band", "jid", bare.String(), "invite", inv.ID)
-	if !open {
+	if invited {
 		delete(iq.Stream, tokenKey{}) // one account per stream and token
 		m.befriend(ctx, bare, inv.Contact)
+		if inv.Admin {
+			if err := policy.Invites.AddAdmin(bare.String(), inv.ID, m.now()); err != nil {
+				m.host.Logger().Error("register: recording an admin invite's account as admin failed", "jid", bare.String(), "err", err)
+			} else {
+				m.host.Logger().Info("register: account made admin by its invite", "jid", bare.String(), "invite", inv.ID)
+			}
+		}
 	}
 	for _, a := range policy.NotifyAdmins {
 		m.host.Route(ctx, admin.Notice(iq.Domain, a, "chat", "New account registered: "+bare.String(), ""))

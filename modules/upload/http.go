@@ -94,7 +94,7 @@ func (m *Module) put(w http.ResponseWriter, r *http.Request, id, name string) {
 		refuse(fmt.Sprintf("Content-Type must be the slot's, %s", g.Type), http.StatusBadRequest)
 		return
 	}
-	if err := m.files.reserve(id, g.Owner, g.Size, now, m.quotas()); err != nil {
+	if err := m.files.reserve(id, g.Owner, g.Size, now, m.limits().quotas()); err != nil {
 		var qe *quotaError
 		switch {
 		case errors.Is(err, errExists):
@@ -110,7 +110,7 @@ func (m *Module) put(w http.ResponseWriter, r *http.Request, id, name string) {
 		return
 	}
 	md := meta{Owner: g.Owner, Name: name, Size: g.Size, Type: ctype, Created: now}
-	body := newPaced(r.Body, http.NewResponseController(w), m.opts.MinRate, m.opts.RateWindow)
+	body := newPaced(r.Body, http.NewResponseController(w), m.limits().MinRate, m.opts.RateWindow)
 	if err := m.files.write(id, md, body); err != nil {
 		m.files.release(id)
 		switch {
@@ -211,7 +211,16 @@ func (m *Module) serveFile(w http.ResponseWriter, r *http.Request, id, name stri
 	hdr.Set("Cache-Control", "private, max-age="+strconv.Itoa(int(m.cacheFor(md).Seconds())))
 	// ServeContent answers ranges and conditional requests; the content
 	// type set above keeps it from guessing one.
-	http.ServeContent(w, r, "", md.Created, f)
+	var content io.ReadSeeker = f
+	if md.Key != nil {
+		d, err := newDecrypter(f, md.Key, md.Size)
+		if err != nil {
+			m.internalError(w, "opening a file", err)
+			return
+		}
+		content = io.NewSectionReader(d, 0, md.Size)
+	}
+	http.ServeContent(w, r, "", md.Created, content)
 }
 
 // cacheFor is how long a client may cache a file: until it expires, and

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"parley/internal/seal"
 	"parley/internal/stanza"
 	"parley/internal/xmlstream"
 	"parley/internal/xmpptime"
@@ -24,14 +25,23 @@ import (
 // the database means the quota counts exactly what is on disk, and an
 // admin who deletes a file by hand deletes its record with it.
 
-// meta is a stored file's sidecar.
+// meta is a stored file's sidecar. It is sealed under the server key
+// (storage.key_file), bound to the file's id, so the disk shows neither
+// who uploaded a file nor its name nor the key of its content (see
+// filecrypt.go). Sidecars of earlier versions are plain JSON without a
+// key, beside content in clear; they are served as they are until
+// retention removes them.
 type meta struct {
 	Owner   string    `json:"owner"`
 	Name    string    `json:"name"`
-	Size    int64     `json:"size"`
+	Size    int64     `json:"size"` // of the content, not of the encrypted file
 	Type    string    `json:"type"`
 	Created time.Time `json:"created"`
+	Key     []byte    `json:"key,omitempty"` // nil: content in clear (earlier versions)
 }
+
+// metaAD binds a sealed sidecar to its file's id.
+func metaAD(id string) []byte { return seal.AD("upload record", id) }
 
 type reservation struct {
 	owner string
@@ -42,8 +52,9 @@ type reservation struct {
 // store is the upload directory and an in-memory index of it, loaded at
 // start. The index answers quota questions without reading the disk.
 type store struct {
-	dir string
-	log *slog.Logger
+	dir    string
+	log    *slog.Logger
+	sealer *seal.Sealer
 
 	mu    sync.Mutex
 	files map[string]meta        // id → committed file
@@ -59,7 +70,7 @@ const (
 	staleAfter = 24 * time.Hour
 )
 
-func openStore(dir string, log *slog.Logger) (*store, error) {
+func openStore(dir string, log *slog.Logger, sealer *seal.Sealer) (*store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating %s: %w", dir, err)
 	}
@@ -68,7 +79,7 @@ func openStore(dir string, log *slog.Logger) (*store, error) {
 	if err := os.Chmod(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("protecting %s: %w", dir, err)
 	}
-	s := &store{dir: dir, log: log, files: map[string]meta{}, busy: map[string]reservation{}}
+	s := &store{dir: dir, log: log, sealer: sealer, files: map[string]meta{}, busy: map[string]reservation{}}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", dir, err)
@@ -99,6 +110,11 @@ func (s *store) readMeta(id string) (meta, error) {
 	if err != nil {
 		return meta{}, err
 	}
+	if len(b) > 0 && b[0] != '{' {
+		if b, err = s.sealer.Open(b, metaAD(id)); err != nil {
+			return meta{}, fmt.Errorf("the sealed record does not open: %w", err)
+		}
+	}
 	var md meta
 	if err := json.Unmarshal(b, &md); err != nil {
 		return meta{}, err
@@ -107,8 +123,12 @@ func (s *store) readMeta(id string) (meta, error) {
 	if err != nil {
 		return meta{}, err
 	}
-	if fi.Size() != md.Size || md.Owner == "" || md.Name == "" {
-		return meta{}, fmt.Errorf("record says %d bytes for %q, the file has %d", md.Size, md.Name, fi.Size())
+	onDisk := md.Size
+	if md.Key != nil {
+		onDisk = encryptedSize(md.Size)
+	}
+	if fi.Size() != onDisk || md.Owner == "" || md.Name == "" {
+		return meta{}, fmt.Errorf("record says %d bytes on disk, the file has %d", onDisk, fi.Size())
 	}
 	return md, nil
 }
@@ -287,7 +307,8 @@ func (s *store) write(id string, md meta, body io.Reader) (err error) {
 		}
 	}()
 	rr := &readErrReader{r: body}
-	n, err := io.Copy(f, io.LimitReader(rr, md.Size+1))
+	md.Key = newFileKey()
+	n, err := encryptTo(f, rr, md.Key, md.Size)
 	switch {
 	case rr.err != nil:
 		return fmt.Errorf("%w: %w", errShort, rr.err)
@@ -308,7 +329,7 @@ func (s *store) write(id string, md meta, body io.Reader) (err error) {
 		return fmt.Errorf("storing %s: %w", id, err)
 	}
 	rec, _ := json.Marshal(md) // strings, numbers and a time always encode
-	if err := writeFileSync(s.metaPath(id)+".part", rec); err != nil {
+	if err := writeFileSync(s.metaPath(id)+".part", s.sealer.Seal(rec, metaAD(id))); err != nil {
 		return err
 	}
 	if err := os.Rename(s.metaPath(id)+".part", s.metaPath(id)); err != nil {

@@ -9,7 +9,7 @@ import (
 )
 
 // MaxFileSize is the largest file the service takes.
-func (m *Module) MaxFileSize() int64 { return m.opts.MaxFileSize }
+func (m *Module) MaxFileSize() int64 { return m.limits().MaxFileSize }
 
 // StoreFile keeps a file the server itself sends (`parley notify
 // --attach`) and returns its download URL. It counts toward the total
@@ -17,8 +17,9 @@ func (m *Module) MaxFileSize() int64 { return m.opts.MaxFileSize }
 // server's own JID, not a user.
 func (m *Module) StoreFile(_ context.Context, owner, name, contentType string, data []byte) (string, error) {
 	size := int64(len(data))
-	if size > m.opts.MaxFileSize {
-		return "", fmt.Errorf("upload: %s is %d bytes, over the maximum of %d (upload.max_file_size)", name, size, m.opts.MaxFileSize)
+	lim := m.limits()
+	if size > lim.MaxFileSize {
+		return "", fmt.Errorf("upload: %s is %d bytes, over the maximum of %d (upload.max_file_size)", name, size, lim.MaxFileSize)
 	}
 	name = sanitizeFilename(name)
 	if contentType == "" {
@@ -40,7 +41,7 @@ func (m *Module) StoreFile(_ context.Context, owner, name, contentType string, d
 		return "", fmt.Errorf("upload: %w", err)
 	}
 	now := m.opts.Now()
-	q := m.quotas()
+	q := lim.quotas()
 	q.perUserPerDay, q.concurrent = 0, 0
 	if err := m.files.reserve(id, owner, size, now, q); err != nil {
 		return "", fmt.Errorf("upload: %w", err)

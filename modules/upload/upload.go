@@ -21,6 +21,7 @@ import (
 	"parley/internal/dataform"
 	"parley/internal/jid"
 	"parley/internal/module"
+	"parley/internal/seal"
 	"parley/internal/stanza"
 	"parley/internal/xmlstream"
 )
@@ -57,7 +58,26 @@ type Options struct {
 	// ConcurrentPerUser is how many PUTs one user may have in progress;
 	// 0 = no limit.
 	ConcurrentPerUser int
-	Now               func() time.Time
+	// Live, when set, gives the limits in force at each request (a
+	// reload may change them) instead of those above.
+	Live func() Limits
+	Now  func() time.Time
+}
+
+// Limits are the options a reload may change.
+type Limits struct {
+	MaxFileSize, QuotaPerUserPerDay, QuotaTotal, MinRate int64
+	ConcurrentPerUser                                    int
+}
+
+// limits returns the limits in force.
+func (m *Module) limits() Limits {
+	if m.opts.Live != nil {
+		return m.opts.Live()
+	}
+	o := m.opts
+	return Limits{MaxFileSize: o.MaxFileSize, QuotaPerUserPerDay: o.QuotaPerUserPerDay,
+		QuotaTotal: o.QuotaTotal, MinRate: o.MinRate, ConcurrentPerUser: o.ConcurrentPerUser}
 }
 
 // defaultRateWindow is the period over which an upload's progress is
@@ -89,7 +109,11 @@ func (m *Module) Start(h module.Host) error {
 	}
 	m.host = h
 	m.key = h.Key("upload")
-	files, err := openStore(m.opts.Dir, h.Logger())
+	sealer, err := seal.New(h.Key("upload records"))
+	if err != nil {
+		return err
+	}
+	files, err := openStore(m.opts.Dir, h.Logger(), sealer)
 	if err != nil {
 		return fmt.Errorf("upload: %w", err)
 	}
@@ -185,7 +209,7 @@ func (m *Module) discoInfo() *xmlstream.Element {
 	q.AddChild(xmlstream.New(nsDiscoInfo, "feature", "var", nsDiscoInfo))
 	q.AddChild(xmlstream.New(nsDiscoInfo, "feature", "var", NS))
 	form := dataform.New(dataform.TypeResult, NS)
-	form.Add("max-file-size", "Largest file in bytes", strconv.FormatInt(m.opts.MaxFileSize, 10))
+	form.Add("max-file-size", "Largest file in bytes", strconv.FormatInt(m.limits().MaxFileSize, 10))
 	return q.AddChild(form.Element())
 }
 
@@ -209,15 +233,16 @@ func (m *Module) requestSlot(from jid.JID, req *xmlstream.Element) (*xmlstream.E
 			return nil, stanza.BadRequest("the content-type is not a valid media type")
 		}
 	}
-	if size > m.opts.MaxFileSize {
-		return nil, fileTooLarge(m.opts.MaxFileSize)
+	lim := m.limits()
+	if size > lim.MaxFileSize {
+		return nil, fileTooLarge(lim.MaxFileSize)
 	}
 	owner := from.Bare().String()
-	if n := m.opts.ConcurrentPerUser; n > 0 && m.files.inProgress(owner) >= n {
+	if n := lim.ConcurrentPerUser; n > 0 && m.files.inProgress(owner) >= n {
 		return nil, stanza.ResourceConstraint(fmt.Sprintf("you have %d uploads in progress, the most allowed at once; ask again when one has finished", n))
 	}
 	now := m.opts.Now()
-	if qe := m.files.checkQuota(owner, size, now, m.quotas()); qe != nil {
+	if qe := m.files.checkQuota(owner, size, now, lim.quotas()); qe != nil {
 		return nil, qe.stanzaError()
 	}
 	base, err := m.baseURL()
@@ -239,8 +264,8 @@ func (m *Module) requestSlot(from jid.JID, req *xmlstream.Element) (*xmlstream.E
 	return slot, nil
 }
 
-func (m *Module) quotas() quotas {
-	return quotas{perUserPerDay: m.opts.QuotaPerUserPerDay, total: m.opts.QuotaTotal, concurrent: m.opts.ConcurrentPerUser}
+func (l Limits) quotas() quotas {
+	return quotas{perUserPerDay: l.QuotaPerUserPerDay, total: l.QuotaTotal, concurrent: l.ConcurrentPerUser}
 }
 
 // fileTooLarge is the error of XEP-0363 §4 that tells the limit.

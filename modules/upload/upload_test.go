@@ -3,7 +3,6 @@ package upload
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -361,16 +360,49 @@ func TestUploadAndDownload(t *testing.T) {
 			t.Errorf("%s mode %v, %v", n, fi.Mode(), err)
 		}
 	}
+	// Nothing of the file is readable on disk: not its owner, its name,
+	// its type or its content.
 	var md meta
 	for _, n := range names {
-		if strings.HasSuffix(n, ".json") {
-			b, _ := os.ReadFile(filepath.Join(e.dir, n))
-			if err := json.Unmarshal(b, &md); err != nil {
+		b, _ := os.ReadFile(filepath.Join(e.dir, n))
+		for _, clear := range []string{"alice", "holiday", "image/png", "PNG", "\r\n\x1a"} {
+			if strings.Contains(string(b), clear) {
+				t.Errorf("%s shows %q in clear", n, clear)
+			}
+		}
+		if id, ok := strings.CutSuffix(n, ".json"); ok {
+			if md, err = e.m.files.readMeta(id); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
 	if md.Owner != "alice@localhost" || md.Size != int64(len(body)) || md.Type != "image/png" || md.Name != "holiday pic.png" || !md.Created.Equal(e.clock.Now()) {
 		t.Errorf("record %+v", md)
+	}
+}
+
+// TestClearFileOfEarlierVersion: a file stored in clear beside a JSON
+// record (earlier versions) is still served, ranges too.
+func TestClearFileOfEarlierVersion(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "uploads")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	const id = "0123456789abcdef0123456789abcdef"
+	content := "old clear content"
+	rec := `{"owner":"alice@localhost","name":"old.txt","size":17,"type":"text/plain","created":"2025-03-01T11:00:00Z"}`
+	if err := os.WriteFile(filepath.Join(dir, id), []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, id+".json"), []byte(rec), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, Options{Dir: dir})
+	u := "https://" + e.srv.Listener.Addr().String() + slotPath(id, "old.txt")
+	if r := e.do(http.MethodGet, u, nil, nil); r.StatusCode != http.StatusOK || readAll(t, r) != content {
+		t.Fatalf("GET of a clear file: %s", r.Status)
+	}
+	if r := e.do(http.MethodGet, u, nil, map[string]string{"Range": "bytes=4-8"}); r.StatusCode != http.StatusPartialContent || readAll(t, r) != "clear" {
+		t.Errorf("range GET of a clear file: %s", r.Status)
 	}
 }

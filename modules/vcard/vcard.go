@@ -1,6 +1,12 @@
 // Package vcard stores and serves vcard-temp (XEP-0054) profiles of local
 // accounts. A vCard is kept as the serialised element, so whatever a
 // client put in it comes back unchanged; only its size is bounded.
+//
+// Stored vCards are sealed under the server key (storage.key_file),
+// bound to their owner: others must read them while the owner is away,
+// so a per-user key cannot do, but a copy of the database alone reads
+// nothing. vCards stored in clear by earlier versions stay readable and
+// are sealed by a job at start.
 package vcard
 
 import (
@@ -8,9 +14,13 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"parley/internal/jid"
 	"parley/internal/module"
+	"parley/internal/seal"
 	"parley/internal/stanza"
 	"parley/internal/storage"
 	"parley/internal/xmlstream"
@@ -29,9 +39,16 @@ const (
 )
 
 type Module struct {
-	host  module.Host
-	kv    storage.KV
-	hooks []SetHook
+	host   module.Host
+	kv     storage.KV
+	sealer *seal.Sealer
+	hooks  []SetHook
+	// sealed is set once the job at start has sealed every vCard stored
+	// in clear by an earlier version.
+	sealed atomic.Bool
+	// mu keeps the job from writing back an old clear vCard over one
+	// the owner sets in between.
+	mu sync.Mutex
 }
 
 func New() *Module { return &Module{} }
@@ -41,6 +58,13 @@ func (*Module) Name() string { return "vcard" }
 func (m *Module) Start(h module.Host) error {
 	m.host = h
 	m.kv = h.Store().KV()
+	var err error
+	if m.sealer, err = seal.New(h.Key("vcard")); err != nil {
+		return err
+	}
+	// The period only matters if the first run fails (the database was
+	// away): the job does its work once.
+	h.Every(time.Hour, m.sealClear)
 	name := xmlstream.Name{Space: NS, Local: "vCard"}
 	h.HandleIQ(module.Account, "get", name, m.get)
 	h.HandleIQ(module.Account, "set", name, m.set)
@@ -116,6 +140,9 @@ func (m *Module) Load(ctx context.Context, owner jid.JID) (vc *xmlstream.Element
 	if err != nil {
 		return nil, false, fmt.Errorf("vcard: reading the vCard of %s: %w", o, err)
 	}
+	if data, err = m.open(o, data); err != nil {
+		return nil, false, err
+	}
 	el, err := xmlstream.ParseElement(data, "")
 	if err != nil {
 		return nil, false, fmt.Errorf("vcard: the stored vCard of %s is damaged: %w", o, err)
@@ -130,6 +157,8 @@ func (m *Module) Load(ctx context.Context, owner jid.JID) (vc *xmlstream.Element
 // hooks. A vCard larger than MaxBytes is refused with a stanza error.
 func (m *Module) Store(ctx context.Context, owner jid.JID, vc *xmlstream.Element) error {
 	o := owner.Bare().String()
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	if vc == nil {
 		// Clearing a vCard deletes it rather than keeping an empty one:
 		// nothing about the user stays on the server.
@@ -143,8 +172,74 @@ func (m *Module) Store(ctx context.Context, owner jid.JID, vc *xmlstream.Element
 		return &stanza.Error{Type: stanza.Modify, Condition: "not-acceptable",
 			Text: fmt.Sprintf("the vCard is %d bytes; at most %d are kept", len(data), MaxBytes)}
 	}
-	if err := m.kv.Put(ctx, o, kvNS, kvKey, data); err != nil {
+	if err := m.kv.Put(ctx, o, kvNS, kvKey, m.sealer.Seal(data, ad(o))); err != nil {
 		return fmt.Errorf("vcard: storing the vCard of %s: %w", o, err)
 	}
 	return nil
+}
+
+// ad binds a sealed vCard to its owner: moved to another account's row
+// it does not open.
+func ad(owner string) []byte { return seal.AD(kvNS, owner) }
+
+// open returns the serialised vCard of a stored value: sealed, or in
+// clear from an earlier version (an XML element starts with '<', which
+// no sealed blob does).
+func (m *Module) open(owner string, stored []byte) ([]byte, error) {
+	if len(stored) > 0 && stored[0] == '<' {
+		return stored, nil
+	}
+	plain, err := m.sealer.Open(stored, ad(owner))
+	if errors.Is(err, seal.ErrWrongKey) {
+		return nil, fmt.Errorf("vcard: the vCard of %s was sealed under another server key (storage.key_file lost or replaced)", owner)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("vcard: the stored vCard of %s is damaged or was altered: %w", owner, err)
+	}
+	return plain, nil
+}
+
+// sealOne seals the vCard of owner if it is stored in clear.
+func (m *Module) sealOne(ctx context.Context, owner string) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	data, err := m.kv.Get(ctx, owner, kvNS, kvKey)
+	if errors.Is(err, storage.ErrNotFound) || (err == nil && (len(data) == 0 || data[0] != '<')) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return true, m.kv.Put(ctx, owner, kvNS, kvKey, m.sealer.Seal(data, ad(owner)))
+}
+
+// sealClear seals the vCards earlier versions stored in clear. It runs
+// until it went through every account once.
+func (m *Module) sealClear(ctx context.Context) {
+	if m.sealed.Load() {
+		return
+	}
+	owners, err := m.host.Store().Users().List(ctx, "")
+	if err != nil {
+		m.host.Logger().Warn("vcard: listing accounts to seal clear vCards failed; trying again later", "err", err)
+		return
+	}
+	n := 0
+	for _, o := range owners {
+		if ctx.Err() != nil {
+			return
+		}
+		sealed, err := m.sealOne(ctx, o)
+		if err != nil {
+			m.host.Logger().Warn("vcard: sealing a clear vCard failed; trying again later", "err", err)
+			return
+		}
+		if sealed {
+			n++
+		}
+	}
+	if n > 0 {
+		m.host.Logger().Info("vcard: sealed vCards stored in clear by an earlier version", "count", n)
+	}
+	m.sealed.Store(true)
 }

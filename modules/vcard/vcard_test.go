@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"parley/internal/module"
+	"parley/internal/seal"
 	"parley/internal/stanza"
 	"parley/internal/storage"
 	"parley/internal/xmlstream"
@@ -96,6 +97,9 @@ func TestVCard(t *testing.T) {
 			}
 			for _, owner := range []string{alice, bob} {
 				v, err := kv.Get(ctx, owner, kvNS, kvKey)
+				if err == nil {
+					v = opened(t, h, owner, v)
+				}
 				want, ok := tt.wantStore[owner]
 				switch {
 				case !ok && !errors.Is(err, storage.ErrNotFound):
@@ -107,6 +111,89 @@ func TestVCard(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// opened is a stored vCard as the module reads it: sealed ones opened
+// with the host's key, clear ones (earlier versions) as they are.
+func opened(t *testing.T, h *modtest.Host, owner string, v []byte) []byte {
+	t.Helper()
+	if len(v) > 0 && v[0] == '<' {
+		return v
+	}
+	s, err := seal.New(h.Key("vcard"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := s.Open(v, ad(owner))
+	if err != nil {
+		t.Fatalf("%s: the stored vCard does not open: %v", owner, err)
+	}
+	return plain
+}
+
+// TestVCardSealed: a vCard set over the wire is stored sealed, nothing
+// of it readable in the database; a sealed vCard moved to another
+// account does not open; a vCard stored in clear by an earlier version
+// is served, then sealed by the job at start.
+func TestVCardSealed(t *testing.T) {
+	ctx := context.Background()
+	h := modtest.NewHost("example.org")
+	h.AddUser(alice)
+	h.AddUser(bob)
+	kv := h.Storage().FaultyKV()
+	const legacy = `<vCard xmlns="vcard-temp"><FN>Bob Legacy Marker</FN></vCard>`
+	if err := kv.Put(ctx, bob, kvNS, kvKey, []byte(legacy)); err != nil {
+		t.Fatal(err)
+	}
+	m := New()
+	m.sealed.Store(true) // the job is run by hand below
+	if err := m.Start(h); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.IQ(ctx, alice+"/a", "", "set", parse(t, full)); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := kv.Get(ctx, alice, kvNS, kvKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, clear := range []string{"Alice", "Liddell", "vCard", "vcard-temp"} {
+		if strings.Contains(string(raw), clear) {
+			t.Errorf("the stored vCard shows %q in clear", clear)
+		}
+	}
+	if seal.Format(raw) != seal.Version {
+		t.Errorf("stored format %d, want sealed (%d)", seal.Format(raw), seal.Version)
+	}
+	if res, err := h.IQ(ctx, bob+"/b", alice, "get", parse(t, empty)); err != nil || res.String() != parse(t, full).String() {
+		t.Fatalf("bob reads alice's vCard: %v, %v", res, err)
+	}
+
+	// The legacy clear vCard is served, then sealed by the job.
+	if res, err := h.IQ(ctx, alice+"/a", bob, "get", parse(t, empty)); err != nil || res.String() != parse(t, legacy).String() {
+		t.Fatalf("a clear vCard from an earlier version: %v, %v", res, err)
+	}
+	m.sealed.Store(false)
+	m.sealClear(ctx)
+	if !m.sealed.Load() {
+		t.Fatal("the job did not finish")
+	}
+	raw, err = kv.Get(ctx, bob, kvNS, kvKey)
+	if err != nil || strings.Contains(string(raw), "Legacy Marker") || seal.Format(raw) != seal.Version {
+		t.Fatalf("after the job bob's vCard is stored as %q, %v", raw, err)
+	}
+	if res, err := h.IQ(ctx, alice+"/a", bob, "get", parse(t, empty)); err != nil || res.String() != parse(t, legacy).String() {
+		t.Fatalf("bob's vCard once sealed: %v, %v", res, err)
+	}
+
+	// Alice's sealed vCard copied into bob's row does not open there.
+	aliceRaw, _ := kv.Get(ctx, alice, kvNS, kvKey)
+	if err := kv.Put(ctx, bob, kvNS, kvKey, aliceRaw); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.IQ(ctx, alice+"/a", bob, "get", parse(t, empty)); stanza.AsError(err).Condition != "internal-server-error" {
+		t.Fatalf("a vCard moved to another account: %v, want internal-server-error", err)
 	}
 }
 

@@ -26,6 +26,9 @@ import (
 // Options configure the module.
 type Options struct {
 	Welcome string // the configured welcome text; "" = none
+	// WelcomeNow, when set, gives the configured text in force (a reload
+	// may change it) instead of Welcome.
+	WelcomeNow func() string
 	// Dir keeps the texts admins set (motd.txt, welcome.txt): server
 	// state rather than any user's, and readable by whoever runs it.
 	Dir string
@@ -45,9 +48,19 @@ type Module struct {
 	opts Options
 	host module.Host
 
-	mu      sync.Mutex
-	motd    string
+	mu   sync.Mutex
+	motd string
+	// welcome is the text an admin set, which wins over the configured
+	// one; "" = the configured one.
 	welcome string
+}
+
+// configured is the welcome text of the config in force.
+func (m *Module) configured() string {
+	if m.opts.WelcomeNow != nil {
+		return m.opts.WelcomeNow()
+	}
+	return m.opts.Welcome
 }
 
 func New(opts Options) *Module { return &Module{opts: opts} }
@@ -60,11 +73,8 @@ func (m *Module) Start(h module.Host) error {
 	if m.motd, err = readText(filepath.Join(m.opts.Dir, motdFile)); err != nil {
 		return err
 	}
-	m.welcome = m.opts.Welcome
-	if w, err := readText(filepath.Join(m.opts.Dir, welcomeFile)); err != nil {
+	if m.welcome, err = readText(filepath.Join(m.opts.Dir, welcomeFile)); err != nil {
 		return err
-	} else if w != "" {
-		m.welcome = w
 	}
 	h.OnEvent(module.EventAvailable, m.available)
 	return nil
@@ -104,6 +114,9 @@ func (m *Module) available(ctx context.Context, s session.Session) {
 	m.mu.Lock()
 	motd, welcome := m.motd, m.welcome
 	m.mu.Unlock()
+	if welcome == "" {
+		welcome = m.configured()
+	}
 	kv := m.host.Store().KV()
 	_, err := kv.Get(ctx, bare.String(), nsWelcome, keyWelcome)
 	switch {
@@ -163,8 +176,12 @@ func (m *Module) currentMOTD() string {
 
 func (m *Module) currentWelcome() string {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.welcome
+	w := m.welcome
+	m.mu.Unlock()
+	if w == "" {
+		return m.configured()
+	}
+	return w
 }
 
 // set stores a text and makes it current.
@@ -197,9 +214,6 @@ func (m *Module) setWelcome(_ context.Context, _ jid.JID, f *dataform.Form) (adh
 		return adhoc.Result{}, err
 	}
 	if text == "" {
-		m.mu.Lock()
-		m.welcome = m.opts.Welcome
-		m.mu.Unlock()
 		return adhoc.Result{Note: "the welcome message is the configured one again"}, nil
 	}
 	return adhoc.Result{Note: "the welcome message is set"}, nil

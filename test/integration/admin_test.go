@@ -472,3 +472,39 @@ func TestAdminCommandsSlixmpp(t *testing.T) {
 		t.Fatalf("accounts after the commands:\n%s", out)
 	}
 }
+
+// TestNotifyRemote: parley notify to a user of a real Prosody arrives
+// over server-to-server from the host's own JID, and an attachment as
+// its URL with out-of-band data (XEP-0066).
+func TestNotifyRemote(t *testing.T) {
+	needSlixmpp(t)
+	pr := startProsody(t)
+	a := startServer(t, serverOpts{hosts: []string{"a.localhost"}, s2s: "127.0.0.1:0", https: true, cafile: pr.aCrt,
+		extra: pr.parleyTOML() + "[upload]\nhost = \"upload.a.localhost\"\n"})
+	carol := pr.connect(t)
+	carol.send("<presence/>")
+	if out, err := a.parley("", "notify", "--message", "disk 91% full", "carol@p.localhost"); err != nil {
+		t.Fatalf("notify: %v\n%s", err, out)
+	}
+	carol.expect("the notice through Prosody, from the host", isMessage("a.localhost", "disk 91% full"))
+
+	photo := filepath.Join(t.TempDir(), "canary.jpg")
+	if err := os.WriteFile(photo, []byte("\xff\xd8\xff\xe0 not much of a photo"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := a.parley("", "notify", "--message", "USB canary", "--attach", photo, "carol@p.localhost"); err != nil {
+		t.Fatalf("notify --attach: %v\n%s", err, out)
+	}
+	carol.expect("the text", isMessage("a.localhost", "USB canary"))
+	m := carol.expect("the attachment", func(el *xmlstream.Element) bool {
+		return el.Name.Local == "message" && el.Attr("from") == "a.localhost" && el.Child("jabber:x:oob", "x") != nil
+	})
+	url := m.Child("jabber:x:oob", "x").Child("jabber:x:oob", "url").Text()
+	body := m.Child("jabber:client", "body").Text()
+	if !strings.HasPrefix(url, "https://upload.a.localhost:"+portOf(a.https)+"/") || !strings.HasSuffix(url, "/canary.jpg") || body != url {
+		t.Fatalf("the attachment's message: url %q, body %q\n%s", url, body, m)
+	}
+	if log := a.Stderr(); !strings.Contains(log, `msg="s2s: outgoing stream ready" remote_domain=p.localhost`) {
+		t.Errorf("no outgoing stream to prosody in the log:\n%s", log)
+	}
+}

@@ -38,9 +38,10 @@ func TestCheck(t *testing.T) {
 		t.Fatal(err)
 	}
 	crt, key := filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")
+	keyFile := filepath.Join(dir, "keys", "parley.key")
 	write := func(c2s string) string {
 		path := filepath.Join(dir, "parley.toml")
-		cfg := fmt.Sprintf("data_dir = %q\n[listen]\nc2s = %q\nc2s_direct_tls = \"\"\ns2s = \"127.0.0.1:0\"\n[s2s]\nca_file = %q\n[tls]\ncert = %q\nkey = %q\n", data, c2s, ca.file, crt, key)
+		cfg := fmt.Sprintf("data_dir = %q\n[storage]\nkey_file = %q\n[listen]\nc2s = %q\nc2s_direct_tls = \"\"\ns2s = \"127.0.0.1:0\"\n[s2s]\nca_file = %q\n[tls]\ncert = %q\nkey = %q\n", data, keyFile, c2s, ca.file, crt, key)
 		if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -53,7 +54,7 @@ func TestCheck(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("a good installation: exit %d\n%s", code, out)
 	}
-	for _, want := range []string{"ok    config:", "ok    certificate localhost:", "ok    certificate conference.localhost:", "ok    data_dir:"} {
+	for _, want := range []string{"ok    config:", "ok    certificate localhost:", "ok    certificate conference.localhost:", "ok    data_dir:", "ok    key_file:"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the report lacks %q:\n%s", want, out)
 		}
@@ -62,6 +63,15 @@ func TestCheck(t *testing.T) {
 		if !strings.HasPrefix(line, "ok    ") {
 			t.Errorf("not ok on a good installation: %s", line)
 		}
+	}
+
+	// The key beside the data it seals: a warning, not a failure.
+	inData := filepath.Join(dir, "inside.toml")
+	if err := os.WriteFile(inData, []byte(fmt.Sprintf("data_dir = %q\n[listen]\nc2s = \"127.0.0.1:0\"\nc2s_direct_tls = \"\"\ns2s = \"127.0.0.1:0\"\n[s2s]\nca_file = %q\n[tls]\ncert = %q\nkey = %q\n", data, ca.file, crt, key)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := runCheck(t, inData); code != 0 || !strings.Contains(out, "warn  key_file: "+filepath.Join(data, "server.secret")+" is inside data_dir: a copy of the data directory then unseals the server-key data") {
+		t.Errorf("the key inside data_dir: exit %d, want 0 and a warning\n%s", code, out)
 	}
 
 	ca.issue(crt, key, time.Now().Add(10*24*time.Hour), "localhost", "*.localhost")

@@ -292,13 +292,29 @@ func TestFederationCertificates(t *testing.T) {
 	}
 }
 
-// TestFederationWithProsody sends a message from parley to a user of a
-// real Prosody on loopback, authenticated by certificates (SASL
-// EXTERNAL): Prosody finds parley through its route-less resolver only
-// by DNS, so only this direction can be tested without DNS or
-// /etc/hosts. Skipped where Prosody is not installed, except under CI.
-func TestFederationWithProsody(t *testing.T) {
-	needSlixmpp(t)
+// prosody is a Prosody serving p.localhost on loopback, with the account
+// carol@p.localhost (password pw), that trusts the certificate made for
+// a parley serving a.localhost.
+type prosody struct {
+	c2s, s2s         string
+	pCrt, aCrt, aKey string
+}
+
+// parleyTOML is the config a parley serving a.localhost needs to reach
+// this Prosody and be trusted by it.
+func (p prosody) parleyTOML() string {
+	return fmt.Sprintf("[s2s]\nroutes = { \"p.localhost\" = %q }\nca_file = %q\nrequire_valid_certificates = true\n[tls]\ncert = %q\nkey = %q\n", p.s2s, p.pCrt, p.aCrt, p.aKey)
+}
+
+// connect logs carol in to Prosody.
+func (p prosody) connect(t *testing.T) *agent {
+	return (&server{t: t, starttls: p.c2s, ca: p.pCrt}).connect(t, "carol@p.localhost/x", "pw")
+}
+
+// startProsody runs Prosody until the test ends; skipped where Prosody
+// is not installed, except under CI.
+func startProsody(t *testing.T) prosody {
+	t.Helper()
 	bin, err := exec.LookPath("prosody")
 	mustHave(t, "Prosody", err == nil, "apt-get install prosody")
 	dir := t.TempDir()
@@ -391,12 +407,21 @@ VirtualHost "p.localhost"
 		time.Sleep(100 * time.Millisecond)
 	}
 
-	a := startServer(t, serverOpts{hosts: []string{"a.localhost"}, s2s: "127.0.0.1:0", cafile: aCrt,
-		extra: fmt.Sprintf("[s2s]\nroutes = { \"p.localhost\" = %q }\nca_file = %q\nrequire_valid_certificates = true\n[tls]\ncert = %q\nkey = %q\n", s2s, pCrt, aCrt, aKey)})
+	return prosody{c2s: c2s, s2s: s2s, pCrt: pCrt, aCrt: aCrt, aKey: aKey}
+}
+
+// TestFederationWithProsody sends a message from parley to a user of a
+// real Prosody on loopback, authenticated by certificates (SASL
+// EXTERNAL): Prosody finds parley through its route-less resolver only
+// by DNS, so only this direction can be tested without DNS or
+// /etc/hosts. Skipped where Prosody is not installed, except under CI.
+func TestFederationWithProsody(t *testing.T) {
+	needSlixmpp(t)
+	pr := startProsody(t)
+	a := startServer(t, serverOpts{hosts: []string{"a.localhost"}, s2s: "127.0.0.1:0", cafile: pr.aCrt, extra: pr.parleyTOML()})
 	a.addUser("alice@a.localhost", "pw")
 	alice := a.connect(t, "alice@a.localhost/phone", "pw")
-	p := &server{t: t, starttls: c2s, ca: pCrt}
-	carol := p.connect(t, "carol@p.localhost/x", "pw")
+	carol := pr.connect(t)
 	alice.send("<message to='carol@p.localhost/x' type='chat'><body>hello prosody</body></message>")
 	carol.expect("parley's message through prosody", isMessage("alice@a.localhost/phone", "hello prosody"))
 	if log := a.Stderr(); !strings.Contains(log, `msg="s2s: outgoing stream ready" remote_domain=p.localhost`) {

@@ -171,5 +171,32 @@ var migrator = storage.Migrator{
 				`CREATE INDEX muc_messages_stamp ON muc_messages (stamp)`,
 			},
 		},
+		{
+			// Renumbered at merge: the lead keeps versions consecutive.
+			Version: 6,
+			Name:    "pubsub service nodes and items",
+			Statements: []string{
+				// owner is the service's domain, not an account.
+				`CREATE TABLE pubsub_service_nodes (
+					owner   TEXT COLLATE "C" NOT NULL,
+					node    TEXT COLLATE "C" NOT NULL,
+					config  BYTEA NOT NULL,
+					created TIMESTAMPTZ NOT NULL,
+					PRIMARY KEY (owner, node)
+				)`,
+				`CREATE TABLE pubsub_service_items (
+					owner     TEXT COLLATE "C" NOT NULL,
+					node      TEXT COLLATE "C" NOT NULL,
+					id        TEXT COLLATE "C" NOT NULL,
+					seq       BIGINT NOT NULL,
+					publisher TEXT NOT NULL,
+					published TIMESTAMPTZ NOT NULL,
+					payload   BYTEA NOT NULL,
+					PRIMARY KEY (owner, node, id),
+					FOREIGN KEY (owner, node) REFERENCES pubsub_service_nodes (owner, node) ON DELETE CASCADE ON UPDATE CASCADE
+				)`,
+				`CREATE INDEX pubsub_service_items_order ON pubsub_service_items (owner, node, seq)`,
+			},
+		},
 	},
 }

@@ -173,4 +173,33 @@ var migrator = storage.Migrator{Migrations: []storage.Migration{
 			`CREATE INDEX muc_messages_stamp ON muc_messages (stamp)`,
 		},
 	},
+	{
+		// Renumbered at merge: the lead keeps versions consecutive.
+		Version: 6,
+		Name:    "pubsub service nodes and items",
+		Statements: []string{
+			// The nodes of a pubsub service domain (XEP-0060): owner is
+			// the service's domain, not an account, so nothing
+			// references accounts; otherwise as pubsub_nodes/items.
+			`CREATE TABLE pubsub_service_nodes (
+				owner   TEXT NOT NULL,
+				node    TEXT NOT NULL,
+				config  BLOB NOT NULL,
+				created INTEGER NOT NULL,
+				PRIMARY KEY (owner, node)
+			) STRICT, WITHOUT ROWID`,
+			`CREATE TABLE pubsub_service_items (
+				owner     TEXT NOT NULL,
+				node      TEXT NOT NULL,
+				id        TEXT NOT NULL,
+				seq       INTEGER NOT NULL,
+				publisher TEXT NOT NULL,
+				published INTEGER NOT NULL,
+				payload   BLOB NOT NULL,
+				PRIMARY KEY (owner, node, id),
+				FOREIGN KEY (owner, node) REFERENCES pubsub_service_nodes (owner, node) ON DELETE CASCADE ON UPDATE CASCADE
+			) STRICT`,
+			`CREATE INDEX pubsub_service_items_order ON pubsub_service_items (owner, node, seq)`,
+		},
+	},
 }}

@@ -12,29 +12,54 @@ import (
 	"parley/internal/storage"
 )
 
-// pubsub implements storage.PubSub. It holds no state of its own, so the
-// store hands out a new one on each call instead of keeping a field.
-type pubsub struct{ *Store }
+// pubsub implements storage.PubSub, once for both kinds of service: the
+// personal ones (PEP), whose owner is an account and whose rows go with
+// it, and the pubsub service domains (XEP-0060), whose owner is the
+// service's domain. They differ only in their tables and in that check.
+type pubsub struct {
+	*Store
+	personal bool // owners are accounts: tables pubsub_*, else pubsub_service_*
+}
 
 var _ storage.PubSub = pubsub{}
 
-func validateNode(owner, node string) error {
-	if err := storage.ValidateOwner(owner); err != nil {
+// q names the tables of p in a query written with {nodes} and {items}.
+func (p pubsub) q(query string) string {
+	if p.personal {
+		return personalTables.Replace(query)
+	}
+	return serviceTables.Replace(query)
+}
+
+var (
+	personalTables = strings.NewReplacer("{nodes}", "pubsub_nodes", "{items}", "pubsub_items")
+	serviceTables  = strings.NewReplacer("{nodes}", "pubsub_service_nodes", "{items}", "pubsub_service_items")
+)
+
+func (p pubsub) validateOwner(owner string) error {
+	if p.personal {
+		return storage.ValidateOwner(owner)
+	}
+	return storage.ValidateService(owner)
+}
+
+func (p pubsub) validateNode(owner, node string) error {
+	if err := p.validateOwner(owner); err != nil {
 		return err
 	}
 	return storage.ValidateNodeName(node)
 }
 
 func (p pubsub) CreateNode(ctx context.Context, owner string, n storage.PubSubNode) error {
-	if err := validateNode(owner, n.Name); err != nil {
+	if err := p.validateNode(owner, n.Name); err != nil {
 		return err
 	}
 	if err := storage.ValidateBlob("pubsub node config", n.Config); err != nil {
 		return err
 	}
-	res, err := p.w.ExecContext(ctx, `
-		INSERT INTO pubsub_nodes (owner, node, config, created) VALUES ($1, $2, $3, $4)
-		ON CONFLICT (owner, node) DO NOTHING`,
+	res, err := p.w.ExecContext(ctx, p.q(`
+		INSERT INTO {nodes} (owner, node, config, created) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (owner, node) DO NOTHING`),
 		owner, n.Name, nonNil(n.Config), p.d.Time(storage.StoredTime()))
 	if err != nil {
 		return p.errorf("create pubsub node %q of %s: %w", n.Name, owner, p.ownerError(err))
@@ -48,12 +73,12 @@ func (p pubsub) CreateNode(ctx context.Context, owner string, n storage.PubSubNo
 }
 
 func (p pubsub) Node(ctx context.Context, owner, node string) (storage.PubSubNode, error) {
-	if err := validateNode(owner, node); err != nil {
+	if err := p.validateNode(owner, node); err != nil {
 		return storage.PubSubNode{}, err
 	}
 	n := storage.PubSubNode{Name: node}
 	switch err := p.r.QueryRowContext(ctx,
-		`SELECT config, created FROM pubsub_nodes WHERE owner = $1 AND node = $2`, owner, node).Scan(&n.Config, scanTime{&n.Created}); {
+		p.q(`SELECT config, created FROM {nodes} WHERE owner = $1 AND node = $2`), owner, node).Scan(&n.Config, scanTime{&n.Created}); {
 	case err == sql.ErrNoRows:
 		return storage.PubSubNode{}, p.errorf("pubsub node %q of %s: %w", node, owner, storage.ErrNotFound)
 	case err != nil:
@@ -64,14 +89,20 @@ func (p pubsub) Node(ctx context.Context, owner, node string) (storage.PubSubNod
 }
 
 func (p pubsub) Nodes(ctx context.Context, owner string) ([]storage.PubSubNode, error) {
-	if err := storage.ValidateOwner(owner); err != nil {
+	if err := p.validateOwner(owner); err != nil {
 		return nil, err
 	}
-	rows, err := p.r.QueryContext(ctx, `
+	// A service domain has nodes or none; an account is looked up so
+	// that a missing one reads as ErrNotFound, not as no nodes.
+	query := `SELECT n.node, n.config, n.created FROM {nodes} n WHERE n.owner = $1 ORDER BY n.node`
+	if p.personal {
+		query = `
 		SELECT n.node, n.config, n.created
-		FROM accounts a LEFT JOIN pubsub_nodes n ON n.owner = a.jid
+		FROM accounts a LEFT JOIN {nodes} n ON n.owner = a.jid
 		WHERE a.jid = $1
-		ORDER BY n.node`, owner)
+		ORDER BY n.node`
+	}
+	rows, err := p.r.QueryContext(ctx, p.q(query), owner)
 	if err != nil {
 		return nil, p.errorf("pubsub nodes of %s: %w", owner, err)
 	}
@@ -97,7 +128,7 @@ func (p pubsub) Nodes(ctx context.Context, owner string) ([]storage.PubSubNode, 
 	if err := rows.Err(); err != nil {
 		return nil, p.errorf("pubsub nodes of %s: %w", owner, err)
 	}
-	if !found {
+	if !found && p.personal {
 		return nil, p.errorf("pubsub nodes of %s: %w", owner, storage.ErrNotFound)
 	}
 	return out, nil
@@ -107,12 +138,12 @@ func (p pubsub) Nodes(ctx context.Context, owner string) ([]storage.PubSubNode, 
 // the seq of the item max places from the newest. With fewer items the
 // subquery is NULL and nothing matches.
 const trimQuery = `
-	DELETE FROM pubsub_items WHERE owner = $1 AND node = $2 AND seq <= (
-		SELECT seq FROM pubsub_items WHERE owner = $1 AND node = $2
+	DELETE FROM {items} WHERE owner = $1 AND node = $2 AND seq <= (
+		SELECT seq FROM {items} WHERE owner = $1 AND node = $2
 		ORDER BY seq DESC LIMIT 1 OFFSET $3)`
 
 func (p pubsub) Configure(ctx context.Context, owner, node string, config []byte, maxItems int) (err error) {
-	if err := validateNode(owner, node); err != nil {
+	if err := p.validateNode(owner, node); err != nil {
 		return err
 	}
 	if err := storage.ValidateBlob("pubsub node config", config); err != nil {
@@ -126,7 +157,7 @@ func (p pubsub) Configure(ctx context.Context, owner, node string, config []byte
 		return p.errorf("configure pubsub node %q of %s: %w", node, owner, err)
 	}
 	defer rollbackOnError(tx, &err)
-	res, err := tx.ExecContext(ctx, `UPDATE pubsub_nodes SET config = $3 WHERE owner = $1 AND node = $2`, owner, node, nonNil(config))
+	res, err := tx.ExecContext(ctx, p.q(`UPDATE {nodes} SET config = $3 WHERE owner = $1 AND node = $2`), owner, node, nonNil(config))
 	if err != nil {
 		return p.errorf("configure pubsub node %q of %s: %w", node, owner, err)
 	}
@@ -135,7 +166,7 @@ func (p pubsub) Configure(ctx context.Context, owner, node string, config []byte
 	} else if k == 0 {
 		return p.errorf("configure pubsub node %q of %s: %w", node, owner, storage.ErrNotFound)
 	}
-	if _, err := tx.ExecContext(ctx, trimQuery, owner, node, storage.EffectiveMaxItems(maxItems)); err != nil {
+	if _, err := tx.ExecContext(ctx, p.q(trimQuery), owner, node, storage.EffectiveMaxItems(maxItems)); err != nil {
 		return p.errorf("configure pubsub node %q of %s: trim: %w", node, owner, err)
 	}
 	if err := tx.Commit(); err != nil {
@@ -145,19 +176,19 @@ func (p pubsub) Configure(ctx context.Context, owner, node string, config []byte
 }
 
 func (p pubsub) DeleteNode(ctx context.Context, owner, node string) error {
-	if err := validateNode(owner, node); err != nil {
+	if err := p.validateNode(owner, node); err != nil {
 		return err
 	}
 	return p.deleteOne(ctx, fmt.Sprintf("delete pubsub node %q of %s", node, owner),
-		`DELETE FROM pubsub_nodes WHERE owner = $1 AND node = $2`, owner, node)
+		p.q(`DELETE FROM {nodes} WHERE owner = $1 AND node = $2`), owner, node)
 }
 
 func (p pubsub) Retract(ctx context.Context, owner, node, id string) error {
-	if err := validateNode(owner, node); err != nil {
+	if err := p.validateNode(owner, node); err != nil {
 		return err
 	}
 	return p.deleteOne(ctx, fmt.Sprintf("retract item %q from pubsub node %q of %s", id, node, owner),
-		`DELETE FROM pubsub_items WHERE owner = $1 AND node = $2 AND id = $3`, owner, node, id)
+		p.q(`DELETE FROM {items} WHERE owner = $1 AND node = $2 AND id = $3`), owner, node, id)
 }
 
 // deleteOne runs a DELETE that must remove a row, else ErrNotFound.
@@ -175,7 +206,7 @@ func (p pubsub) deleteOne(ctx context.Context, what, query string, args ...any) 
 }
 
 func (p pubsub) Publish(ctx context.Context, owner, node string, it storage.PubSubItem, maxItems int) (_ storage.PubSubItem, err error) {
-	if err := validateNode(owner, node); err != nil {
+	if err := p.validateNode(owner, node); err != nil {
 		return storage.PubSubItem{}, err
 	}
 	if err := storage.ValidatePubSubItem(it); err != nil {
@@ -199,7 +230,7 @@ func (p pubsub) Publish(ctx context.Context, owner, node string, it storage.PubS
 	defer rollbackOnError(tx, &err)
 	var one int
 	switch err := tx.QueryRowContext(ctx,
-		`SELECT 1 FROM pubsub_nodes WHERE owner = $1 AND node = $2 `+p.d.LockNoKeyUpdate, owner, node).Scan(&one); {
+		p.q(`SELECT 1 FROM {nodes} WHERE owner = $1 AND node = $2 `+p.d.LockNoKeyUpdate), owner, node).Scan(&one); {
 	case err == sql.ErrNoRows:
 		return storage.PubSubItem{}, p.errorf("%s: %w", what, storage.ErrNotFound)
 	case err != nil:
@@ -207,19 +238,19 @@ func (p pubsub) Publish(ctx context.Context, owner, node string, it storage.PubS
 	}
 	var seq int64
 	if err := tx.QueryRowContext(ctx,
-		`SELECT COALESCE(MAX(seq), 0) + 1 FROM pubsub_items WHERE owner = $1 AND node = $2`, owner, node).Scan(&seq); err != nil {
+		p.q(`SELECT COALESCE(MAX(seq), 0) + 1 FROM {items} WHERE owner = $1 AND node = $2`), owner, node).Scan(&seq); err != nil {
 		return storage.PubSubItem{}, p.errorf("%s: %w", what, err)
 	}
-	if _, err := tx.ExecContext(ctx, `
-		INSERT INTO pubsub_items (owner, node, id, seq, publisher, published, payload)
+	if _, err := tx.ExecContext(ctx, p.q(`
+		INSERT INTO {items} (owner, node, id, seq, publisher, published, payload)
 		VALUES ($1, $2, $3, $4, $5, $6, $7)
 		ON CONFLICT (owner, node, id) DO UPDATE SET
 			seq = excluded.seq, publisher = excluded.publisher,
-			published = excluded.published, payload = excluded.payload`,
+			published = excluded.published, payload = excluded.payload`),
 		owner, node, it.ID, seq, it.Publisher, p.d.Time(it.Published), it.Payload); err != nil {
 		return storage.PubSubItem{}, p.errorf("%s: %w", what, err)
 	}
-	if _, err := tx.ExecContext(ctx, trimQuery, owner, node, storage.EffectiveMaxItems(maxItems)); err != nil {
+	if _, err := tx.ExecContext(ctx, p.q(trimQuery), owner, node, storage.EffectiveMaxItems(maxItems)); err != nil {
 		return storage.PubSubItem{}, p.errorf("%s: trim: %w", what, err)
 	}
 	if err := tx.Commit(); err != nil {
@@ -229,7 +260,7 @@ func (p pubsub) Publish(ctx context.Context, owner, node string, it storage.PubS
 }
 
 func (p pubsub) Items(ctx context.Context, owner, node string, q storage.PubSubQuery) ([]storage.PubSubItem, error) {
-	if err := validateNode(owner, node); err != nil {
+	if err := p.validateNode(owner, node); err != nil {
 		return nil, err
 	}
 	if len(q.IDs) > storage.MaxPubSubItems {
@@ -240,7 +271,7 @@ func (p pubsub) Items(ctx context.Context, owner, node string, q storage.PubSubQ
 	var b strings.Builder
 	b.WriteString(`
 		SELECT i.id, i.publisher, i.published, i.payload
-		FROM pubsub_nodes n LEFT JOIN pubsub_items i ON i.owner = n.owner AND i.node = n.node`)
+		FROM {nodes} n LEFT JOIN {items} i ON i.owner = n.owner AND i.node = n.node`)
 	args := []any{owner, node}
 	if len(q.IDs) > 0 {
 		b.WriteString(` AND i.id IN (`)
@@ -259,7 +290,7 @@ func (p pubsub) Items(ctx context.Context, owner, node string, q storage.PubSubQ
 		b.WriteString(` LIMIT $` + strconv.Itoa(len(args)))
 	}
 	what := fmt.Sprintf("items of pubsub node %q of %s", node, owner)
-	rows, err := p.r.QueryContext(ctx, b.String(), args...)
+	rows, err := p.r.QueryContext(ctx, p.q(b.String()), args...)
 	if err != nil {
 		return nil, p.errorf("%s: %w", what, err)
 	}
@@ -293,15 +324,15 @@ func (p pubsub) Items(ctx context.Context, owner, node string, q storage.PubSubQ
 }
 
 func (p pubsub) LastItems(ctx context.Context, owner string) ([]storage.PubSubLast, error) {
-	if err := storage.ValidateOwner(owner); err != nil {
+	if err := p.validateOwner(owner); err != nil {
 		return nil, err
 	}
-	rows, err := p.r.QueryContext(ctx, `
+	rows, err := p.r.QueryContext(ctx, p.q(`
 		SELECT i.node, i.id, i.publisher, i.published, i.payload
-		FROM pubsub_items i
+		FROM {items} i
 		WHERE i.owner = $1 AND i.seq = (
-			SELECT MAX(j.seq) FROM pubsub_items j WHERE j.owner = i.owner AND j.node = i.node)
-		ORDER BY i.node`, owner)
+			SELECT MAX(j.seq) FROM {items} j WHERE j.owner = i.owner AND j.node = i.node)
+		ORDER BY i.node`), owner)
 	if err != nil {
 		return nil, p.errorf("last pubsub items of %s: %w", owner, err)
 	}
@@ -324,13 +355,41 @@ func (p pubsub) LastItems(ctx context.Context, owner string) ([]storage.PubSubLa
 // PayloadBytes counts bytes, not characters: octet_length exists in
 // both databases.
 func (p pubsub) PayloadBytes(ctx context.Context, owner string) (int64, error) {
-	if err := storage.ValidateOwner(owner); err != nil {
+	if err := p.validateOwner(owner); err != nil {
 		return 0, err
 	}
 	var n int64
 	if err := p.r.QueryRowContext(ctx,
-		`SELECT COALESCE(SUM(octet_length(payload)), 0) FROM pubsub_items WHERE owner = $1`, owner).Scan(&n); err != nil {
+		p.q(`SELECT COALESCE(SUM(octet_length(payload)), 0) FROM {items} WHERE owner = $1`), owner).Scan(&n); err != nil {
 		return 0, p.errorf("pubsub payload bytes of %s: %w", owner, err)
+	}
+	return n, nil
+}
+
+func (p pubsub) NodesBytes(ctx context.Context, owner string, nodes []string) (int64, error) {
+	if err := p.validateOwner(owner); err != nil {
+		return 0, err
+	}
+	if len(nodes) == 0 {
+		return 0, nil
+	}
+	if len(nodes) > storage.MaxPubSubItems {
+		return 0, fmt.Errorf("%w: %d nodes asked for, more than %d", storage.ErrInvalid, len(nodes), storage.MaxPubSubItems)
+	}
+	var b strings.Builder
+	b.WriteString(`SELECT COALESCE(SUM(octet_length(payload)), 0) FROM {items} WHERE owner = $1 AND node IN (`)
+	args := []any{owner}
+	for k, n := range nodes {
+		if k > 0 {
+			b.WriteString(", ")
+		}
+		args = append(args, n)
+		b.WriteString("$" + strconv.Itoa(len(args)))
+	}
+	b.WriteString(`)`)
+	var n int64
+	if err := p.r.QueryRowContext(ctx, p.q(b.String()), args...).Scan(&n); err != nil {
+		return 0, p.errorf("pubsub payload bytes of %d nodes of %s: %w", len(nodes), owner, err)
 	}
 	return n, nil
 }

@@ -86,7 +86,10 @@ func (s *Store) KV() storage.KV { return kv{s} }
 func (s *Store) Archive() storage.Archive { return archive{s} }
 
 // PubSub returns the personal pubsub repository.
-func (s *Store) PubSub() storage.PubSub { return pubsub{s} }
+func (s *Store) PubSub() storage.PubSub { return pubsub{Store: s, personal: true} }
+
+// PubSubService returns the repository of the pubsub service domains.
+func (s *Store) PubSubService() storage.PubSub { return pubsub{Store: s} }
 
 // MUC returns the multi-user chat repository.
 func (s *Store) MUC() storage.MUC { return muc{s} }

@@ -483,4 +483,58 @@ func runPubSub(t *testing.T, open func(t *testing.T) storage.Store) {
 			t.Errorf("canceled calls changed the items: %s", got)
 		}
 	})
+
+	t.Run("Service", func(t *testing.T) {
+		t.Parallel()
+		s := open(t)
+		ps, ctx := s.PubSubService(), t.Context()
+		const svc, other = "pubsub.example.com", "news.example.com"
+		if l, err := ps.Nodes(ctx, svc); err != nil || len(l) != 0 {
+			t.Fatalf("Nodes of a new service: %v, %v; want none and no error", l, err)
+		}
+		// No account is needed, and a personal node of the same name is
+		// another node.
+		mustNode(t, ps, svc, "blog", []byte("c"))
+		mustNode(t, ps, other, "blog", []byte("d"))
+		if err := ps.CreateNode(ctx, svc, storage.PubSubNode{Name: "blog"}); !errors.Is(err, storage.ErrExists) {
+			t.Errorf("CreateNode twice: %v, want ErrExists", err)
+		}
+		mustPublish(t, ps, svc, "blog", "1", "<a/>", 2)
+		mustPublish(t, ps, svc, "blog", "2", "<b/>", 2)
+		mustPublish(t, ps, svc, "blog", "3", "<c/>", 2)
+		if got := itemIDs(mustItemsQ(t, ps, svc, "blog", storage.PubSubQuery{})); got != "2=<b/> 3=<c/>" {
+			t.Errorf("items of a service node: %s", got)
+		}
+		if got := itemIDs(mustItemsQ(t, ps, other, "blog", storage.PubSubQuery{})); got != "" {
+			t.Errorf("another service's node of that name: %s", got)
+		}
+		if l, err := s.PubSub().Nodes(ctx, alice); !errors.Is(err, storage.ErrNotFound) || len(l) != 0 {
+			t.Errorf("personal nodes after service writes: %v, %v", l, err)
+		}
+		if err := ps.CreateNode(ctx, "alice@example.com", storage.PubSubNode{Name: "x"}); !errors.Is(err, storage.ErrInvalid) {
+			t.Errorf("a service owner that is a JID: %v, want ErrInvalid", err)
+		}
+		mustNode(t, ps, svc, "other", nil)
+		mustPublish(t, ps, svc, "other", "1", "<xyz/>", 0)
+		for _, c := range []struct {
+			nodes []string
+			want  int64
+		}{{nil, 0}, {[]string{"blog"}, 8}, {[]string{"blog", "other", "missing"}, 14}, {[]string{"missing"}, 0}} {
+			if got, err := ps.NodesBytes(ctx, svc, c.nodes); err != nil || got != c.want {
+				t.Errorf("NodesBytes(%v) = %d, %v; want %d", c.nodes, got, err, c.want)
+			}
+		}
+		if got, err := s.PubSub().NodesBytes(ctx, alice, []string{"blog"}); err != nil || got != 0 {
+			t.Errorf("NodesBytes of a personal service: %d, %v", got, err)
+		}
+		if err := ps.DeleteNode(ctx, svc, "blog"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ps.Items(ctx, svc, "blog", storage.PubSubQuery{}); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("items of a deleted node: %v", err)
+		}
+		if l, _ := ps.Nodes(ctx, other); len(l) != 1 || string(l[0].Config) != "d" {
+			t.Errorf("the other service's nodes: %+v", l)
+		}
+	})
 }

@@ -64,7 +64,7 @@ func (r *Reporter) Report(owner jid.JID, s session.Session, t Tally) {
 	if noteKey {
 		// One clear line for the admin: this is not an attack on every
 		// message, it is a configuration problem.
-		r.log.Error("stored "+r.what+" were sealed under another key: the server secret (server.secret in the data directory) was lost or replaced; they cannot be read until the old secret is restored",
+		r.log.Error("stored "+r.what+" were sealed under another key: the server key (storage.key_file, by default server.secret in the data directory) was lost or replaced; they cannot be read until the old secret is restored",
 			"example_jid", owner.String())
 	}
 	if newTampered > 0 {
