@@ -329,8 +329,20 @@ func (c *Cluster) nodeEntry(e jetstream.KeyValueEntry, initial bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e.Operation() != jetstream.KeyValuePut {
-		// A node that stopped cleanly removed its heartbeat after its
-		// sessions; keep it until its last sessions are gone.
+		// A node that stopped cleanly removed its sessions, then its
+		// heartbeat: it has left, unless some of its sessions are still
+		// listed, which the reaper then ends as for a dead node.
+		for _, res := range c.view {
+			for _, r := range res {
+				if r.node == node {
+					return
+				}
+			}
+		}
+		if _, ok := c.seen[node]; ok {
+			delete(c.seen, node)
+			c.cfg.Log.Info("cluster: node left", "node", node)
+		}
 		return
 	}
 	var hb heartbeat

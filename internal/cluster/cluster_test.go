@@ -396,11 +396,12 @@ func TestServiceLease(t *testing.T) {
 	if got := c.cl.Leases()[muc]; got != "b" {
 		t.Fatalf("a node joining later sees the lease at %q", got)
 	}
-	// b stops cleanly: c takes over at once.
+	// b stops cleanly: c takes over at once, and counts b gone.
 	if err := b.cl.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "c to take the lease over after a clean stop", func() bool { return c.cl.Leases()[muc] == "c" })
+	eventually(t, "c to count b gone", func() bool { _, ok := c.cl.SessionsPerNode()["b"]; return !ok })
 }
 
 // TestNATSRestart: NATS restarts (its in-memory buckets are gone); the
