@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strconv"
 	"syscall"
 	"time"
@@ -88,7 +87,7 @@ func modules(live *config.Live) []module.Module {
 	if u := cfg.Upload; u.Host != "" {
 		mods = append(mods, upload.New(upload.Options{
 			Domain:             u.Host,
-			Dir:                filepath.Join(cfg.DataDir, "uploads"),
+			Dir:                cfg.UploadDir(),
 			PublicURL:          u.PublicURL,
 			MaxFileSize:        u.MaxFileSize,
 			QuotaPerUserPerDay: u.QuotaPerUserPerDay,

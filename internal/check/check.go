@@ -86,6 +86,7 @@ func Run(ctx context.Context, path string, o Options) []Result {
 	out = append(out, tlsSettings(cfg)...)
 	out = append(out, permissions(cfg)...)
 	out = append(out, keyFile(cfg))
+	out = append(out, clusterLinks(ctx, cfg)...)
 	if cfg.Registration.Open && cfg.Registration.PerAddressPerHour == 0 {
 		add(Warn, "registration", "open registration without registration.per_address_per_hour: anyone can create accounts without limit")
 	} else {

@@ -96,6 +96,14 @@ type Config struct {
 		ACMERenewalCheck Duration `toml:"acme_renewal_check"` // how often certificates are checked for renewal
 	} `toml:"tls"`
 
+	// Cluster joins this process to other parley nodes serving the same
+	// domains: sessions and stanzas move between them over NATS, state
+	// stays in the shared PostgreSQL database.
+	Cluster struct {
+		NATSURL string `toml:"nats_url"` // "" = a single node
+		Node    string `toml:"node"`     // unique per node; default the host name
+	} `toml:"cluster"`
+
 	Storage struct {
 		Driver string `toml:"driver"` // "sqlite" or "postgres"
 		DSN    string `toml:"dsn"`    // sqlite: file path (filled in by Validate); postgres: connection string
@@ -148,6 +156,7 @@ type Config struct {
 
 	Upload struct {
 		Host               string `toml:"host"`                   // XEP-0363 service domain; "" = no upload service
+		Dir                string `toml:"dir"`                    // where files are kept; "" = data_dir/uploads
 		MaxFileSize        int64  `toml:"max_file_size"`          // bytes
 		QuotaPerUserPerDay int64  `toml:"quota_per_user_per_day"` // bytes in any 24 hours; 0 = no limit
 		QuotaTotal         int64  `toml:"quota_total"`            // bytes stored at once; 0 = no limit
@@ -573,4 +582,12 @@ func (c Config) AllHosts() []string {
 // the configured hosts normalised, so a plain comparison suffices.
 func (c Config) IsAnonymousHost(domain string) bool {
 	return slices.Contains(c.AnonymousHosts, domain)
+}
+
+// UploadDir is where uploaded files are kept.
+func (c *Config) UploadDir() string {
+	if c.Upload.Dir != "" {
+		return c.Upload.Dir
+	}
+	return filepath.Join(c.DataDir, "uploads")
 }

@@ -112,6 +112,30 @@ func TestParseValues(t *testing.T) {
 				t.Errorf("Storage = %+v", c.Storage)
 			}
 		}},
+		{"cluster", "[storage]\ndriver = \"postgres\"\ndsn = \"host=db\"\n[cluster]\nnats_url = \"nats://127.0.0.1:4222\"\nnode = \"n1\"", func(t *testing.T, c Config) {
+			if c.Cluster.NATSURL != "nats://127.0.0.1:4222" || c.Cluster.Node != "n1" {
+				t.Errorf("Cluster = %+v", c.Cluster)
+			}
+		}},
+		{"cluster node defaults to the host name", "[storage]\ndriver = \"postgres\"\ndsn = \"host=db\"\n[cluster]\nnats_url = \"nats://127.0.0.1:4222\"", func(t *testing.T, c Config) {
+			h, _ := os.Hostname()
+			if c.Cluster.Node == "" || c.Cluster.Node != nodeName(h) {
+				t.Errorf("Node = %q, host name %q", c.Cluster.Node, h)
+			}
+		}},
+		{"upload dir", "[upload]\ndir = \"/srv/shared/uploads\"", func(t *testing.T, c Config) {
+			if c.UploadDir() != "/srv/shared/uploads" {
+				t.Errorf("UploadDir = %q", c.UploadDir())
+			}
+		}},
+		{"single node by default", "", func(t *testing.T, c Config) {
+			if c.UploadDir() != filepath.Join(c.DataDir, "uploads") {
+				t.Errorf("UploadDir = %q", c.UploadDir())
+			}
+			if c.Cluster.NATSURL != "" || c.Cluster.Node != "" {
+				t.Errorf("Cluster = %+v", c.Cluster)
+			}
+		}},
 		{"durations", "[limits]\nauth_timeout = \"2m30s\"", func(t *testing.T, c Config) {
 			if c.Limits.AuthTimeout.Duration != 150*time.Second {
 				t.Errorf("AuthTimeout = %v", c.Limits.AuthTimeout)
@@ -304,6 +328,9 @@ func TestParseErrors(t *testing.T) {
 		{"bad uploads retention", "[retention]\nuploads = \"0d\"", `retention.uploads: must be a duration such as "7d"`},
 		{"bad driver", "[storage]\ndriver = \"mysql\"", `config: storage.driver: must be "sqlite" or "postgres", got "mysql"`},
 		{"empty driver", "[storage]\ndriver = \"\"", `config: storage.driver: must be "sqlite" or "postgres", got ""`},
+		{"cluster on sqlite", "[cluster]\nnats_url = \"nats://127.0.0.1:4222\"\nnode = \"a\"", `config: cluster.nats_url: a cluster keeps its state in a database every node shares; set [storage] driver = "postgres" (it is "sqlite")`},
+		{"cluster bad url", "[storage]\ndriver = \"postgres\"\ndsn = \"x\"\n[cluster]\nnats_url = \"127.0.0.1:4222\"\nnode = \"a\"", `config: cluster.nats_url: want nats://host:port`},
+		{"cluster bad node", "[storage]\ndriver = \"postgres\"\ndsn = \"x\"\n[cluster]\nnats_url = \"nats://h:4222\"\nnode = \"a.b\"", `config: cluster.node: "a.b": use at most 64 letters`},
 		{"postgres without dsn", "[storage]\ndriver = \"postgres\"", `config: storage.dsn: required when storage.driver is "postgres"`},
 		{"negative registrations", "[registration]\nper_address_per_hour = -1", `config: registration.per_address_per_hour: must be 0 (no limit) or more, got -1`},
 		{"small stanza limit", "[limits]\nmax_stanza_bytes = 9999", `config: limits.max_stanza_bytes: must be at least 10000 (RFC 6120 §13.12), got 9999`},

@@ -155,6 +155,8 @@ func (c *Config) Validate() error {
 		add(`storage.driver: must be "sqlite" or "postgres", got %q`, c.Storage.Driver)
 	}
 
+	errs = append(errs, c.validateCluster()...)
+
 	switch c.Privacy.RequireE2EE {
 	case "off", "warn", "enforce":
 	default:
@@ -578,3 +580,41 @@ func (c *Config) validateAdmins() []error {
 
 // IsAdmin reports whether bare (a bare JID, normalised) is in admins.
 func (c *Config) IsAdmin(bare string) bool { return slices.Contains(c.Admins, bare) }
+
+// validateCluster checks [cluster]; the node name defaults to the host
+// name, made fit for a NATS subject token and KV key.
+func (c *Config) validateCluster() []error {
+	if c.Cluster.NATSURL == "" {
+		return nil
+	}
+	var errs []error
+	if c.Storage.Driver != "postgres" {
+		errs = append(errs, fmt.Errorf(`config: cluster.nats_url: a cluster keeps its state in a database every node shares; set [storage] driver = "postgres" (it is %q)`, c.Storage.Driver))
+	}
+	if !strings.HasPrefix(c.Cluster.NATSURL, "nats://") && !strings.HasPrefix(c.Cluster.NATSURL, "tls://") {
+		errs = append(errs, fmt.Errorf(`config: cluster.nats_url: want nats://host:port or tls://host:port, got %q`, c.Cluster.NATSURL))
+	}
+	if c.Cluster.Node == "" {
+		h, err := os.Hostname()
+		if err != nil || h == "" {
+			return append(errs, fmt.Errorf("config: cluster.node: no host name to default to; name this node"))
+		}
+		c.Cluster.Node = nodeName(h)
+	}
+	if c.Cluster.Node != nodeName(c.Cluster.Node) || len(c.Cluster.Node) > 64 {
+		errs = append(errs, fmt.Errorf("config: cluster.node: %q: use at most 64 letters, digits, '-' and '_'", c.Cluster.Node))
+	}
+	return errs
+}
+
+// nodeName replaces what cannot appear in a NATS subject token or KV key
+// (dots of a host name, for instance) with '-'.
+func nodeName(h string) string {
+	b := []byte(h)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			b[i] = '-'
+		}
+	}
+	return string(b)
+}

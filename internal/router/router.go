@@ -37,9 +37,38 @@ type Remote interface {
 	Send(ctx context.Context, from, to jid.JID, el *xmlstream.Element)
 }
 
+// Peers is the rest of a cluster as the router sees it: the sessions
+// bound on other nodes are Sessions whose Deliver crosses to their node
+// (and which implement Acked). A single node has none, and the router
+// then never calls into cluster code.
+type Peers interface {
+	// Session and Sessions find the sessions other nodes hold; All
+	// lists them all (admin commands).
+	Session(full jid.JID) Session
+	Sessions(bare jid.JID) []Session
+	All() []Session
+	// Bound and Unbound tell the other nodes about a local session.
+	Bound(ctx context.Context, s Session)
+	Unbound(ctx context.Context, s Session)
+	// IQResult offers the other nodes an IQ result or error that no
+	// module here claimed: it answers a request one of them sent.
+	IQResult(ctx context.Context, el *xmlstream.Element)
+	// Component is a handler forwarding to the node that runs the
+	// service of domain (group chat), nil when it runs here.
+	Component(domain string) module.ComponentHandler
+}
+
+// Acked is a session on another node: DeliverAcked waits, bounded, for
+// that node to say the stanza is queued to the session, and fails when
+// it is not (the session or its node is gone).
+type Acked interface {
+	DeliverAcked(ctx context.Context, el *xmlstream.Element) error
+}
+
 // Router is the routing core of one server process.
 type Router struct {
 	remote Remote // nil: no federation, remote domains are unreachable
+	peers  Peers  // nil: a single node
 	hosts  map[string]bool
 	reg    *module.Registry
 	store  storage.Store
@@ -66,8 +95,12 @@ func (r *Router) IsLocal(domain string) bool { return r.hosts[domain] }
 // servesDomain reports whether a stanza from domain is ours to send to
 // other servers: a host or one of its services.
 func (r *Router) servesDomain(domain string) bool {
-	return r.hosts[domain] || r.reg.Component(domain) != nil
+	return r.hosts[domain] || r.component(domain) != nil
 }
+
+// SetPeers joins the router to a cluster. It must be called before any
+// stanza is routed.
+func (r *Router) SetPeers(p Peers) { r.peers = p }
 
 // SetRemote gives the router its way to other servers. It must be called
 // before any stanza is routed.
@@ -101,6 +134,9 @@ func (r *Router) Bind(ctx context.Context, s Session) (replaced Session) {
 	if replaced != nil {
 		r.runHooks(ctx, r.reg.SessionEndedHooks(), replaced)
 	}
+	if r.peers != nil {
+		r.peers.Bound(ctx, s)
+	}
 	r.runHooks(ctx, r.reg.SessionBoundHooks(), s)
 	return replaced
 }
@@ -133,15 +169,75 @@ func (r *Router) Unbind(ctx context.Context, s Session) {
 	}
 	sh.mu.Unlock()
 	if held {
+		if r.peers != nil {
+			r.peers.Unbound(ctx, s)
+		}
 		r.runHooks(ctx, r.reg.SessionEndedHooks(), s)
 	}
 }
 
-func (r *Router) session(full jid.JID) Session {
+// EndRemote runs the session-end hooks for a session of another node
+// that died with it: its contacts hear that it is gone.
+func (r *Router) EndRemote(ctx context.Context, s Session) {
+	r.runHooks(ctx, r.reg.SessionEndedHooks(), s)
+}
+
+// Local is the session bound here to full, nil if none: a stanza from
+// another node for one of ours goes to it.
+func (r *Router) Local(full jid.JID) Session {
 	sh := r.shard(full.Bare())
 	sh.mu.RLock()
 	defer sh.mu.RUnlock()
 	return sh.m[full.Bare()][full.Resource()]
+}
+
+// Bounce answers a stanza from another node whose session had gone
+// with service-unavailable.
+func (r *Router) Bounce(ctx context.Context, el *xmlstream.Element) {
+	if from, err := jid.Parse(el.Attr("from")); err == nil {
+		r.bounce(ctx, from, el, stanza.ServiceUnavailable())
+	}
+}
+
+// component is the handler of a service domain: this node's, or one
+// forwarding to the node that runs the service.
+func (r *Router) component(domain string) module.ComponentHandler {
+	if r.peers != nil {
+		if h := r.peers.Component(domain); h != nil {
+			return h
+		}
+	}
+	return r.reg.Component(domain)
+}
+
+// Service hands a stanza another node forwarded to the local handler of
+// its service domain.
+func (r *Router) Service(ctx context.Context, el *xmlstream.Element) {
+	from, err1 := jid.Parse(el.Attr("from"))
+	to, err2 := jid.Parse(el.Attr("to"))
+	if err1 != nil || err2 != nil {
+		return
+	}
+	if h := r.reg.Component(to.Domain()); h != nil {
+		h(ctx, from, to, el)
+	}
+}
+
+// Unclaimed hands an IQ result from another node to this node's
+// modules, which may have sent the request.
+func (r *Router) Unclaimed(ctx context.Context, el *xmlstream.Element) {
+	from, err1 := jid.Parse(el.Attr("from"))
+	to, err2 := jid.Parse(el.Attr("to"))
+	if err1 == nil && err2 == nil {
+		r.reg.RunIQResult(ctx, from, to, el)
+	}
+}
+
+func (r *Router) session(full jid.JID) Session {
+	if s := r.Local(full); s != nil || r.peers == nil {
+		return s
+	}
+	return r.peers.Session(full)
 }
 
 // Sessions returns the sessions of an account.
@@ -153,6 +249,9 @@ func (r *Router) Sessions(bare jid.JID) []Session {
 	out := make([]Session, 0, len(res))
 	for _, s := range res {
 		out = append(out, s)
+	}
+	if r.peers != nil {
+		out = append(out, r.peers.Sessions(bare)...)
 	}
 	return out
 }
@@ -170,6 +269,9 @@ func (r *Router) AllSessions() []Session {
 			}
 		}
 		sh.mu.RUnlock()
+	}
+	if r.peers != nil {
+		out = append(out, r.peers.All()...)
 	}
 	return out
 }
@@ -226,8 +328,8 @@ func (r *Router) routeTo(ctx context.Context, from, to jid.JID, el *xmlstream.El
 	switch {
 	case to.IsZero():
 		r.toAccount(ctx, from, from.Bare(), el)
-	case r.reg.Component(to.Domain()) != nil:
-		r.reg.Component(to.Domain())(ctx, from, to, el)
+	case r.component(to.Domain()) != nil:
+		r.component(to.Domain())(ctx, from, to, el)
 	case !r.hosts[to.Domain()]:
 		if r.remote == nil || !r.servesDomain(from.Domain()) {
 			// No federation, or a remote sender (a server never relays
@@ -318,10 +420,33 @@ func (r *Router) toFull(ctx context.Context, from, to jid.JID, el *xmlstream.Ele
 		}
 		if el.Name.Local == "message" {
 			r.inbound(ctx, from, to, el)
+			if !r.deliverMessage(ctx, s, el) {
+				// Its node lost it or died: the message goes where a
+				// message for an unavailable resource goes.
+				r.unavailableResource(ctx, from, to, el, false)
+			}
+			return
 		}
 		s.Deliver(el)
 		return
 	}
+	r.unavailableResource(ctx, from, to, el, true)
+}
+
+// deliverMessage delivers a message to s, and for a session on another
+// node reports whether its node took it. A single node never looks for
+// such sessions.
+func (r *Router) deliverMessage(ctx context.Context, s Session, el *xmlstream.Element) bool {
+	if r.peers != nil {
+		if a, ok := s.(Acked); ok {
+			return a.DeliverAcked(ctx, el) == nil
+		}
+	}
+	s.Deliver(el)
+	return true
+}
+
+func (r *Router) unavailableResource(ctx context.Context, from, to jid.JID, el *xmlstream.Element, hooks bool) {
 	switch el.Name.Local {
 	case "message":
 		// RFC 6121 §8.5.3.2.1: a message to an unavailable resource is
@@ -332,7 +457,7 @@ func (r *Router) toFull(ctx context.Context, from, to jid.JID, el *xmlstream.Ele
 			r.bounce(ctx, from, el, stanza.ServiceUnavailable())
 		case "error":
 		default:
-			r.messageToBare(ctx, from, to.Bare(), el)
+			r.deliverToBare(ctx, from, to.Bare(), el, hooks)
 		}
 	case "iq":
 		r.bounce(ctx, from, el, stanza.ServiceUnavailable())
@@ -401,10 +526,14 @@ func (r *Router) deliverToBare(ctx context.Context, from, to jid.JID, el *xmlstr
 	if hooks {
 		r.inbound(ctx, from, to, el)
 	}
+	delivered := 0
 	for _, s := range ready {
-		s.Deliver(el)
+		if !r.deliverMessage(ctx, s, el) {
+			continue
+		}
+		delivered++
 	}
-	if len(ready) > 0 || typ == "headline" {
+	if delivered > 0 || typ == "headline" {
 		return
 	}
 	if h := r.reg.OfflineHandler(); h != nil {
@@ -467,7 +596,10 @@ func (r *Router) handleIQ(ctx context.Context, target module.Target, from, to ji
 		// Results and errors addressed to the server can only answer the
 		// server's own requests: modules that sent one claim it; the rest
 		// are dropped, never bounced.
-		r.reg.RunIQResult(ctx, from, to, el)
+		if !r.reg.RunIQResult(ctx, from, to, el) && r.peers != nil && from.Local() != "" && r.hosts[from.Domain()] {
+			// A client of ours answers what another node asked.
+			r.peers.IQResult(ctx, el)
+		}
 		return
 	}
 	payload := el.FirstElement()
@@ -523,7 +655,7 @@ func (r *Router) bounce(ctx context.Context, from jid.JID, el *xmlstream.Element
 // has gone), or a remote sender's server.
 func (r *Router) deliverReply(ctx context.Context, to jid.JID, el *xmlstream.Element) {
 	if !r.hosts[to.Domain()] {
-		if h := r.reg.Component(to.Domain()); h != nil {
+		if h := r.component(to.Domain()); h != nil {
 			// A service hears the answers to what it sent (an external
 			// component waits for them like a client).
 			if from, err := jid.Parse(el.Attr("from")); err == nil {

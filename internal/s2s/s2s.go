@@ -50,6 +50,10 @@ type Config struct {
 	// Secret keys dialback; every process serving the same domains
 	// must share it.
 	Secret []byte
+	// PendingElsewhere, when set, asks the other nodes of a cluster
+	// whether one of their outgoing streams waits for a dialback key
+	// (the peer may check a key with any node serving the domain).
+	PendingElsewhere func(ctx context.Context, receiving, originating, streamID string) bool
 
 	Metrics            *metrics.Metrics // nil: not counted
 	Limits             xmlstream.Limits
@@ -185,11 +189,21 @@ func (s *Service) expectDialback(id dialbackID) (done func()) {
 	}
 }
 
-// dialbackPending reports whether one of our streams waits for id.
+// dialbackPending reports whether one of our streams waits for id, or
+// one of another node's.
 func (s *Service) dialbackPending(id dialbackID) bool {
+	if s.DialbackPending(id.receiving, id.originating, id.streamID) {
+		return true
+	}
+	return s.cfg.PendingElsewhere != nil && s.cfg.PendingElsewhere(s.ctx, id.receiving, id.originating, id.streamID)
+}
+
+// DialbackPending reports whether one of this process's outgoing streams
+// waits for the dialback of streamID (another cluster node asks).
+func (s *Service) DialbackPending(receiving, originating, streamID string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.pending[id] > 0
+	return s.pending[dialbackID{receiving, originating, streamID}] > 0
 }
 
 // remoteServerTimeout is the stanza error for a peer that was reached but

@@ -24,6 +24,7 @@ import (
 	"parley/internal/accounts"
 	"parley/internal/acme"
 	"parley/internal/c2s"
+	"parley/internal/cluster"
 	"parley/internal/component"
 	"parley/internal/config"
 	"parley/internal/control"
@@ -60,6 +61,7 @@ type Server struct {
 	c2s      *c2s.Server
 	s2s      *s2s.Service
 	comps    *component.Service // nil: no [[components]]
+	cluster  *cluster.Cluster   // nil: a single node
 	control  *control.Server
 	modules  []module.Module
 	lns      []Listener
@@ -177,12 +179,16 @@ func New(ctx context.Context, live *config.Live, log *slog.Logger, mods []module
 		RequireEncryption:        cfg.S2S.RequireEncryption,
 		RequireValidCertificates: cfg.S2S.RequireValidCertificates,
 		Secret:                   h.Key("s2s dialback"),
-		Limits:                   xmlstream.Limits{MaxStanzaBytes: cfg.Limits.MaxStanzaBytes},
-		NegotiationTimeout:       cfg.Limits.AuthTimeout.Duration,
-		IdleTimeout:              cfg.S2S.IdleTimeout.Duration,
-		MaxStreams:               cfg.S2S.MaxStreams,
-		Log:                      log,
-		Metrics:                  s.metrics,
+		PendingElsewhere: func(ctx context.Context, receiving, originating, streamID string) bool {
+			// Set before any listener opens; nil on a single node.
+			return s.cluster != nil && s.cluster.DialbackPending(ctx, receiving, originating, streamID)
+		},
+		Limits:             xmlstream.Limits{MaxStanzaBytes: cfg.Limits.MaxStanzaBytes},
+		NegotiationTimeout: cfg.Limits.AuthTimeout.Duration,
+		IdleTimeout:        cfg.S2S.IdleTimeout.Duration,
+		MaxStreams:         cfg.S2S.MaxStreams,
+		Log:                log,
+		Metrics:            s.metrics,
 	})
 	s.router.SetRemote(s.s2s)
 	s.comps = newComponents(cfg, s.reg, s.router, log)
@@ -193,6 +199,13 @@ func New(ctx context.Context, live *config.Live, log *slog.Logger, mods []module
 			_ = s.reg.StopJobs(ctx)
 			store.Close()
 			return nil, fmt.Errorf("starting module %s: %w", m.Name(), err)
+		}
+	}
+	if cfg.Cluster.NATSURL != "" {
+		if err := s.joinCluster(ctx, h); err != nil {
+			_ = s.reg.StopJobs(ctx)
+			store.Close()
+			return nil, err
 		}
 	}
 	s.control = s.newControl(mods)
@@ -436,6 +449,9 @@ func (s *Server) Stop(ctx context.Context) error {
 	err = errors.Join(err, s.s2s.Stop(ctx))
 	if s.comps != nil {
 		err = errors.Join(err, s.comps.Stop(ctx))
+	}
+	if s.cluster != nil {
+		err = errors.Join(err, s.cluster.Stop(ctx))
 	}
 	if s.admin != nil {
 		err = errors.Join(err, s.admin.Shutdown(ctx))

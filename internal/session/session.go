@@ -35,12 +35,20 @@ type State struct {
 	directed   map[jid.JID]struct{}
 	values     map[any]any
 	detached   bool
+	// watch, when set, hears every change after it is made: a cluster
+	// node tells the others what they need of the session. Never set on
+	// a single node.
+	watch func()
+	// replica holds the replicated values of another node's session,
+	// keyed by their key's type name (see Snapshot).
+	replica map[string]any
 }
 
 // SetDetached records that the session's connection broke and the
 // session waits for the client to resume it (XEP-0198): it still counts
 // as available, but the device may be asleep.
 func (s *State) SetDetached(d bool) {
+	defer s.changed()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.detached = d
@@ -63,6 +71,7 @@ func (s *State) Available() (bool, int) {
 // SetAvailable records the session's latest available presence. It
 // reports whether this was the initial presence.
 func (s *State) SetAvailable(presence *xmlstream.Element, priority int) (initial bool) {
+	defer s.changed()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	initial = !s.available
@@ -76,6 +85,7 @@ func (s *State) SetAvailable(presence *xmlstream.Element, priority int) (initial
 // whether it was available and the directed-presence recipients, which
 // must now hear that it is gone (RFC 6121 §4.6.3).
 func (s *State) SetUnavailable() (wasAvailable bool, directed []jid.JID) {
+	defer s.changed()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	wasAvailable = s.available
@@ -98,6 +108,7 @@ func (s *State) Presence() *xmlstream.Element {
 // SetInterested marks a session that requested the roster: it receives
 // roster pushes from now on (RFC 6121 §2.1.6).
 func (s *State) SetInterested() {
+	defer s.changed()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.interested = true
@@ -115,6 +126,7 @@ const maxDirected = 1000
 
 // AddDirected remembers an address that got directed presence.
 func (s *State) AddDirected(j jid.JID) {
+	defer s.changed()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.directed == nil {
@@ -140,6 +152,7 @@ func (s *State) DirectedTo(bare jid.JID) bool {
 
 // RemoveDirected forgets an address (it got directed unavailable presence).
 func (s *State) RemoveDirected(j jid.JID) {
+	defer s.changed()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.directed, j)
@@ -150,10 +163,14 @@ func (s *State) RemoveDirected(j jid.JID) {
 func (s *State) Value(key any) any {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.values[key]
+	if v, ok := s.values[key]; ok || s.replica == nil {
+		return v
+	}
+	return s.replica[valueName(key)]
 }
 
 func (s *State) SetValue(key, v any) {
+	defer s.changed()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.values == nil {

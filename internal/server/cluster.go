@@ -1,0 +1,49 @@
+package server
+
+import (
+	"context"
+	"encoding/hex"
+	"slices"
+	"strconv"
+
+	"parley/internal/cluster"
+	"parley/internal/config"
+)
+
+// joinCluster connects this node to the others ([cluster] nats_url):
+// from then on the router reaches their sessions.
+func (s *Server) joinCluster(ctx context.Context, h *host) error {
+	cl, err := cluster.Start(ctx, cluster.Config{
+		URL:            s.cfg.Cluster.NATSURL,
+		Node:           s.cfg.Cluster.Node,
+		Router:         s.router,
+		Log:            s.log.With("node", s.cfg.Cluster.Node),
+		MaxStanzaBytes: s.cfg.Limits.MaxStanzaBytes,
+		SecretID:       hex.EncodeToString(h.Key("cluster secret check")[:8]),
+	})
+	if err != nil {
+		return err
+	}
+	if err := cl.AnswerDialback(s.s2s.DialbackPending); err != nil {
+		_ = cl.Stop(ctx)
+		return err
+	}
+	s.cluster = cl
+	s.router.SetPeers(cl)
+	cl.EndStale(ctx)
+	// The services of modules (group chat, upload) run on one node at a
+	// time; external components stay with the node they connect to.
+	var services []string
+	for _, c := range s.reg.Components() {
+		if !slices.ContainsFunc(s.cfg.Components, func(ec config.Component) bool { return ec.Domain == c.Domain }) {
+			services = append(services, c.Domain)
+		}
+	}
+	cl.Claim(ctx, services)
+	s.metrics.GaugeByLabel("parley_cluster_sessions", "Client sessions bound in the cluster, by node, as this node sees it.", "node", cl.SessionsPerNode)
+	s.metrics.GaugeFunc("parley_cluster_nodes", "Nodes of the cluster this node sees alive, itself included.", func() float64 {
+		return float64(len(cl.SessionsPerNode()))
+	})
+	s.log.Info("joined the cluster", "node", cl.Node(), "nodes", strconv.Itoa(len(cl.SessionsPerNode())))
+	return nil
+}
