@@ -11,8 +11,46 @@ import (
 	"parley/internal/session"
 	"parley/internal/stanza"
 	"parley/internal/storage"
+	"parley/internal/vault"
 	"parley/internal/xmlstream"
 )
+
+// receiversKey keeps in a session's state the bare JIDs that receive the
+// user's presence, one per line, as read at the session's last broadcast.
+// A session's state is replicated to the other nodes of a cluster, in
+// memory only, while the session lives; the roster itself is sealed under
+// the user's key, which only the session's own node holds.
+type receiversKey struct{}
+
+// keepReceivers returns the contacts of items that receive the owner's
+// presence and records them in s's state when they changed.
+func keepReceivers(s session.Session, items []storage.RosterItem) []jid.JID {
+	var out []jid.JID
+	var b strings.Builder
+	for _, it := range items {
+		if receivesPresence(it) {
+			out = append(out, jid.MustParse(it.Contact))
+			b.WriteString(it.Contact)
+			b.WriteByte('\n')
+		}
+	}
+	if old, _ := s.State().Value(receiversKey{}).(string); old != b.String() {
+		s.State().SetValue(receiversKey{}, b.String())
+	}
+	return out
+}
+
+// recordedReceivers reads what keepReceivers recorded.
+func recordedReceivers(s session.Session) []jid.JID {
+	v, _ := s.State().Value(receiversKey{}).(string)
+	var out []jid.JID
+	for line := range strings.SplitSeq(v, "\n") {
+		if j, err := jid.Parse(line); err == nil && line != "" {
+			out = append(out, j)
+		}
+	}
+	return out
+}
 
 // presence is the router's presence handler. A stanza from one of our
 // sessions is outbound; anything else is inbound to a local account.
@@ -126,15 +164,21 @@ func (m *Module) broadcast(ctx context.Context, s session.Session, el *xmlstream
 	// Read before, the change could fall between the two and reach no
 	// one: no probe from us, no delivery from it.
 	items, _, err := m.store.Items(ctx, owner.String())
-	if err != nil {
+	var receivers []jid.JID
+	switch {
+	case err == nil:
+		receivers = keepReceivers(s, items)
+	case errors.Is(err, vault.ErrLocked):
+		// Another cluster node ending this session for its dead node
+		// holds no key to the sealed roster: it has the receivers the
+		// session's own node recorded in the replicated state.
+		receivers = recordedReceivers(s)
+	default:
 		m.host.Logger().Error("roster: reading the roster for a broadcast failed", "err", err)
 		return
 	}
-
-	for _, it := range items {
-		if receivesPresence(it) {
-			m.sendPresenceTo(ctx, el, jid.MustParse(it.Contact))
-		}
+	for _, j := range receivers {
+		m.sendPresenceTo(ctx, el, j)
 	}
 	for _, j := range directed {
 		m.sendPresenceTo(ctx, el, j)
