@@ -182,8 +182,11 @@ func (s *Service) UnlockClientKey(ctx context.Context, bare jid.JID, hash string
 
 // PasswordVerified is called at a PLAIN login with the password just
 // checked: the account gains the credentials it lacks
-// (CompleteCredentials), then its keys are unlocked and wrapped for every
-// hash. Failures leave the account locked, not the login failed.
+// (CompleteCredentials), and when its key lacks a wrap for one of them
+// (or it has no key yet) the key is unlocked from the password and
+// wrapped for every hash. Otherwise the login unlocks it with the
+// ClientKey PLAIN already computed (UnlockClientKey), without another
+// PBKDF2. Failures leave the account locked, not the login failed.
 func (s *Service) PasswordVerified(ctx context.Context, domain, localpart, password string) error {
 	s.CompleteCredentials(ctx, domain, localpart, password)
 	if s.vault == nil {
@@ -196,6 +199,9 @@ func (s *Service) PasswordVerified(ctx context.Context, domain, localpart, passw
 	a, err := s.store.Users().Get(ctx, bare.String())
 	if err != nil {
 		return fmt.Errorf("accounts: looking up %s: %w", bare, err)
+	}
+	if !s.vault.NeedsPassword(ctx, bare.String(), a.Credentials) {
+		return nil
 	}
 	return s.vault.UnlockPassword(ctx, bare.String(), password, a.Credentials)
 }

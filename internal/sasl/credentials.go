@@ -98,12 +98,21 @@ func DeriveCredentials(hash, password string, salt []byte, iterations int) (Cred
 // policy checks of DeriveCredentials, so stored credentials made under an
 // older policy still verify.
 func derive(hashName, prepared string, salt []byte, iterations int) (Credentials, error) {
+	c, clientKey, err := deriveWithClientKey(hashName, prepared, salt, iterations)
+	clear(clientKey)
+	return c, err
+}
+
+// deriveWithClientKey is derive that also returns the ClientKey (the
+// caller wipes it).
+func deriveWithClientKey(hashName, prepared string, salt []byte, iterations int) (Credentials, []byte, error) {
 	newHash, _ := hashFunc(hashName)
 	size := newHash().Size()
 	salted, err := pbkdf2.Key(newHash, prepared, salt, iterations, size)
 	if err != nil {
-		return Credentials{}, fmt.Errorf("sasl: PBKDF2: %w", err)
+		return Credentials{}, nil, fmt.Errorf("sasl: PBKDF2: %w", err)
 	}
+	defer clear(salted)
 	clientKey := hmacSum(newHash, salted, "Client Key")
 	return Credentials{
 		Hash:       hashName,
@@ -111,7 +120,7 @@ func derive(hashName, prepared string, salt []byte, iterations int) (Credentials
 		Iterations: iterations,
 		StoredKey:  hashSum(newHash, clientKey),
 		ServerKey:  hmacSum(newHash, salted, "Server Key"),
-	}, nil
+	}, clientKey, nil
 }
 
 // ClientKey computes the SCRAM ClientKey of password under stored
@@ -141,22 +150,34 @@ func ClientKey(hashName, password string, salt []byte, iterations int) ([]byte, 
 // VerifyPassword reports whether password matches c, comparing in constant
 // time. It lets PLAIN work against SCRAM-only storage.
 func (c Credentials) VerifyPassword(password string) bool {
+	clientKey, ok := c.verify(password)
+	clear(clientKey)
+	return ok
+}
+
+// verify is VerifyPassword that also returns the password's ClientKey
+// when it matches (nil otherwise; the caller wipes it).
+func (c Credentials) verify(password string) ([]byte, bool) {
 	if c.check() != nil {
-		return false
+		return nil, false
 	}
 	prepared, err := preparePassword(password)
 	if err != nil {
-		return false
+		return nil, false
 	}
-	got, err := derive(c.Hash, prepared, c.Salt, c.Iterations)
+	got, clientKey, err := deriveWithClientKey(c.Hash, prepared, c.Salt, c.Iterations)
 	if err != nil {
-		return false
+		return nil, false
 	}
 	// Both keys, and no early exit between them, so timing does not say
 	// which one differed.
 	stored := subtle.ConstantTimeCompare(got.StoredKey, c.StoredKey)
 	server := subtle.ConstantTimeCompare(got.ServerKey, c.ServerKey)
-	return stored&server == 1
+	if stored&server != 1 {
+		clear(clientKey)
+		return nil, false
+	}
+	return clientKey, true
 }
 
 // check reports whether c is usable: a known hash and keys of its size.

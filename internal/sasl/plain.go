@@ -17,10 +17,22 @@ type plainServer struct {
 	over     bool
 	username string
 	authzid  string
+	// hash and clientKey are those of the credential the password was
+	// checked against, kept after success for the caller (ClientKey), as
+	// the SCRAM servers do: the PBKDF2 is paid once.
+	hash      string
+	clientKey []byte
 }
 
 func (s *plainServer) Username() string { return s.username }
 func (s *plainServer) Authzid() string  { return s.authzid }
+
+// ClientKey and WipeClientKey make PLAIN a ClientKeyHolder.
+func (s *plainServer) ClientKey() (hash string, key []byte) { return s.hash, s.clientKey }
+func (s *plainServer) WipeClientKey() {
+	clear(s.clientKey)
+	s.clientKey = nil
+}
 
 func (s *plainServer) Step(response []byte) ([]byte, bool, error) {
 	if s.over {
@@ -76,11 +88,14 @@ func (s *plainServer) authenticate(msg []byte) error {
 		// time does not reveal which accounts exist.
 		creds = fakeCredentials(s.cfg.FakeSecret, "SHA-256", user)
 	}
-	if !creds.VerifyPassword(password) || !found {
+	clientKey, ok := creds.verify(password)
+	if !ok || !found {
+		clear(clientKey)
 		return fail(condNotAuthorized, "")
 	}
 	s.username = user
 	s.authzid = authzid
+	s.hash, s.clientKey = creds.Hash, clientKey
 	if s.cfg.PlainVerified != nil {
 		s.cfg.PlainVerified(user, password)
 	}

@@ -150,3 +150,29 @@ func TestPLAINVerifiedHook(t *testing.T) {
 		}
 	}
 }
+
+// PLAIN gives the ClientKey of the credential it checked, as SCRAM does,
+// so the caller needs no second PBKDF2; a failed check gives none.
+func TestPLAINClientKey(t *testing.T) {
+	s := store{}
+	s.add(t, "nurse", "pw", "SHA-256", "SHA-1")
+	c := s["nurse"]["SHA-256"]
+	want, err := ClientKey("SHA-256", "pw", c.Salt, c.Iterations)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		msg string
+		ok  bool
+	}{{"\x00nurse\x00pw", true}, {"\x00nurse\x00wrong", false}} {
+		srv, err := NewServer("PLAIN", testConfig(s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, done, _ := srv.Step([]byte(tc.msg))
+		hash, key := srv.(ClientKeyHolder).ClientKey()
+		if done != tc.ok || (tc.ok && (hash != "SHA-256" || string(key) != string(want))) || (!tc.ok && key != nil) {
+			t.Fatalf("%q: done %v, ClientKey %s %x; want %v and %x", tc.msg, done, hash, key, tc.ok, want)
+		}
+	}
+}

@@ -121,7 +121,8 @@ type Server interface {
 	Authzid() string
 }
 
-// ClientKeyHolder is implemented by the SCRAM servers: after success
+// ClientKeyHolder is implemented by the SCRAM and PLAIN servers: after
+// success
 // ClientKey gives the hash and the ClientKey recovered from the client's
 // proof (RFC 5802 §3: ClientKey = ClientProof XOR ClientSignature), from
 // which the caller derives the user's key-wrapping key; WipeClientKey

@@ -196,6 +196,26 @@ func (v *Vault) addWrap(ctx context.Context, owner, hash string, clientKey []byt
 	return nil
 }
 
+// NeedsPassword reports whether owner's key lacks a wrap for one of creds
+// (or the account has no key yet), which only a login that knows the
+// password (UnlockPassword) can mend. On a storage error it says yes:
+// UnlockPassword then reports it.
+func (v *Vault) NeedsPassword(ctx context.Context, owner string, creds []storage.Credential) bool {
+	if len(creds) == 0 {
+		return false
+	}
+	k, err := v.keys.Get(ctx, owner)
+	if err != nil {
+		return true
+	}
+	for _, c := range creds {
+		if _, ok := k.Wraps[c.Hash]; !ok {
+			return true
+		}
+	}
+	return false
+}
+
 // UnlockPassword is called when the password of owner was just verified
 // (PLAIN login): it unlocks with the ClientKey of a stored credential that
 // has a wrap and adds the wraps that are missing (an account imported with

@@ -28,6 +28,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash"
 	"log/slog"
 	"sync"
 	"time"
@@ -76,6 +77,7 @@ type Options struct {
 type Vault struct {
 	keys  storage.Keys
 	blind []byte
+	macs  sync.Pool // HMAC-SHA256 states keyed with blind, reset for each use
 	grace time.Duration
 	log   *slog.Logger
 
@@ -147,6 +149,7 @@ func New(keys storage.Keys, blindKey []byte, opts Options) *Vault {
 		drops:  map[string]*dropKey{},
 	}
 	v.jobsDone = sync.NewCond(&v.mu)
+	v.macs.New = func() any { return hmac.New(sha256.New, v.blind) }
 	return v
 }
 
@@ -472,7 +475,9 @@ func IsVault(blob []byte) bool {
 // values give equal indexes, and without the server key nobody can tell
 // which value one stands for, not even by trying candidates.
 func (v *Vault) Blind(purpose, value string) []byte {
-	m := hmac.New(sha256.New, v.blind)
+	m := v.macs.Get().(hash.Hash)
+	defer v.macs.Put(m)
+	m.Reset()
 	m.Write(seal.AD("parley blind index", purpose, value))
 	return m.Sum(nil)
 }

@@ -26,6 +26,11 @@ import (
 // blindPurpose is the blind index domain of archive peers.
 const blindPurpose = "archive with"
 
+// indexLen is what the archive keeps of a blind index: 128 bits tell
+// peers apart as well as 256 would here, and every row and index entry
+// carries two of them.
+const indexLen = 16
+
 // sealedAD binds a vault-sealed row to its id, direction and stamp (the
 // vault binds the owner; the peer is inside).
 func sealedAD(am storage.ArchiveMessage) []byte {
@@ -36,9 +41,15 @@ func sealedAD(am storage.ArchiveMessage) []byte {
 	return seal.AD(NS, "sealed", am.ID, dir, strconv.FormatInt(am.Stamp.UnixMicro(), 10))
 }
 
-// envelope packs the peer's JID with the stanza, as seal.AD encodes two
-// fields.
-func envelope(with string, stanza []byte) []byte { return seal.AD(with, string(stanza)) }
+// envelope packs the peer's JID with the stanza, each with its length,
+// as seal.AD encodes two fields (without converting the stanza).
+func envelope(with string, stanza []byte) []byte {
+	b := make([]byte, 0, 8+len(with)+len(stanza))
+	b = binary.BigEndian.AppendUint32(b, uint32(len(with)))
+	b = append(b, with...)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(stanza)))
+	return append(b, stanza...)
+}
 
 func unpackEnvelope(b []byte) (with string, stanza []byte, err error) {
 	field := func() ([]byte, error) {
@@ -70,8 +81,8 @@ func (m *Module) sealEntry(ctx context.Context, owner jid.JID, am storage.Archiv
 	blob, err := m.vault.Seal(ctx, owner.String(), envelope(with, plain), sealedAD(am))
 	if err == nil {
 		am.With = ""
-		am.WithIndex = m.vault.Blind(blindPurpose, with)
-		am.WithBareIndex = m.vault.Blind(blindPurpose, storage.BareOf(with))
+		am.WithIndex = m.withIndex(with)
+		am.WithBareIndex = m.withIndex(storage.BareOf(with))
 		am.Data = blob
 		am.Reseal = vault.IsMailDrop(blob)
 		return am
@@ -107,7 +118,7 @@ func (m *Module) withIndex(with string) []byte {
 	if with == "" {
 		return nil
 	}
-	return m.vault.Blind(blindPurpose, with)
+	return m.vault.Blind(blindPurpose, with)[:indexLen]
 }
 
 // Resealing bounds: one login reseals at most resealRounds batches.

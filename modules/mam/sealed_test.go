@@ -153,3 +153,18 @@ func TestArchiveReadableAfterPasswordChange(t *testing.T) {
 		t.Fatalf("after a password change: %v, %v", got.bodies, err)
 	}
 }
+
+func TestEnvelope(t *testing.T) {
+	with, st, err := unpackEnvelope(envelope("romeo@example.net/orchard", []byte("<message/>")))
+	if err != nil || with != "romeo@example.net/orchard" || string(st) != "<message/>" {
+		t.Fatalf("round trip: %q %q %v", with, st, err)
+	}
+	if !bytes.Equal(envelope("a", []byte("b")), seal.AD("a", "b")) {
+		t.Fatal("envelope differs from seal.AD's encoding")
+	}
+	for _, bad := range [][]byte{nil, {0, 0, 0}, {0, 0, 0, 9, 'x'}, append(envelope("a", []byte("b")), 0)} {
+		if _, _, err := unpackEnvelope(bad); err == nil {
+			t.Errorf("unpackEnvelope(%x) accepted", bad)
+		}
+	}
+}
