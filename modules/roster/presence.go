@@ -34,10 +34,40 @@ func keepReceivers(s session.Session, items []storage.RosterItem) []jid.JID {
 			b.WriteByte('\n')
 		}
 	}
-	if old, _ := s.State().Value(receiversKey{}).(string); old != b.String() {
+	if old, ok := s.State().Value(receiversKey{}).(string); !ok || old != b.String() {
 		s.State().SetValue(receiversKey{}, b.String())
 	}
 	return out
+}
+
+// noteReceiver applies a changed subscription (sub "" for a removed
+// contact) to what keepReceivers recorded in the states of owner's
+// sessions, so one approved after a session's first presence is there too.
+func (m *Module) noteReceiver(owner jid.JID, contact, sub string) {
+	for _, s := range m.host.Sessions(owner) {
+		updateReceivers(s, contact, sub)
+	}
+}
+
+func updateReceivers(s session.Session, contact, sub string) {
+	old, ok := s.State().Value(receiversKey{}).(string)
+	if !ok {
+		return
+	}
+	var b strings.Builder
+	for line := range strings.SplitSeq(old, "\n") {
+		if line != "" && line != contact {
+			b.WriteString(line)
+			b.WriteByte('\n')
+		}
+	}
+	if sub == storage.SubFrom || sub == storage.SubBoth {
+		b.WriteString(contact)
+		b.WriteByte('\n')
+	}
+	if b.String() != old {
+		s.State().SetValue(receiversKey{}, b.String())
+	}
 }
 
 // recordedReceivers reads what keepReceivers recorded.

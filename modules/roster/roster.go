@@ -206,6 +206,7 @@ func (m *Module) save(ctx context.Context, owner jid.JID, it storage.RosterItem)
 	if err := m.saveError(it.Contact, maxItems, err); err != nil {
 		return err
 	}
+	m.noteReceiver(owner, it.Contact, it.Subscription)
 	m.push(ctx, owner, itemElement(it), ver)
 	return nil
 }
@@ -219,6 +220,7 @@ func (m *Module) saveState(ctx context.Context, owner jid.JID, it storage.Roster
 	if err := m.saveError(it.Contact, maxItems, err); err != nil {
 		return err
 	}
+	m.noteReceiver(owner, it.Contact, it.Subscription)
 	if !m.anyInterested(owner) {
 		return nil
 	}
@@ -276,6 +278,7 @@ func (m *Module) remove(ctx context.Context, owner, contact jid.JID) error {
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return fmt.Errorf("roster remove: %w", err)
 	}
+	m.noteReceiver(owner, contact.String(), "")
 	m.push(ctx, owner, xmlstream.New(NS, "item", "jid", contact.String(), "subscription", "remove"), ver)
 	return nil
 }

@@ -174,3 +174,64 @@ func rawRoster(t *testing.T, h *modtest.Host, owner string) [][]byte {
 	}
 	return out
 }
+
+// TestLockedBroadcastUsesRecordedReceivers: a cluster node that ends a
+// dead node's session holds no key to the user's sealed roster; the
+// unavailable presence still reaches the contacts subscribed to the user,
+// also one approved after the session's first presence, from the
+// receivers recorded in the session's state.
+func TestLockedBroadcastUsesRecordedReceivers(t *testing.T) {
+	ctx := context.Background()
+	h := modtest.NewHost("x.org")
+	for _, u := range []string{"alice@x.org", "bob@x.org", "carol@x.org"} {
+		h.AddUser(u)
+	}
+	m := New(func() int { return 0 })
+	if err := m.Start(h); err != nil {
+		t.Fatal(err)
+	}
+	presence := h.PresenceHandler()
+	send := func(from, to, raw string) {
+		t.Helper()
+		el, err := xmlstream.ParseElement([]byte(raw), stanza.NSClient)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var toJID jid.JID
+		if to != "" {
+			toJID = jid.MustParse(to)
+		}
+		presence(ctx, jid.MustParse(from), toJID, el)
+	}
+	h.Unlock("alice@x.org")
+	phone := h.Connect(ctx, "alice@x.org/phone")
+	send("alice@x.org/phone", "", `<presence/>`)
+	bob := h.Connect(ctx, "bob@x.org/b")
+	carol := h.Connect(ctx, "carol@x.org/c")
+	send("bob@x.org/b", "", `<presence/>`)
+	send("carol@x.org/c", "", `<presence/>`)
+	// bob subscribes after alice's first presence and she approves; carol
+	// only asks.
+	send("bob@x.org/b", "alice@x.org", `<presence type="subscribe" to="alice@x.org"/>`)
+	send("alice@x.org/phone", "bob@x.org", `<presence type="subscribed" to="bob@x.org"/>`)
+	send("carol@x.org/c", "alice@x.org", `<presence type="subscribe" to="alice@x.org"/>`)
+	bob.Take()
+	carol.Take()
+
+	h.Lock("alice@x.org")
+	m.sessionEnded(ctx, phone)
+	gone := func(c interface{ Take() []*xmlstream.Element }) bool {
+		for _, el := range c.Take() {
+			if el.Name.Local == "presence" && el.Attr("type") == "unavailable" && el.Attr("from") == "alice@x.org/phone" {
+				return true
+			}
+		}
+		return false
+	}
+	if !gone(bob) {
+		t.Error("bob, subscribed to alice, did not hear her session end while her key is not held")
+	}
+	if gone(carol) {
+		t.Error("carol, not subscribed, heard alice's presence")
+	}
+}
