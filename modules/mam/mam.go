@@ -32,6 +32,7 @@ import (
 	"parley/internal/jid"
 	"parley/internal/module"
 	"parley/internal/seal"
+	"parley/internal/sealstore"
 	"parley/internal/stanza"
 	"parley/internal/storage"
 	"parley/internal/vault"
@@ -72,8 +73,8 @@ type Module struct {
 
 	host    module.Host
 	archive storage.Archive
-	kv      storage.KV
-	sealer  *seal.Sealer // rows of accounts without keys, and from before the vault
+	kv      *sealstore.KV // preferences: JIDs always/never archived
+	sealer  *seal.Sealer  // rows of accounts without keys, and from before the vault
 	vault   *vault.Vault
 	report  *unverified.Reporter
 	fails   *storage.FailureLog
@@ -109,8 +110,19 @@ func (m *Module) Start(h module.Host) error {
 	}
 	m.host = h
 	m.archive = h.Store().Archive()
-	m.kv = h.Store().KV()
-	var err error
+	// Preferences list JIDs and are read while the owner is away (an
+	// arriving message is checked against them): sealed under a server
+	// key, clear ones of earlier versions sealed at the owner's login.
+	prefsKey, err := sealstore.NewServerKey(h.Key("archive preferences"))
+	if err != nil {
+		return fmt.Errorf("mam: %w", err)
+	}
+	m.kv = sealstore.NewKV(h.Store().KV(), prefsKey, NS)
+	h.Vault().OnUnlock(func(ctx context.Context, owner string) {
+		if err := m.kv.Reseal(ctx, owner); err != nil {
+			h.Logger().Error("mam: sealing preferences kept in clear failed", "jid", owner, "err", err)
+		}
+	})
 	if m.sealer, err = seal.New(h.Key("archive")); err != nil {
 		return fmt.Errorf("mam: %w", err)
 	}

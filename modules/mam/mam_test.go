@@ -732,6 +732,18 @@ func TestPrefsGetSet(t *testing.T) {
 	if readPrefs(res) != want {
 		t.Errorf("failed sets changed the prefs to %s", readPrefs(res))
 	}
+	// The JIDs are not stored in clear (sealed under a server key).
+	for _, ns := range []string{NS, NS + "#sealed"} {
+		entries, err := f.h.Store().KV().List(t.Context(), alice, ns)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			if strings.Contains(e.Key+string(e.Value), "carol@remote.example") {
+				t.Errorf("the preferences are stored in clear in %s", ns)
+			}
+		}
+	}
 }
 
 func TestPrefsDecideArchiving(t *testing.T) {

@@ -64,7 +64,7 @@ func (m *Module) forgetPrefs(owner jid.JID) {
 }
 
 func (m *Module) readPrefs(ctx context.Context, owner jid.JID) (prefs, error) {
-	raw, err := m.kv.Get(ctx, owner.String(), NS, kvKey)
+	raw, err := m.kv.Get(ctx, owner.String(), kvKey)
 	if errors.Is(err, storage.ErrNotFound) {
 		return defaultPrefs, nil
 	}
@@ -183,7 +183,7 @@ func (m *Module) setPrefs(ctx context.Context, iq module.IQ) (*xmlstream.Element
 		return nil, fmt.Errorf("mam: encoding preferences: %w", err)
 	}
 	m.forgetPrefs(iq.To)
-	if err := m.kv.Put(ctx, iq.To.String(), NS, kvKey, raw); err != nil {
+	if err := m.kv.Put(ctx, iq.To.String(), kvKey, raw); err != nil {
 		return nil, fmt.Errorf("mam: saving preferences of %s: %w", iq.To, err)
 	}
 	m.forgetPrefs(iq.To)

@@ -22,6 +22,7 @@ import (
 	"parley/internal/dataform"
 	"parley/internal/jid"
 	"parley/internal/module"
+	"parley/internal/sealstore"
 	"parley/internal/stanza"
 	"parley/internal/xmlstream"
 )
@@ -43,6 +44,7 @@ type Options struct {
 type Module struct {
 	opts Options
 	host module.Host
+	kv   *sealstore.KV
 
 	// cache holds each account's registrations (nil slice: none), so the
 	// message path does not read the database for every message.
@@ -60,7 +62,7 @@ func (m *Module) registrations(ctx context.Context, owner jid.JID) ([]registrati
 	if ok {
 		return regs, nil
 	}
-	entries, err := m.host.Store().KV().List(ctx, owner.String(), kvNS)
+	entries, err := m.kv.List(ctx, owner.String())
 	if err != nil {
 		return nil, err
 	}
@@ -91,6 +93,19 @@ func (*Module) Name() string { return "push" }
 
 func (m *Module) Start(h module.Host) error {
 	m.host = h
+	// Registrations name the app server and node (which client, which
+	// platform: a fingerprint) and are read while the user is away, when
+	// a push is due: sealed and blind-indexed under a server key.
+	key, err := sealstore.NewServerKey(h.Key("push registrations"))
+	if err != nil {
+		return fmt.Errorf("push: %w", err)
+	}
+	m.kv = sealstore.NewKV(h.Store().KV(), key, kvNS)
+	h.Vault().OnUnlock(func(ctx context.Context, owner string) {
+		if err := m.kv.Reseal(ctx, owner); err != nil {
+			h.Logger().Error("push: sealing registrations kept in clear failed", "jid", owner, "err", err)
+		}
+	})
 	h.HandleIQ(module.Account, "set", xmlstream.Name{Space: NS, Local: "enable"}, m.enable)
 	h.HandleIQ(module.Account, "set", xmlstream.Name{Space: NS, Local: "disable"}, m.disable)
 	h.AddFeature(module.Account, NS)
@@ -135,8 +150,7 @@ func (m *Module) enable(ctx context.Context, iq module.IQ) (*xmlstream.Element, 
 			}
 		}
 	}
-	kv := m.host.Store().KV()
-	existing, err := kv.List(ctx, iq.To.String(), kvNS)
+	existing, err := m.kv.List(ctx, iq.To.String())
 	if err != nil {
 		return nil, fmt.Errorf("push: %w", err)
 	}
@@ -145,7 +159,7 @@ func (m *Module) enable(ctx context.Context, iq module.IQ) (*xmlstream.Element, 
 	}
 	data, _ := json.Marshal(reg)
 	m.forget(iq.To)
-	if err := kv.Put(ctx, iq.To.String(), kvNS, key(reg.JID, reg.Node), data); err != nil {
+	if err := m.kv.Put(ctx, iq.To.String(), key(reg.JID, reg.Node), data); err != nil {
 		return nil, fmt.Errorf("push: %w", err)
 	}
 	m.forget(iq.To)
@@ -160,8 +174,7 @@ func (m *Module) disable(ctx context.Context, iq module.IQ) (*xmlstream.Element,
 	if err != nil || iq.Payload.Attr("jid") == "" {
 		return nil, stanza.BadRequest("disable needs the app server's 'jid'")
 	}
-	kv := m.host.Store().KV()
-	entries, err := kv.List(ctx, iq.To.String(), kvNS)
+	entries, err := m.kv.List(ctx, iq.To.String())
 	if err != nil {
 		return nil, fmt.Errorf("push: %w", err)
 	}
@@ -174,7 +187,7 @@ func (m *Module) disable(ctx context.Context, iq module.IQ) (*xmlstream.Element,
 		}
 		// Without a node every registration with that app server goes.
 		if reg.JID == service.String() && (node == "" || reg.Node == node) {
-			if err := kv.Delete(ctx, iq.To.String(), kvNS, e.Key); err != nil {
+			if err := m.kv.Delete(ctx, iq.To.String(), e.Key); err != nil {
 				return nil, fmt.Errorf("push: %w", err)
 			}
 		}
