@@ -46,9 +46,10 @@ var reloadable = []string{
 	"registration",
 	"retention.offline",
 	"retention.archive",
-	// Client connections opened after the reload get the new stanza
-	// size, timeouts and throttles; server-to-server and component
-	// streams keep those they started with until a restart.
+	// Client and server-to-server streams opened after the reload get
+	// the new stanza size, client streams the new timeouts and
+	// throttles; component, WebSocket and BOSH streams keep the stanza
+	// size they started with until a restart.
 	"limits",
 	"upload.max_file_size",
 	"upload.quota_per_user_per_day",

@@ -109,7 +109,7 @@ func (s *Service) dialPeer(ctx context.Context, local, remote string) (*peer, er
 	// Stop may come during the negotiation: it ends the connection.
 	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
-	p := &peer{s: s, local: local, remote: remote, nc: nc, dec: xmlstream.NewDecoder(nc, s.cfg.Limits)}
+	p := &peer{s: s, local: local, remote: remote, nc: nc, dec: xmlstream.NewDecoder(nc, s.limitsNow())}
 	if err := p.negotiateTLS(ctx); err != nil {
 		p.abort(err)
 		return nil, err

@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"strings"
@@ -485,5 +486,32 @@ func TestBounceConditionUnderChurn(t *testing.T) {
 	}
 	if wrong > 0 {
 		t.Errorf("%d of %d bounces with the wrong condition", wrong, senders*each)
+	}
+}
+
+// TestLimitsReload: a stanza size lowered by SetLimits (a reload) holds
+// for the streams opened after it.
+func TestLimitsReload(t *testing.T) {
+	b := newNode(t, "b.test", func(c *Config) { c.RequireEncryption = false })
+	big := "<db:result from='a.test' to='b.test'>" + strings.Repeat("x", 3000) + "</db:result>"
+	// try reads what the server answers within d.
+	try := func(d time.Duration) string {
+		t.Helper()
+		c, err := net.DialTimeout("tcp", b.addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(d))
+		io.WriteString(c, "<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' from='a.test' to='b.test' version='1.0'>"+big)
+		out, _ := io.ReadAll(c)
+		return string(out)
+	}
+	if out := try(time.Second); strings.Contains(out, "too large") {
+		t.Fatalf("refused before the limit was lowered: %s", out)
+	}
+	b.svc.SetLimits(xmlstream.Limits{MaxStanzaBytes: 1000})
+	if out := try(5 * time.Second); !strings.Contains(out, "policy-violation") || !strings.Contains(out, "too large") {
+		t.Fatalf("a stream opened after the limit was lowered got %q", out)
 	}
 }

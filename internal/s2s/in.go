@@ -98,7 +98,7 @@ func (c *inConn) serve() {
 	nc := c.netConn()
 	nc.SetDeadline(time.Now().Add(c.s.cfg.NegotiationTimeout))
 	c.s.cfg.Log.Debug("s2s: connection accepted", "addr", c.addr)
-	c.dec = xmlstream.NewDecoder(nc, c.s.cfg.Limits)
+	c.dec = xmlstream.NewDecoder(nc, c.s.limitsNow())
 	err := c.run()
 	c.finish(err)
 }

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"parley/internal/jid"
@@ -106,6 +107,10 @@ type Service struct {
 	// per key; a db:verify is answered "valid" only for one of these.
 	pending map[dialbackID]int
 
+	// limits are the stanza limits new streams get: Config.Limits at
+	// first, then those of the last SetLimits (a reload).
+	limits atomic.Pointer[xmlstream.Limits]
+
 	verifySlots chan struct{}  // one token per verification under way
 	verifying   map[string]int // verifications under way per peer address
 	unauth      map[string]int // incoming streams not yet authenticated per peer address
@@ -136,7 +141,7 @@ func New(cfg *Config) *Service {
 		cfg.MaxVerifications = defaultMaxVerifications
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Service{
+	s := &Service{
 		cfg: cfg, ctx: ctx, cancel: cancel,
 		out:         make(map[pair]*outStream),
 		in:          make(map[*inConn]struct{}),
@@ -145,7 +150,15 @@ func New(cfg *Config) *Service {
 		verifying:   make(map[string]int),
 		unauth:      make(map[string]int),
 	}
+	s.SetLimits(cfg.Limits)
+	return s
 }
+
+// SetLimits puts new stanza limits in force for the streams opened from
+// now on, in both directions; open streams keep theirs (a reload).
+func (s *Service) SetLimits(l xmlstream.Limits) { s.limits.Store(&l) }
+
+func (s *Service) limitsNow() xmlstream.Limits { return *s.limits.Load() }
 
 // startVerification takes a place for one dialback verification asked
 // by a peer at addr; ok is false when all are taken, or when addr holds

@@ -609,6 +609,9 @@ func (s *Server) apply(c config.Config) {
 		ResumeTimeout: c.Limits.ResumeTimeout.Duration,
 		MaxOutput:     maxOutput(c),
 	})
+	if s.s2s != nil {
+		s.s2s.SetLimits(xmlstream.Limits{MaxStanzaBytes: c.Limits.MaxStanzaBytes})
+	}
 	s.logins.SetPerMinute(c.Limits.LoginFailuresPerMinute)
 	s.preauth.SetMax(c.Limits.PreauthConnectionsPerAddress)
 	if s.httpsMax != nil {
