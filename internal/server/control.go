@@ -210,15 +210,8 @@ func (s *Server) controlPasswd(ctx context.Context, raw json.RawMessage) (any, e
 	if err != nil {
 		return nil, err
 	}
-	if !s.vault.Held(j.String()) {
-		// In a cluster the key is held by the node of the user's
-		// sessions: a new key made here would leave that node sealing
-		// under the old one, unreadable after.
-		for _, ss := range admin.Matching(s.router.AllSessions(), j) {
-			if n, ok := ss.(interface{ Node() string }); ok {
-				return nil, fmt.Errorf("%s is logged in on node %s, which holds the key of the account: change the password there, so that no sealed data is lost", j, n.Node())
-			}
-		}
+	if err := admin.KeyHeldElsewhere(s.vault.Held(j.String()), s.router.AllSessions(), j); err != nil {
+		return nil, err
 	}
 	lost, err := s.accounts.ChangePassword(ctx, j, a.Password)
 	if err != nil {
