@@ -18,7 +18,7 @@ const usage = `parley: an XMPP server
 Usage:
   parley serve [--config FILE]                 run the server
   parley user add JID [--password PW]          create an account (password from stdin without --password)
-  parley user passwd JID [--password PW]       change a password
+  parley user passwd JID [--password PW]       change a password (through the running server, which keeps a logged-in user's key)
   parley user del JID                          delete an account and its data
   parley user list [DOMAIN]                    list accounts
   parley import PATH...                        import XEP-0227 files or directories of them (Prosody, ejabberd, parley export)

@@ -87,31 +87,46 @@ func cmdUser(ctx context.Context, args []string, stdin io.Reader, stdout io.Writ
 			if errors.Is(err, storage.ErrExists) {
 				return fmt.Errorf("%s already exists", bare)
 			}
-		} else {
-			var lost bool
+			break
+		}
+		// A running server may hold the user's key: it changes the
+		// password itself, keeping the key when it holds it.
+		var res control.PasswdResult
+		cerr := callServer(ctx, cfg, control.CmdPasswd, control.PasswdArgs{JID: bare.String(), Password: pw}, &res)
+		lost := res.SealedLost
+		if errors.Is(cerr, control.ErrNotRunning) {
+			// This process never holds the user's key: the account
+			// starts over with a new one.
 			lost, err = accts.ChangePassword(ctx, bare, pw)
-			if err == nil && lost {
-				// This process never holds the user's key: the
-				// account starts over with a new one.
-				fmt.Fprintf(stdout, "%s: password changed; sealed data lost: the archive, offline messages and other data sealed for %s can no longer be read\n", bare, bare)
-			}
+		} else if cerr != nil {
+			return cerr
 		}
-	case "del":
-		err = accts.Delete(ctx, bare)
-	case "disable", "enable":
-		err = accts.SetDisabled(ctx, bare, sub == "disable")
-		if err == nil && sub == "disable" {
-			// A running server ends the account's sessions; without one
-			// there are none to end.
-			var n control.CountResult
-			kerr := control.Call(ctx, control.SocketPath(cfg.DataDir), control.CmdKick, control.KickArgs{JID: bare.String()}, &n)
-			switch {
-			case kerr == nil && n.Count > 0:
-				fmt.Fprintf(stdout, "%s: %d sessions ended\n", bare, n.Count)
-			case kerr != nil && !errors.Is(kerr, control.ErrNotRunning):
-				return fmt.Errorf("%s is disabled, but ending its sessions failed: %w", bare, kerr)
-			}
+		switch {
+		case err != nil:
+		case lost:
+			fmt.Fprintf(stdout, "%s: password changed; sealed data lost: the archive, offline messages and other data sealed for %s can no longer be read\n", bare, bare)
+		case cerr == nil:
+			fmt.Fprintf(stdout, "%s: password changed; the running server held the user's key and wrapped it under the new password: no sealed data lost\n", bare)
 		}
+	case "del", "disable":
+		// A running server ends the account's sessions and forgets its
+		// key at once, so nothing more is sealed under it; without one
+		// there are neither.
+		cmd := map[string]string{"del": control.CmdDeleteUser, "disable": control.CmdDisableUser}[sub]
+		var n control.CountResult
+		cerr := callServer(ctx, cfg, cmd, control.AccountArgs{JID: bare.String()}, &n)
+		switch {
+		case errors.Is(cerr, control.ErrNotRunning) && sub == "del":
+			err = accts.Delete(ctx, bare)
+		case errors.Is(cerr, control.ErrNotRunning):
+			err = accts.SetDisabled(ctx, bare, true)
+		case cerr != nil:
+			return cerr
+		case n.Count > 0:
+			fmt.Fprintf(stdout, "%s: %d sessions ended\n", bare, n.Count)
+		}
+	case "enable":
+		err = accts.SetDisabled(ctx, bare, false)
 	default:
 		return usageError{fmt.Sprintf("unknown user subcommand %q", sub)}
 	}
@@ -123,6 +138,17 @@ func cmdUser(ctx context.Context, args []string, stdin io.Reader, stdout io.Writ
 	}
 	fmt.Fprintf(stdout, "%s: %s done\n", bare, sub)
 	return nil
+}
+
+// callServer sends one account command to the server running for cfg;
+// control.ErrNotRunning when there is none. Its refusal (an unknown
+// account, a bad password) is the command's error, in its own words.
+func callServer(ctx context.Context, cfg config.Config, cmd string, args, result any) error {
+	err := control.Call(ctx, control.SocketPath(cfg.DataDir), cmd, args, result)
+	if err != nil && !errors.Is(err, control.ErrNotRunning) {
+		return fmt.Errorf("through the running server: %w", err)
+	}
+	return err
 }
 
 // readPassword takes the first line of standard input, so that scripts can

@@ -29,8 +29,10 @@ func (s *Service) Disabled(ctx context.Context, bare jid.JID) (bool, error) {
 }
 
 // SetDisabled disables or enables bare's account; a disabled account
-// cannot log in (its sessions are the caller's to end). ErrNotFound when
-// the account does not exist.
+// cannot log in (its sessions are the caller's to end) and its key is
+// forgotten at once, not after the grace: nothing more is sealed under it
+// until the account is enabled and the user logs in. ErrNotFound when the
+// account does not exist.
 func (s *Service) SetDisabled(ctx context.Context, bare jid.JID, disabled bool) error {
 	if _, err := s.store.Users().Get(ctx, bare.String()); err != nil {
 		return err
@@ -43,6 +45,9 @@ func (s *Service) SetDisabled(ctx context.Context, bare jid.JID, disabled bool) 
 	}
 	if err != nil {
 		return fmt.Errorf("accounts: marking %s disabled=%v: %w", bare, disabled, err)
+	}
+	if disabled && s.vault != nil {
+		s.vault.Lock(bare.String())
 	}
 	return nil
 }

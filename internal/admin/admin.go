@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"slices"
 	"strings"
 
@@ -79,4 +80,21 @@ func Announce(ctx context.Context, all []session.Session, route func(context.Con
 		route(ctx, Notice(s.JID().Domain(), s.JID().String(), "normal", text, ""))
 	}
 	return len(all)
+}
+
+// KeyHeldElsewhere refuses a password change that would give bare a new
+// key while another cluster node holds its current one: that node is
+// where the user's sessions are, and it would go on sealing under the
+// old key, unreadable after. held says whether this node holds the key;
+// nil when the change may go ahead here.
+func KeyHeldElsewhere(held bool, all []session.Session, bare jid.JID) error {
+	if held {
+		return nil
+	}
+	for _, s := range Matching(all, bare) {
+		if n, ok := s.(interface{ Node() string }); ok {
+			return fmt.Errorf("%s is logged in on node %s, which holds the key of the account: change the password there, so that no sealed data is lost", bare, n.Node())
+		}
+	}
+	return nil
 }

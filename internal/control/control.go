@@ -220,3 +220,33 @@ const CmdHTTPS = "https"
 type HTTPSResult struct {
 	Addr string `json:"addr"`
 }
+
+// The commands on accounts whose keys the running server may hold
+// (issue 16): while a server runs, `parley user passwd`, `del` and
+// `disable` go through it, so that it rewraps the key it holds instead of
+// the account getting a new one, and forgets a key that no longer
+// matches the account.
+const (
+	CmdPasswd      = "passwd"       // PasswdArgs -> PasswdResult
+	CmdDeleteUser  = "delete-user"  // AccountArgs -> CountResult
+	CmdDisableUser = "disable-user" // AccountArgs -> CountResult
+)
+
+// PasswdArgs sets the password of an account. The password travels only
+// over the owner-only socket, and the server never logs it.
+type PasswdArgs struct {
+	JID      string `json:"jid"`
+	Password string `json:"password"`
+}
+
+// PasswdResult says whether the data sealed for the account was lost:
+// the server did not hold its key (the user was not logged in), so the
+// account got a new one.
+type PasswdResult struct {
+	SealedLost bool `json:"sealed_lost"`
+}
+
+// AccountArgs names one account (bare JID).
+type AccountArgs struct {
+	JID string `json:"jid"`
+}

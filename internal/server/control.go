@@ -11,6 +11,7 @@ import (
 	"parley/internal/control"
 	"parley/internal/jid"
 	"parley/internal/module"
+	"parley/internal/storage"
 )
 
 // newControl builds the control socket's server with the commands the
@@ -34,6 +35,9 @@ func (s *Server) newControl(mods []module.Module) *control.Server {
 	c.Handle(control.CmdSessions, s.controlSessions)
 	c.Handle(control.CmdKick, s.controlKick)
 	c.Handle(control.CmdAnnounce, s.controlAnnounce)
+	c.Handle(control.CmdPasswd, s.controlPasswd)
+	c.Handle(control.CmdDeleteUser, s.onAccount(s.deleteUser))
+	c.Handle(control.CmdDisableUser, s.onAccount(s.disableUser))
 	c.Handle(control.CmdHTTPS, func(context.Context, json.RawMessage) (any, error) {
 		var r control.HTTPSResult
 		if a := s.reg.HTTPSAddr(); a != nil {
@@ -169,4 +173,86 @@ func (s *Server) controlAnnounce(ctx context.Context, raw json.RawMessage) (any,
 		s.router.Route(ctx, admin.Notice(j.Domain(), u, "normal", a.Message, ""))
 	}
 	return control.CountResult{Count: len(users)}, nil
+}
+
+// account reads the account a command names: a bare JID of a host
+// served here.
+func (s *Server) account(raw string) (jid.JID, error) {
+	j, err := jid.Parse(raw)
+	if err != nil || j.Local() == "" || !j.IsBare() {
+		return jid.JID{}, fmt.Errorf("%q is not an account address of the form user@domain", raw)
+	}
+	if !s.router.IsLocal(j.Domain()) {
+		return jid.JID{}, fmt.Errorf("%s is not an account of this server", j)
+	}
+	return j, nil
+}
+
+// accountError names the account in what the admin sees.
+func accountError(j jid.JID, err error) error {
+	if errors.Is(err, storage.ErrNotFound) {
+		return fmt.Errorf("%s does not exist", j)
+	}
+	return err
+}
+
+// controlPasswd changes a password inside the server, which may hold
+// the account's key: then the same key is wrapped under the new password
+// and nothing sealed is lost; otherwise the account gets a new key and
+// any key held from before is forgotten (accounts.ChangePassword). The
+// password is neither logged nor kept.
+func (s *Server) controlPasswd(ctx context.Context, raw json.RawMessage) (any, error) {
+	var a control.PasswdArgs
+	if err := json.Unmarshal(raw, &a); err != nil {
+		return nil, errors.New("bad arguments")
+	}
+	j, err := s.account(a.JID)
+	if err != nil {
+		return nil, err
+	}
+	if err := admin.KeyHeldElsewhere(s.vault.Held(j.String()), s.router.AllSessions(), j); err != nil {
+		return nil, err
+	}
+	lost, err := s.accounts.ChangePassword(ctx, j, a.Password)
+	if err != nil {
+		return nil, accountError(j, err)
+	}
+	return control.PasswdResult{SealedLost: lost}, nil
+}
+
+// onAccount is a command on one account (AccountArgs), which do carries
+// out, returning how many sessions it ended.
+func (s *Server) onAccount(do func(context.Context, jid.JID) (int, error)) control.Handler {
+	return func(ctx context.Context, raw json.RawMessage) (any, error) {
+		var a control.AccountArgs
+		if err := json.Unmarshal(raw, &a); err != nil {
+			return nil, fmt.Errorf("bad arguments: %w", err)
+		}
+		j, err := s.account(a.JID)
+		if err != nil {
+			return nil, err
+		}
+		n, err := do(ctx, j)
+		if err != nil {
+			return nil, accountError(j, err)
+		}
+		return control.CountResult{Count: n}, nil
+	}
+}
+
+// deleteUser ends the account's sessions and deletes it; the vault
+// forgets its key (accounts.Delete), so nothing is sealed under it any
+// more.
+func (s *Server) deleteUser(ctx context.Context, j jid.JID) (int, error) {
+	n := admin.Kick(s.router.AllSessions(), j, "this account was deleted")
+	return n, s.accounts.Delete(ctx, j)
+}
+
+// disableUser disables the account, which forgets its key
+// (accounts.SetDisabled), and ends its sessions.
+func (s *Server) disableUser(ctx context.Context, j jid.JID) (int, error) {
+	if err := s.accounts.SetDisabled(ctx, j, true); err != nil {
+		return 0, err
+	}
+	return admin.Kick(s.router.AllSessions(), j, "this account was disabled"), nil
 }

@@ -129,8 +129,9 @@ func (v *Vault) keysOrCreate(ctx context.Context, owner string, cks map[string][
 	if err != nil {
 		return k, false, fmt.Errorf("vault: keys of %s: %w", owner, err)
 	}
-	// Keys replaced by another process (`parley user passwd` while the
-	// server runs) reach the cache at the latest at the next login.
+	// Keys replaced by another process (`parley user passwd` with no
+	// server answering on the control socket) reach the cache at the
+	// latest at the next login or Lock.
 	v.cachePublic(owner, k.Public)
 	return k, false, nil
 }

@@ -267,10 +267,16 @@ func (v *Vault) armLocked(owner string, e *entry) {
 }
 
 // Lock wipes owner's key now, whatever its sessions (account deleted,
-// disabled, or a test).
+// disabled, its password reset, or a test). It forgets the cached public
+// key too: the account may get new keys from elsewhere (deleted and
+// created again by `parley user`), and what arrives for it must not be
+// sealed to the old ones.
 func (v *Vault) Lock(owner string) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	delete(v.pubs, owner)
+	// Dropped, not cleared: a concurrent Seal may be using it.
+	delete(v.drops, owner)
 	if e := v.held[owner]; e != nil {
 		e.wipe()
 		if e.refs == 0 {

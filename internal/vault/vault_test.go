@@ -367,3 +367,36 @@ func TestBlind(t *testing.T) {
 		t.Fatal("blind index does not depend on the key")
 	}
 }
+
+// TestLockForgetsPublicKey: keys replaced by another process (an account
+// deleted and created again by `parley user` while the server runs)
+// reach this vault once it locks the account: what it seals for the user
+// after is to the new mail-drop key, not to the one it had cached.
+func TestLockForgetsPublicKey(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, Options{})
+	if err := f.v.UnlockPassword(ctx, owner, "secret", f.creds); err != nil {
+		t.Fatal(err)
+	}
+	f.v.Lock(owner)
+	if _, err := f.v.Seal(ctx, owner, []byte("caches the public key"), nil); err != nil {
+		t.Fatal(err)
+	}
+	other := New(f.store.Keys(), nil, Options{})
+	defer other.Stop()
+	f.creds = credentials(t, "again")
+	if lost, err := other.SetPassword(ctx, owner, "again", f.creds); err != nil || !lost {
+		t.Fatalf("the other process's reset = %v, %v", lost, err)
+	}
+	f.v.Lock(owner)
+	blob, err := f.v.Seal(ctx, owner, []byte("after"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.v.UnlockPassword(ctx, owner, "again", f.creds); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := f.v.Open(ctx, owner, blob, nil); err != nil || string(got) != "after" {
+		t.Fatalf("what was sealed after the keys were replaced = %q, %v", got, err)
+	}
+}

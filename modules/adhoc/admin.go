@@ -125,6 +125,9 @@ func (m *Module) changePassword(ctx context.Context, _ jid.JID, f *dataform.Form
 	if err != nil {
 		return Result{}, err
 	}
+	if err := admin.KeyHeldElsewhere(m.host.Vault().Held(j.String()), m.host.AllSessions(), j); err != nil {
+		return Result{}, stanza.NotAllowed(err.Error())
+	}
 	lost, err := m.host.Accounts().ChangePassword(ctx, j, f.Value("password"))
 	if err != nil {
 		return Result{}, accountError(j, err)

@@ -83,11 +83,7 @@ func (m *Module) query(ctx context.Context, iq module.IQ) (*xmlstream.Element, e
 			continue
 		}
 		if err != nil {
-			if errors.Is(err, seal.ErrWrongKey) {
-				tally.WrongKey = append(tally.WrongKey, am.ID)
-			} else {
-				tally.Tampered = append(tally.Tampered, am.ID)
-			}
+			tally.Withhold(am.ID, am.Data, err)
 			continue
 		}
 		if sess == nil {

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"strconv"
 
-	"parley/internal/seal"
 	"parley/internal/vault"
 	"parley/modules/internal/unverified"
 
@@ -139,11 +138,7 @@ func (m *Module) flush(ctx context.Context, s session.Session) {
 			continue
 		}
 		if err != nil {
-			if errors.Is(err, seal.ErrWrongKey) {
-				tally.WrongKey = append(tally.WrongKey, strconv.FormatInt(msg.ID, 10))
-			} else {
-				tally.Tampered = append(tally.Tampered, strconv.FormatInt(msg.ID, 10))
-			}
+			tally.Withhold(strconv.FormatInt(msg.ID, 10), msg.Data, err)
 			continue
 		}
 		if !m.del.claim(msg.ID) {

@@ -579,3 +579,41 @@ func TestClusterFederation(t *testing.T) {
 		t.Errorf("b's stream did not come in at the second node:\n%s", n2.Stderr())
 	}
 }
+
+// TestClusterUserPasswd: a user's key is held by the node of their
+// session, so `parley user passwd` on another node is refused, naming
+// that node, instead of giving the account a new key while the user's
+// node keeps sealing under the old one; on the user's node the key is
+// kept.
+func TestClusterUserPasswd(t *testing.T) {
+	needSlixmpp(t)
+	env := newClusterEnv(t)
+	n1, n2 := env.node(t, "n1"), env.node(t, "n2")
+	n1.addUser("alice@localhost", "pw")
+	alice := n1.connect(t, "alice@localhost/a1", "pw")
+	alice.send("<presence/>")
+	alice.expect("her own presence", isPresence("alice@localhost/a1", ""))
+	// n2 learns of the session from the registry's copy it keeps.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out, _ := n2.parley("", "sessions", "alice@localhost")
+		if strings.Contains(out, "alice@localhost/a1") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("n2 does not list alice's session on n1:\n%s", out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	out, err := n2.parley("", "user", "passwd", "alice@localhost", "--password", "pw2")
+	if err == nil || !strings.Contains(out, "logged in on node n1") {
+		t.Fatalf("parley user passwd on another node than the user's: %v\n%s", err, out)
+	}
+	if r := n2.slixmppLogin(t, "--jid", "alice@localhost", "--password", "pw", "--port", portOf(n2.starttls)); !r.Authenticated {
+		t.Fatalf("the refused change changed the password: %+v", r)
+	}
+	out, err = n1.parley("", "user", "passwd", "alice@localhost", "--password", "pw2")
+	if err != nil || !strings.Contains(out, "no sealed data lost") {
+		t.Fatalf("parley user passwd on the user's node: %v\n%s", err, out)
+	}
+}

@@ -1,18 +1,23 @@
 // Package unverified tells a user, once, about stored messages the
 // server withheld because they failed their integrity check (altered or
 // damaged in the database) or were sealed under another key (the
-// server's secret was lost or replaced), and tells the admin once per
-// process about a key that no longer matches.
+// server's secret was lost or replaced, or an admin reset the user's
+// password while their key was not held), and tells the admin once per
+// process about a server key that no longer matches.
 package unverified
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 
 	"parley/internal/jid"
+	"parley/internal/seal"
 	"parley/internal/session"
 	"parley/internal/stanza"
+	"parley/internal/vault"
 	"parley/internal/xmlstream"
 )
 
@@ -38,11 +43,28 @@ func New(what string, log *slog.Logger) *Reporter {
 // Tally collects what one read withheld.
 type Tally struct {
 	Tampered []string // ids of records that failed their integrity check
-	WrongKey []string // ids of records sealed under another key
+	WrongKey []string // ids of records sealed under another server key
+	// UserKey are ids of records sealed under a key the user had before
+	// an admin reset their password (vault blobs under another key):
+	// the user's loss, told to them, not a fault of the server's config.
+	UserKey []string
+}
+
+// Withhold counts record id, whose blob failed to open with err (not
+// vault.ErrLocked, which withholds nothing), in its list.
+func (t *Tally) Withhold(id string, blob []byte, err error) {
+	switch {
+	case errors.Is(err, seal.ErrWrongKey) && vault.IsVault(blob):
+		t.UserKey = append(t.UserKey, id)
+	case errors.Is(err, seal.ErrWrongKey):
+		t.WrongKey = append(t.WrongKey, id)
+	default:
+		t.Tampered = append(t.Tampered, id)
+	}
 }
 
 // Withheld is how many records the tally withheld.
-func (t *Tally) Withheld() int { return len(t.Tampered) + len(t.WrongKey) }
+func (t *Tally) Withheld() int { return len(t.Tampered) + len(t.WrongKey) + len(t.UserKey) }
 
 // Report logs the tally and tells the user of s, once per record, with a
 // message from their domain. s may be nil (nobody to tell now).
@@ -56,6 +78,7 @@ func (r *Reporter) Report(owner jid.JID, s session.Session, t Tally) {
 	}
 	newTampered := r.fresh(owner, t.Tampered)
 	newWrongKey := r.fresh(owner, t.WrongKey)
+	newUserKey := r.fresh(owner, t.UserKey)
 	noteKey := len(t.WrongKey) > 0 && !r.keyNoted
 	if noteKey {
 		r.keyNoted = true
@@ -72,18 +95,26 @@ func (r *Reporter) Report(owner jid.JID, s session.Session, t Tally) {
 		r.log.Error(r.what+" were altered or damaged in the database and were withheld",
 			"jid", owner.String(), "count", newTampered)
 	}
-	if s == nil || newTampered+newWrongKey == 0 {
+	if newUserKey > 0 {
+		r.log.Info(r.what+" sealed under the key the account had before an admin reset its password were withheld",
+			"jid", owner.String(), "count", newUserKey)
+	}
+	if s == nil || newTampered+newWrongKey+newUserKey == 0 {
 		return
 	}
-	var text string
+	var texts []string
 	switch {
 	case newTampered > 0 && newWrongKey > 0:
-		text = fmt.Sprintf("%d of your stored %s could not be verified (altered or damaged) and %d could not be read (the server's key changed); they were withheld.", newTampered, r.what, newWrongKey)
+		texts = append(texts, fmt.Sprintf("%d of your stored %s could not be verified (altered or damaged) and %d could not be read (the server's key changed); they were withheld.", newTampered, r.what, newWrongKey))
 	case newTampered > 0:
-		text = fmt.Sprintf("%d of your stored %s could not be verified: they were altered or damaged, so they were withheld.", newTampered, r.what)
-	default:
-		text = fmt.Sprintf("%d of your stored %s could not be read because the server's key changed; they were withheld.", newWrongKey, r.what)
+		texts = append(texts, fmt.Sprintf("%d of your stored %s could not be verified: they were altered or damaged, so they were withheld.", newTampered, r.what))
+	case newWrongKey > 0:
+		texts = append(texts, fmt.Sprintf("%d of your stored %s could not be read because the server's key changed; they were withheld.", newWrongKey, r.what))
 	}
+	if newUserKey > 0 {
+		texts = append(texts, fmt.Sprintf("%d of your stored %s were sealed under your key from before an admin reset your password: they can no longer be read and were withheld.", newUserKey, r.what))
+	}
+	text := strings.Join(texts, " ")
 	msg := xmlstream.New(stanza.NSClient, "message", "from", owner.Domain(), "to", s.JID().String(), "type", "normal")
 	msg.AddChild(xmlstream.New(stanza.NSClient, "body").AddText(text))
 	s.Deliver(msg)
