@@ -612,6 +612,10 @@ func TestStorageFailure(t *testing.T) {
 	// before the write fails; what matters is that the failure is logged
 	// without content.
 	f.send(t, bobPh, alice, chat("lost?"))
+	// The writer logs the failed batch on its own goroutine.
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(f.h.Logs(), "archiving a batch failed") && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
 	if !strings.Contains(f.h.Logs(), "archiving a batch failed") || strings.Contains(f.h.Logs(), "lost?") {
 		t.Errorf("log after a failed append: %s", f.h.Logs())
 	}
