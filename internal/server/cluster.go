@@ -3,11 +3,13 @@ package server
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"slices"
 	"strconv"
 
 	"parley/internal/cluster"
 	"parley/internal/config"
+	"parley/internal/stream"
 )
 
 // joinCluster connects this node to the others ([cluster] nats_url):
@@ -32,7 +34,8 @@ func (s *Server) joinCluster(ctx context.Context, h *host) error {
 	s.router.SetPeers(cl)
 	cl.EndStale(ctx)
 	// The services of modules (group chat, upload) run on one node at a
-	// time; external components stay with the node they connect to.
+	// time; an external component's domain is held by the node it
+	// connects to, while it is connected.
 	var services []string
 	for _, c := range s.reg.Components() {
 		if !slices.ContainsFunc(s.cfg.Components, func(ec config.Component) bool { return ec.Domain == c.Domain }) {
@@ -40,6 +43,21 @@ func (s *Server) joinCluster(ctx context.Context, h *host) error {
 		}
 	}
 	cl.Claim(ctx, services)
+	if s.comps != nil {
+		domains := make([]string, 0, len(s.cfg.Components))
+		for _, ec := range s.cfg.Components {
+			domains = append(domains, ec.Domain)
+		}
+		cl.ServeComponents(ctx, domains)
+		s.comps.SetCluster(func(ctx context.Context, domain string) error {
+			if err := cl.Announce(ctx, domain); errors.Is(err, cluster.ErrComponentElsewhere) {
+				return stream.Conflict("a component is already connected for " + domain + " to another node of this server")
+			} else if err != nil {
+				return err
+			}
+			return nil
+		}, cl.Withdraw)
+	}
 	s.metrics.GaugeByLabel("parley_cluster_sessions", "Client sessions bound in the cluster, by node, as this node sees it.", "node", cl.SessionsPerNode)
 	s.metrics.GaugeFunc("parley_cluster_nodes", "Nodes of the cluster this node sees alive, itself included.", func() float64 {
 		return float64(len(cl.SessionsPerNode()))

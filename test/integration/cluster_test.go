@@ -579,3 +579,105 @@ func TestClusterFederation(t *testing.T) {
 		t.Errorf("b's stream did not come in at the second node:\n%s", n2.Stderr())
 	}
 }
+
+// waitLogCount waits up to 30 s for the server to have logged want n
+// times.
+func waitLogCount(t *testing.T, s *server, want string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for strings.Count(s.Stderr(), want) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("the server did not log %q %d times:\n%s", want, n, s.Stderr())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestClusterComponent: an external component (XEP-0114) connected to
+// one node serves users on the others, both ways, for its domain and
+// its subdomains; a second connection on another node is refused; when
+// it leaves or its node dies, its domain answers with an error until it
+// connects again, to any node.
+func TestClusterComponent(t *testing.T) {
+	needSlixmpp(t)
+	env := newClusterEnv(t)
+	opts := serverOpts{component: true, extra: componentConfig}
+	n1, n2, n3 := env.nodeWith(t, "n1", opts), env.nodeWith(t, "n2", opts), env.nodeWith(t, "n3", opts)
+	n1.addUser("bob@localhost", "pw")
+	const held = `msg="cluster: service domain held" node=n2 domain=comp.localhost holder=`
+
+	comp := dialComponent(t, n1, "comp.localhost", "s3cret-component")
+	comp.expect("<handshake/>")
+	waitLog(t, n2, held+"n1")
+	bob := n2.connect(t, "bob@localhost/b", "pw")
+	bob.send("<presence/>")
+	bob.expect("his own presence", isPresence(bob.jid, ""))
+
+	// An IQ from n2 to the component on n1, and its answer.
+	bob.send("<iq type='get' id='q1' to='comp.localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+	got := comp.expect("</iq>")
+	if !strings.Contains(got, `id="q1"`) || !strings.Contains(got, `from="bob@localhost/b"`) {
+		t.Fatalf("component received %q", got)
+	}
+	comp.send("<iq type='result' id='q1' from='comp.localhost' to='bob@localhost/b'><query xmlns='http://jabber.org/protocol/disco#info'><identity category='gateway' type='irc' name='IRC'/></query></iq>")
+	r := bob.expect("the component's answer", func(el *xmlstream.Element) bool { return el.Name.Local == "iq" && el.Attr("id") == "q1" })
+	if r.Attr("type") != "result" || r.Attr("from") != "comp.localhost" || !strings.Contains(r.String(), `type="irc"`) {
+		t.Fatalf("answer from the component: %s", r)
+	}
+
+	// Messages both ways, to the domain and to a subdomain.
+	bob.send("<message to='user@comp.localhost' type='chat'><body>hello gateway</body></message>")
+	if got := comp.expect("hello gateway</body></message>"); !strings.Contains(got, `from="bob@localhost/b"`) {
+		t.Fatalf("component received %q", got)
+	}
+	comp.send("<message from='user@comp.localhost/bridge' to='bob@localhost' type='chat'><body>hello human</body></message>")
+	bob.expect("the component's message", isMessage("user@comp.localhost/bridge", "hello human"))
+	bob.send("<message to='bot@rooms.comp.localhost' type='chat'><body>to a subdomain</body></message>")
+	comp.expect("to a subdomain</body></message>")
+
+	// The component is connected to n1: a second one on n3 is refused.
+	second := dialComponent(t, n3, "comp.localhost", "s3cret-component")
+	if out := second.expectClosed(); !strings.Contains(out, "<conflict") {
+		t.Fatalf("second connection on another node: %q", out)
+	}
+
+	// It leaves: its domain answers with an error from every node.
+	comp.send("</stream:stream>")
+	comp.expectClosed()
+	waitLog(t, n2, `msg="cluster: service domain released" node=n2 domain=comp.localhost`)
+	bob.send("<message to='user@comp.localhost' type='chat' id='m2'><body>anyone?</body></message>")
+	if e := bob.expect("an error for the absent component", func(el *xmlstream.Element) bool { return el.Attr("id") == "m2" }); errorCondition(e) != "service-unavailable" {
+		t.Fatalf("absent component: %s", e)
+	}
+
+	// It comes back on n3, which then dies.
+	comp = dialComponent(t, n3, "comp.localhost", "s3cret-component")
+	comp.expect("<handshake/>")
+	waitLog(t, n2, held+"n3")
+	bob.send("<message to='user@comp.localhost' type='chat'><body>via n3</body></message>")
+	comp.expect("via n3</body></message>")
+	if err := n3.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-n3.done
+	for _, n := range []*server{n1, n2} {
+		waitLogCount(t, n, `msg="cluster: node lost; its sessions are ended"`, 1)
+	}
+	start := time.Now()
+	bob.send("<message to='user@comp.localhost' type='chat' id='m3'><body>is n3 there?</body></message>")
+	if e := bob.expect("an error for the component of a dead node", func(el *xmlstream.Element) bool { return el.Attr("id") == "m3" }); errorCondition(e) != "service-unavailable" {
+		t.Fatalf("component of a dead node: %s", e)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("the error for a dead node's component took %v", d)
+	}
+
+	// It reconnects to n1 and is reachable from n2 again.
+	comp = dialComponent(t, n1, "comp.localhost", "s3cret-component")
+	comp.expect("<handshake/>")
+	waitLogCount(t, n2, held+"n1", 2)
+	bob.send("<message to='user@comp.localhost' type='chat'><body>back again</body></message>")
+	comp.expect("back again</body></message>")
+	comp.send("<message from='user@comp.localhost/bridge' to='bob@localhost/b' type='chat'><body>welcome back</body></message>")
+	bob.expect("the component's message after the move", isMessage("user@comp.localhost/bridge", "welcome back"))
+}
