@@ -681,3 +681,86 @@ func TestClusterComponent(t *testing.T) {
 	comp.send("<message from='user@comp.localhost/bridge' to='bob@localhost/b' type='chat'><body>welcome back</body></message>")
 	bob.expect("the component's message after the move", isMessage("user@comp.localhost/bridge", "welcome back"))
 }
+
+// waitSessions polls `parley sessions JID` on s (its view of the whole
+// cluster) until ok accepts the listing, for up to 10 s.
+func waitSessions(t *testing.T, s *server, jid string, ok func(string) bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out, err := s.parley("", "sessions", jid)
+		if err == nil && ok(out) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sessions of %s as %s sees them: %v\n%s", jid, s.config, err, out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestClusterPush: push notifications (XEP-0357) when the message comes
+// through another node than the one the user's phone used: its sleeping
+// session there is woken through the app server; a session of the phone
+// awake on another node gets no push; enable and disable done through
+// one node hold on the others, even on a node that had read the user's
+// registrations before.
+func TestClusterPush(t *testing.T) {
+	n1, n2, n3 := threeNodes(t, "alice", "bob", "appserver")
+	app := n3.connect(t, "appserver@localhost/push", "pw")
+	bob := n1.connect(t, "bob@localhost/desk", "pw")
+	isPush := func(el *xmlstream.Element) bool {
+		return el.Name.Local == "iq" && el.Attr("type") == "set" && strings.Contains(el.String(), "urn:xmpp:push:0") &&
+			el.Attr("from") == "alice@localhost"
+	}
+	// alice has a session on n2 (no push yet) when bob writes from n1:
+	// n1 reads her registrations (none) then.
+	desk := n2.connect(t, "alice@localhost/desk", "pw")
+	desk.send("<presence/>")
+	desk.expect("own presence", isPresence("alice@localhost/desk", ""))
+	bob.send("<message to='alice@localhost' type='chat'><body>before push</body></message>")
+	desk.expect("bob's first message", isMessage("bob@localhost/desk", "before push"))
+
+	// Her phone enables push on n2 and falls asleep there.
+	phone := n2.connect(t, "alice@localhost/phone", "pw", "--sm")
+	phone.waitEvent("sm_enabled")
+	if r := phone.iq("<iq type='set'><enable xmlns='urn:xmpp:push:0' jid='appserver@localhost/push' node='n0d3'/></iq>"); r.Attr("type") != "result" {
+		t.Fatalf("push enable: %s", r)
+	}
+	phone.send("<presence/>")
+	phone.expect("own presence", isPresence("alice@localhost/phone", ""))
+	phone.op("abort")
+	phone.waitEvent("disconnected")
+	waitSessions(t, n1, "alice@localhost/phone", func(out string) bool { return strings.Contains(out, "available, detached") })
+
+	// bob writes from n1: the app server is told.
+	bob.send("<message to='alice@localhost' type='chat'><body>wake up</body></message>")
+	desk.expect("the message on the desk", isMessage("bob@localhost/desk", "wake up"))
+	n := app.expect("the push from n1", isPush)
+	if !strings.Contains(n.String(), `node="n0d3"`) || strings.Contains(n.String(), "wake up") {
+		t.Fatalf("notification: %s", n)
+	}
+
+	// The phone comes back awake on n3 (a new session for the same
+	// resource): no push for what bob writes from n1.
+	phone.op("quit")
+	phone = n3.connect(t, "alice@localhost/phone", "pw")
+	phone.send("<presence/>")
+	phone.expect("own presence", isPresence("alice@localhost/phone", ""))
+	waitSessions(t, n1, "alice@localhost/phone", func(out string) bool {
+		return strings.Contains(out, "phone\tavailable\n") && strings.Contains(out, "1 sessions")
+	})
+	bob.send("<message to='alice@localhost' type='chat'><body>you are awake</body></message>")
+	phone.expect("the message on the phone", isMessage("bob@localhost/desk", "you are awake"))
+	app.expectNone("a push for a phone awake on another node", 500*time.Millisecond, isPush)
+
+	// It disables push on n3 and leaves: no push from n1 any more.
+	if r := phone.iq("<iq type='set'><disable xmlns='urn:xmpp:push:0' jid='appserver@localhost/push'/></iq>"); r.Attr("type") != "result" {
+		t.Fatalf("push disable: %s", r)
+	}
+	phone.op("quit")
+	waitSessions(t, n1, "alice@localhost/phone", func(out string) bool { return strings.Contains(out, "0 sessions") })
+	bob.send("<message to='alice@localhost' type='chat'><body>after disable</body></message>")
+	desk.expect("the message on the desk", isMessage("bob@localhost/desk", "after disable"))
+	app.expectNone("a push after disable", 500*time.Millisecond, isPush)
+}
