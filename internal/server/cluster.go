@@ -6,9 +6,12 @@ import (
 	"errors"
 	"slices"
 	"strconv"
+	"time"
 
 	"parley/internal/cluster"
 	"parley/internal/config"
+	"parley/internal/router"
+	"parley/internal/session"
 	"parley/internal/stream"
 )
 
@@ -18,7 +21,7 @@ func (s *Server) joinCluster(ctx context.Context, h *host) error {
 	cl, err := cluster.Start(ctx, cluster.Config{
 		URL:            s.cfg.Cluster.NATSURL,
 		Node:           s.cfg.Cluster.Node,
-		Router:         s.router,
+		Router:         clusterRouter{s.router, s},
 		Log:            s.log.With("node", s.cfg.Cluster.Node),
 		MaxStanzaBytes: s.cfg.Limits.MaxStanzaBytes,
 		SecretID:       hex.EncodeToString(h.Key("cluster secret check")[:8]),
@@ -64,4 +67,26 @@ func (s *Server) joinCluster(ctx context.Context, h *host) error {
 	})
 	s.log.Info("joined the cluster", "node", cl.Node(), "nodes", strconv.Itoa(len(cl.SessionsPerNode())))
 	return nil
+}
+
+// clusterRouter is the router as the cluster sees it. A session of a
+// dead node also leaves behind what its own end would have removed: the
+// throwaway account of an anonymous login (c2s deletes it when the
+// session ends, which a node killed never does).
+type clusterRouter struct {
+	*router.Router
+	s *Server
+}
+
+func (r clusterRouter) EndRemote(ctx context.Context, sess session.Session) {
+	r.Router.EndRemote(ctx, sess)
+	bare := sess.JID().Bare()
+	if !r.s.cfg.IsAnonymousHost(bare.Domain()) || len(r.Router.Sessions(bare)) > 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := r.s.accounts.Delete(ctx, bare); err != nil {
+		r.s.log.Error("cluster: deleting an anonymous account of a lost node failed", "err", err)
+	}
 }

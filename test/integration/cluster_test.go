@@ -764,3 +764,47 @@ func TestClusterPush(t *testing.T) {
 	desk.expect("the message on the desk", isMessage("bob@localhost/desk", "after disable"))
 	app.expectNone("a push after disable", 500*time.Millisecond, isPush)
 }
+
+// TestClusterAnonymousNodeLoss: the throwaway account of an anonymous
+// login (XEP-0175) goes when its node dies, as it goes at the end of its
+// session: a surviving node deletes it once it declares the node dead.
+func TestClusterAnonymousNodeLoss(t *testing.T) {
+	env := newClusterEnv(t)
+	opts := serverOpts{anonymous: []string{"anon.localhost"}}
+	n1, n2 := env.nodeWith(t, "n1", opts), env.nodeWith(t, "n2", opts)
+	hdr := strings.Replace(header, "to='localhost'", "to='anon.localhost'", 1)
+	c := dialRaw(t, n2.starttls)
+	if feats := c.secureStream(hdr); !strings.Contains(feats, "<mechanism>ANONYMOUS</mechanism>") {
+		t.Fatalf("ANONYMOUS not offered: %s", feats)
+	}
+	c.send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='ANONYMOUS'/>")
+	c.expect("<success")
+	c.send(hdr)
+	c.expect("</stream:features>")
+	c.send("<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>")
+	if got := c.expect("</iq>"); !strings.Contains(got, "@anon.localhost/") {
+		t.Fatalf("anonymous bind: %q", got)
+	}
+	users := func() string {
+		out, err := n1.parley("", "user", "list", "anon.localhost")
+		if err != nil {
+			t.Fatal(err, out)
+		}
+		return strings.TrimSpace(out)
+	}
+	if users() == "" {
+		t.Fatal("no anonymous account while its session is bound")
+	}
+	if err := n2.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-n2.done
+	killed := time.Now()
+	for users() != "" {
+		if time.Since(killed) > 30*time.Second {
+			t.Fatalf("anonymous account of the dead node left behind: %q", users())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("the dead node's anonymous account was deleted after %v", time.Since(killed).Round(100*time.Millisecond))
+}
