@@ -593,6 +593,7 @@ func (c *Cluster) rejoin() error {
 			c.cfg.Log.Warn("cluster: a component connected here could not be announced again", "domain", d, "err", err)
 		}
 	}
+	c.dropStaleComponents(ctx)
 	c.cfg.Log.Info("cluster: reconnected to NATS", "sessions", len(entries))
 	return nil
 }

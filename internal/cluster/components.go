@@ -29,13 +29,23 @@ var ErrComponentElsewhere = errors.New("cluster: the component is connected to a
 func (c *Cluster) ServeComponents(ctx context.Context, domains []string) {
 	c.mu.Lock()
 	c.components = slices.Clone(domains)
+	c.mu.Unlock()
+	c.dropStaleComponents(ctx)
+}
+
+// dropStaleComponents removes the leases that name this node for
+// components not connected to it: left by an earlier life, or by a
+// withdrawal that failed while NATS was away. Another node could not
+// take such a domain while this node lives.
+func (c *Cluster) dropStaleComponents(ctx context.Context) {
+	c.mu.RLock()
 	stale := map[string]uint64{}
-	for _, d := range domains {
-		if l, ok := c.leases[d]; ok && l.node == c.cfg.Node {
+	for _, d := range c.components {
+		if l, ok := c.leases[d]; ok && l.node == c.cfg.Node && !c.announced[d] {
 			stale[d] = l.rev
 		}
 	}
-	c.mu.Unlock()
+	c.mu.RUnlock()
 	kv := c.leaseBucket()
 	for d, rev := range stale {
 		dctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
