@@ -54,6 +54,9 @@ func cmdSessions(ctx context.Context, name string, args []string, stdout io.Writ
 			if !s.Available {
 				state = "unavailable"
 			}
+			if s.Detached {
+				state += ", detached"
+			}
 			fmt.Fprintf(stdout, "%s\t%s\n", s.JID, state)
 		}
 		fmt.Fprintf(stdout, "%d sessions\n", len(list))

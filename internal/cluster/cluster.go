@@ -87,6 +87,10 @@ type Cluster struct {
 	// domains this node can run.
 	leases  map[string]lease
 	claimed []string
+	// components: the external components' domains (every node's
+	// config); announced: those connected to this node.
+	components []string
+	announced  map[string]bool
 	// pending: registry entries of sessions that ended while NATS was
 	// away (key → our revision), removed at reconnection.
 	pending map[string]uint64
@@ -138,7 +142,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	}
 	c := &Cluster{cfg: cfg, incarnation: nats.NewInbox()[len(nats.InboxPrefix):],
 		view: map[jid.JID]map[string]*remote{}, seen: map[string]nodeState{}, local: map[jid.JID]*localEntry{},
-		leases: map[string]lease{}, pending: map[string]uint64{}}
+		leases: map[string]lease{}, pending: map[string]uint64{}, announced: map[string]bool{}}
 	nc, err := nats.Connect(cfg.URL, nats.Name("parley "+cfg.Node), nats.MaxReconnects(-1),
 		nats.ReconnectWait(time.Second), nats.Timeout(5*time.Second),
 		nats.ReconnectHandler(func(*nats.Conn) { c.reconnected() }))
@@ -573,6 +577,7 @@ func (c *Cluster) rejoin() error {
 	pending := c.pending
 	c.pending = map[string]uint64{}
 	claimed := slices.Clone(c.claimed)
+	announced := slices.Collect(maps.Keys(c.announced))
 	c.mu.Unlock()
 	for k, rev := range pending {
 		c.remove(ctx, k, rev)
@@ -583,6 +588,12 @@ func (c *Cluster) rejoin() error {
 	for _, d := range claimed {
 		c.take(ctx, d)
 	}
+	for _, d := range announced {
+		if err := c.Announce(ctx, d); err != nil {
+			c.cfg.Log.Warn("cluster: a component connected here could not be announced again", "domain", d, "err", err)
+		}
+	}
+	c.dropStaleComponents(ctx)
 	c.cfg.Log.Info("cluster: reconnected to NATS", "sessions", len(entries))
 	return nil
 }

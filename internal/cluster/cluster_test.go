@@ -449,3 +449,55 @@ func TestNATSRestart(t *testing.T) {
 	}
 	recv(t, alice.got, "the message after the restart")
 }
+
+// TestComponentLease: the node an external component connects to holds
+// its domain; the others forward the domain and its subdomains to it, a
+// second node cannot announce it while the holder lives, and when the
+// component leaves or its node dies nobody forwards (the local handler
+// answers as for a component not connected) until it is announced again.
+func TestComponentLease(t *testing.T) {
+	ctx := context.Background()
+	url := natsURL(t)
+	a := startNode(t, url, "t8", "a")
+	b := startNode(t, url, "t8", "b")
+	const gw = "irc.example.org"
+	for _, n := range []*fakeRouter{a, b} {
+		n.cl.ServeComponents(ctx, []string{gw})
+	}
+	if b.cl.Component(gw) != nil {
+		t.Fatal("b forwards a component nobody announced")
+	}
+	if err := a.cl.Announce(ctx, gw); err != nil {
+		t.Fatal(err)
+	}
+	if a.cl.Component(gw) != nil {
+		t.Fatal("the holder forwards its own component")
+	}
+	eventually(t, "b to forward the subdomain to a", func() bool { return b.cl.Component("chan.irc.example.org") != nil })
+	el := xmlstream.New(stanza.NSClient, "message", "from", "bob@example.org/pc", "to", "#x@chan.irc.example.org")
+	b.cl.Component("chan.irc.example.org")(ctx, jid.JID{}, jid.JID{}, el)
+	if got := recv(t, a.service, "the forwarded message"); got.Attr("to") != "#x@chan.irc.example.org" {
+		t.Fatalf("forwarded %s", got)
+	}
+	if err := b.cl.Announce(ctx, gw); !errors.Is(err, ErrComponentElsewhere) {
+		t.Fatalf("a second announcement while a lives: %v", err)
+	}
+
+	a.cl.Withdraw(ctx, gw)
+	eventually(t, "b to stop forwarding after the withdrawal", func() bool { return b.cl.Component(gw) == nil })
+	if err := a.cl.Announce(ctx, gw); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "b to forward again", func() bool { return b.cl.Component(gw) != nil })
+	kill(a)
+	eventually(t, "b to stop forwarding to the dead node", func() bool { return b.cl.Component(gw) == nil })
+	if got := b.cl.Leases()[gw]; got != "a" {
+		t.Fatalf("b took the component's domain over by itself: %q", got)
+	}
+	if err := b.cl.Announce(ctx, gw); err != nil {
+		t.Fatalf("the component reconnecting to b: %v", err)
+	}
+	if b.cl.Component(gw) != nil || b.cl.Leases()[gw] != "b" {
+		t.Fatal("b does not hold the component's domain after its announcement")
+	}
+}

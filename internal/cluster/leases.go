@@ -44,24 +44,10 @@ func (c *Cluster) Claim(ctx context.Context, domains []string) {
 // take tries to hold d: a free lease, one this node held in an earlier
 // life, or one whose holder is dead.
 func (c *Cluster) take(ctx context.Context, d string) {
-	kv := c.leaseBucket()
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
-	defer cancel()
-	k := domainKey(d)
-	rev, err := kv.Create(ctx, k, []byte(c.cfg.Node))
-	if errors.Is(err, jetstream.ErrKeyExists) {
-		var e jetstream.KeyValueEntry
-		e, err = kv.Get(ctx, k)
-		if err == nil {
-			holder := string(e.Value())
-			if holder != c.cfg.Node && c.alive(holder) {
-				c.setLease(d, lease{node: holder, rev: e.Revision()})
-				return
-			}
-			rev, err = kv.Update(ctx, k, []byte(c.cfg.Node), e.Revision())
-		}
-	}
+	rev, holder, err := c.acquire(ctx, d)
 	switch {
+	case holder != "":
+		// Another live node runs it.
 	case err == nil:
 		c.setLease(d, lease{node: c.cfg.Node, rev: rev})
 		c.cfg.Log.Info("cluster: this node now runs a service", "domain", d)
@@ -70,6 +56,29 @@ func (c *Cluster) take(ctx context.Context, d string) {
 	default:
 		c.cfg.Log.Warn("cluster: a service lease could not be taken", "domain", d, "err", err)
 	}
+}
+
+// acquire writes this node into d's lease unless another live node holds
+// it, whose name it then returns (and records) instead.
+func (c *Cluster) acquire(ctx context.Context, d string) (rev uint64, holder string, err error) {
+	kv := c.leaseBucket()
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
+	defer cancel()
+	k := domainKey(d)
+	rev, err = kv.Create(ctx, k, []byte(c.cfg.Node))
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		var e jetstream.KeyValueEntry
+		e, err = kv.Get(ctx, k)
+		if err != nil {
+			return 0, "", err
+		}
+		if h := string(e.Value()); h != c.cfg.Node && c.alive(h) {
+			c.setLease(d, lease{node: h, rev: e.Revision()})
+			return 0, h, nil
+		}
+		rev, err = kv.Update(ctx, k, []byte(c.cfg.Node), e.Revision())
+	}
+	return rev, "", err
 }
 
 func (c *Cluster) alive(node string) bool {
@@ -99,8 +108,10 @@ func (c *Cluster) leaseEntry(e jetstream.KeyValueEntry, _ bool) {
 	d := j.String()
 	if e.Operation() == jetstream.KeyValuePut {
 		c.setLease(d, lease{node: string(e.Value()), rev: e.Revision()})
+		c.cfg.Log.Info("cluster: service domain held", "domain", d, "holder", string(e.Value()))
 		return
 	}
+	c.cfg.Log.Info("cluster: service domain released", "domain", d)
 	c.mu.Lock()
 	delete(c.leases, d)
 	mine := slices.Contains(c.claimed, d)
@@ -149,13 +160,21 @@ func (c *Cluster) release(ctx context.Context) {
 }
 
 // Component returns a handler forwarding to the node that runs the
-// service of domain, or nil when this node runs it (or nobody holds its
-// lease, as on a single node).
+// service of domain, or that an external component serving domain is
+// connected to; nil when this node runs it (or nobody holds its lease,
+// as on a single node), and for a component whose node is dead: the
+// local handler then answers as for a component not connected.
 func (c *Cluster) Component(domain string) module.ComponentHandler {
 	c.mu.RLock()
-	l, ok := c.leases[domain]
+	d := domain
+	ext := c.componentOfLocked(domain)
+	if ext != "" {
+		d = ext
+	}
+	l, ok := c.leases[d]
+	_, live := c.seen[l.node]
 	c.mu.RUnlock()
-	if !ok || l.node == c.cfg.Node {
+	if !ok || l.node == c.cfg.Node || (ext != "" && !live) {
 		return nil
 	}
 	node := l.node

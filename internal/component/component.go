@@ -13,6 +13,7 @@ import (
 	"crypto/sha1"
 	"crypto/subtle"
 	"encoding/hex"
+	"errors"
 	"log/slog"
 	"net"
 	"strings"
@@ -46,6 +47,12 @@ type Config struct {
 	// handed over but no component took.
 	Route  func(ctx context.Context, el *xmlstream.Element)
 	Bounce func(ctx context.Context, el *xmlstream.Element)
+	// Announce, when set (a cluster), tells the other nodes that a
+	// component's domain is connected here, and Withdraw that it is no
+	// longer. An error from Announce refuses the stream: a *stream.Error
+	// as it is, anything else as <internal-server-error/>.
+	Announce func(ctx context.Context, domain string) error
+	Withdraw func(ctx context.Context, domain string)
 
 	Limits xmlstream.Limits
 	// HandshakeTimeout bounds the time from accept to a successful
@@ -106,6 +113,13 @@ func New(cfg *Config) *Service {
 		s.claims[c.Domain] = new(sync.Mutex)
 	}
 	return s
+}
+
+// SetCluster makes the component domains reachable from the other nodes
+// of a cluster (Config.Announce and Withdraw). It must be called before
+// Serve.
+func (s *Service) SetCluster(announce func(ctx context.Context, domain string) error, withdraw func(ctx context.Context, domain string)) {
+	s.cfg.Announce, s.cfg.Withdraw = announce, withdraw
 }
 
 // Handler returns what the router calls with every stanza for domain, a
@@ -210,7 +224,7 @@ func (s *Service) claim(c *conn) error {
 	if old == nil {
 		s.active[c.domain] = c
 		s.mu.Unlock()
-		return nil
+		return s.announce(c)
 	}
 	s.mu.Unlock()
 	if old.alive(s.cfg.ServerDomain, s.cfg.ProbeTimeout) {
@@ -223,15 +237,48 @@ func (s *Service) claim(c *conn) error {
 	s.mu.Unlock()
 	s.cfg.Log.Info("component: replacing a stream that did not answer", "domain", c.domain)
 	old.end(stream.Conflict("replaced by a new connection for " + c.domain))
-	return nil
+	return s.announce(c)
 }
 
-// release removes c as the stream of its domain, if it still is.
-func (s *Service) release(c *conn) {
+// announce tells the other nodes of a cluster that c holds its domain;
+// c gives the domain up again when they refuse. Called with the
+// domain's claim lock held.
+func (s *Service) announce(c *conn) error {
+	if s.cfg.Announce == nil {
+		return nil
+	}
+	err := s.cfg.Announce(s.ctx, c.domain)
+	if err == nil {
+		return nil
+	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.active[c.domain] == c {
 		delete(s.active, c.domain)
+	}
+	s.mu.Unlock()
+	s.cfg.Log.Warn("component: the other nodes refused the component", "domain", c.domain, "err", err)
+	var se *stream.Error
+	if errors.As(err, &se) {
+		return se
+	}
+	return stream.InternalServerError()
+}
+
+// release removes c as the stream of its domain, if it still is, and
+// then withdraws the domain from the other nodes. The claim lock keeps a
+// new stream's announcement from coming between the two.
+func (s *Service) release(c *conn) {
+	mu := s.claims[c.domain]
+	mu.Lock()
+	defer mu.Unlock()
+	s.mu.Lock()
+	held := s.active[c.domain] == c
+	if held {
+		delete(s.active, c.domain)
+	}
+	s.mu.Unlock()
+	if held && s.cfg.Withdraw != nil {
+		s.cfg.Withdraw(context.WithoutCancel(s.ctx), c.domain)
 	}
 }
 

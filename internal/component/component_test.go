@@ -12,6 +12,7 @@ import (
 
 	"parley/internal/jid"
 	"parley/internal/stanza"
+	"parley/internal/stream"
 	"parley/internal/xmlstream"
 )
 
@@ -316,5 +317,56 @@ func TestOversizedStanza(t *testing.T) {
 	p.send("<message from='irc.example.org' to='alice@example.org'><body>" + strings.Repeat("x", 20000) + "</body></message>")
 	if c := p.streamError(); c != "policy-violation" {
 		t.Fatalf("oversized stanza: %s", c)
+	}
+}
+
+// TestClusterAnnounce: in a cluster the domain is announced once the
+// handshake is valid, a refusal by the other nodes ends the stream with
+// the error they give (and the domain stays free here), and a stream
+// that ends withdraws its domain.
+func TestClusterAnnounce(t *testing.T) {
+	var mu sync.Mutex
+	var events []string
+	refuse := false
+	withdrawn := make(chan struct{}, 1)
+	f := newFixture(t, nil)
+	f.svc.SetCluster(func(_ context.Context, d string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		events = append(events, "announce "+d)
+		if refuse {
+			return stream.Conflict("connected to another node")
+		}
+		return nil
+	}, func(_ context.Context, d string) {
+		mu.Lock()
+		events = append(events, "withdraw "+d)
+		mu.Unlock()
+		withdrawn <- struct{}{}
+	})
+	p := connect(t, f)
+	p.send("</stream:stream>")
+	select {
+	case <-withdrawn:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the domain was not withdrawn when its stream ended")
+	}
+
+	mu.Lock()
+	refuse = true
+	mu.Unlock()
+	p = dial(t, f, "irc.example.org")
+	p.send("<handshake>" + handshakeDigest(p.id, "s3cret") + "</handshake>")
+	if c := p.streamError(); c != "conflict" {
+		t.Fatalf("refused announcement ended the stream with %q", c)
+	}
+	if f.svc.Connected("irc.example.org") {
+		t.Fatal("a component the other nodes refused holds the domain here")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := "announce irc.example.org,withdraw irc.example.org,announce irc.example.org"
+	if got := strings.Join(events, ","); got != want {
+		t.Fatalf("events %s, want %s", got, want)
 	}
 }

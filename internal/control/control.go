@@ -192,6 +192,9 @@ type SessionsArgs struct {
 type SessionInfo struct {
 	JID       string `json:"jid"`
 	Available bool   `json:"available"`
+	// Detached: the connection broke and the session waits for the
+	// client to resume it (XEP-0198); the device may be asleep.
+	Detached bool `json:"detached,omitempty"`
 }
 
 // KickArgs ends the sessions of an account (bare JID) or one session

@@ -131,7 +131,7 @@ func (s *Server) controlSessions(_ context.Context, raw json.RawMessage) (any, e
 	out := []control.SessionInfo{}
 	for _, ss := range admin.Matching(s.router.AllSessions(), target) {
 		avail, _ := ss.State().Available()
-		out = append(out, control.SessionInfo{JID: ss.JID().String(), Available: avail})
+		out = append(out, control.SessionInfo{JID: ss.JID().String(), Available: avail, Detached: ss.State().Detached()})
 	}
 	return out, nil
 }

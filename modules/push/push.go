@@ -17,12 +17,15 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
+	"time"
 
 	"parley/internal/dataform"
 	"parley/internal/jid"
 	"parley/internal/module"
 	"parley/internal/sealstore"
+	"parley/internal/session"
 	"parley/internal/stanza"
 	"parley/internal/xmlstream"
 )
@@ -47,25 +50,62 @@ type Module struct {
 	kv   *sealstore.KV
 
 	// cache holds each account's registrations (nil slice: none), so the
-	// message path does not read the database for every message.
+	// message path does not read the database for every message to a
+	// user who is online.
 	mu    sync.Mutex
-	cache map[string][]registration
+	cache map[string]cached
 }
 
-// maxCached bounds the cache; it is simply emptied when full.
-const maxCached = 10000
+// cached is an account's registrations as read while its sessions were
+// those stamp names. In a cluster, enable and disable may come through
+// another node: they mark the session they came from (a replicated
+// session value), which changes the stamp every node computes, so no
+// node keeps using what the database no longer says.
+type cached struct {
+	regs   []registration
+	stamp  string
+	loaded time.Time
+}
 
-func (m *Module) registrations(ctx context.Context, owner jid.JID) ([]registration, error) {
+// genKey is the session value enable and disable change.
+type genKey struct{}
+
+// maxCached bounds the cache; it is simply emptied when full. cacheFor
+// bounds how long an entry lives, for what the stamp cannot see (a
+// session that came, changed the registrations and left while another
+// one stayed).
+const (
+	maxCached = 10000
+	cacheFor  = time.Minute
+)
+
+// stamp names an account's sessions and what enable or disable last did
+// on each; "" when it has none, and then nothing is cached: a message
+// for an account with no session goes to offline storage, a database
+// write that dwarfs the read.
+func stamp(sessions []session.Session) string {
+	var parts []string
+	for _, s := range sessions {
+		g, _ := s.State().Value(genKey{}).(string)
+		parts = append(parts, s.JID().Resource()+"\x00"+g)
+	}
+	slices.Sort(parts)
+	return strings.Join(parts, "\x01")
+}
+
+func (m *Module) registrations(ctx context.Context, owner jid.JID, sessions []session.Session) ([]registration, error) {
+	stamp := stamp(sessions)
 	m.mu.Lock()
-	regs, ok := m.cache[owner.String()]
+	c, ok := m.cache[owner.String()]
 	m.mu.Unlock()
-	if ok {
-		return regs, nil
+	if ok && stamp != "" && c.stamp == stamp && time.Since(c.loaded) < cacheFor {
+		return c.regs, nil
 	}
 	entries, err := m.kv.List(ctx, owner.String())
 	if err != nil {
 		return nil, err
 	}
+	var regs []registration
 	for _, e := range entries {
 		var reg registration
 		if json.Unmarshal(e.Value, &reg) == nil {
@@ -74,17 +114,28 @@ func (m *Module) registrations(ctx context.Context, owner jid.JID) ([]registrati
 	}
 	m.mu.Lock()
 	if m.cache == nil || len(m.cache) >= maxCached {
-		m.cache = make(map[string][]registration)
+		m.cache = make(map[string]cached)
 	}
-	m.cache[owner.String()] = regs
+	if stamp == "" {
+		delete(m.cache, owner.String())
+	} else {
+		m.cache[owner.String()] = cached{regs: regs, stamp: stamp, loaded: time.Now()}
+	}
 	m.mu.Unlock()
 	return regs, nil
 }
 
-func (m *Module) forget(owner jid.JID) {
+// changed is called after enable or disable: this node's entry goes, and
+// the session that asked is marked for the other nodes.
+func (m *Module) changed(iq module.IQ) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	delete(m.cache, owner.String())
+	delete(m.cache, iq.To.String())
+	m.mu.Unlock()
+	for _, s := range m.host.Sessions(iq.To) {
+		if s.JID().Equal(iq.From) {
+			s.State().SetValue(genKey{}, newID())
+		}
+	}
 }
 
 func New(opts Options) *Module { return &Module{opts: opts} }
@@ -158,11 +209,10 @@ func (m *Module) enable(ctx context.Context, iq module.IQ) (*xmlstream.Element, 
 		return nil, &stanza.Error{Type: stanza.Wait, Condition: "resource-constraint", Text: "too many push registrations"}
 	}
 	data, _ := json.Marshal(reg)
-	m.forget(iq.To)
 	if err := m.kv.Put(ctx, iq.To.String(), key(reg.JID, reg.Node), data); err != nil {
 		return nil, fmt.Errorf("push: %w", err)
 	}
-	m.forget(iq.To)
+	m.changed(iq)
 	return nil, nil
 }
 
@@ -179,7 +229,7 @@ func (m *Module) disable(ctx context.Context, iq module.IQ) (*xmlstream.Element,
 		return nil, fmt.Errorf("push: %w", err)
 	}
 	node := iq.Payload.Attr("node")
-	defer m.forget(iq.To)
+	defer m.changed(iq)
 	for _, e := range entries {
 		var reg registration
 		if json.Unmarshal(e.Value, &reg) != nil {
@@ -213,12 +263,13 @@ func (m *Module) notify(ctx context.Context, ev module.MessageEvent) {
 		return
 	}
 	owner := ev.To.Bare()
-	regs, err := m.registrations(ctx, owner)
+	sessions := m.host.Sessions(owner)
+	regs, err := m.registrations(ctx, owner, sessions)
 	if err != nil || len(regs) == 0 {
 		return
 	}
 	awake := map[string]bool{}
-	for _, s := range m.host.Sessions(owner) {
+	for _, s := range sessions {
 		if avail, _ := s.State().Available(); avail && !s.State().Detached() {
 			awake[s.JID().Resource()] = true
 		}

@@ -61,7 +61,6 @@ func TestRegistrationsSealed(t *testing.T) {
 	if _, err := h.IQ(ctx, "alice@x.org/phone", "", "set", disable); err != nil {
 		t.Fatal(err)
 	}
-	m2.forget(jid.MustParse("alice@x.org"))
 	m2.notify(ctx, module.MessageEvent{From: jid.MustParse("bob@y.org/b"), To: jid.MustParse("alice@x.org"), Stanza: msg})
 	if pushed := h.TakeDelivered(); len(pushed) != 0 {
 		t.Errorf("pushed %d after disable", len(pushed))
@@ -93,7 +92,6 @@ func TestClearRegistrationsStillWork(t *testing.T) {
 	if clear, _ := h.Store().KV().List(ctx, "alice@x.org", NS); len(clear) != 0 {
 		t.Errorf("%d registrations still in clear after the login", len(clear))
 	}
-	m.forget(jid.MustParse("alice@x.org"))
 	m.notify(ctx, module.MessageEvent{From: jid.MustParse("bob@y.org/b"), To: jid.MustParse("alice@x.org"), Stanza: msg})
 	if pushed := h.TakeDelivered(); len(pushed) != 1 {
 		t.Errorf("pushed %d after sealing, want 1", len(pushed))

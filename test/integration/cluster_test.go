@@ -617,3 +617,232 @@ func TestClusterUserPasswd(t *testing.T) {
 		t.Fatalf("parley user passwd on the user's node: %v\n%s", err, out)
 	}
 }
+
+// waitLogCount waits up to 30 s for the server to have logged want n
+// times.
+func waitLogCount(t *testing.T, s *server, want string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for strings.Count(s.Stderr(), want) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("the server did not log %q %d times:\n%s", want, n, s.Stderr())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestClusterComponent: an external component (XEP-0114) connected to
+// one node serves users on the others, both ways, for its domain and
+// its subdomains; a second connection on another node is refused; when
+// it leaves or its node dies, its domain answers with an error until it
+// connects again, to any node.
+func TestClusterComponent(t *testing.T) {
+	needSlixmpp(t)
+	env := newClusterEnv(t)
+	opts := serverOpts{component: true, extra: componentConfig}
+	n1, n2, n3 := env.nodeWith(t, "n1", opts), env.nodeWith(t, "n2", opts), env.nodeWith(t, "n3", opts)
+	n1.addUser("bob@localhost", "pw")
+	const held = `msg="cluster: service domain held" node=n2 domain=comp.localhost holder=`
+
+	comp := dialComponent(t, n1, "comp.localhost", "s3cret-component")
+	comp.expect("<handshake/>")
+	waitLog(t, n2, held+"n1")
+	bob := n2.connect(t, "bob@localhost/b", "pw")
+	bob.send("<presence/>")
+	bob.expect("his own presence", isPresence(bob.jid, ""))
+
+	// An IQ from n2 to the component on n1, and its answer.
+	bob.send("<iq type='get' id='q1' to='comp.localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+	got := comp.expect("</iq>")
+	if !strings.Contains(got, `id="q1"`) || !strings.Contains(got, `from="bob@localhost/b"`) {
+		t.Fatalf("component received %q", got)
+	}
+	comp.send("<iq type='result' id='q1' from='comp.localhost' to='bob@localhost/b'><query xmlns='http://jabber.org/protocol/disco#info'><identity category='gateway' type='irc' name='IRC'/></query></iq>")
+	r := bob.expect("the component's answer", func(el *xmlstream.Element) bool { return el.Name.Local == "iq" && el.Attr("id") == "q1" })
+	if r.Attr("type") != "result" || r.Attr("from") != "comp.localhost" || !strings.Contains(r.String(), `type="irc"`) {
+		t.Fatalf("answer from the component: %s", r)
+	}
+
+	// Messages both ways, to the domain and to a subdomain.
+	bob.send("<message to='user@comp.localhost' type='chat'><body>hello gateway</body></message>")
+	if got := comp.expect("hello gateway</body></message>"); !strings.Contains(got, `from="bob@localhost/b"`) {
+		t.Fatalf("component received %q", got)
+	}
+	comp.send("<message from='user@comp.localhost/bridge' to='bob@localhost' type='chat'><body>hello human</body></message>")
+	bob.expect("the component's message", isMessage("user@comp.localhost/bridge", "hello human"))
+	bob.send("<message to='bot@rooms.comp.localhost' type='chat'><body>to a subdomain</body></message>")
+	comp.expect("to a subdomain</body></message>")
+
+	// The component is connected to n1: a second one on n3 is refused.
+	second := dialComponent(t, n3, "comp.localhost", "s3cret-component")
+	if out := second.expectClosed(); !strings.Contains(out, "<conflict") {
+		t.Fatalf("second connection on another node: %q", out)
+	}
+
+	// It leaves: its domain answers with an error from every node.
+	comp.send("</stream:stream>")
+	comp.expectClosed()
+	waitLog(t, n2, `msg="cluster: service domain released" node=n2 domain=comp.localhost`)
+	bob.send("<message to='user@comp.localhost' type='chat' id='m2'><body>anyone?</body></message>")
+	if e := bob.expect("an error for the absent component", func(el *xmlstream.Element) bool { return el.Attr("id") == "m2" }); errorCondition(e) != "service-unavailable" {
+		t.Fatalf("absent component: %s", e)
+	}
+
+	// It comes back on n3, which then dies.
+	comp = dialComponent(t, n3, "comp.localhost", "s3cret-component")
+	comp.expect("<handshake/>")
+	waitLog(t, n2, held+"n3")
+	bob.send("<message to='user@comp.localhost' type='chat'><body>via n3</body></message>")
+	comp.expect("via n3</body></message>")
+	if err := n3.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-n3.done
+	for _, n := range []*server{n1, n2} {
+		waitLogCount(t, n, `msg="cluster: node lost; its sessions are ended"`, 1)
+	}
+	start := time.Now()
+	bob.send("<message to='user@comp.localhost' type='chat' id='m3'><body>is n3 there?</body></message>")
+	if e := bob.expect("an error for the component of a dead node", func(el *xmlstream.Element) bool { return el.Attr("id") == "m3" }); errorCondition(e) != "service-unavailable" {
+		t.Fatalf("component of a dead node: %s", e)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("the error for a dead node's component took %v", d)
+	}
+
+	// It reconnects to n1 and is reachable from n2 again.
+	comp = dialComponent(t, n1, "comp.localhost", "s3cret-component")
+	comp.expect("<handshake/>")
+	waitLogCount(t, n2, held+"n1", 2)
+	bob.send("<message to='user@comp.localhost' type='chat'><body>back again</body></message>")
+	comp.expect("back again</body></message>")
+	comp.send("<message from='user@comp.localhost/bridge' to='bob@localhost/b' type='chat'><body>welcome back</body></message>")
+	bob.expect("the component's message after the move", isMessage("user@comp.localhost/bridge", "welcome back"))
+}
+
+// waitSessions polls `parley sessions JID` on s (its view of the whole
+// cluster) until ok accepts the listing, for up to 10 s.
+func waitSessions(t *testing.T, s *server, jid string, ok func(string) bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out, err := s.parley("", "sessions", jid)
+		if err == nil && ok(out) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sessions of %s as %s sees them: %v\n%s", jid, s.config, err, out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestClusterPush: push notifications (XEP-0357) when the message comes
+// through another node than the one the user's phone used: its sleeping
+// session there is woken through the app server; a session of the phone
+// awake on another node gets no push; enable and disable done through
+// one node hold on the others, even on a node that had read the user's
+// registrations before.
+func TestClusterPush(t *testing.T) {
+	n1, n2, n3 := threeNodes(t, "alice", "bob", "appserver")
+	app := n3.connect(t, "appserver@localhost/push", "pw")
+	bob := n1.connect(t, "bob@localhost/desk", "pw")
+	isPush := func(el *xmlstream.Element) bool {
+		return el.Name.Local == "iq" && el.Attr("type") == "set" && strings.Contains(el.String(), "urn:xmpp:push:0") &&
+			el.Attr("from") == "alice@localhost"
+	}
+	// alice has a session on n2 (no push yet) when bob writes from n1:
+	// n1 reads her registrations (none) then.
+	desk := n2.connect(t, "alice@localhost/desk", "pw")
+	desk.send("<presence/>")
+	desk.expect("own presence", isPresence("alice@localhost/desk", ""))
+	bob.send("<message to='alice@localhost' type='chat'><body>before push</body></message>")
+	desk.expect("bob's first message", isMessage("bob@localhost/desk", "before push"))
+
+	// Her phone enables push on n2 and falls asleep there.
+	phone := n2.connect(t, "alice@localhost/phone", "pw", "--sm")
+	phone.waitEvent("sm_enabled")
+	if r := phone.iq("<iq type='set'><enable xmlns='urn:xmpp:push:0' jid='appserver@localhost/push' node='n0d3'/></iq>"); r.Attr("type") != "result" {
+		t.Fatalf("push enable: %s", r)
+	}
+	phone.send("<presence/>")
+	phone.expect("own presence", isPresence("alice@localhost/phone", ""))
+	phone.op("abort")
+	phone.waitEvent("disconnected")
+	waitSessions(t, n1, "alice@localhost/phone", func(out string) bool { return strings.Contains(out, "available, detached") })
+
+	// bob writes from n1: the app server is told.
+	bob.send("<message to='alice@localhost' type='chat'><body>wake up</body></message>")
+	desk.expect("the message on the desk", isMessage("bob@localhost/desk", "wake up"))
+	n := app.expect("the push from n1", isPush)
+	if !strings.Contains(n.String(), `node="n0d3"`) || strings.Contains(n.String(), "wake up") {
+		t.Fatalf("notification: %s", n)
+	}
+
+	// The phone comes back awake on n3 (a new session for the same
+	// resource): no push for what bob writes from n1.
+	phone.op("quit")
+	phone = n3.connect(t, "alice@localhost/phone", "pw")
+	phone.send("<presence/>")
+	phone.expect("own presence", isPresence("alice@localhost/phone", ""))
+	waitSessions(t, n1, "alice@localhost/phone", func(out string) bool {
+		return strings.Contains(out, "phone\tavailable\n") && strings.Contains(out, "1 sessions")
+	})
+	bob.send("<message to='alice@localhost' type='chat'><body>you are awake</body></message>")
+	phone.expect("the message on the phone", isMessage("bob@localhost/desk", "you are awake"))
+	app.expectNone("a push for a phone awake on another node", 500*time.Millisecond, isPush)
+
+	// It disables push on n3 and leaves: no push from n1 any more.
+	if r := phone.iq("<iq type='set'><disable xmlns='urn:xmpp:push:0' jid='appserver@localhost/push'/></iq>"); r.Attr("type") != "result" {
+		t.Fatalf("push disable: %s", r)
+	}
+	phone.op("quit")
+	waitSessions(t, n1, "alice@localhost/phone", func(out string) bool { return strings.Contains(out, "0 sessions") })
+	bob.send("<message to='alice@localhost' type='chat'><body>after disable</body></message>")
+	desk.expect("the message on the desk", isMessage("bob@localhost/desk", "after disable"))
+	app.expectNone("a push after disable", 500*time.Millisecond, isPush)
+}
+
+// TestClusterAnonymousNodeLoss: the throwaway account of an anonymous
+// login (XEP-0175) goes when its node dies, as it goes at the end of its
+// session: a surviving node deletes it once it declares the node dead.
+func TestClusterAnonymousNodeLoss(t *testing.T) {
+	env := newClusterEnv(t)
+	opts := serverOpts{anonymous: []string{"anon.localhost"}}
+	n1, n2 := env.nodeWith(t, "n1", opts), env.nodeWith(t, "n2", opts)
+	hdr := strings.Replace(header, "to='localhost'", "to='anon.localhost'", 1)
+	c := dialRaw(t, n2.starttls)
+	if feats := c.secureStream(hdr); !strings.Contains(feats, "<mechanism>ANONYMOUS</mechanism>") {
+		t.Fatalf("ANONYMOUS not offered: %s", feats)
+	}
+	c.send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='ANONYMOUS'/>")
+	c.expect("<success")
+	c.send(hdr)
+	c.expect("</stream:features>")
+	c.send("<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>")
+	if got := c.expect("</iq>"); !strings.Contains(got, "@anon.localhost/") {
+		t.Fatalf("anonymous bind: %q", got)
+	}
+	users := func() string {
+		out, err := n1.parley("", "user", "list", "anon.localhost")
+		if err != nil {
+			t.Fatal(err, out)
+		}
+		return strings.TrimSpace(out)
+	}
+	if users() == "" {
+		t.Fatal("no anonymous account while its session is bound")
+	}
+	if err := n2.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-n2.done
+	killed := time.Now()
+	for users() != "" {
+		if time.Since(killed) > 30*time.Second {
+			t.Fatalf("anonymous account of the dead node left behind: %q", users())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("the dead node's anonymous account was deleted after %v", time.Since(killed).Round(100*time.Millisecond))
+}

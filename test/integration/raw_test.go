@@ -107,17 +107,24 @@ func (c *rawClient) upgrade(cfg *tls.Config) *tls.Conn {
 }
 
 // login does STARTTLS, PLAIN and binding, for an account of any domain.
-func (c *rawClient) login(bare, password, resource string) {
+// secureStream opens a stream with hdr, upgrades it with STARTTLS and
+// returns the features offered over TLS.
+func (c *rawClient) secureStream(hdr string) string {
 	c.t.Helper()
-	user, domain, _ := strings.Cut(bare, "@") // PLAIN's authcid is the localpart
-	hdr := strings.Replace(header, "to='localhost'", "to='"+domain+"'", 1)
 	c.send(hdr)
 	c.expect("</stream:features>")
 	c.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
 	c.expect("<proceed")
 	c.upgrade(&tls.Config{InsecureSkipVerify: true})
 	c.send(hdr)
-	feats := c.expect("</stream:features>")
+	return c.expect("</stream:features>")
+}
+
+func (c *rawClient) login(bare, password, resource string) {
+	c.t.Helper()
+	user, domain, _ := strings.Cut(bare, "@") // PLAIN's authcid is the localpart
+	hdr := strings.Replace(header, "to='localhost'", "to='"+domain+"'", 1)
+	feats := c.secureStream(hdr)
 	if !strings.Contains(feats, "<mechanism>PLAIN</mechanism>") {
 		c.t.Fatalf("PLAIN not offered over TLS: %s", feats)
 	}
