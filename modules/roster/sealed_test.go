@@ -14,13 +14,9 @@ import (
 	"parley/modules/internal/modtest"
 )
 
-// TestSealedRosterWhileAway follows a roster sealed under alice's key
-// through her absence: contacts subscribe, are approved by pre-approval,
-// probe and ask, all handled by blind index without her key; her names
-// and groups survive; her next login reseals what came to the mail-drop
-// and shows it all.
-func TestSealedRosterWhileAway(t *testing.T) {
-	ctx := context.Background()
+// sealedFixture starts the module for alice, bob and carol of x.org and
+// returns a function that hands a presence stanza to it.
+func sealedFixture(t *testing.T) (*modtest.Host, *Module, func(from, to, raw string)) {
 	h := modtest.NewHost("x.org")
 	for _, u := range []string{"alice@x.org", "bob@x.org", "carol@x.org"} {
 		h.AddUser(u)
@@ -40,8 +36,19 @@ func TestSealedRosterWhileAway(t *testing.T) {
 		if to != "" {
 			toJID = jid.MustParse(to)
 		}
-		presence(ctx, jid.MustParse(from), toJID, el)
+		presence(context.Background(), jid.MustParse(from), toJID, el)
 	}
+	return h, m, send
+}
+
+// TestSealedRosterWhileAway follows a roster sealed under alice's key
+// through her absence: contacts subscribe, are approved by pre-approval,
+// probe and ask, all handled by blind index without her key; her names
+// and groups survive; her next login reseals what came to the mail-drop
+// and shows it all.
+func TestSealedRosterWhileAway(t *testing.T) {
+	ctx := context.Background()
+	h, _, send := sealedFixture(t)
 	h.Unlock("alice@x.org")
 	phone := h.Connect(ctx, "alice@x.org/phone")
 	set := xmlstream.New(NS, "query").AddChild(
@@ -182,27 +189,7 @@ func rawRoster(t *testing.T, h *modtest.Host, owner string) [][]byte {
 // receivers recorded in the session's state.
 func TestLockedBroadcastUsesRecordedReceivers(t *testing.T) {
 	ctx := context.Background()
-	h := modtest.NewHost("x.org")
-	for _, u := range []string{"alice@x.org", "bob@x.org", "carol@x.org"} {
-		h.AddUser(u)
-	}
-	m := New(func() int { return 0 })
-	if err := m.Start(h); err != nil {
-		t.Fatal(err)
-	}
-	presence := h.PresenceHandler()
-	send := func(from, to, raw string) {
-		t.Helper()
-		el, err := xmlstream.ParseElement([]byte(raw), stanza.NSClient)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var toJID jid.JID
-		if to != "" {
-			toJID = jid.MustParse(to)
-		}
-		presence(ctx, jid.MustParse(from), toJID, el)
-	}
+	h, m, send := sealedFixture(t)
 	h.Unlock("alice@x.org")
 	phone := h.Connect(ctx, "alice@x.org/phone")
 	send("alice@x.org/phone", "", `<presence/>`)
